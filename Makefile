@@ -1,0 +1,50 @@
+# olor-mm: `make test` and `make demo` set up .venv (idempotent) and run.
+#
+# Variables:
+#   PYTHON  interpreter that creates the venv            (python3)
+#   VENV    where the venv lives                         (.venv)
+#   TORCH   pip requirement(s) for torch, installed first (torch==2.13.0, the
+#           CPU wheel here); for a GPU, e.g.
+#           TORCH="torch==2.5.1 --index-url https://download.pytorch.org/whl/cu121"
+# mmcv is built from source with its ops unless PIP_FIND_LINKS names a folder
+# holding a matching mmcv wheel (same Python, same torch build).
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= torch==2.13.0
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.olor-mm-installed
+REQS := setup.py requirements/build.txt requirements/runtime.txt \
+	requirements/tests.txt
+
+# mmcv's setup.py builds its C++ (and, with a CUDA torch, CUDA) ops only
+# when asked to.
+export MMCV_WITH_OPS := 1
+
+.PHONY: setup test demo clean
+
+setup: $(STAMP)
+
+$(STAMP): $(REQS)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q -r requirements/build.txt $(TORCH)
+	# --no-build-isolation: an isolated build of mmcv cannot see torch and
+	# silently drops its compiled ops.
+	$(PIP) install -q --no-build-isolation -r requirements/runtime.txt \
+		-r requirements/tests.txt
+	@$(PY) -c "import mmcv._ext" 2>/dev/null || { \
+	  echo "ERROR: mmcv is installed without its compiled ops (mmcv._ext)."; \
+	  echo "Run: $(PIP) uninstall -y mmcv && rm -f $(STAMP) && make setup"; \
+	  echo "(a cached mmcv wheel built for another torch breaks it too)."; \
+	  exit 1; }
+	$(PIP) install -q --no-build-isolation --no-deps -e .
+	touch $@
+
+test: setup
+	$(PY) -m pytest -q tests
+
+demo: setup
+	$(PY) tools/demo.py
+
+clean:
+	rm -rf $(VENV) work_dirs .pytest_cache

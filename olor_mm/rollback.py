@@ -1,0 +1,125 @@
+"""The maths of OLOR's rollback, free of MMEngine.
+
+Two pieces, both from "One step Learning, One step Review" (Huang et al.,
+AAAI 2024):
+
+* :func:`layerwise_rollback` -- the layer-wise penalty of Eq. 8/9::
+
+      lam_i = iota2 + (1 - i / n) ** gamma * (iota1 - iota2)
+
+  for layer ``i`` of ``n + 1`` pretrained layers (``i = 0`` is the input side).
+
+* :func:`rollback_` -- the "review" step applied after the optimizer's
+  "learning" step, a lerp of every rolled-back weight toward its pretrained
+  value ``theta0``::
+
+      theta_t = theta_hat_t + lam_eff * (theta0 - theta_hat_t)
+              = (1 - lam_eff) * theta_hat_t + lam_eff * theta0
+
+  For plain SGD (``theta_hat_t = theta_{t-1} - eta_t * g_t``) this is Eq. 6.
+  It runs as one multi-tensor ``torch._foreach_lerp_`` per (device, dtype)
+  bucket, with one weight per tensor, so a per-layer ``lam`` costs no extra
+  pass and no Python loop over the tensors' elements.
+"""
+import math
+from collections import defaultdict
+from typing import Dict, Iterable, List, Sequence, Tuple
+
+import torch
+
+__all__ = ['layerwise_rollback', 'check_rollback_range', 'rollback_',
+           'group_by_device_and_dtype']
+
+
+def check_rollback_range(iota1: float, iota2: float, gamma: float) -> None:
+    """Validate Eq. 8/9's hyper-parameters, naming the config keys.
+
+    Raises:
+        ValueError: if ``rollback_max`` (iota1) or ``rollback_min`` (iota2)
+            lies outside [0, 1], if ``rollback_min > rollback_max`` or if
+            ``rollback_power`` (gamma) is negative or not finite.
+    """
+    for key, value in (('rollback_max', iota1), ('rollback_min', iota2)):
+        if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+            raise ValueError(
+                f'paramwise_cfg.{key}={value!r} is outside [0, 1]: it is the '
+                'fraction of the way back to the pretrained weights taken '
+                'after each step; set it in [0, 1] (the paper uses 0.01).')
+    if iota2 > iota1:
+        raise ValueError(
+            f'paramwise_cfg.rollback_min={iota2} > rollback_max={iota1}: the '
+            'shallowest layer gets rollback_max and the deepest rollback_min; '
+            'swap them or set rollback_min <= rollback_max.')
+    if (not isinstance(gamma, (int, float)) or not math.isfinite(gamma)
+            or gamma < 0):
+        raise ValueError(
+            f'paramwise_cfg.rollback_power={gamma!r} must be a finite number '
+            '>= 0 (gamma of Eq. 9; 0 gives a uniform rollback_max, 1 a '
+            'linear decay with depth).')
+
+
+def layerwise_rollback(i: int, n: int, iota1: float, iota2: float,
+                       gamma: float) -> float:
+    """Rollback coefficient ``lam_i`` of layer ``i`` (Eq. 8/9).
+
+    ``lam_i = iota2 + (1 - i / n) ** gamma * (iota1 - iota2)``, with
+    ``lam = iota1`` when there is one layer (``n = 0``) and ``0 ** 0 = 1`` so
+    that ``gamma = 0`` gives a uniform ``iota1``. Unlike the reference code no
+    epsilon is subtracted inside the power, so a non-integer ``gamma`` stays
+    real at the deepest layer.
+
+    Args:
+        i (int): Depth of the layer, 0 for the shallowest.
+        n (int): Depth of the deepest layer (number of layers - 1).
+        iota1 (float): ``rollback_max``, the coefficient of layer 0.
+        iota2 (float): ``rollback_min``, the coefficient of layer ``n``.
+        gamma (float): ``rollback_power``, how fast lam decays with depth.
+    """
+    check_rollback_range(iota1, iota2, gamma)
+    if not 0 <= i <= n:
+        raise ValueError(f'layer index {i} is outside [0, {n}]')
+    if n == 0:
+        return float(iota1)
+    # iota2 + f * (iota1 - iota2), written so that f = 1 (layer 0) gives
+    # iota1 and f = 0 (layer n) gives iota2 exactly, without rounding.
+    f = (1.0 - i / n)**gamma
+    return float(f * iota1 + (1.0 - f) * iota2)
+
+
+def group_by_device_and_dtype(
+        tensors: Iterable[torch.Tensor]
+) -> Dict[Tuple[torch.device, torch.dtype], List[int]]:
+    """Indices of ``tensors`` bucketed by (device, dtype), order kept.
+
+    ``torch._foreach_*`` kernels need every list on one device and of one
+    dtype; this is the bucketing ``torch.optim`` does, done once.
+    """
+    buckets: Dict[Tuple[torch.device, torch.dtype],
+                  List[int]] = defaultdict(list)
+    for k, t in enumerate(tensors):
+        buckets[(t.device, t.dtype)].append(k)
+    return dict(buckets)
+
+
+@torch.no_grad()
+def rollback_(params: Sequence[torch.Tensor], anchors: Sequence[torch.Tensor],
+              weights: Sequence[float]) -> None:
+    """In place ``p <- p + w * (theta0 - p)`` for every (p, theta0, w).
+
+    One ``torch._foreach_lerp_`` call: ``w = 0`` leaves ``p`` bit for bit,
+    ``w = 1`` sets it exactly to ``theta0`` (torch's lerp evaluates
+    ``end - (end - start) * (1 - w)`` for ``w >= 0.5``).
+
+    Args:
+        params: Weights after the optimizer step (``theta_hat_t``), all on one
+            device and of one dtype.
+        anchors: Their pretrained values ``theta0``, same device and dtype.
+        weights: One ``lam_eff`` per tensor.
+    """
+    if not params:
+        return
+    weights = [float(w) for w in weights]
+    if len(set(weights)) == 1:
+        torch._foreach_lerp_(list(params), list(anchors), weights[0])
+    else:
+        torch._foreach_lerp_(list(params), list(anchors), weights)

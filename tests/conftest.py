@@ -1,0 +1,25 @@
+import logging
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+
+@pytest.fixture
+def mm_log():
+    """Records of MMEngine's current logger (it does not propagate)."""
+    from mmengine.logging import MMLogger
+    records = []
+
+    class Keep(logging.Handler):
+
+        def emit(self, record):
+            records.append(record)
+
+    logger = MMLogger.get_current_instance()
+    handler = Keep(level=logging.DEBUG)
+    logger.addHandler(handler)
+    yield records
+    logger.removeHandler(handler)

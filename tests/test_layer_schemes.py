@@ -1,0 +1,258 @@
+"""Layer numbering of real mmdet / mmseg backbones, and the constructor."""
+import pytest
+import torch.nn as nn
+from mmdet.registry import MODELS as MMDET_MODELS
+from mmengine.optim import build_optim_wrapper
+from mmseg.registry import MODELS as MMSEG_MODELS
+
+import olor_mm  # noqa: F401
+from toy import TOY_LAYERS, ToyClassifier, olor_wrapper_cfg
+
+
+class Detector(nn.Module):
+    """A pretrained ``backbone`` and a new ``neck``."""
+
+    def __init__(self, backbone):
+        super().__init__()
+        self.backbone = backbone
+        self.neck = nn.Linear(2, 2)
+
+
+def _groups(model, **paramwise):
+    ow = build_optim_wrapper(
+        model, olor_wrapper_cfg(dict(type='SGD', lr=0.1), **paramwise))
+    names = {id(p): n for n, p in model.named_parameters()}
+    return {names[id(g['params'][0])]: g for g in ow.optimizer.param_groups}
+
+
+def _layer_ids(model, **paramwise):
+    return {n: g['layer_id'] for n, g in _groups(model, **paramwise).items()}
+
+
+def _block_of(name, stage_re):
+    """(stage, block) parsed from a name, for building expectations."""
+    import re
+    m = re.search(stage_re, name)
+    return tuple(int(g) for g in m.groups()) if m else None
+
+
+def _resnet_expected(name, depths):
+    """Stem 0, then block j of stage s at 1 + sum(depths[:s-1]) + j."""
+    sb = _block_of(name, r'layer(\d+)\.(\d+)\.')
+    if sb is None:
+        return 0
+    s, j = sb
+    return 1 + sum(depths[:s - 1]) + j
+
+
+@pytest.mark.parametrize('registry,cfg', [
+    (MMDET_MODELS, dict(type='ResNet', depth=50)),
+    (MMDET_MODELS, dict(type='ResNetV1d', depth=50)),
+    (MMDET_MODELS, dict(type='ResNeXt', depth=50, groups=32, base_width=4)),
+    (MMSEG_MODELS, dict(type='ResNetV1c', depth=50)),
+], ids=['mmdet-ResNet50', 'mmdet-ResNetV1d50', 'mmdet-ResNeXt50',
+        'mmseg-ResNetV1c50'])
+def test_resnet50_stem_then_blocks(registry, cfg):
+    model = Detector(registry.build(cfg))
+    ids = _layer_ids(model)
+    depths = (3, 4, 6, 3)
+    for name, i in ids.items():
+        if name.startswith('backbone.'):
+            assert i == _resnet_expected(name, depths), name
+        else:
+            assert i is None, name
+    assert ids['backbone.layer1.0.conv1.weight'] == 1
+    assert ids['backbone.layer3.0.conv1.weight'] == 8
+    assert max(i for i in ids.values() if i is not None) == 16  # n
+    groups = _groups(model)
+    lams = {g['layer_id']: g['rollback'] for g in groups.values()}
+    # default iota1 = 0.2 in these tests, iota2 = 0, gamma = 1, n = 16
+    assert lams == pytest.approx({
+        **{i: 0.2 * (1 - i / 16) for i in range(17)}, None: 0.0})
+
+
+def test_frozen_stem_changes_no_other_lam():
+    free = _groups(Detector(MMDET_MODELS.build(
+        dict(type='ResNet', depth=50, frozen_stages=-1))))
+    frozen = _groups(Detector(MMDET_MODELS.build(
+        dict(type='ResNet', depth=50, frozen_stages=1))))
+    assert 'backbone.conv1.weight' not in frozen  # not in the optimizer
+    assert 'backbone.layer1.0.conv1.weight' not in frozen
+    for name, g in frozen.items():
+        assert g['rollback'] == free[name]['rollback'], name
+        assert g['layer_id'] == free[name]['layer_id'], name
+    assert frozen['backbone.layer2.0.conv1.weight']['layer_id'] == 4
+
+
+def _swin_expected(name, depths):
+    """patch_embed 0; blocks; each stage's downsample + out norm after it."""
+    offsets, k = [], 1
+    for d in depths:
+        offsets.append(k)
+        k += d + 1  # blocks, then the transition layer
+    sb = _block_of(name, r'stages\.(\d+)\.blocks\.(\d+)\.')
+    if sb:
+        return offsets[sb[0]] + sb[1]
+    s = _block_of(name, r'stages\.(\d+)\.downsample\.') or _block_of(
+        name, r'^norm(\d+)\.')  # patch merging / out norm of stage s
+    if s:
+        return offsets[s[0]] + depths[s[0]]
+    return 0
+
+
+@pytest.mark.parametrize('registry', [MMDET_MODELS, MMSEG_MODELS],
+                         ids=['mmdet', 'mmseg'])
+def test_swin_t(registry):
+    model = Detector(registry.build(
+        dict(type='SwinTransformer', embed_dims=96, depths=(2, 2, 6, 2),
+             num_heads=(3, 6, 12, 24))))
+    ids = _layer_ids(model)
+    for name, i in ids.items():
+        if name.startswith('backbone.'):
+            assert i == _swin_expected(name[len('backbone.'):],
+                                       (2, 2, 6, 2)), name
+    assert ids['backbone.patch_embed.projection.weight'] == 0
+    assert ids['backbone.stages.0.blocks.0.norm1.weight'] == 1
+    assert ids['backbone.stages.0.downsample.reduction.weight'] == 3
+    assert ids['backbone.norm0.weight'] == 3
+    assert ids['backbone.stages.3.blocks.1.norm1.weight'] == 15
+    assert ids['backbone.norm3.weight'] == 16  # the final norm is deepest
+
+
+def test_swin_absolute_pos_embed_is_in_the_stem():
+    model = Detector(MMDET_MODELS.build(
+        dict(type='SwinTransformer', use_abs_pos_embed=True,
+             pretrain_img_size=32, depths=(2, 2, 2, 2))))
+    assert _layer_ids(model)['backbone.absolute_pos_embed'] == 0
+
+
+def test_mmseg_vit():
+    model = Detector(MMSEG_MODELS.build(
+        dict(type='VisionTransformer', img_size=(32, 32), patch_size=16,
+             embed_dims=32, num_layers=3, num_heads=2, final_norm=True)))
+    ids = _layer_ids(model)
+    assert ids['backbone.cls_token'] == ids['backbone.pos_embed'] == 0
+    assert ids['backbone.patch_embed.projection.weight'] == 0
+    assert ids['backbone.layers.0.ln1.weight'] == 1
+    assert ids['backbone.layers.2.ffn.layers.1.weight'] == 3
+    assert ids['backbone.ln1.weight'] == 4
+
+
+def test_mmseg_mit():
+    model = Detector(MMSEG_MODELS.build(
+        dict(type='MixVisionTransformer', in_channels=3, embed_dims=16,
+             num_layers=[2, 2, 2, 2], num_heads=[1, 2, 4, 8])))
+    ids = _layer_ids(model)
+    # per stage: patch embed, 2 blocks, norm -> 4 layers per stage
+    for s in range(4):
+        assert ids[f'backbone.layers.{s}.0.projection.weight'] == 4 * s
+        assert ids[f'backbone.layers.{s}.1.0.norm1.weight'] == 4 * s + 1
+        assert ids[f'backbone.layers.{s}.1.1.norm1.weight'] == 4 * s + 2
+        assert ids[f'backbone.layers.{s}.2.weight'] == 4 * s + 3
+    assert max(v for v in ids.values() if v is not None) == 15
+
+
+class ConvNeXt(nn.Module):
+    """mmpretrain's ConvNeXt parameter names, in its registration order."""
+
+    def __init__(self, depths=(1, 1, 2, 1)):
+        super().__init__()
+        self.downsample_layers = nn.ModuleList(
+            nn.Conv2d(2, 2, 1) for _ in depths)
+        self.stages = nn.ModuleList(
+            nn.Sequential(*[nn.Conv2d(2, 2, 1) for _ in range(d)])
+            for d in depths)
+        self.norm3 = nn.LayerNorm(2)
+
+
+def test_convnext_names():
+    ids = _layer_ids(Detector(ConvNeXt()))
+    expected = {
+        'downsample_layers.0.weight': 0, 'stages.0.0.weight': 1,
+        'downsample_layers.1.weight': 2, 'stages.1.0.weight': 3,
+        'downsample_layers.2.weight': 4, 'stages.2.0.weight': 5,
+        'stages.2.1.weight': 6, 'downsample_layers.3.weight': 7,
+        'stages.3.0.weight': 8, 'norm3.weight': 9}
+    for name, i in expected.items():
+        assert ids['backbone.' + name] == i, name
+
+
+def test_param_unit_matches_reference_numbering():
+    model = Detector(MMDET_MODELS.build(
+        dict(type='ResNet', depth=50, frozen_stages=1)))
+    groups = _groups(model, layer_unit='param', rollback_max=0.01)
+    names = [n for n, _ in model.named_parameters()
+             if n.startswith('backbone.')]
+    n = len(names) - 1
+    for k, name in enumerate(names):
+        if name in groups:  # frozen ones are numbered but not optimized
+            assert groups[name]['layer_id'] == k
+            assert groups[name]['rollback'] == pytest.approx(
+                0.01 * (1 - k / n), abs=1e-15)
+
+
+def test_unknown_backbone_falls_back_to_children_order(mm_log):
+    model = Detector(nn.Sequential(nn.Linear(2, 2), nn.ReLU(),
+                                   nn.Linear(2, 2)))
+    ids = _layer_ids(model, rollback_max=0.1)
+    assert ids['backbone.0.weight'] == 0 and ids['backbone.2.bias'] == 1
+    assert any('fallback to registration order' in r.getMessage()
+               for r in mm_log)
+
+
+def test_whole_model_expands_known_backbones():
+    model = Detector(MMDET_MODELS.build(dict(type='ResNet', depth=18)))
+    ids = _layer_ids(model, pretrained_prefixes=('', ))
+    # ResNet-18: stem + 8 blocks = 9 layers (0..8), then the neck is 9
+    assert ids['backbone.layer4.1.conv1.weight'] == 8
+    assert ids['neck.weight'] == 9
+
+
+def test_custom_layer_patterns():
+    ids = _layer_ids(ToyClassifier(blocks=(1, 2)), layer_patterns=TOY_LAYERS)
+    assert ids['backbone.conv1.weight'] == 0
+    assert ids['backbone.layer2.1.0.weight'] == 3
+    assert ids['head.weight'] is None
+
+
+def test_default_constructor_keys_keep_working():
+    model = Detector(MMDET_MODELS.build(dict(type='ResNet', depth=18)))
+    ow = build_optim_wrapper(model, dict(
+        type='OLOROptimWrapper',
+        optimizer=dict(type='SGD', lr=0.1, weight_decay=1e-4),
+        constructor='LayerwiseRollbackConstructor',
+        paramwise_cfg=dict(custom_keys={'backbone': dict(decay_mult=0.)},
+                           norm_decay_mult=0., bias_decay_mult=0.5)))
+    names = {id(p): n for n, p in model.named_parameters()}
+    by_name = {names[id(g['params'][0])]: g for g in ow.optimizer.param_groups}
+    assert by_name['backbone.conv1.weight']['weight_decay'] == 0.0
+    assert by_name['neck.bias']['weight_decay'] == pytest.approx(0.5e-4)
+    assert by_name['neck.weight']['weight_decay'] == pytest.approx(1e-4)
+    assert by_name['backbone.conv1.weight']['rollback'] == 0.01  # default
+
+
+@pytest.mark.parametrize('paramwise,match', [
+    (dict(rollback_max=1.2), 'rollback_max'),
+    (dict(rollback_min=-0.1), 'rollback_min'),
+    (dict(rollback_max=0.01, rollback_min=0.1), 'rollback_min'),
+    (dict(rollback_power=-1), 'rollback_power'),
+    (dict(layer_unit='stage'), 'layer_unit'),
+    (dict(pretrained_prefixes=('encoder', )), 'pretrained_prefixes'),
+    (dict(pretrained_prefixes=()), 'pretrained_prefixes'),
+    (dict(pretrained_prefixes=('', 'backbone')), 'pretrained_prefixes'),
+    (dict(layer_patterns=[r'^conv1\.']), 'layer_patterns'),
+    (dict(layer_patterns=[r'^(conv']), 'layer_patterns'),
+])
+def test_bad_config_fails_at_build_naming_the_key(paramwise, match):
+    with pytest.raises(ValueError, match=match):
+        _groups(ToyClassifier(), **paramwise)
+
+
+def test_layer_table_is_logged(mm_log):
+    _groups(Detector(MMDET_MODELS.build(dict(type='ResNet', depth=18))))
+    table = next(r.getMessage() for r in mm_log
+                 if 'OLOR layer-wise rollback' in r.getMessage())
+    lines = table.splitlines()
+    assert lines[1].split() == ['layer', 'lam_i', 'tensors', 'params']
+    assert lines[2].split() == ['0', '0.200000', '3', '9,536']  # conv1+bn1
+    assert 'OLOR rolls back' in lines[-1]

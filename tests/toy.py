@@ -1,0 +1,114 @@
+"""Small models and data for the tests: fast, deterministic, no downloads."""
+import itertools
+
+import torch
+import torch.nn as nn
+from mmengine.model import BaseModel
+from mmengine.registry import DATASETS, MODELS
+from torch.utils.data import Dataset
+
+
+class ToyBackbone(nn.Module):
+    """A ResNet-shaped backbone: stem, then ``layer{s}.{j}`` blocks."""
+
+    def __init__(self, width=4, blocks=(1, 2)):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, width, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        for s, n in enumerate(blocks, 1):
+            setattr(self, f'layer{s}', nn.Sequential(*[
+                nn.Sequential(nn.Conv2d(width, width, 3, padding=1),
+                              nn.ReLU()) for _ in range(n)]))
+        self.num_stages = len(blocks)
+
+    def forward(self, x):
+        x = torch.relu(self.bn1(self.conv1(x)))
+        for s in range(1, self.num_stages + 1):
+            x = getattr(self, f'layer{s}')(x)
+        return x
+
+
+@MODELS.register_module(force=True)
+class ToyClassifier(BaseModel):
+    """``backbone`` (pretrained part) + ``head`` (new), MSE on one-hots."""
+
+    def __init__(self, width=4, blocks=(1, 2), num_classes=3, init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        self.backbone = ToyBackbone(width, blocks)
+        self.head = nn.Linear(width, num_classes)
+
+    def forward(self, inputs, labels=None, mode='tensor'):
+        inputs = torch.stack(inputs) if isinstance(inputs, list) else inputs
+        feat = self.backbone(inputs).mean((2, 3))
+        logits = self.head(feat)
+        if mode == 'loss':
+            labels = torch.stack(labels) if isinstance(labels,
+                                                       list) else labels
+            return dict(loss=nn.functional.cross_entropy(logits, labels))
+        return logits
+
+
+@DATASETS.register_module(force=True)
+class ToyDataset(Dataset):
+    """Deterministic images whose class is the brightest colour channel."""
+
+    def __init__(self, size=24, seed=0, num_classes=3):
+        g = torch.Generator().manual_seed(seed)
+        self.x = torch.rand(size, 3, 8, 8, generator=g)
+        self.y = torch.randint(0, num_classes, (size, ), generator=g)
+        for i, c in enumerate(self.y):
+            self.x[i, c] += 0.5
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return dict(inputs=self.x[i], labels=self.y[i])
+
+
+_RUN_IDS = itertools.count()
+
+
+def runner_cfg(work_dir, optim_wrapper, max_iters=6, **kwargs):
+    """An IterBasedTrainLoop Runner config on ToyClassifier / ToyDataset."""
+    cfg = dict(
+        model=dict(type='ToyClassifier'),
+        work_dir=str(work_dir),
+        # runners built in the same second would share MMEngine's logger
+        # and visualizer (named by timestamp) without a name of their own
+        experiment_name=f'toy{next(_RUN_IDS)}',
+        train_dataloader=dict(
+            dataset=dict(type='ToyDataset'),
+            sampler=dict(type='DefaultSampler', shuffle=False),
+            collate_fn=dict(type='default_collate'),
+            batch_size=4,
+            num_workers=0),
+        optim_wrapper=optim_wrapper,
+        train_cfg=dict(by_epoch=False, max_iters=max_iters),
+        default_hooks=dict(
+            logger=dict(type='LoggerHook', interval=1),
+            checkpoint=dict(
+                type='CheckpointHook', interval=3, by_epoch=False)),
+        randomness=dict(seed=0),
+        custom_imports=dict(imports=['olor_mm'], allow_failed_imports=False),
+        default_scope=None,
+        log_level='WARNING',
+    )
+    cfg.update(kwargs)
+    return cfg
+
+
+#: Depth rules of ToyBackbone for paramwise_cfg.layer_patterns: the stem is
+#: layer 0, then block j of stage s (ResNet-style), so layers are
+#: conv1+bn1 (0), layer1.0 (1), layer2.0 (2), layer2.1 (3), ...
+TOY_LAYERS = [(r'^(?:conv1|bn1)\.', (0, )), r'^layer(\d+)\.(\d+)\.']
+
+
+def olor_wrapper_cfg(optimizer=None, **paramwise):
+    """OLOR optim_wrapper dict with the interface of the core issue."""
+    paramwise.setdefault('rollback_max', 0.2)
+    return dict(
+        type='OLOROptimWrapper',
+        optimizer=optimizer or dict(type='SGD', lr=0.1, momentum=0.9),
+        constructor='LayerwiseRollbackConstructor',
+        paramwise_cfg=paramwise)
