@@ -3,10 +3,22 @@ import pytest
 import torch.nn as nn
 from mmdet.registry import MODELS as MMDET_MODELS
 from mmengine.optim import build_optim_wrapper
+from mmengine.registry import DefaultScope
 from mmseg.registry import MODELS as MMSEG_MODELS
 
 import olor_mm  # noqa: F401
 from toy import TOY_LAYERS, ToyClassifier, olor_wrapper_cfg
+
+
+def _det(cfg):
+    """Build an mmdet module whatever default scope earlier tests left."""
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        return MMDET_MODELS.build(cfg)
+
+
+def _seg(cfg):
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        return MMSEG_MODELS.build(cfg)
 
 
 class Detector(nn.Module):
@@ -45,15 +57,15 @@ def _resnet_expected(name, depths):
     return 1 + sum(depths[:s - 1]) + j
 
 
-@pytest.mark.parametrize('registry,cfg', [
-    (MMDET_MODELS, dict(type='ResNet', depth=50)),
-    (MMDET_MODELS, dict(type='ResNetV1d', depth=50)),
-    (MMDET_MODELS, dict(type='ResNeXt', depth=50, groups=32, base_width=4)),
-    (MMSEG_MODELS, dict(type='ResNetV1c', depth=50)),
+@pytest.mark.parametrize('build,cfg', [
+    (_det, dict(type='ResNet', depth=50)),
+    (_det, dict(type='ResNetV1d', depth=50)),
+    (_det, dict(type='ResNeXt', depth=50, groups=32, base_width=4)),
+    (_seg, dict(type='ResNetV1c', depth=50)),
 ], ids=['mmdet-ResNet50', 'mmdet-ResNetV1d50', 'mmdet-ResNeXt50',
         'mmseg-ResNetV1c50'])
-def test_resnet50_stem_then_blocks(registry, cfg):
-    model = Detector(registry.build(cfg))
+def test_resnet50_stem_then_blocks(build, cfg):
+    model = Detector(build(cfg))
     ids = _layer_ids(model)
     depths = (3, 4, 6, 3)
     for name, i in ids.items():
@@ -72,9 +84,9 @@ def test_resnet50_stem_then_blocks(registry, cfg):
 
 
 def test_frozen_stem_changes_no_other_lam():
-    free = _groups(Detector(MMDET_MODELS.build(
+    free = _groups(Detector(_det(
         dict(type='ResNet', depth=50, frozen_stages=-1))))
-    frozen = _groups(Detector(MMDET_MODELS.build(
+    frozen = _groups(Detector(_det(
         dict(type='ResNet', depth=50, frozen_stages=1))))
     assert 'backbone.conv1.weight' not in frozen  # not in the optimizer
     assert 'backbone.layer1.0.conv1.weight' not in frozen
@@ -100,10 +112,10 @@ def _swin_expected(name, depths):
     return 0
 
 
-@pytest.mark.parametrize('registry', [MMDET_MODELS, MMSEG_MODELS],
+@pytest.mark.parametrize('build', [_det, _seg],
                          ids=['mmdet', 'mmseg'])
-def test_swin_t(registry):
-    model = Detector(registry.build(
+def test_swin_t(build):
+    model = Detector(build(
         dict(type='SwinTransformer', embed_dims=96, depths=(2, 2, 6, 2),
              num_heads=(3, 6, 12, 24))))
     ids = _layer_ids(model)
@@ -120,14 +132,14 @@ def test_swin_t(registry):
 
 
 def test_swin_absolute_pos_embed_is_in_the_stem():
-    model = Detector(MMDET_MODELS.build(
+    model = Detector(_det(
         dict(type='SwinTransformer', use_abs_pos_embed=True,
              pretrain_img_size=32, depths=(2, 2, 2, 2))))
     assert _layer_ids(model)['backbone.absolute_pos_embed'] == 0
 
 
 def test_mmseg_vit():
-    model = Detector(MMSEG_MODELS.build(
+    model = Detector(_seg(
         dict(type='VisionTransformer', img_size=(32, 32), patch_size=16,
              embed_dims=32, num_layers=3, num_heads=2, final_norm=True)))
     ids = _layer_ids(model)
@@ -139,7 +151,7 @@ def test_mmseg_vit():
 
 
 def test_mmseg_mit():
-    model = Detector(MMSEG_MODELS.build(
+    model = Detector(_seg(
         dict(type='MixVisionTransformer', in_channels=3, embed_dims=16,
              num_layers=[2, 2, 2, 2], num_heads=[1, 2, 4, 8])))
     ids = _layer_ids(model)
@@ -178,7 +190,7 @@ def test_convnext_names():
 
 
 def test_param_unit_matches_reference_numbering():
-    model = Detector(MMDET_MODELS.build(
+    model = Detector(_det(
         dict(type='ResNet', depth=50, frozen_stages=1)))
     groups = _groups(model, layer_unit='param', rollback_max=0.01)
     names = [n for n, _ in model.named_parameters()
@@ -201,7 +213,7 @@ def test_unknown_backbone_falls_back_to_children_order(mm_log):
 
 
 def test_whole_model_expands_known_backbones():
-    model = Detector(MMDET_MODELS.build(dict(type='ResNet', depth=18)))
+    model = Detector(_det(dict(type='ResNet', depth=18)))
     ids = _layer_ids(model, pretrained_prefixes=('', ))
     # ResNet-18: stem + 8 blocks = 9 layers (0..8), then the neck is 9
     assert ids['backbone.layer4.1.conv1.weight'] == 8
@@ -216,7 +228,7 @@ def test_custom_layer_patterns():
 
 
 def test_default_constructor_keys_keep_working():
-    model = Detector(MMDET_MODELS.build(dict(type='ResNet', depth=18)))
+    model = Detector(_det(dict(type='ResNet', depth=18)))
     ow = build_optim_wrapper(model, dict(
         type='OLOROptimWrapper',
         optimizer=dict(type='SGD', lr=0.1, weight_decay=1e-4),
@@ -249,7 +261,7 @@ def test_bad_config_fails_at_build_naming_the_key(paramwise, match):
 
 
 def test_layer_table_is_logged(mm_log):
-    _groups(Detector(MMDET_MODELS.build(dict(type='ResNet', depth=18))))
+    _groups(Detector(_det(dict(type='ResNet', depth=18))))
     table = next(r.getMessage() for r in mm_log
                  if 'OLOR layer-wise rollback' in r.getMessage())
     lines = table.splitlines()

@@ -1,0 +1,41 @@
+"""Config edits shared by the command-line tools (tools/train.py, ...)."""
+from mmengine.config import Config
+
+#: --amp maps each fp32 wrapper to its mixed-precision twin.
+AMP_TWINS = {
+    'OptimWrapper': 'AmpOptimWrapper',
+    'OLOROptimWrapper': 'AmpOLOROptimWrapper',
+}
+
+
+def enable_amp(cfg: Config) -> None:
+    """Switch ``cfg.optim_wrapper`` to mixed precision, as ``--amp`` does.
+
+    ``OLOROptimWrapper`` becomes ``AmpOLOROptimWrapper`` (which also runs
+    on the CPU, in bfloat16) and ``OptimWrapper`` MMEngine's
+    ``AmpOptimWrapper``, which needs a GPU: without one this raises rather
+    than train silently in float32.
+
+    Raises:
+        ValueError: for a wrapper type with no mixed-precision twin.
+        RuntimeError: for a plain OptimWrapper on a machine without GPU.
+    """
+    wrapper = cfg.optim_wrapper
+    kind = wrapper.get('type', 'OptimWrapper')
+    if kind in AMP_TWINS.values():
+        return
+    if kind not in AMP_TWINS:
+        raise ValueError(
+            f'--amp: optim_wrapper.type={kind!r} has no mixed-precision '
+            f'twin; use one of {sorted(AMP_TWINS)} or set the AMP wrapper '
+            'type in the config.')
+    if kind == 'OptimWrapper':
+        from mmengine.device import get_device
+        if get_device() == 'cpu':
+            raise RuntimeError(
+                '--amp without a GPU: MMEngine\'s AmpOptimWrapper needs '
+                'CUDA/NPU/MLU. Train without --amp, or use '
+                "optim_wrapper.type='OLOROptimWrapper' (whose AMP twin runs "
+                'in bfloat16 on the CPU).')
+    wrapper.type = AMP_TWINS[kind]
+    wrapper.loss_scale = 'dynamic'

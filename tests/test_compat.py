@@ -1,0 +1,71 @@
+"""The narrow fixes of olor_mm.compat, each against the unfixed behaviour."""
+import pytest
+import torch
+from mmcv.ops import RoIAlign, nms
+from mmengine.runner.checkpoint import CheckpointLoader
+
+import olor_mm  # noqa: F401  (applies the fixes)
+from olor_mm.compat import load_from_local_trusted
+
+
+def test_local_scheme_loads_mmengine_objects(tmp_path):
+    from mmengine.logging import HistoryBuffer
+    path = str(tmp_path / 'ckpt.pth')
+    log = HistoryBuffer()
+    log.update(1.0)
+    log.update(2.0)
+    torch.save(dict(message_hub=dict(log=log)), path)
+    with pytest.raises(Exception, match='HistoryBuffer|weights_only'):
+        torch.load(path)  # torch >= 2.6 default
+    assert CheckpointLoader._schemes[''] is load_from_local_trusted
+    loaded = CheckpointLoader.load_checkpoint(path)
+    assert loaded['message_hub']['log'].mean() == 1.5
+    with pytest.raises(FileNotFoundError):
+        CheckpointLoader.load_checkpoint(str(tmp_path / 'missing.pth'))
+
+
+def _boxes():
+    g = torch.Generator().manual_seed(0)
+    xy = torch.rand(50, 2, generator=g) * 100
+    wh = torch.rand(50, 2, generator=g) * 40 + 5
+    return torch.cat([xy, xy + wh], 1), torch.rand(50, generator=g)
+
+
+def test_nms_under_cpu_autocast_equals_fp32():
+    boxes, scores = _boxes()
+    dets, keep = nms(boxes, scores, 0.5)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        dets_amp, keep_amp = nms(boxes.bfloat16(), scores.bfloat16(), 0.5)
+    # the kernel ran in float32 on the bfloat16 inputs: it keeps exactly
+    # what float32 NMS keeps on those (rounded) boxes
+    b16, s16 = boxes.bfloat16().float(), scores.bfloat16().float()
+    ref_dets, ref_keep = nms(b16, s16, 0.5)
+    assert torch.equal(keep_amp, ref_keep)
+    assert torch.equal(dets_amp.float(), ref_dets)
+    assert 0 < keep.numel() < 50
+
+
+def test_roi_align_forward_and_backward_under_cpu_autocast():
+    g = torch.Generator().manual_seed(0)
+    feat = torch.randn(1, 4, 16, 16, generator=g, requires_grad=True)
+    rois = torch.tensor([[0, 1.0, 1.0, 9.0, 9.0], [0, 4.0, 2.0, 15.0, 12.0]])
+    op = RoIAlign((4, 4), spatial_scale=1.0, sampling_ratio=2)
+    ref = op(feat, rois)
+    ref.sum().backward()
+    ref_grad = feat.grad.clone()
+    feat.grad = None
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = op(feat.bfloat16(), rois)
+    assert out.dtype == torch.bfloat16  # as a bfloat16 kernel would give
+    out.float().sum().backward()
+    assert feat.grad.dtype == torch.float32
+    torch.testing.assert_close(out.float(), ref, atol=0.05, rtol=0.02)
+    torch.testing.assert_close(feat.grad, ref_grad, atol=1e-2, rtol=1e-2)
+
+
+def test_fixes_are_idempotent():
+    from mmcv.ops.nms import NMSop
+    from olor_mm.compat import apply_compat_fixes
+    forward = NMSop.forward
+    apply_compat_fixes()
+    assert NMSop.forward is forward

@@ -1,0 +1,202 @@
+"""Write small synthetic data sets for the demo and the end-to-end tests.
+
+Instance segmentation (``--task instance``, COCO format): drawn shapes on
+textured backgrounds, in two sets of disjoint classes::
+
+    OUT/upstream/   circle, square, triangle   (pre-training)
+    OUT/downstream/ star, cross, ring, arrow   (fine-tuning)
+
+each with ``images/``, ``instances_train.json`` and ``instances_val.json``.
+Masks are polygons, except the ring (it has a hole), stored as RLE.
+Everything is a deterministic function of ``--seed``.
+
+Example::
+
+    python tools/make_demo_data.py --out data/demo --img-size 128 \\
+        --num-train 200 --num-val 40
+"""
+import argparse
+import json
+import math
+import os
+import os.path as osp
+
+import cv2
+import numpy as np
+from pycocotools import mask as mask_utils
+
+UPSTREAM = ('circle', 'square', 'triangle')
+DOWNSTREAM = ('star', 'cross', 'ring', 'arrow')
+
+
+def _regular(n, radius, angle, inner=None):
+    """Vertices of a regular n-gon (a star when ``inner`` is given)."""
+    pts = []
+    for k in range(n * (2 if inner else 1)):
+        r = radius if inner is None or k % 2 == 0 else inner
+        a = angle + math.pi * k / (n if inner else n / 2)
+        pts.append((r * math.cos(a), r * math.sin(a)))
+    return np.array(pts)
+
+
+def _cross(radius, angle):
+    """A plus sign of arm half-width radius/3, rotated by ``angle``."""
+    w, r = radius / 3, radius
+    pts = np.array([(-w, -r), (w, -r), (w, -w), (r, -w), (r, w), (w, w),
+                    (w, r), (-w, r), (-w, w), (-r, w), (-r, -w), (-w, -w)])
+    c, s = math.cos(angle), math.sin(angle)
+    return pts @ np.array([[c, s], [-s, c]])
+
+
+def _arrow(radius, angle):
+    """An arrow pointing along ``angle``: a shaft and a triangular head."""
+    r, w = radius, radius / 4
+    pts = np.array([(-r, -w), (0.1 * r, -w), (0.1 * r, -2.2 * w), (r, 0),
+                    (0.1 * r, 2.2 * w), (0.1 * r, w), (-r, w)])
+    c, s = math.cos(angle), math.sin(angle)
+    return pts @ np.array([[c, s], [-s, c]])
+
+
+def shape_polygon(name, radius, angle):
+    """Polygon (N x 2, centred on 0) of a shape; None for the ring."""
+    if name == 'circle':
+        return _regular(32, radius, 0.0)
+    if name == 'square':
+        return _regular(4, radius, angle)
+    if name == 'triangle':
+        return _regular(3, radius, angle)
+    if name == 'star':
+        return _regular(5, radius, angle, inner=radius * 0.45)
+    if name == 'cross':
+        return _cross(radius, angle)
+    if name == 'arrow':
+        return _arrow(radius, angle)
+    if name == 'ring':
+        return None
+    raise ValueError(f'unknown shape {name!r}')
+
+
+def textured_background(rng, size):
+    """Sum of random colour gratings plus noise: a texture, not a flat fill."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    img = np.zeros((size, size, 3), np.float32)
+    for _ in range(3):
+        fx, fy = rng.uniform(-12, 12, 2)
+        phase = rng.uniform(0, 2 * np.pi)
+        wave = np.sin(2 * np.pi * (fx * xx + fy * yy) + phase)
+        img += wave[..., None] * rng.uniform(10, 40, 3)
+    img += rng.uniform(60, 190, 3) + rng.normal(0, 8, (size, size, 3))
+    return img
+
+
+def draw_image(rng, size, classes, max_objects):
+    """One image and its instances: [(class index, binary mask, polygon)]."""
+    img = textured_background(rng, size)
+    occupied = np.zeros((size, size), bool)
+    instances = []
+    for _ in range(rng.integers(1, max_objects + 1)):
+        for _try in range(20):
+            label = int(rng.integers(len(classes)))
+            radius = rng.uniform(0.08, 0.2) * size
+            cx, cy = rng.uniform(radius + 1, size - radius - 1, 2)
+            poly = shape_polygon(classes[label], radius,
+                                 rng.uniform(0, 2 * np.pi))
+            mask = np.zeros((size, size), np.uint8)
+            if poly is None:  # ring: outer minus inner disc
+                cv2.circle(mask, (int(cx), int(cy)), int(radius), 1, -1)
+                cv2.circle(mask, (int(cx), int(cy)), int(radius * 0.55), 0,
+                           -1)
+            else:
+                poly = poly + (cx, cy)
+                cv2.fillPoly(mask, [np.round(poly).astype(np.int32)], 1)
+            mask = mask.astype(bool)
+            grown = cv2.dilate(mask.astype(np.uint8), np.ones((5, 5)))
+            if mask.sum() > 20 and not (occupied & grown.astype(bool)).any():
+                break
+        else:
+            continue
+        occupied |= mask
+        colour = rng.uniform(0, 255, 3)
+        while np.abs(colour - img[mask].mean(0)).sum() < 150:
+            colour = rng.uniform(0, 255, 3)
+        img[mask] = colour + rng.normal(0, 6, (mask.sum(), 3))
+        instances.append((label, mask, poly))
+    return np.clip(img, 0, 255).astype(np.uint8), instances
+
+
+def write_coco_split(root, split, classes, num_images, size, max_objects,
+                     rng):
+    """Images under root/images and root/instances_<split>.json."""
+    os.makedirs(osp.join(root, 'images'), exist_ok=True)
+    images, annotations = [], []
+    for k in range(num_images):
+        img, instances = draw_image(rng, size, classes, max_objects)
+        file_name = f'{split}_{k:05d}.png'
+        cv2.imwrite(osp.join(root, 'images', file_name), img[..., ::-1])
+        image_id = len(images) + 1
+        images.append(dict(id=image_id, file_name=file_name, width=size,
+                           height=size))
+        for label, mask, poly in instances:
+            ys, xs = np.nonzero(mask)
+            x0, y0 = float(xs.min()), float(ys.min())
+            bbox = [x0, y0, float(xs.max()) + 1 - x0, float(ys.max()) + 1 - y0]
+            if poly is None:
+                rle = mask_utils.encode(np.asfortranarray(mask.astype(
+                    np.uint8)))
+                segmentation = dict(size=rle['size'],
+                                    counts=rle['counts'].decode('ascii'))
+            else:
+                segmentation = [np.round(poly, 2).ravel().tolist()]
+                rle = mask_utils.merge(
+                    mask_utils.frPyObjects(segmentation, size, size))
+            annotations.append(dict(
+                id=len(annotations) + 1, image_id=image_id,
+                category_id=label + 1, bbox=bbox,
+                area=float(mask_utils.area(rle)),
+                segmentation=segmentation, iscrowd=0))
+    categories = [dict(id=i + 1, name=n) for i, n in enumerate(classes)]
+    with open(osp.join(root, f'instances_{split}.json'), 'w') as f:
+        json.dump(dict(images=images, annotations=annotations,
+                       categories=categories), f)
+
+
+def make_instance_sets(out, img_size=128, num_train=200, num_val=40,
+                       max_objects=4, seed=0):
+    """Write OUT/upstream and OUT/downstream; returns their paths."""
+    roots = {}
+    for offset, (name, classes) in enumerate(
+            (('upstream', UPSTREAM), ('downstream', DOWNSTREAM))):
+        rng = np.random.default_rng([seed, offset])
+        root = osp.join(out, name)
+        write_coco_split(root, 'train', classes, num_train, img_size,
+                         max_objects, rng)
+        write_coco_split(root, 'val', classes, num_val, img_size, max_objects,
+                         rng)
+        roots[name] = root
+    return roots
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--out', default='data/demo', help='output folder')
+    parser.add_argument('--task', choices=['instance'], default='instance')
+    parser.add_argument('--img-size', type=int, default=128)
+    parser.add_argument('--num-train', type=int, default=200,
+                        help='training images per set')
+    parser.add_argument('--num-val', type=int, default=40,
+                        help='validation images per set')
+    parser.add_argument('--max-objects', type=int, default=4)
+    parser.add_argument('--seed', type=int, default=0)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    roots = make_instance_sets(args.out, args.img_size, args.num_train,
+                               args.num_val, args.max_objects, args.seed)
+    for name, root in roots.items():
+        print(f'{name}: {root}')
+
+
+if __name__ == '__main__':
+    main()
