@@ -57,6 +57,9 @@ _CONVNEXT: List[Rule] = [
     (r'^norm(\d+)\.', (_END, )),  # output norm of stage s
 ]
 
+# mmcv's conv + norm + activation unit, common in necks and heads: one layer.
+_SINGLE_LAYER: List[Rule] = [(r'', ())]
+
 #: Built-in schemes, by backbone class name (looked up along the class's
 #: MRO, so ``ResNeXt``, ``ResNetV1d`` and other ``ResNet`` subclasses of
 #: mmdet and mmseg inherit the ResNet rules).
@@ -69,6 +72,7 @@ LAYER_SCHEMES: Dict[str, List[Rule]] = {
     'VisionTransformer': _VIT,
     'MixVisionTransformer': _MIT,
     'ConvNeXt': _CONVNEXT,
+    'ConvModule': _SINGLE_LAYER,
 }
 
 CompiledRule = Tuple['re.Pattern[str]', Tuple[float, ...]]

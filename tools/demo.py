@@ -1,24 +1,26 @@
-"""The olor-mm demo: does rollback keep what the backbone knew?
+"""The olor-mm demo: does rollback keep what the pretrained model knew?
 
-On this CPU, in about 12 minutes (``make demo``):
+On this CPU, in about 20 minutes (``make demo``), for detection (a small
+Mask R-CNN) and then segmentation (a small UperNet):
 
-1. writes the synthetic instance-segmentation sets (tools/make_demo_data.py):
-   upstream classes (circle, square, triangle) and downstream classes
-   (star, cross, ring, arrow), drawn on textured backgrounds;
-2. pre-trains a small Mask R-CNN on upstream -- the "pretrained model";
+1. writes synthetic data sets (tools/make_demo_data.py): upstream classes
+   (circle, square, triangle) and downstream classes (star, cross, ring,
+   arrow), drawn on textured backgrounds;
+2. pre-trains the model on upstream -- the "pretrained model";
 3. fine-tunes it on downstream twice from that checkpoint, same budget and
    seed: plain AdamW, and AdamW with OLOR's rollback;
 4. evaluates each fine-tuned model on the downstream val set (bbox / segm
-   mAP, MMDetection's CocoMetric) and measures *retention*: the pretrained
-   model's class-specific layers (fc_cls, fc_reg, conv_logits) are put back
-   on the fine-tuned shared layers (backbone, FPN, RPN, RoI feature layers)
-   and that model is scored on the upstream val set. A model whose shared
-   layers forgot nothing scores what the pretrained model scored;
-5. prints one table, writes it to WORK_DIR/results.{md,json}, and draws a
-   few predictions to WORK_DIR/predictions.png.
+   mAP with MMDetection's CocoMetric; mIoU with MMSegmentation's IoUMetric)
+   and measures *retention*: the pretrained model's class-specific layers
+   (Mask R-CNN: fc_cls, fc_reg, conv_logits; UperNet: both conv_seg) are put
+   back on the fine-tuned shared layers and that model is scored on the
+   upstream val set. Shared layers that forgot nothing score what the
+   pretrained model scored;
+5. prints one table per task, writes them to WORK_DIR/results.{md,json},
+   and draws a few predictions to WORK_DIR/predictions.png.
 
 Everything runs through tools/train.py and the configs in configs/demo/,
-as a user would run them.
+as a user would run them. ``--part det`` or ``--part seg`` runs one task.
 """
 import argparse
 import contextlib
@@ -30,31 +32,59 @@ import subprocess
 import sys
 import time
 import warnings
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Tuple
 
 import torch
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, osp.join(ROOT, 'tools'))
-
 CONFIGS = osp.join(ROOT, 'configs', 'demo')
-UPSTREAM_CFG = osp.join(CONFIGS, 'mask-rcnn_r18-tiny_demo-upstream.py')
-METHODS = {
-    'plain': osp.join(CONFIGS, 'mask-rcnn_r18-tiny_demo-downstream_plain.py'),
-    'olor': osp.join(CONFIGS, 'mask-rcnn_r18-tiny_demo-downstream_olor.py'),
+
+
+@dataclass
+class Part:
+    """One task of the demo: its configs, data and measures."""
+    title: str
+    prefix: str  # of the config files
+    data_dir: str  # under --data-root
+    task: str  # make_demo_data task
+    class_specific: Tuple[str, ...]  # layers swapped back for retention
+    metrics: Dict[str, str]  # column name -> key in Runner.test() output
+    pretrain_iters: int
+    finetune_iters: int
+    coco: bool  # evaluator needs ann_file
+    configs: Dict[str, str] = field(default_factory=dict)
+
+    def config(self, step):
+        return osp.join(CONFIGS, f'{self.prefix}_demo-{step}.py')
+
+
+PARTS = {
+    'det': Part('detection: Mask R-CNN (R18/4 FPN), bbox / segm mAP',
+                'mask-rcnn_r18-tiny', 'demo', 'instance',
+                ('roi_head.bbox_head.fc_cls.', 'roi_head.bbox_head.fc_reg.',
+                 'roi_head.mask_head.conv_logits.'),
+                {'bbox mAP': 'coco/bbox_mAP', 'segm mAP': 'coco/segm_mAP'},
+                pretrain_iters=1500, finetune_iters=600, coco=True),
+    'seg': Part('segmentation: UperNet (R18/4), mIoU', 'upernet_r18-tiny',
+                'demo_seg', 'semseg',
+                ('decode_head.conv_seg.', 'auxiliary_head.conv_seg.'),
+                dict(mIoU='mIoU'), pretrain_iters=2000, finetune_iters=1000,
+                coco=False),
 }
-#: Layers that exist per class: new in fine-tuning, swapped back for the
-#: retention measure.
-CLASS_SPECIFIC = ('roi_head.bbox_head.fc_cls.', 'roi_head.bbox_head.fc_reg.',
-                  'roi_head.mask_head.conv_logits.')
+METHODS = ('plain', 'olor')
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='olor-mm demo')
+    parser.add_argument('--part', choices=['all', 'det', 'seg'],
+                        default='all')
     parser.add_argument('--work-dir', default='work_dirs/demo')
-    parser.add_argument('--data-root', default='data/demo')
-    parser.add_argument('--pretrain-iters', type=int, default=1500)
-    parser.add_argument('--finetune-iters', type=int, default=600)
+    parser.add_argument('--data-root', default='data')
+    parser.add_argument('--iters-scale', type=float, default=1.0,
+                        help='multiply every training length (for tests)')
     parser.add_argument('--num-train', type=int, default=200,
                         help='training images per data set')
     parser.add_argument('--num-val', type=int, default=40)
@@ -64,34 +94,37 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def _schedule_options(iters, data_root):
+def schedule_options(part, iters, data_root):
     """--cfg-options that set the length of a run and its data."""
-    return [
+    opts = [
         f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
         f'default_hooks.checkpoint.interval={iters}',
         f'param_scheduler.1.T_max={iters}', f'param_scheduler.1.end={iters}',
-        f'train_dataloader.dataset.data_root={data_root}/',
-        f'val_dataloader.dataset.data_root={data_root}/',
-        f'test_dataloader.dataset.data_root={data_root}/',
-        f'val_evaluator.ann_file={data_root}/instances_val.json',
-        f'test_evaluator.ann_file={data_root}/instances_val.json',
     ]
+    for loader in ('train', 'val', 'test'):
+        opts.append(f'{loader}_dataloader.dataset.data_root={data_root}/')
+    if part.coco:
+        for evaluator in ('val', 'test'):
+            opts.append(f'{evaluator}_evaluator.ann_file='
+                        f'{data_root}/instances_val.json')
+    return opts
 
 
 def train(config, work_dir, options):
     """tools/train.py in a subprocess; returns the last checkpoint."""
     cmd = [sys.executable, osp.join(ROOT, 'tools', 'train.py'), config,
            '--work-dir', work_dir, '--cfg-options', *options]
-    print('$', ' '.join(cmd[1:3]), '--work-dir', work_dir, flush=True)
-    with open(osp.join(work_dir + '.log'), 'w') as log:
+    print(f'  $ tools/train.py {osp.relpath(config, ROOT)} --work-dir '
+          f'{work_dir}  (log: {work_dir}.log)', flush=True)
+    with open(work_dir + '.log', 'w') as log:
         subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT,
                        cwd=ROOT)
     with open(osp.join(work_dir, 'last_checkpoint')) as f:
         return f.read().strip()
 
 
-def evaluate(config, checkpoint, work_dir, options):
-    """CocoMetric bbox/segm mAP of a checkpoint (MMEngine Runner.test)."""
+def evaluate(part, config, checkpoint, work_dir, options):
+    """The part's metrics of a checkpoint (MMEngine Runner.test)."""
     from mmengine.config import Config
     from mmengine.runner import Runner
     cfg = Config.fromfile(config)
@@ -102,16 +135,21 @@ def evaluate(config, checkpoint, work_dir, options):
     cfg.experiment_name = f'eval_{osp.basename(work_dir)}'
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools' report
         metrics = Runner.from_cfg(cfg).test()
-    return {k: float(metrics[f'coco/{k}_mAP']) for k in ('bbox', 'segm')}
+    scale = 100.0 if part.coco else 1.0  # mAP in [0, 1] -> percent
+    return {k: float(metrics[v]) * scale for k, v in part.metrics.items()}
 
 
-def merge_for_retention(finetuned, pretrained, out):
+def _load(path):
+    return torch.load(path, map_location='cpu', weights_only=False)
+
+
+def merge_for_retention(part, finetuned, pretrained, out):
     """Fine-tuned shared layers + the pretrained class-specific layers."""
-    ft = torch.load(finetuned, map_location='cpu', weights_only=False)
-    pre = torch.load(pretrained, map_location='cpu', weights_only=False)
+    ft, pre = _load(finetuned), _load(pretrained)
     state = dict(ft['state_dict'])
-    swapped = [k for k in pre['state_dict'] if k.startswith(CLASS_SPECIFIC)]
-    assert len(swapped) == 6, swapped
+    swapped = [k for k in pre['state_dict']
+               if k.startswith(part.class_specific)]
+    assert len(swapped) == 2 * len(part.class_specific), swapped
     for k in swapped:
         state[k] = pre['state_dict'][k]
     torch.save(dict(state_dict=state, meta=ft.get('meta', {})), out)
@@ -120,120 +158,157 @@ def merge_for_retention(finetuned, pretrained, out):
 
 def backbone_drift(checkpoint, pretrained):
     """||theta - theta0|| / ||theta0|| over the backbone's parameters."""
-    ft = torch.load(checkpoint, map_location='cpu', weights_only=False)
-    pre = torch.load(pretrained, map_location='cpu', weights_only=False)
+    ft, pre = _load(checkpoint)['state_dict'], _load(pretrained)['state_dict']
     num = den = 0.0
-    for k, v in pre['state_dict'].items():
+    for k, v in pre.items():
         if k.startswith('backbone.') and v.is_floating_point() and \
-                'running_' not in k:
-            num += float((ft['state_dict'][k] - v).pow(2).sum())
+                'running_' not in k and 'num_batches' not in k:
+            num += float((ft[k] - v).pow(2).sum())
             den += float(v.pow(2).sum())
     return (num / den)**0.5
 
 
-def draw_predictions(rows, images, out_file):
-    """One row per (title, config, checkpoint), one column per image."""
+def _predict_tiles(part, config, checkpoint, images):
+    """Predictions drawn on ``images`` (3x upscaled so labels stay legible)."""
+    import cv2
+    if part.coco:
+        from mmdet.apis import inference_detector as infer
+        from mmdet.apis import init_detector as init
+        from mmdet.visualization import DetLocalVisualizer as Vis
+    else:
+        from mmseg.apis import inference_model as infer
+        from mmseg.apis import init_model as init
+        from mmseg.visualization import SegLocalVisualizer as Vis
+    model = init(config, checkpoint, device='cpu')
+    vis = Vis()
+    vis.dataset_meta = model.dataset_meta
+    tiles = []
+    for path in images:
+        img = cv2.resize(cv2.imread(path), None, fx=3, fy=3,
+                         interpolation=cv2.INTER_LINEAR)[..., ::-1]
+        kwargs = dict(pred_score_thr=0.5) if part.coco else {}
+        vis.add_datasample('p', img, infer(model, img), draw_gt=False,
+                           **kwargs)
+        tiles.append(vis.get_image()[..., ::-1])
+    return tiles
+
+
+def draw_predictions(rows, out_file):
+    """``rows``: (title, tiles); one labelled row of tiles each."""
     import cv2
     import numpy as np
-    from mmdet.apis import inference_detector, init_detector
-    from mmdet.visualization import DetLocalVisualizer
-    vis = DetLocalVisualizer()
     grid = []
-    for title, config, checkpoint in rows:
-        model = init_detector(config, checkpoint, device='cpu')
-        vis.dataset_meta = model.dataset_meta
-        tiles = []
-        for path in images:
-            # drawn at 3x so that the labels stay readable; the model
-            # resizes its input to its own scale anyway
-            img = cv2.resize(cv2.imread(path), None, fx=3, fy=3,
-                             interpolation=cv2.INTER_LINEAR)[..., ::-1]
-            result = inference_detector(model, img)
-            vis.add_datasample('p', img, result, draw_gt=False,
-                               pred_score_thr=0.5)
-            tiles.append(vis.get_image()[..., ::-1])
-        label = np.full((tiles[0].shape[0], 150, 3), 255, np.uint8)
+    for title, tiles in rows:
+        label = np.full((tiles[0].shape[0], 170, 3), 255, np.uint8)
         for k, line in enumerate(title.split('\n')):
             cv2.putText(label, line, (6, 170 + 24 * k),
                         cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1)
         grid.append(np.hstack([label] + tiles))
+    width = max(g.shape[1] for g in grid)
+    grid = [np.pad(g, ((0, 0), (0, width - g.shape[1]), (0, 0)),
+                   constant_values=255) for g in grid]
     cv2.imwrite(out_file, np.vstack(grid))
 
 
-def format_table(rows):
-    header = ('| model | downstream bbox mAP | downstream segm mAP | '
-              'upstream bbox mAP (retention) | upstream segm mAP '
-              '(retention) | backbone drift | train time |')
-    lines = [header, '|' + '---|' * 7]
+def format_table(part, rows):
+    cols = list(part.metrics)
+    header = (['model'] + [f'downstream {c}' for c in cols] +
+              [f'upstream {c} (retention)' for c in cols] +
+              ['backbone drift', 'train time'])
+    lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
     for r in rows:
-        cells = [r['model']] + [
-            '-' if r.get(k) is None else f'{r[k]:.3f}'
-            for k in ('down_bbox', 'down_segm', 'up_bbox', 'up_segm',
-                      'drift')
-        ] + [f"{r['train_s']:.0f} s" if r.get('train_s') else '-']
+        cells = [r['model']]
+        for key in [f'down_{c}' for c in cols] + [f'up_{c}' for c in cols]:
+            cells.append('-' if r.get(key) is None else f'{r[key]:.1f}')
+        cells.append(f"{r['drift']:.3f}")
+        cells.append(f"{r['train_s']:.0f} s")
         lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
+
+
+def run_part(key, args):
+    """Data, pre-training, both fine-tunings, evaluation: the part's rows."""
+    from make_demo_data import make_instance_sets, make_semseg_sets
+    part = PARTS[key]
+    print(f'\n== {part.title}', flush=True)
+    make: Callable = dict(instance=make_instance_sets,
+                          semseg=make_semseg_sets)[part.task]
+    roots = make(osp.join(args.data_root, part.data_dir),
+                 num_train=args.num_train, num_val=args.num_val,
+                 seed=args.seed)
+    scale = args.iters_scale
+    up_opts = schedule_options(part, max(2, round(part.pretrain_iters *
+                                                  scale)), roots['upstream'])
+    down_opts = schedule_options(part, max(2, round(part.finetune_iters *
+                                                    scale)),
+                                 roots['downstream'])
+    seed = [f'randomness.seed={args.seed}']
+    work = osp.join(args.work_dir, key)
+    os.makedirs(work, exist_ok=True)
+
+    t0 = time.time()
+    pretrained = train(part.config('upstream'), osp.join(work, 'upstream'),
+                       up_opts + seed)
+    rows = [dict(model='pretrained (upstream)', train_s=time.time() - t0,
+                 drift=0.0)]
+    finetuned = {}
+    for name in METHODS:
+        t0 = time.time()
+        finetuned[name] = train(
+            part.config(f'downstream_{name}'),
+            osp.join(work, f'downstream_{name}'),
+            down_opts + seed + [f'load_from={pretrained}'])
+        rows.append(dict(model=f'fine-tuned: {name}',
+                         train_s=time.time() - t0))
+
+    up = evaluate(part, part.config('upstream'), pretrained,
+                  osp.join(work, 'eval_upstream'), up_opts)
+    rows[0].update({f'up_{k}': v for k, v in up.items()})
+    for row, (name, ckpt) in zip(rows[1:], finetuned.items()):
+        down = evaluate(part, part.config(f'downstream_{name}'), ckpt,
+                        osp.join(work, f'eval_down_{name}'), down_opts)
+        merged = merge_for_retention(
+            part, ckpt, pretrained, osp.join(work, f'retention_{name}.pth'))
+        up = evaluate(part, part.config('upstream'), merged,
+                      osp.join(work, f'eval_retention_{name}'), up_opts)
+        row.update({f'down_{k}': v for k, v in down.items()})
+        row.update({f'up_{k}': v for k, v in up.items()})
+        row['drift'] = backbone_drift(ckpt, pretrained)
+
+    img_dir = osp.join(roots['downstream'],
+                       'images' if part.coco else 'img_dir/val')
+    images = sorted(f for f in os.listdir(img_dir) if f.startswith('val_'))
+    images = [osp.join(img_dir, f) for f in images[:args.num_vis]]
+    vis_rows = [(f'{key}: fine-tuned\n{name}',
+                 _predict_tiles(part, part.config(f'downstream_{name}'),
+                                ckpt, images))
+                for name, ckpt in finetuned.items()]
+    return part, rows, vis_rows
 
 
 def main(argv=None):
     args = parse_args(argv)
     warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
     warnings.filterwarnings('ignore', category=DeprecationWarning)
+    warnings.filterwarnings('ignore', category=UserWarning)
+    import olor_mm  # noqa: F401  (loads MMEngine's own checkpoints)
     t_start = time.time()
     os.makedirs(args.work_dir, exist_ok=True)
-    from make_demo_data import make_instance_sets
-    roots = make_instance_sets(args.data_root, num_train=args.num_train,
-                               num_val=args.num_val, seed=args.seed)
-    up_opts = _schedule_options(args.pretrain_iters, roots['upstream'])
-    down_opts = _schedule_options(args.finetune_iters, roots['downstream'])
-    seed = [f'randomness.seed={args.seed}']
-
-    t0 = time.time()
-    pretrained = train(UPSTREAM_CFG, osp.join(args.work_dir, 'upstream'),
-                       up_opts + seed)
-    rows = [dict(model='pretrained (upstream)', train_s=time.time() - t0)]
-    finetuned = {}
-    for name, config in METHODS.items():
-        t0 = time.time()
-        finetuned[name] = train(
-            config, osp.join(args.work_dir, f'downstream_{name}'),
-            down_opts + seed + [f'load_from={pretrained}'])
-        rows.append(dict(model=f'fine-tuned: {name}',
-                         train_s=time.time() - t0))
-
-    import olor_mm  # noqa: F401  (checkpoint loading of MMEngine files)
-    up = evaluate(UPSTREAM_CFG, pretrained,
-                  osp.join(args.work_dir, 'eval_upstream'), up_opts)
-    rows[0].update(up_bbox=up['bbox'], up_segm=up['segm'], drift=0.0)
-    for row, (name, ckpt) in zip(rows[1:], finetuned.items()):
-        down = evaluate(METHODS[name], ckpt,
-                        osp.join(args.work_dir, f'eval_down_{name}'),
-                        down_opts)
-        merged = merge_for_retention(
-            ckpt, pretrained,
-            osp.join(args.work_dir, f'retention_{name}.pth'))
-        up = evaluate(UPSTREAM_CFG, merged,
-                      osp.join(args.work_dir, f'eval_retention_{name}'),
-                      up_opts)
-        row.update(down_bbox=down['bbox'], down_segm=down['segm'],
-                   up_bbox=up['bbox'], up_segm=up['segm'],
-                   drift=backbone_drift(ckpt, pretrained))
-
-    val_images = sorted(os.listdir(osp.join(roots['downstream'], 'images')))
-    val_images = [osp.join(roots['downstream'], 'images', f)
-                  for f in val_images if f.startswith('val_')]
-    draw_predictions(
-        [(f'fine-tuned\n{n}', METHODS[n], c) for n, c in finetuned.items()],
-        val_images[:args.num_vis],
-        osp.join(args.work_dir, 'predictions.png'))
-
-    table = format_table(rows)
+    keys = list(PARTS) if args.part == 'all' else [args.part]
+    tables, results, vis_rows = [], {}, []
+    for key in keys:
+        part, rows, vis = run_part(key, args)
+        tables.append(f'### {part.title}\n\n' + format_table(part, rows))
+        results[key] = rows
+        vis_rows += vis
+    draw_predictions(vis_rows, osp.join(args.work_dir, 'predictions.png'))
     wall = time.time() - t_start
+    text = '\n\n'.join(tables)
     with open(osp.join(args.work_dir, 'results.md'), 'w') as f:
-        f.write(table + f'\n\nwall time: {wall:.0f} s\n')
+        f.write(text + f'\n\nwall time: {wall / 60:.1f} min\n')
     with open(osp.join(args.work_dir, 'results.json'), 'w') as f:
-        json.dump(dict(rows=rows, wall_s=wall), f, indent=1)
-    print('\n' + table)
+        json.dump(dict(results=results, wall_s=wall), f, indent=1)
+    print('\n' + text)
     print(f'\nwall time {wall / 60:.1f} min; work dirs, results.md and '
           f'predictions.png in {args.work_dir}/')
 

@@ -8,12 +8,20 @@ textured backgrounds, in two sets of disjoint classes::
 
 each with ``images/``, ``instances_train.json`` and ``instances_val.json``.
 Masks are polygons, except the ring (it has a hole), stored as RLE.
+Semantic segmentation (``--task semseg``, the layout of mmseg's
+``BaseSegDataset``): the same kind of images, with PNG label maps (0 is the
+background, then the classes in the order above)::
+
+    OUT/upstream/   img_dir/{train,val}/*.png  ann_dir/{train,val}/*.png
+    OUT/downstream/ img_dir/{train,val}/*.png  ann_dir/{train,val}/*.png
+
 Everything is a deterministic function of ``--seed``.
 
-Example::
+Examples::
 
     python tools/make_demo_data.py --out data/demo --img-size 128 \\
         --num-train 200 --num-val 40
+    python tools/make_demo_data.py --task semseg --out data/demo_seg
 """
 import argparse
 import json
@@ -176,10 +184,42 @@ def make_instance_sets(out, img_size=128, num_train=200, num_val=40,
     return roots
 
 
+def write_semseg_split(root, split, classes, num_images, size, max_objects,
+                       rng):
+    """Images under root/img_dir/<split>, label maps under root/ann_dir."""
+    for sub in ('img_dir', 'ann_dir'):
+        os.makedirs(osp.join(root, sub, split), exist_ok=True)
+    for k in range(num_images):
+        img, instances = draw_image(rng, size, classes, max_objects)
+        label = np.zeros((size, size), np.uint8)
+        for cls, mask, _ in instances:
+            label[mask] = cls + 1
+        name = f'{split}_{k:05d}.png'
+        cv2.imwrite(osp.join(root, 'img_dir', split, name), img[..., ::-1])
+        cv2.imwrite(osp.join(root, 'ann_dir', split, name), label)
+
+
+def make_semseg_sets(out, img_size=128, num_train=200, num_val=40,
+                     max_objects=4, seed=0):
+    """Write OUT/upstream and OUT/downstream label-map sets."""
+    roots = {}
+    for offset, (name, classes) in enumerate(
+            (('upstream', UPSTREAM), ('downstream', DOWNSTREAM))):
+        rng = np.random.default_rng([seed, offset, 1])
+        root = osp.join(out, name)
+        write_semseg_split(root, 'train', classes, num_train, img_size,
+                           max_objects, rng)
+        write_semseg_split(root, 'val', classes, num_val, img_size,
+                           max_objects, rng)
+        roots[name] = root
+    return roots
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--out', default='data/demo', help='output folder')
-    parser.add_argument('--task', choices=['instance'], default='instance')
+    parser.add_argument('--task', choices=['instance', 'semseg'],
+                        default='instance')
     parser.add_argument('--img-size', type=int, default=128)
     parser.add_argument('--num-train', type=int, default=200,
                         help='training images per set')
@@ -192,8 +232,9 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    roots = make_instance_sets(args.out, args.img_size, args.num_train,
-                               args.num_val, args.max_objects, args.seed)
+    make = dict(instance=make_instance_sets, semseg=make_semseg_sets)
+    roots = make[args.task](args.out, args.img_size, args.num_train,
+                            args.num_val, args.max_objects, args.seed)
     for name, root in roots.items():
         print(f'{name}: {root}')
 

@@ -6,7 +6,7 @@ _base_ = './mask-rcnn_r18-tiny_demo.py'
 data_root = 'data/demo/downstream/'
 classes = ('star', 'cross', 'ring', 'arrow')
 max_iters = 600
-load_from = 'work_dirs/demo/upstream/iter_1500.pth'
+load_from = 'work_dirs/demo/det/upstream/iter_1500.pth'
 
 model = dict(
     # BN statistics stay the pretrained ones, as in MMDetection fine-tuning

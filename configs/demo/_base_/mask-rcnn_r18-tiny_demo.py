@@ -10,7 +10,7 @@ custom_imports = dict(imports=['olor_mm'], allow_failed_imports=False)
 data_root = 'data/demo/upstream/'
 classes = ('circle', 'square', 'triangle')
 img_scale = (128, 128)
-max_iters = 1000
+max_iters = 1500
 
 model = dict(
     backbone=dict(
