@@ -3,11 +3,12 @@
 # Variables:
 #   PYTHON  interpreter that creates the venv            (python3)
 #   VENV    where the venv lives                         (.venv)
-#   TORCH   pip requirement(s) for torch, installed first (torch==2.13.0, the
-#           CPU wheel here); for a GPU, e.g.
+#   TORCH   pip arguments that install torch, before anything else
+#           (torch==2.13.0, the CPU wheel here); for a GPU, e.g.
 #           TORCH="torch==2.5.1 --index-url https://download.pytorch.org/whl/cu121"
-# mmcv is built from source with its ops unless PIP_FIND_LINKS names a folder
-# holding a matching mmcv wheel (same Python, same torch build).
+# mmcv is built from source with its ops (CUDA ops too when torch sees a GPU,
+# or with FORCE_CUDA=1) unless PIP_FIND_LINKS names a folder holding a
+# matching mmcv wheel (same Python, same torch build).
 PYTHON ?= python3
 VENV ?= .venv
 TORCH ?= torch==2.13.0
@@ -27,7 +28,8 @@ setup: $(STAMP)
 
 $(STAMP): $(REQS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q -r requirements/build.txt $(TORCH)
+	$(PIP) install -q -r requirements/build.txt
+	$(PIP) install -q $(TORCH)
 	# --no-build-isolation: an isolated build of mmcv cannot see torch and
 	# silently drops its compiled ops.
 	$(PIP) install -q --no-build-isolation -r requirements/runtime.txt \
@@ -43,8 +45,9 @@ $(STAMP): $(REQS)
 test: setup
 	$(PY) -m pytest -q tests
 
+# DEMO_ARGS="--part det" (or seg) runs one half of the demo
 demo: setup
-	$(PY) tools/demo.py
+	$(PY) tools/demo.py $(DEMO_ARGS)
 
 clean:
 	rm -rf $(VENV) work_dirs .pytest_cache

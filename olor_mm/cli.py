@@ -1,4 +1,6 @@
-"""Config edits shared by the command-line tools (tools/train.py, ...)."""
+"""Config handling shared by the command-line tools (tools/train.py, ...)."""
+import os.path as osp
+
 from mmengine.config import Config
 
 #: --amp maps each fp32 wrapper to its mixed-precision twin.
@@ -39,3 +41,31 @@ def enable_amp(cfg: Config) -> None:
                 'in bfloat16 on the CPU).')
     wrapper.type = AMP_TWINS[kind]
     wrapper.loss_scale = 'dynamic'
+
+
+def load_config(args) -> Config:
+    """The config of ``args.config`` with the common command-line edits.
+
+    ``--cfg-options`` are merged, ``--launcher`` is set, and ``work_dir`` is
+    ``--work-dir``, else the config's, else ``./work_dirs/<config name>``
+    (MMDetection's order).
+    """
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    return cfg
+
+
+def build_runner(cfg: Config):
+    """MMEngine's Runner, or the config's ``runner_type`` from RUNNERS."""
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+    if 'runner_type' not in cfg:
+        return Runner.from_cfg(cfg)
+    return RUNNERS.build(cfg)

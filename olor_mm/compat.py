@@ -86,9 +86,14 @@ def run_mmcv_ops_in_fp32_under_cpu_autocast() -> None:
     """Let mmcv's ``NMSop`` and ``RoIAlignFunction`` take bfloat16 on CPU.
 
     Idempotent; float32 inputs and CUDA tensors take the original path.
+    Without mmcv's compiled ops (``mmcv.ops`` does not import) there is
+    nothing to fix; ``make setup`` refuses such an install anyway.
     """
-    from mmcv.ops.nms import NMSop
-    from mmcv.ops.roi_align import RoIAlignFunction
+    try:
+        from mmcv.ops.nms import NMSop
+        from mmcv.ops.roi_align import RoIAlignFunction
+    except ImportError:
+        return
     for function in (NMSop, RoIAlignFunction):
         if getattr(function.forward, '_olor_fp32_on_cpu', False):
             continue

@@ -72,10 +72,10 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
                  optim_wrapper_cfg: dict,
                  paramwise_cfg: Optional[dict] = None):
         paramwise_cfg = dict(paramwise_cfg or {})
-        unknown = set(paramwise_cfg) & {'rollback', 'layer_id'}
-        if unknown:
+        reserved = set(paramwise_cfg) & {'rollback', 'layer_id'}
+        if reserved:
             raise ValueError(
-                f'paramwise_cfg has {sorted(unknown)}: those are group keys '
+                f'paramwise_cfg has {sorted(reserved)}: those are group keys '
                 'this constructor writes; use rollback_max / rollback_min / '
                 'rollback_power instead.')
         self.olor_cfg = {
@@ -85,12 +85,6 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
         check_rollback_range(self.olor_cfg['rollback_max'],
                              self.olor_cfg['rollback_min'],
                              self.olor_cfg['rollback_power'])
-        if self.olor_cfg['layer_unit'] not in ('block', 'param'):
-            raise ValueError(
-                'paramwise_cfg.layer_unit='
-                f"{self.olor_cfg['layer_unit']!r} is unknown; use 'block' "
-                "(architecture-aware layers) or 'param' (one layer per "
-                'tensor, as the reference code).')
         prefixes = self.olor_cfg['pretrained_prefixes']
         if isinstance(prefixes, str):
             prefixes = (prefixes, )

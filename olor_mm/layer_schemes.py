@@ -190,28 +190,32 @@ def number_layers(module,
 
 
 def _children_ids(module, names: Sequence[str]):
-    """Registration order of children; children with a scheme expand."""
+    """Registration order of children; children with a scheme expand.
+
+    Parameters the module owns itself (no dot in the name) form one layer
+    together, where the first of them appears.
+    """
     children = dict(module.named_children())
+    heads: List[str] = []
+    for n in names:
+        head = n.split('.', 1)[0] if '.' in n else ''
+        if head not in heads:
+            heads.append(head)
     ids: Dict[str, int] = {}
     offset = 0
     parts = []
-    heads: List[str] = []
-    for n in names:
-        head = n.split('.', 1)[0]
-        if head not in heads:
-            heads.append(head)
     for head in heads:
-        child = children.get(head)
-        scheme, rules = (None, None) if child is None else find_scheme(
-            type(child))
-        members = [n for n in names if n.split('.', 1)[0] == head]
+        members = [n for n in names
+                   if (n.split('.', 1)[0] if '.' in n else '') == head]
+        scheme, rules = (None, None) if head not in children else \
+            find_scheme(type(children[head]))
         if rules is not None:
             sub, count = assign_block_ids([n[len(head) + 1:] for n in members],
                                           rules)
             parts.append(f'{head}: {scheme} scheme')
         else:
             sub, count = [0] * len(members), 1
-            parts.append(f'{head}: one layer')
+            parts.append(f'{head or "own parameters"}: one layer')
         ids.update({n: offset + i for n, i in zip(members, sub)})
         offset += count
     return [ids[n] for n in names], offset, '; '.join(parts)

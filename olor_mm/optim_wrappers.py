@@ -9,8 +9,10 @@ with ``rollback > 0`` is pulled back toward its pretrained value::
 
 ``lam_i`` is the group's ``rollback`` key (written by
 :class:`LayerwiseRollbackConstructor`), ``lr_t`` the group's current learning
-rate and ``lr_0`` its ``initial_lr`` (set by MMEngine's parameter schedulers)
-or, without a scheduler, its lr when the wrapper was built.
+rate and ``lr_0`` its ``initial_lr``: set by MMEngine's parameter schedulers,
+or, without a scheduler, by the wrapper to the group's lr when ``theta0`` is
+taken (training start, after the Runner's ``auto_scale_lr``); it is saved with
+the optimizer state, so resuming keeps it.
 """
 import logging
 from typing import Dict, List, Optional, Union
@@ -47,8 +49,19 @@ class RollbackMixin:
     for inf/NaN gradients.
     """
 
-    def _init_rollback(self, scale_with_lr: bool) -> None:
+    def _init_rollback(self, scale_with_lr: bool,
+                       anchor_dtype: Union[str, torch.dtype, None]) -> None:
         self.scale_with_lr = bool(scale_with_lr)
+        if isinstance(anchor_dtype, str):
+            anchor_dtype = getattr(torch, anchor_dtype, anchor_dtype)
+        if anchor_dtype is not None and not (
+                isinstance(anchor_dtype, torch.dtype)
+                and anchor_dtype.is_floating_point):
+            raise ValueError(
+                f'optim_wrapper.anchor_dtype={anchor_dtype!r} is not a '
+                "floating dtype; use None (the parameters' dtype) or e.g. "
+                "'bfloat16' to halve theta0's memory.")
+        self.anchor_dtype = anchor_dtype
         # (group index, param) for every tensor that rolls back
         self._rolled = [(gi, p)
                         for gi, g in enumerate(self.optimizer.param_groups)
@@ -60,11 +73,10 @@ class RollbackMixin:
                 raise ValueError(
                     f'param group {gi} has rollback={lam}, outside [0, 1]; '
                     'set paramwise_cfg.rollback_max/rollback_min in [0, 1].')
-        # lr_0 fallback when no scheduler has written ``initial_lr``
-        self._built_lrs = [g['lr'] for g in self.optimizer.param_groups]
         if self.scale_with_lr:
+            groups = self.optimizer.param_groups
             zero = sorted({gi for gi, _ in self._rolled
-                           if self._built_lrs[gi] == 0})
+                           if groups[gi]['lr'] == 0})
             if zero:
                 raise ValueError(
                     f'param groups {zero[:5]} roll back but have lr=0, so '
@@ -93,8 +105,17 @@ class RollbackMixin:
 
     @torch.no_grad()
     def snapshot_theta0(self) -> None:
-        """Take ``theta0`` from the parameters' current values."""
-        self._set_theta0([p.detach().clone() for _, p in self._rolled])
+        """Take ``theta0`` from the parameters' current values.
+
+        Also fixes ``lr_0``: a group without ``initial_lr`` (no scheduler)
+        gets its current lr.
+        """
+        for g in self.optimizer.param_groups:
+            g.setdefault('initial_lr', g['lr'])
+        self._set_theta0([
+            p.detach().to(self.anchor_dtype or p.dtype, copy=True)
+            for _, p in self._rolled
+        ])
 
     def _set_theta0(self, theta0: List[torch.Tensor]) -> None:
         self._theta0 = theta0
@@ -142,10 +163,8 @@ class RollbackMixin:
         groups = self.optimizer.param_groups
         if not self.scale_with_lr:
             return [1.0] * len(groups)
-        return [
-            g['lr'] / g.get('initial_lr', lr0) if g.get('initial_lr', lr0)
-            else 0.0 for g, lr0 in zip(groups, self._built_lrs)
-        ]
+        lr0 = [g.get('initial_lr', g['lr']) for g in groups]
+        return [g['lr'] / l0 if l0 else 0.0 for g, l0 in zip(groups, lr0)]
 
     @torch.no_grad()
     def rollback(self) -> None:
@@ -157,8 +176,8 @@ class RollbackMixin:
         for b in self._buckets:
             sel = [k for k, p in enumerate(b.params) if p.grad is not None]
             if len(sel) == len(b.params):
-                rollback_(b.params, b.anchors,
-                          [lam * ratios[gi] for lam, gi in zip(b.lams, b.groups)])
+                weights = [lam * ratios[g] for lam, g in zip(b.lams, b.groups)]
+                rollback_(b.params, b.anchors, weights)
             elif sel:
                 rollback_([b.params[k] for k in sel],
                           [b.anchors[k] for k in sel],
@@ -222,7 +241,8 @@ class RollbackMixin:
                     f'saved theta0 of parameter #{k} has shape '
                     f'{tuple(t.shape)}, the model\'s has {tuple(p.shape)}; '
                     'the checkpoint is of another model.')
-            theta0.append(t.to(device=p.device, dtype=p.dtype, copy=True))
+            theta0.append(t.to(device=p.device,
+                               dtype=self.anchor_dtype or p.dtype, copy=True))
         self._set_theta0(theta0)
 
 
@@ -246,6 +266,11 @@ class OLOROptimWrapper(RollbackMixin, OptimWrapper):
             ``rollback`` (see :class:`LayerwiseRollbackConstructor`).
         scale_with_lr (bool): Scale lam by ``lr_t / lr_0`` per group, so
             warm-up and decay apply to the rollback too. Defaults to True.
+        anchor_dtype (str | torch.dtype, optional): Keep ``theta0`` in this
+            dtype, e.g. ``'bfloat16'`` to halve its memory next to float32
+            weights (the rollback then rounds theta0 to bfloat16: see the
+            README's performance section). Defaults to None, the
+            parameters' dtype.
         **kwargs: ``accumulative_counts``, ``clip_grad`` of OptimWrapper.
 
     Examples:
@@ -261,9 +286,13 @@ class OLOROptimWrapper(RollbackMixin, OptimWrapper):
         >>>                        pretrained_prefixes=('backbone',)))
     """
 
-    def __init__(self, optimizer, scale_with_lr: bool = True, **kwargs):
+    def __init__(self,
+                 optimizer,
+                 scale_with_lr: bool = True,
+                 anchor_dtype: Union[str, torch.dtype, None] = None,
+                 **kwargs):
         super().__init__(optimizer=optimizer, **kwargs)
-        self._init_rollback(scale_with_lr)
+        self._init_rollback(scale_with_lr, anchor_dtype)
 
 
 def _cpu_loss_scaler(loss_scale: Union[str, float, dict]):
@@ -290,7 +319,7 @@ class AmpOLOROptimWrapper(RollbackMixin, AmpOptimWrapper):
 
     Args:
         loss_scale, dtype, use_fsdp: As MMEngine's AmpOptimWrapper.
-        scale_with_lr (bool): See :class:`OLOROptimWrapper`.
+        scale_with_lr, anchor_dtype: See :class:`OLOROptimWrapper`.
 
     Examples:
         >>> optim_wrapper = dict(
@@ -306,6 +335,7 @@ class AmpOLOROptimWrapper(RollbackMixin, AmpOptimWrapper):
                  dtype: Union[str, torch.dtype, None] = None,
                  use_fsdp: bool = False,
                  scale_with_lr: bool = True,
+                 anchor_dtype: Union[str, torch.dtype, None] = None,
                  **kwargs):
         from mmengine.device import get_device
         if get_device() != 'cpu':
@@ -323,4 +353,4 @@ class AmpOLOROptimWrapper(RollbackMixin, AmpOptimWrapper):
             self.loss_scaler, self._scale_update_param = _cpu_loss_scaler(
                 loss_scale)
             self.cast_dtype = torch.bfloat16
-        self._init_rollback(scale_with_lr)
+        self._init_rollback(scale_with_lr, anchor_dtype)

@@ -102,24 +102,29 @@ def group_by_device_and_dtype(
 
 
 @torch.no_grad()
-def rollback_(params: Sequence[torch.Tensor], anchors: Sequence[torch.Tensor],
-              weights: Sequence[float]) -> None:
+def rollback_(params: List[torch.Tensor], anchors: List[torch.Tensor],
+              weights: List[float]) -> None:
     """In place ``p <- p + w * (theta0 - p)`` for every (p, theta0, w).
 
-    One ``torch._foreach_lerp_`` call: ``w = 0`` leaves ``p`` bit for bit,
-    ``w = 1`` sets it exactly to ``theta0`` (torch's lerp evaluates
-    ``end - (end - start) * (1 - w)`` for ``w >= 0.5``).
+    Anchors of the parameters' dtype: one ``torch._foreach_lerp_`` call;
+    ``w = 0`` leaves ``p`` bit for bit, ``w = 1`` sets it exactly to
+    ``theta0`` (torch's lerp evaluates ``end - (end - start) * (1 - w)`` for
+    ``w >= 0.5``). Anchors stored in a narrower dtype (``anchor_dtype``):
+    ``d = theta0 - p`` in the parameters' dtype, ``d *= w``, ``p += d``
+    (three multi-tensor passes and a transient copy of the bucket).
 
     Args:
         params: Weights after the optimizer step (``theta_hat_t``), all on one
             device and of one dtype.
-        anchors: Their pretrained values ``theta0``, same device and dtype.
+        anchors: Their pretrained values ``theta0``, on the same device, all
+            of one dtype.
         weights: One ``lam_eff`` per tensor.
     """
     if not params:
         return
-    weights = [float(w) for w in weights]
-    if len(set(weights)) == 1:
-        torch._foreach_lerp_(list(params), list(anchors), weights[0])
-    else:
-        torch._foreach_lerp_(list(params), list(anchors), weights)
+    if anchors[0].dtype == params[0].dtype:
+        torch._foreach_lerp_(params, anchors, weights)
+        return
+    diff = torch._foreach_sub(anchors, params)  # promoted to params' dtype
+    torch._foreach_mul_(diff, weights)
+    torch._foreach_add_(params, diff)

@@ -52,3 +52,52 @@ def test_config_builds(path):
         assert lams[min(lams)] == pytest.approx(
             cfg.optim_wrapper.paramwise_cfg.rollback_max *
             (1 - min(lams) / max(max(lams), 1)))
+
+
+#: Pretrained layers (n + 1) of each mmseg headline config's backbone.
+MMSEG_LAYERS = {
+    'upernet_r50_olor_4xb4-80k_ade20k-512x512.py': 17,  # stem + 16 blocks
+    'upernet_r50_olor_4xb2-40k_cityscapes-512x1024.py': 17,
+    'deeplabv3plus_r50-d8_olor_ade20k-512x512.py': 17,
+    # patch embed + 12 blocks + 4 stage ends (merging + out norm)
+    'upernet_swin-t_olor_ade20k-512x512.py': 17,
+    # per stage: patch embed + 2 blocks + norm
+    'segformer_mit-b0_olor_ade20k-512x512.py': 16,
+}
+
+
+@pytest.mark.parametrize('name', sorted(MMSEG_LAYERS))
+def test_mmseg_layer_table(name, mm_log):
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', 'mmseg', name))
+    from mmseg.registry import MODELS
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        model = MODELS.build(cfg.model)
+        ow = build_optim_wrapper(model, cfg.optim_wrapper)
+    names = {id(p): n for n, p in model.named_parameters()}
+    ids = {names[id(g['params'][0])]: g['layer_id']
+           for g in ow.optimizer.param_groups if g['layer_id'] is not None}
+    n = MMSEG_LAYERS[name] - 1
+    assert sorted(set(ids.values())) == list(range(n + 1))  # 0..n, all used
+    assert all(k.startswith('backbone.') for k in ids)
+    # lam_i strictly decreases with depth, from rollback_max to 0
+    lam = {g['layer_id']: g['rollback'] for g in ow.optimizer.param_groups
+           if g['layer_id'] is not None}
+    assert lam[0] == 0.01 and lam[n] == 0.0
+    assert all(lam[i] > lam[i + 1] for i in range(n))
+    # monotone with depth along the blocks of each stage
+    import re
+    blocks = {}
+    for k, i in ids.items():
+        m = re.search(r'(?:layer(\d+)|stages\.(\d+)\.blocks|layers\.(\d+)\.1)'
+                      r'\.(\d+)\.', k)
+        if m:
+            stage = int(next(g for g in m.groups()[:3] if g is not None))
+            blocks[(stage, int(m.group(4)))] = i
+    order = [blocks[k] for k in sorted(blocks)]
+    assert order == sorted(order) and len(set(order)) == len(order)
+    # the logged table has one row per layer
+    table = next(r.getMessage() for r in mm_log
+                 if 'OLOR layer-wise rollback' in r.getMessage())
+    rows = [line for line in table.splitlines()[2:]
+            if line.split()[0].isdigit()]
+    assert [int(r.split()[0]) for r in rows] == list(range(n + 1))

@@ -4,8 +4,6 @@ Each run is a subprocess on a handful of 128 px images for a few
 iterations; nothing is downloaded.
 """
 import glob
-import json
-import os
 import os.path as osp
 import signal
 import subprocess
@@ -14,53 +12,13 @@ import time
 
 import pytest
 import torch
+from e2e_utils import DEMO, ROOT, drift, options, scalars, state, train
+from e2e_utils import train_cmd
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, osp.join(ROOT, 'tools'))
-DEMO = osp.join(ROOT, 'configs', 'demo')
 UPSTREAM = osp.join(DEMO, 'mask-rcnn_r18-tiny_demo-upstream.py')
 OLOR = osp.join(DEMO, 'mask-rcnn_r18-tiny_demo-downstream_olor.py')
 PLAIN = osp.join(DEMO, 'mask-rcnn_r18-tiny_demo-downstream_plain.py')
 FASTER = osp.join(DEMO, 'faster-rcnn_r18-tiny_demo-downstream_olor.py')
-
-
-def _options(data_root, iters, ckpt_interval=None):
-    return [
-        f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
-        f'default_hooks.checkpoint.interval={ckpt_interval or iters}',
-        'default_hooks.checkpoint.max_keep_ckpts=-1',
-        'default_hooks.logger.interval=1',
-        f'train_dataloader.dataset.data_root={data_root}/',
-        'train_dataloader.batch_size=2',
-        f'val_dataloader.dataset.data_root={data_root}/',
-        f'val_evaluator.ann_file={data_root}/instances_val.json',
-    ]
-
-
-def _train_cmd(config, work_dir, options, *extra):
-    return [sys.executable, osp.join(ROOT, 'tools', 'train.py'), config,
-            '--work-dir', str(work_dir), *extra, '--cfg-options', *options]
-
-
-def _train(config, work_dir, options, *extra):
-    out = subprocess.run(_train_cmd(config, work_dir, options, *extra),
-                         cwd=ROOT, capture_output=True, text=True,
-                         timeout=600)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    return out.stdout + out.stderr
-
-
-def _scalars(work_dir):
-    rows = []
-    for path in sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
-                                          'scalars.json'))):
-        with open(path) as f:
-            rows += [json.loads(line) for line in f]
-    return rows
-
-
-def _state(path):
-    return torch.load(path, map_location='cpu', weights_only=False)
 
 
 @pytest.fixture(scope='module')
@@ -73,27 +31,19 @@ def data(tmp_path_factory):
 @pytest.fixture(scope='module')
 def pretrained(data, tmp_path_factory):
     work_dir = tmp_path_factory.mktemp('upstream')
-    _train(UPSTREAM, work_dir, _options(data['upstream'], 4))
+    train(UPSTREAM, work_dir, options(data['upstream'], 4))
     return osp.join(work_dir, 'iter_4.pth')
-
-
-def _drift(ckpt, reference, prefix):
-    a, b = _state(ckpt)['state_dict'], _state(reference)['state_dict']
-    keys = [k for k in a if k.startswith(prefix) and 'running_' not in k
-            and a[k].is_floating_point() and k in b
-            and a[k].shape == b[k].shape]
-    return sum(float((a[k] - b[k]).pow(2).sum()) for k in keys)**0.5
 
 
 def test_olor_mask_rcnn_trains_and_pulls_the_backbone_back(
         data, pretrained, tmp_path):
     """--cfg-options sets rollback_max; OLOR vs plain under one seed."""
-    opts = _options(data['downstream'], 6) + [
+    opts = options(data['downstream'], 6) + [
         f'load_from={pretrained}', 'param_scheduler.0.start_factor=1.0']
-    log = _train(OLOR, tmp_path / 'olor', opts + [
+    log = train(OLOR, tmp_path / 'olor', opts + [
         'optim_wrapper.paramwise_cfg.rollback_max=0.5',
         'optim_wrapper.scale_with_lr=False'])
-    _train(PLAIN, tmp_path / 'plain', opts)
+    train(PLAIN, tmp_path / 'plain', opts)
 
     # the override reached the constructor: lam of layer 0 is 0.5
     assert 'OLOR layer-wise rollback' in log
@@ -102,28 +52,28 @@ def test_olor_mask_rcnn_trains_and_pulls_the_backbone_back(
 
     ckpt = tmp_path / 'olor' / 'iter_6.pth'
     assert ckpt.is_file()
-    rows = _scalars(tmp_path / 'olor')
+    rows = scalars(tmp_path / 'olor')
     losses = [r for r in rows if 'loss_mask' in r]
     assert [r['iter'] for r in losses] == [1, 2, 3, 4, 5, 6]
     assert any('coco/segm_mAP' in r for r in rows)  # evaluated at the end
 
     # theta0 in the checkpoint is the pretrained backbone
-    state = _state(ckpt)
-    theta0 = state['optimizer']['olor']['theta0']
-    pre = _state(pretrained)['state_dict']
+    saved = state(ckpt)
+    theta0 = saved['optimizer']['olor']['theta0']
+    pre = state(pretrained)['state_dict']
     assert torch.equal(theta0[0], pre['backbone.conv1.weight'])
 
     plain_ckpt = tmp_path / 'plain' / 'iter_6.pth'
-    olor_drift = _drift(ckpt, pretrained, 'backbone.')
-    plain_drift = _drift(plain_ckpt, pretrained, 'backbone.')
+    olor_drift = drift(ckpt, pretrained, 'backbone.')
+    plain_drift = drift(plain_ckpt, pretrained, 'backbone.')
     assert olor_drift < 0.8 * plain_drift, (olor_drift, plain_drift)
     # the new class-specific layers are not rolled back: they train alike
-    groups = state['optimizer']['param_groups']
+    groups = saved['optimizer']['param_groups']
     new = [g for g in groups if g['layer_id'] is None]
     assert new and all(g['rollback'] == 0.0 for g in new)
     assert any(g['rollback'] == 0.5 for g in groups)
     cls_olor = [r['loss_cls'] for r in losses]
-    cls_plain = [r['loss_cls'] for r in _scalars(tmp_path / 'plain')
+    cls_plain = [r['loss_cls'] for r in scalars(tmp_path / 'plain')
                  if 'loss_cls' in r]
     assert len(cls_plain) == 6
     assert cls_olor[0] == pytest.approx(cls_plain[0], rel=1e-4)
@@ -132,19 +82,19 @@ def test_olor_mask_rcnn_trains_and_pulls_the_backbone_back(
 
 
 def test_faster_rcnn_variant(data, pretrained, tmp_path):
-    opts = _options(data['downstream'], 3) + [f'load_from={pretrained}']
-    _train(FASTER, tmp_path / 'faster', opts)
+    opts = options(data['downstream'], 3) + [f'load_from={pretrained}']
+    train(FASTER, tmp_path / 'faster', opts)
     assert (tmp_path / 'faster' / 'iter_3.pth').is_file()
-    rows = _scalars(tmp_path / 'faster')
+    rows = scalars(tmp_path / 'faster')
     assert any('coco/bbox_mAP' in r for r in rows)
     assert not any('loss_mask' in r for r in rows)
 
 
 def test_resume_after_interruption(data, pretrained, tmp_path):
     work_dir = tmp_path / 'resume'
-    opts = _options(data['downstream'], 16, ckpt_interval=3) + [
+    opts = options(data['downstream'], 16, ckpt_interval=3) + [
         f'load_from={pretrained}']
-    proc = subprocess.Popen(_train_cmd(OLOR, work_dir, opts), cwd=ROOT,
+    proc = subprocess.Popen(train_cmd(OLOR, work_dir, opts), cwd=ROOT,
                             stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
@@ -158,37 +108,52 @@ def test_resume_after_interruption(data, pretrained, tmp_path):
     with open(work_dir / 'last_checkpoint') as f:
         interrupted_at = f.read().strip()
 
-    log = _train(OLOR, work_dir, opts, '--resume')
+    log = train(OLOR, work_dir, opts, '--resume')
     assert f'Load checkpoint from {interrupted_at}' in log or \
         'resumed' in log.lower()
     final = work_dir / 'iter_16.pth'
     assert final.is_file()
     # theta0 was restored, not re-taken from the resumed weights
-    t_final = _state(final)['optimizer']['olor']['theta0']
-    t_first = _state(interrupted_at)['optimizer']['olor']['theta0']
+    t_final = state(final)['optimizer']['olor']['theta0']
+    t_first = state(interrupted_at)['optimizer']['olor']['theta0']
     assert set(t_final) == set(t_first)
     assert all(torch.equal(t_final[k], t_first[k]) for k in t_final)
-    pre = _state(pretrained)['state_dict']
+    pre = state(pretrained)['state_dict']
     assert torch.equal(t_final[0], pre['backbone.conv1.weight'])
-    resumed = _state(interrupted_at)['state_dict']['backbone.conv1.weight']
+    resumed = state(interrupted_at)['state_dict']['backbone.conv1.weight']
     assert not torch.equal(resumed, pre['backbone.conv1.weight'])
-    iters = [r['iter'] for r in _scalars(work_dir) if 'loss' in r]
+    iters = [r['iter'] for r in scalars(work_dir) if 'loss' in r]
     assert iters[-1] == 16
 
 
 def test_amp_on_cpu_runs_olor_in_bfloat16(data, pretrained, tmp_path):
-    opts = _options(data['downstream'], 2) + [f'load_from={pretrained}']
-    log = _train(OLOR, tmp_path / 'amp', opts, '--amp')
+    opts = options(data['downstream'], 2) + [f'load_from={pretrained}']
+    log = train(OLOR, tmp_path / 'amp', opts, '--amp')
     assert (tmp_path / 'amp' / 'iter_2.pth').is_file()
-    state = _state(tmp_path / 'amp' / 'iter_2.pth')['optimizer']
-    assert 'loss_scaler' in state and 'olor' in state
+    optim = state(tmp_path / 'amp' / 'iter_2.pth')['optimizer']
+    assert 'loss_scaler' in optim and 'olor' in optim
     assert 'AmpOLOROptimWrapper' in log
 
 
 def test_amp_on_cpu_refuses_the_plain_wrapper(data, tmp_path):
     out = subprocess.run(
-        _train_cmd(PLAIN, tmp_path / 'amp_plain',
-                   _options(data['downstream'], 2), '--amp'),
+        train_cmd(PLAIN, tmp_path / 'amp_plain',
+                   options(data['downstream'], 2), '--amp'),
         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode != 0
     assert '--amp without a GPU' in out.stderr
+
+
+def test_tools_test_evaluates_a_checkpoint(data, pretrained, tmp_path):
+    root = data['upstream']
+    out = subprocess.run(
+        [sys.executable, osp.join(ROOT, 'tools', 'test.py'), UPSTREAM,
+         pretrained, '--work-dir', str(tmp_path), '--out',
+         str(tmp_path / 'preds.pkl'), '--cfg-options',
+         f'test_dataloader.dataset.data_root={root}/',
+         f'test_evaluator.ann_file={root}/instances_val.json'],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert 'coco/segm_mAP' in out.stdout + out.stderr
+    assert (tmp_path / 'preds.pkl').is_file()
+

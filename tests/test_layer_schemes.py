@@ -268,3 +268,24 @@ def test_layer_table_is_logged(mm_log):
     assert lines[1].split() == ['layer', 'lam_i', 'tensors', 'params']
     assert lines[2].split() == ['0', '0.200000', '3', '9,536']  # conv1+bn1
     assert 'OLOR rolls back' in lines[-1]
+
+
+def test_leaf_modules_and_conv_modules_are_one_layer():
+    from mmcv.cnn import ConvModule
+
+    from olor_mm.layer_schemes import number_layers
+    ids, count, _ = number_layers(nn.ConvTranspose2d(2, 2, 2))
+    assert count == 1 and set(ids.values()) == {0}
+    ids, count, desc = number_layers(
+        ConvModule(3, 4, 3, norm_cfg=dict(type='BN')))
+    assert count == 1 and 'ConvModule' in desc
+    # a head: own parameters first, then each child; ConvModules stay whole
+    head = nn.Module()
+    head.cls_token = nn.Parameter(nn.init.zeros_(nn.Linear(1, 1).weight))
+    head.bottleneck = ConvModule(3, 4, 3, norm_cfg=dict(type='BN'))
+    head.conv_seg = nn.Conv2d(4, 2, 1)
+    ids, count, _ = number_layers(head)
+    assert count == 3
+    assert ids['cls_token'] == 0
+    assert ids['bottleneck.conv.weight'] == ids['bottleneck.bn.bias'] == 1
+    assert ids['conv_seg.weight'] == ids['conv_seg.bias'] == 2

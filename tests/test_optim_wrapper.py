@@ -179,6 +179,20 @@ def test_scale_with_lr_follows_linear_warmup_and_multistep():
         torch.testing.assert_close(p.detach(), e, rtol=0, atol=1e-13)
 
 
+def test_lr0_is_the_lr_at_training_start_without_a_scheduler():
+    """auto_scale_lr rescales lr after the build: lam is not rescaled."""
+    model = Linear2().double()
+    ow = _build(model, dict(type='SGD', lr=0.1), rollback_max=0.4)
+    for g in ow.optimizer.param_groups:  # what Runner.scale_lr does
+        g['lr'] *= 2
+    ow.initialize_count_status(model, 0, 10)
+    assert ow.lr_ratios() == [1.0] * len(ow.optimizer.param_groups)
+    for g in ow.optimizer.param_groups:  # a later decay still scales lam
+        g['lr'] *= 0.5
+    assert ow.lr_ratios()[0] == 0.5
+    assert ow.state_dict()['param_groups'][0]['initial_lr'] == 0.2
+
+
 def test_scale_with_lr_off_keeps_lam_constant():
     model = Linear2().double()
     cfg = olor_wrapper_cfg(dict(type='SGD', lr=0.1), rollback_max=0.4)
@@ -310,3 +324,32 @@ def test_multi_tensor_path_with_one_group_per_parameter(monkeypatch):
     rolled = sum(1 for g in ow.optimizer.param_groups if g['rollback'] > 0)
     assert n_groups == len(list(model.parameters()))  # one group per param
     assert calls == [rolled, rolled]
+
+
+def test_bfloat16_anchor():
+    """theta0 kept in bfloat16: half the memory, theta0 rounded once."""
+    torch.manual_seed(0)
+    model = Linear2()
+    cfg = olor_wrapper_cfg(dict(type='SGD', lr=0.1), rollback_max=1.0,
+                           rollback_min=1.0)
+    cfg['anchor_dtype'] = 'bfloat16'
+    ow = build_optim_wrapper(model, cfg)
+    w0 = model.backbone[0].weight.detach().clone()
+    ow.update_params(model.backbone(torch.ones(1, 3)).sum())
+    assert ow.theta0[0].dtype == torch.bfloat16
+    assert model.backbone[0].weight.dtype == torch.float32
+    # lam = 1: back to theta0 as bfloat16 holds it
+    torch.testing.assert_close(model.backbone[0].weight.detach(),
+                               w0.bfloat16().float(), rtol=0, atol=1e-6)
+    state = ow.state_dict()
+    assert state['olor']['theta0'][0].dtype == torch.bfloat16
+    ow2 = build_optim_wrapper(Linear2(), cfg)
+    ow2.load_state_dict(state)
+    assert torch.equal(ow2.theta0[0], ow.theta0[0])
+
+
+def test_bad_anchor_dtype_fails_at_build():
+    cfg = olor_wrapper_cfg(dict(type='SGD', lr=0.1))
+    cfg['anchor_dtype'] = 'int8'
+    with pytest.raises(ValueError, match='anchor_dtype'):
+        build_optim_wrapper(Linear2(), cfg)

@@ -78,3 +78,15 @@ def test_group_by_device_and_dtype_keeps_order():
     assert buckets == {(cpu, torch.float32): [0, 2],
                        (cpu, torch.float64): [1],
                        (cpu, torch.bfloat16): [3]}
+
+
+def test_rollback_with_narrower_anchors_closed_form():
+    g = torch.Generator().manual_seed(0)
+    p = [torch.randn(7, generator=g) for _ in range(2)]
+    a = [torch.randn(7, generator=g).bfloat16() for _ in range(2)]
+    w = [0.1, 0.6]
+    expected = [pi + wi * (ai.float() - pi) for pi, ai, wi in zip(p, a, w)]
+    rollback_(p, a, w)
+    assert all(t.dtype == torch.float32 for t in p)
+    for got, exp in zip(p, expected):
+        torch.testing.assert_close(got, exp, rtol=0, atol=1e-6)

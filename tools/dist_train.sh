@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Data-parallel training on one or several nodes with torchrun:
 #   tools/dist_train.sh CONFIG GPUS [train.py args...]
-# Multi-node: NNODES, NODE_RANK, MASTER_ADDR, PORT as in MMDetection.
+# Multi-node: NNODES, NODE_RANK, MASTER_ADDR, PORT as in MMDetection;
+# PYTHON names the interpreter (default: python on PATH).
 CONFIG=$1
 GPUS=$2
 NNODES=${NNODES:-1}
 NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
+PYTHON=${PYTHON:-python}
 
 PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \
-python -m torch.distributed.run \
+"$PYTHON" -m torch.distributed.run \
     --nnodes="$NNODES" \
     --node_rank="$NODE_RANK" \
     --master_addr="$MASTER_ADDR" \

@@ -12,12 +12,11 @@ import os
 import os.path as osp
 import sys
 
-from mmengine.config import Config, DictAction
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
+from mmengine.config import DictAction
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import olor_mm  # noqa: E402,F401
+from olor_mm.cli import build_runner, load_config  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -82,24 +81,10 @@ def enable_show(cfg, args):
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+    cfg = load_config(args)
     cfg.load_from = args.checkpoint
     if args.show or args.show_dir:
         enable_show(cfg, args)
-
-    if 'runner_type' not in cfg:
-        runner = Runner.from_cfg(cfg)
-    else:
-        runner = RUNNERS.build(cfg)
 
     if args.out is not None:
         if cfg.get('default_scope') == 'mmseg':
@@ -108,6 +93,8 @@ def main(argv=None):
                              'output options.')
         if not args.out.endswith(('.pkl', '.pickle')):
             raise ValueError('--out must name a .pkl or .pickle file')
+    runner = build_runner(cfg)
+    if args.out is not None:
         from mmdet.evaluation import DumpDetResults
         runner.test_evaluator.metrics.append(
             DumpDetResults(out_file_path=args.out))

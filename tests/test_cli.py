@@ -1,0 +1,40 @@
+"""--amp's config edit (olor_mm.cli.enable_amp)."""
+import pytest
+from mmengine.config import Config
+
+from olor_mm.cli import enable_amp
+
+
+def _cfg(kind):
+    return Config(dict(optim_wrapper=dict(
+        type=kind, optimizer=dict(type='SGD', lr=0.1))))
+
+
+def test_olor_wrapper_becomes_its_amp_twin():
+    cfg = _cfg('OLOROptimWrapper')
+    enable_amp(cfg)
+    assert cfg.optim_wrapper.type == 'AmpOLOROptimWrapper'
+    assert cfg.optim_wrapper.loss_scale == 'dynamic'
+
+
+def test_amp_wrapper_is_left_alone():
+    cfg = _cfg('AmpOLOROptimWrapper')
+    cfg.optim_wrapper.loss_scale = 512.
+    enable_amp(cfg)
+    assert cfg.optim_wrapper.loss_scale == 512.
+
+
+def test_unknown_wrapper_is_refused():
+    with pytest.raises(ValueError, match='no mixed-precision twin'):
+        enable_amp(_cfg('MyWrapper'))
+
+
+def test_plain_wrapper_without_gpu_is_refused():
+    import torch
+    if torch.cuda.is_available():
+        cfg = _cfg('OptimWrapper')
+        enable_amp(cfg)
+        assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+    else:
+        with pytest.raises(RuntimeError, match='--amp without a GPU'):
+            enable_amp(_cfg('OptimWrapper'))

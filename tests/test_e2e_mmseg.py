@@ -1,0 +1,67 @@
+"""tools/train.py end to end on tiny semantic data with the UperNet pair."""
+import os.path as osp
+
+import pytest
+import torch
+from e2e_utils import DEMO, drift, scalars, state, train
+from e2e_utils import options as _base_options
+
+UPSTREAM = osp.join(DEMO, 'upernet_r18-tiny_demo-upstream.py')
+OLOR = osp.join(DEMO, 'upernet_r18-tiny_demo-downstream_olor.py')
+PLAIN = osp.join(DEMO, 'upernet_r18-tiny_demo-downstream_plain.py')
+
+
+def _options(data_root, iters):
+    return _base_options(data_root, iters, coco=False) + [
+        'param_scheduler.0.start_factor=1.0']
+
+
+@pytest.fixture(scope='module')
+def data(tmp_path_factory):
+    from make_demo_data import make_semseg_sets
+    out = tmp_path_factory.mktemp('segdata')
+    return make_semseg_sets(str(out), img_size=128, num_train=8, num_val=4)
+
+
+@pytest.fixture(scope='module')
+def pretrained(data, tmp_path_factory):
+    work_dir = tmp_path_factory.mktemp('seg_upstream')
+    train(UPSTREAM, work_dir, _options(data['upstream'], 4))
+    return osp.join(work_dir, 'iter_4.pth')
+
+
+def test_olor_upernet_trains_evaluates_and_pulls_back(data, pretrained,
+                                                       tmp_path):
+    opts = _options(data['downstream'], 6) + [f'load_from={pretrained}']
+    train(OLOR, tmp_path / 'olor', opts + [
+        'optim_wrapper.paramwise_cfg.rollback_max=0.5',
+        'optim_wrapper.scale_with_lr=False'])
+    train(PLAIN, tmp_path / 'plain', opts)
+    ckpt = tmp_path / 'olor' / 'iter_6.pth'
+    assert ckpt.is_file()
+    rows = scalars(tmp_path / 'olor')
+    assert [r['iter'] for r in rows if 'decode.loss_ce' in r] == \
+        [1, 2, 3, 4, 5, 6]
+    assert any('mIoU' in r for r in rows)  # evaluated at the end
+    theta0 = state(ckpt)['optimizer']['olor']['theta0']
+    pre = state(pretrained)['state_dict']
+    assert torch.equal(theta0[0], pre['backbone.stem.0.weight'])
+    olor = drift(ckpt, pretrained, 'backbone.')
+    plain = drift(tmp_path / 'plain' / 'iter_6.pth', pretrained, 'backbone.')
+    assert olor < 0.8 * plain, (olor, plain)
+
+
+def test_resume_restores_theta0(data, pretrained, tmp_path):
+    work_dir = tmp_path / 'resume'
+    opts = [f'load_from={pretrained}']
+    train(OLOR, work_dir, _options(data['downstream'], 3) + opts)
+    log = train(OLOR, work_dir, _options(data['downstream'], 6), '--resume')
+    assert 'resumed' in log.lower()
+    first = state(work_dir / 'iter_3.pth')['optimizer']['olor']['theta0']
+    final = state(work_dir / 'iter_6.pth')['optimizer']['olor']['theta0']
+    assert set(first) == set(final)
+    assert all(torch.equal(first[k], final[k]) for k in first)
+    pre = state(pretrained)['state_dict']
+    assert torch.equal(final[0], pre['backbone.stem.0.weight'])
+    iters = [r['iter'] for r in scalars(work_dir) if 'decode.loss_ce' in r]
+    assert iters == [1, 2, 3, 4, 5, 6]
