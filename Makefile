@@ -14,9 +14,11 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
+# every install keeps setuptools<81 (see requirements/constraints.txt)
+PIPI := $(PIP) install -c requirements/constraints.txt
 STAMP := $(VENV)/.olor-mm-installed
 REQS := setup.py requirements/build.txt requirements/runtime.txt \
-	requirements/tests.txt
+	requirements/tests.txt requirements/constraints.txt
 
 # mmcv's setup.py builds its C++ (and, with a CUDA torch, CUDA) ops only
 # when asked to.
@@ -28,18 +30,20 @@ setup: $(STAMP)
 
 $(STAMP): $(REQS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q -r requirements/build.txt
-	$(PIP) install -q $(TORCH)
+	$(PIPI) -q -r requirements/build.txt
+	$(PIPI) -q $(TORCH)
 	# --no-build-isolation: an isolated build of mmcv cannot see torch and
 	# silently drops its compiled ops.
-	$(PIP) install -q --no-build-isolation -r requirements/runtime.txt \
+	$(PIPI) -q --no-build-isolation -r requirements/runtime.txt \
 		-r requirements/tests.txt
+	@$(PY) -c "import pkg_resources" || { \
+	  echo "ERROR: setuptools without pkg_resources in $(VENV)."; exit 1; }
 	@$(PY) -c "import mmcv._ext" 2>/dev/null || { \
 	  echo "ERROR: mmcv is installed without its compiled ops (mmcv._ext)."; \
 	  echo "Run: $(PIP) uninstall -y mmcv && rm -f $(STAMP) && make setup"; \
 	  echo "(a cached mmcv wheel built for another torch breaks it too)."; \
 	  exit 1; }
-	$(PIP) install -q --no-build-isolation --no-deps -e .
+	$(PIPI) -q --no-build-isolation --no-deps -e .
 	touch $@
 
 test: setup
