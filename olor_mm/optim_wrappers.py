@@ -170,7 +170,10 @@ class RollbackMixin:
     def rollback(self) -> None:
         """``p <- p + lam_eff * (theta0 - p)`` on tensors that got a gradient.
 
-        One ``torch._foreach_lerp_`` per (device, dtype) bucket.
+        One multi-tensor pass per (device, dtype) bucket (see
+        :func:`olor_mm.rollback.rollback_`). "Got a gradient" means
+        ``p.grad is not None``: MMEngine zeroes gradients with
+        ``set_to_none=True``, so a tensor outside this step's graph has none.
         """
         ratios = self.lr_ratios()
         for b in self._buckets:

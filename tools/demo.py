@@ -1,6 +1,6 @@
 """The olor-mm demo: does rollback keep what the pretrained model knew?
 
-On this CPU, in about 20 minutes (``make demo``), for detection (a small
+On this CPU, in about 16 minutes (``make demo``), for detection (a small
 Mask R-CNN) and then segmentation (a small UperNet):
 
 1. writes synthetic data sets (tools/make_demo_data.py): upstream classes
