@@ -32,7 +32,7 @@ import subprocess
 import sys
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Dict, Tuple
 
 import torch
@@ -55,7 +55,6 @@ class Part:
     pretrain_iters: int
     finetune_iters: int
     coco: bool  # evaluator needs ann_file
-    configs: Dict[str, str] = field(default_factory=dict)
 
     def config(self, step):
         return osp.join(CONFIGS, f'{self.prefix}_demo-{step}.py')
