@@ -24,7 +24,7 @@ REQS := setup.py requirements/build.txt requirements/runtime.txt \
 # when asked to.
 export MMCV_WITH_OPS := 1
 
-.PHONY: setup test demo clean
+.PHONY: setup test demo forgetting clean
 
 setup: $(STAMP)
 
@@ -52,6 +52,12 @@ test: setup
 # DEMO_ARGS="--part det" (or seg) runs one half of the demo
 demo: setup
 	$(PY) tools/demo.py $(DEMO_ARGS)
+
+# the forgetting benchmark (benchmarks/forgetting.py), with the optional
+# `bench` extra (mlxtend); FORGETTING_ARGS="--sweep" runs the sweep
+forgetting: setup
+	$(PIPI) -q -r requirements/bench.txt
+	$(PY) benchmarks/forgetting.py $(FORGETTING_ARGS)
 
 clean:
 	rm -rf $(VENV) work_dirs .pytest_cache

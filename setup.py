@@ -29,7 +29,8 @@ setup(
     packages=find_packages(include=['olor_mm', 'olor_mm.*']),
     python_requires='>=3.9',
     install_requires=read_requirements('runtime.txt'),
-    extras_require=dict(tests=read_requirements('tests.txt')),
+    extras_require=dict(tests=read_requirements('tests.txt'),
+                        bench=read_requirements('bench.txt')),
     license='Apache-2.0',
     classifiers=[
         'Programming Language :: Python :: 3',

@@ -3,8 +3,10 @@
 Importing the package registers, in MMEngine's root registries (so that
 mmdet- and mmseg-scoped configs find them):
 
-- ``OLOROptimWrapper`` and ``AmpOLOROptimWrapper`` in ``OPTIM_WRAPPERS``;
+- ``OLOROptimWrapper``, ``AmpOLOROptimWrapper`` and ``L2SPOptimWrapper``
+  (the L2-SP baseline) in ``OPTIM_WRAPPERS``;
 - ``LayerwiseRollbackConstructor`` in ``OPTIM_WRAPPER_CONSTRUCTORS``;
+- ``RollbackDriftHook`` (per-stage drift in the logs) in ``HOOKS``;
 
 and applies the narrow compatibility fixes of :mod:`olor_mm.compat`.
 Use it from a config with::
@@ -13,6 +15,8 @@ Use it from a config with::
 """
 from .compat import apply_compat_fixes
 from .constructors import LayerwiseRollbackConstructor
+from .hooks import RollbackDriftHook
+from .l2sp import L2SPOptimWrapper
 from .optim_wrappers import AmpOLOROptimWrapper, OLOROptimWrapper
 
 __version__ = '0.1.0'
@@ -20,6 +24,6 @@ __version__ = '0.1.0'
 apply_compat_fixes()
 
 __all__ = [
-    'OLOROptimWrapper', 'AmpOLOROptimWrapper', 'LayerwiseRollbackConstructor',
-    '__version__'
+    'OLOROptimWrapper', 'AmpOLOROptimWrapper', 'L2SPOptimWrapper',
+    'LayerwiseRollbackConstructor', 'RollbackDriftHook', '__version__'
 ]

@@ -3,6 +3,8 @@ import os.path as osp
 
 from mmengine.config import Config
 
+from .compat import cpu_ddp_model_wrapper_cfg
+
 #: --amp maps each fp32 wrapper to its mixed-precision twin.
 AMP_TWINS = {
     'OptimWrapper': 'AmpOptimWrapper',
@@ -46,7 +48,9 @@ def enable_amp(cfg: Config) -> None:
 def load_config(args) -> Config:
     """The config of ``args.config`` with the common command-line edits.
 
-    ``--cfg-options`` are merged, ``--launcher`` is set, and ``work_dir`` is
+    ``--cfg-options`` are merged, ``--launcher`` is set (on a machine
+    without GPU, DDP then gets ``device_ids=None``:
+    :func:`olor_mm.compat.cpu_ddp_model_wrapper_cfg`), and ``work_dir`` is
     ``--work-dir``, else the config's, else ``./work_dirs/<config name>``
     (MMDetection's order).
     """
@@ -54,6 +58,7 @@ def load_config(args) -> Config:
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    cpu_ddp_model_wrapper_cfg(cfg)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:

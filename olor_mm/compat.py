@@ -21,6 +21,30 @@ autograd Functions so that, on CPU tensors in bfloat16/float16, their kernels
 run in float32 and their floating outputs and gradients come back in the
 input's dtype, as a kernel with bfloat16 support would return them. Nothing
 changes for float32 inputs or for CUDA tensors.
+
+MMEngine 0.10.7's ``init_dist(launcher='pytorch')`` calls
+``torch.cuda.set_device`` unconditionally and the runtimes of MMDetection /
+MMSegmentation ask for the ``nccl`` backend, so ``tools/dist_train.sh`` on a
+machine without GPU (CPU data-parallel with ``gloo``: CI, debugging) fails
+before training. :func:`init_dist_pytorch_without_cuda` skips
+``set_device`` and takes ``gloo`` when no accelerator exists; with CUDA
+(or NPU/MLU/MUSA) MMEngine's own function runs unchanged. The Runner's DDP
+wrapper also passes ``device_ids=[LOCAL_RANK]``, invalid for CPU modules:
+:func:`cpu_ddp_model_wrapper_cfg` sets ``device_ids=None`` in the config
+(the command-line tools apply it).
+
+MMEngine 0.10.7's ``FSDPStrategy.load_optim_state_dict`` calls
+``FSDP.optim_state_dict_to_load(state_dict, model, optimizer)``, the
+argument order of torch < 2.1; current torch takes ``(model, optim,
+optim_state_dict)``, so every FlexibleRunner + FSDP resume fails
+(``unhashable type: 'dict'``). :func:`fsdp_sharded_theta0` calls it with
+keywords and carries olor-mm's ``theta0`` through FSDP's optimizer-state
+conversion: with ``use_orig_params=True`` and the (default) ``local``
+state dict each rank's theta0 holds the rank's shard of every anchored
+tensor, exactly like its parameters, and is saved in and restored from the
+rank's own checkpoint file. The ``full`` state dict would gather the
+optimizer state but not theta0, so building an olor-mm wrapper under it is
+refused with a message instead of saving rank 0's shard as the whole.
 """
 import functools
 import inspect
@@ -31,7 +55,8 @@ from mmengine.runner.checkpoint import CheckpointLoader
 
 __all__ = [
     'load_from_local_trusted', 'run_mmcv_ops_in_fp32_under_cpu_autocast',
-    'apply_compat_fixes'
+    'init_dist_pytorch_without_cuda', 'cpu_ddp_model_wrapper_cfg',
+    'fsdp_sharded_theta0', 'apply_compat_fixes'
 ]
 
 _TORCH_HAS_WEIGHTS_ONLY = 'weights_only' in inspect.signature(
@@ -102,8 +127,139 @@ def run_mmcv_ops_in_fp32_under_cpu_autocast() -> None:
             function.backward = staticmethod(_in_fp32(function.backward))
 
 
+def _no_accelerator() -> bool:
+    from mmengine.device import get_device
+    return get_device() == 'cpu'
+
+
+def init_dist_pytorch_without_cuda() -> None:
+    """Let ``init_dist('pytorch')`` start CPU processes (gloo). Idempotent.
+
+    Wraps ``mmengine.dist.utils._init_dist_pytorch``: without any
+    accelerator it initialises the process group from torchrun's
+    environment with ``gloo`` (``nccl`` needs CUDA; the request is logged
+    and replaced) and no ``set_device``; otherwise MMEngine's function runs.
+    """
+    import mmengine.dist.utils as dist_utils
+    original = dist_utils._init_dist_pytorch
+    if getattr(original, '_olor_cpu', False):
+        return
+
+    @functools.wraps(original)
+    def _init_dist_pytorch(backend, init_backend='torch', **kwargs):
+        if not _no_accelerator():
+            return original(backend, init_backend=init_backend, **kwargs)
+        if init_backend != 'torch':
+            raise RuntimeError(
+                f'init_backend={init_backend!r} needs a GPU; on the CPU use '
+                "env_cfg.dist_cfg.backend='gloo' with the torch backend.")
+        if backend != 'gloo':
+            from mmengine.logging import print_log
+            print_log(f'No GPU: distributed backend {backend!r} replaced by '
+                      "'gloo' (set env_cfg.dist_cfg.backend='gloo' to "
+                      'silence this).', logger='current')
+            backend = 'gloo'
+        torch.distributed.init_process_group(backend=backend, **kwargs)
+
+    _init_dist_pytorch._olor_cpu = True
+    dist_utils._init_dist_pytorch = _init_dist_pytorch
+
+
+def cpu_ddp_model_wrapper_cfg(cfg) -> None:
+    """For a distributed launch without GPU: DDP with ``device_ids=None``.
+
+    MMEngine's Runner passes ``device_ids=[LOCAL_RANK]`` to
+    DistributedDataParallel, which CPU modules refuse; a value in
+    ``cfg.model_wrapper_cfg`` wins over it. Other keys of an existing
+    ``model_wrapper_cfg`` are kept; the defaults are MMEngine's
+    (``MMDistributedDataParallel``, ``broadcast_buffers=False``,
+    ``find_unused_parameters`` from the config). Does nothing with a GPU or
+    without a launcher.
+    """
+    if cfg.get('launcher', 'none') == 'none' or not _no_accelerator():
+        return
+    wrapper = dict(type='MMDistributedDataParallel', broadcast_buffers=False,
+                   find_unused_parameters=cfg.get('find_unused_parameters',
+                                                  False))
+    wrapper.update(cfg.get('model_wrapper_cfg') or {})
+    wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper
+
+
+def fsdp_sharded_theta0() -> None:
+    """Fix FSDPStrategy's resume and save/restore sharded theta0. Idempotent.
+
+    Patches ``mmengine._strategy.fsdp.FSDPStrategy``:
+    ``build_optim_wrapper`` refuses an olor-mm wrapper under the ``full``
+    state dict, ``optim_state_dict``
+    adds the wrapper's ``'olor'`` entry (the rank's theta0 shards) to what
+    ``FSDP.optim_state_dict`` returns, ``load_optim_state_dict`` calls
+    ``FSDP.optim_state_dict_to_load`` with torch's keyword arguments and puts
+    the entry back before the wrapper loads it, and ``resume`` refuses to go
+    on without a restored theta0 (``resume_optimizer=False``), as the
+    Runner's ``initialize_count_status`` does.
+    """
+    try:
+        from mmengine._strategy.fsdp import FSDP, FSDPStrategy
+    except ImportError:  # torch without FSDP
+        return
+    if getattr(FSDPStrategy.load_optim_state_dict, '_olor', False):
+        return
+    from .theta0 import STATE_KEY, Theta0Mixin
+    original_save = FSDPStrategy.optim_state_dict
+    original_build = FSDPStrategy.build_optim_wrapper
+    original_resume = FSDPStrategy.resume
+
+    def build_optim_wrapper(self, optim_wrapper, model=None):
+        built = original_build(self, optim_wrapper, model)
+        if isinstance(built, Theta0Mixin) and self._is_full_state_dict():
+            raise NotImplementedError(
+                f'{type(built).__name__} under FSDP keeps theta0 sharded '
+                "like the parameters and saves it with the 'local' state "
+                "dict only; set strategy.state_dict_cfg='local' (MMEngine's "
+                'default).')
+        return built
+
+    def optim_state_dict(self) -> dict:
+        state = original_save(self)
+        if isinstance(self.optim_wrapper, Theta0Mixin):
+            state[STATE_KEY] = self.optim_wrapper.theta0_state()
+        return state
+
+    def load_optim_state_dict(self, state_dict: dict) -> None:
+        state_dict = dict(state_dict)
+        entry = state_dict.pop(STATE_KEY, None)
+        optim_state = FSDP.optim_state_dict_to_load(
+            model=self.model, optim=self.optim_wrapper.optimizer,
+            optim_state_dict=state_dict)
+        if entry is not None:
+            optim_state[STATE_KEY] = entry
+        self.optim_wrapper.load_state_dict(optim_state)
+
+    def resume(self, filename, *args, **kwargs):
+        checkpoint = original_resume(self, filename, *args, **kwargs)
+        wrapper = getattr(self, 'optim_wrapper', None)
+        if (isinstance(wrapper, Theta0Mixin) and wrapper.theta0 is None
+                and wrapper.anchored_params
+                and checkpoint['meta'].get('iter', 0) > 0):
+            raise RuntimeError(
+                f'Training resumes from {filename} but no theta0 was '
+                f'restored (resume_optimizer=False, or a checkpoint not '
+                f'written by an olor-mm wrapper); resume with the optimizer '
+                'state, or start a new fine-tune with load_from=<ckpt>.')
+        return checkpoint
+
+    optim_state_dict._olor = load_optim_state_dict._olor = True
+    FSDPStrategy.build_optim_wrapper = build_optim_wrapper
+    FSDPStrategy.optim_state_dict = optim_state_dict
+    FSDPStrategy.load_optim_state_dict = load_optim_state_dict
+    FSDPStrategy.resume = resume
+
+
 def apply_compat_fixes() -> None:
-    """Apply every fix of this module; idempotent."""
+    """Apply every process-wide fix of this module; idempotent."""
     CheckpointLoader.register_scheme(
         prefixes='', loader=load_from_local_trusted, force=True)
     run_mmcv_ops_in_fp32_under_cpu_autocast()
+    init_dist_pytorch_without_cuda()
+    fsdp_sharded_theta0()

@@ -23,7 +23,7 @@ AAAI 2024):
 """
 import math
 from collections import defaultdict
-from typing import Dict, Iterable, List, Sequence, Tuple
+from typing import Dict, Iterable, List, Tuple
 
 import torch
 

@@ -69,3 +69,35 @@ def test_fixes_are_idempotent():
     forward = NMSop.forward
     apply_compat_fixes()
     assert NMSop.forward is forward
+
+
+def test_cpu_ddp_wrapper_gets_device_ids_none():
+    from mmengine.config import Config
+
+    from olor_mm.compat import cpu_ddp_model_wrapper_cfg
+    cfg = Config(dict(launcher='pytorch', find_unused_parameters=True))
+    cpu_ddp_model_wrapper_cfg(cfg)
+    # MMEngine's own defaults, with device_ids=None (its default would be
+    # [LOCAL_RANK], which DistributedDataParallel refuses for CPU modules)
+    assert cfg.model_wrapper_cfg == dict(
+        type='MMDistributedDataParallel', broadcast_buffers=False,
+        find_unused_parameters=True, device_ids=None)
+    cfg = Config(dict(launcher='pytorch', model_wrapper_cfg=dict(
+        type='MMDistributedDataParallel', broadcast_buffers=True)))
+    cpu_ddp_model_wrapper_cfg(cfg)
+    assert cfg.model_wrapper_cfg.broadcast_buffers is True
+    assert cfg.model_wrapper_cfg.device_ids is None
+    cfg = Config(dict(launcher='none'))
+    cpu_ddp_model_wrapper_cfg(cfg)
+    assert 'model_wrapper_cfg' not in cfg
+
+
+def test_init_dist_without_cuda_is_wrapped_once():
+    import mmengine.dist.utils as dist_utils
+
+    from olor_mm.compat import init_dist_pytorch_without_cuda
+    patched = dist_utils._init_dist_pytorch
+    assert patched._olor_cpu
+    init_dist_pytorch_without_cuda()
+    assert dist_utils._init_dist_pytorch is patched
+    # the 2-process runs of tests/test_distributed.py exercise it

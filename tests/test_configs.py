@@ -37,6 +37,14 @@ def test_config_builds(path):
         model = models.build(cfg.model)
         ow = build_optim_wrapper(model, cfg.optim_wrapper)
     groups = ow.optimizer.param_groups
+    # every fine-tuning config logs the drift (pre-training has no theta0)
+    if 'upstream' not in osp.basename(path):
+        assert [h['type'] for h in cfg.custom_hooks] == ['RollbackDriftHook']
+    if cfg.optim_wrapper.type == 'L2SPOptimWrapper':
+        assert isinstance(ow, olor_mm.L2SPOptimWrapper)
+        pretrained = {id(p) for g in groups if g['layer_id'] is not None
+                      for p in g['params']}
+        assert {id(p) for p in ow.anchored_params} == pretrained
     if cfg.optim_wrapper.type == 'OLOROptimWrapper':
         assert isinstance(ow, olor_mm.OLOROptimWrapper)
         rolled = [g for g in groups if g['rollback'] > 0]

@@ -39,7 +39,8 @@ def test_olor_mask_rcnn_trains_and_pulls_the_backbone_back(
         data, pretrained, tmp_path):
     """--cfg-options sets rollback_max; OLOR vs plain under one seed."""
     opts = options(data['downstream'], 6) + [
-        f'load_from={pretrained}', 'param_scheduler.0.start_factor=1.0']
+        f'load_from={pretrained}', 'param_scheduler.0.start_factor=1.0',
+        'custom_hooks.0.interval=3']  # the configs' RollbackDriftHook
     log = train(OLOR, tmp_path / 'olor', opts + [
         'optim_wrapper.paramwise_cfg.rollback_max=0.5',
         'optim_wrapper.scale_with_lr=False'])
@@ -67,6 +68,22 @@ def test_olor_mask_rcnn_trains_and_pulls_the_backbone_back(
     olor_drift = drift(ckpt, pretrained, 'backbone.')
     plain_drift = drift(plain_ckpt, pretrained, 'backbone.')
     assert olor_drift < 0.8 * plain_drift, (olor_drift, plain_drift)
+    # the drift hook computed at iterations 3 and 6 (the LoggerHook, every
+    # iteration here, repeats the last value in between); the value at 6 is
+    # what the checkpoints say
+    from olor_mm.drift import state_dict_drift
+    for run, path in (('olor', ckpt), ('plain', plain_ckpt)):
+        logged = [r for r in scalars(tmp_path / run)
+                  if 'drift/backbone.stage4' in r]
+        assert [r['step'] for r in logged] == [3, 4, 5, 6]
+        assert logged[0]['drift/backbone.stage4'] == logged[2][
+            'drift/backbone.stage4'] != logged[3]['drift/backbone.stage4']
+        direct = state_dict_drift(state(path)['state_dict'], pre)
+        for group in ('stem', 'stage1', 'stage2', 'stage3', 'stage4'):
+            assert logged[-1][f'drift/backbone.{group}'] == pytest.approx(
+                direct[f'backbone.{group}'], rel=1e-5), (run, group)
+    assert logged_lam(tmp_path / 'olor') == pytest.approx(0.5)
+    assert logged_lam(tmp_path / 'plain') is None
     # the new class-specific layers are not rolled back: they train alike
     groups = saved['optimizer']['param_groups']
     new = [g for g in groups if g['layer_id'] is None]
@@ -79,6 +96,12 @@ def test_olor_mask_rcnn_trains_and_pulls_the_backbone_back(
     assert cls_olor[0] == pytest.approx(cls_plain[0], rel=1e-4)
     assert cls_olor[-1] < cls_olor[0] and cls_plain[-1] < cls_plain[0]
     assert cls_olor[-1] == pytest.approx(cls_plain[-1], rel=0.1)
+
+
+def logged_lam(work_dir):
+    """The last lam_eff of the stem the drift hook logged, or None."""
+    rows = [r for r in scalars(work_dir) if 'lam_eff/backbone.stem' in r]
+    return rows[-1]['lam_eff/backbone.stem'] if rows else None
 
 
 def test_faster_rcnn_variant(data, pretrained, tmp_path):

@@ -8,7 +8,7 @@ from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader
 
 import olor_mm  # noqa: F401
-from toy import TOY_LAYERS, ToyClassifier, olor_wrapper_cfg, runner_cfg
+from toy import TOY_LAYERS, olor_wrapper_cfg, pretrained_checkpoint, runner_cfg
 
 
 def _wrapper():
@@ -19,15 +19,7 @@ def _wrapper():
 
 
 def _pretrained(tmp_path):
-    """A 'pretrained' checkpoint unlike any random init."""
-    torch.manual_seed(123)
-    model = ToyClassifier()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.5)
-    path = str(tmp_path / 'pretrained.pth')
-    torch.save(dict(state_dict=model.state_dict()), path)
-    return path, model.state_dict()
+    return pretrained_checkpoint(tmp_path)
 
 
 def _params(runner):

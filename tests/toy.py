@@ -11,10 +11,12 @@ from torch.utils.data import Dataset
 class ToyBackbone(nn.Module):
     """A ResNet-shaped backbone: stem, then ``layer{s}.{j}`` blocks."""
 
-    def __init__(self, width=4, blocks=(1, 2)):
+    def __init__(self, width=4, blocks=(1, 2), norm=True):
         super().__init__()
         self.conv1 = nn.Conv2d(3, width, 3, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(width)
+        # norm=False: no batch statistics, so the gradient of a batch split
+        # over data-parallel ranks equals the whole batch's
+        self.bn1 = nn.BatchNorm2d(width) if norm else nn.Identity()
         for s, n in enumerate(blocks, 1):
             setattr(self, f'layer{s}', nn.Sequential(*[
                 nn.Sequential(nn.Conv2d(width, width, 3, padding=1),
@@ -32,9 +34,10 @@ class ToyBackbone(nn.Module):
 class ToyClassifier(BaseModel):
     """``backbone`` (pretrained part) + ``head`` (new), MSE on one-hots."""
 
-    def __init__(self, width=4, blocks=(1, 2), num_classes=3, init_cfg=None):
+    def __init__(self, width=4, blocks=(1, 2), num_classes=3, norm=True,
+                 init_cfg=None):
         super().__init__(init_cfg=init_cfg)
-        self.backbone = ToyBackbone(width, blocks)
+        self.backbone = ToyBackbone(width, blocks, norm)
         self.head = nn.Linear(width, num_classes)
 
     def forward(self, inputs, labels=None, mode='tensor'):
@@ -64,6 +67,21 @@ class ToyDataset(Dataset):
 
     def __getitem__(self, i):
         return dict(inputs=self.x[i], labels=self.y[i])
+
+
+def pretrained_checkpoint(tmp_path, **model_kwargs):
+    """A 'pretrained' ToyClassifier checkpoint unlike any random init.
+
+    Returns its path and its state dict.
+    """
+    torch.manual_seed(123)
+    model = ToyClassifier(**model_kwargs)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.5)
+    path = str(tmp_path / 'pretrained.pth')
+    torch.save(dict(state_dict=model.state_dict()), path)
+    return path, model.state_dict()
 
 
 _RUN_IDS = itertools.count()

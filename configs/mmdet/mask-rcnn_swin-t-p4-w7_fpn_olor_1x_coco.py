@@ -23,3 +23,6 @@ optim_wrapper = dict(
         # and heads keep the upstream weight decay
         # (the upstream custom_keys for norms and position tables stay)
         custom_keys={'backbone': dict(decay_mult=0.)}))
+# per-stage drift ||theta - theta0|| / ||theta0|| and lam_eff at every log
+# line (tools/analysis_tools/plot_drift.py draws them)
+custom_hooks = [dict(type='RollbackDriftHook')]

@@ -21,3 +21,6 @@ optim_wrapper = dict(
         # rollback replaces weight decay on the pretrained weights; neck
         # and heads keep the upstream weight decay
         custom_keys={'backbone': dict(decay_mult=0.)}))
+# per-stage drift ||theta - theta0|| / ||theta0|| and lam_eff at every log
+# line (tools/analysis_tools/plot_drift.py draws them)
+custom_hooks = [dict(type='RollbackDriftHook')]

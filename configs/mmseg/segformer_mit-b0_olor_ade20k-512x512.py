@@ -22,3 +22,6 @@ optim_wrapper = dict(
         # rollback replaces weight decay on the pretrained weights; the
         # heads keep the upstream weight decay (and upstream custom_keys)
         custom_keys={'backbone': dict(decay_mult=0.)}))
+# per-stage drift ||theta - theta0|| / ||theta0|| and lam_eff at every log
+# line (tools/analysis_tools/plot_drift.py draws them)
+custom_hooks = [dict(type='RollbackDriftHook')]

@@ -29,3 +29,6 @@ param_scheduler = [
          by_epoch=False, begin=0, end=max_iters),
 ]
 default_hooks = dict(checkpoint=dict(interval=max_iters))
+# per-stage backbone drift (and lam_eff under OLOR) at every log line, for
+# plain and OLOR runs alike: tools/analysis_tools/plot_drift.py overlays them
+custom_hooks = [dict(type='RollbackDriftHook')]

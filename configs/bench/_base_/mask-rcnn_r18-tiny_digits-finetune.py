@@ -1,0 +1,34 @@
+# Forgetting benchmark, step 2: fine-tune the digit-0-4 model on digits 5-9.
+# Every method config below inherits this file: same data, schedule, seed.
+# load_from is the pretrained checkpoint without its class-specific layers
+# (fc_cls, fc_reg, conv_logits), which start new; benchmarks/forgetting.py
+# writes it and sets load_from.
+_base_ = './mask-rcnn_r18-tiny_digits.py'
+
+data_root = 'data/digits/downstream/'
+classes = ('5', '6', '7', '8', '9')
+max_iters = 250
+load_from = 'work_dirs/forgetting/pretrained_shared.pth'
+
+model = dict(
+    # BN statistics stay the pretrained ones, as in MMDetection fine-tuning
+    backbone=dict(norm_eval=True))
+train_dataloader = dict(
+    dataset=dict(data_root=data_root, metainfo=dict(classes=classes)))
+val_dataloader = dict(
+    dataset=dict(data_root=data_root, metainfo=dict(classes=classes)))
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file=data_root + 'instances_val.json')
+test_evaluator = val_evaluator
+
+train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
+optim_wrapper = dict(optimizer=dict(lr=1e-3))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
+         end=30),
+    dict(type='CosineAnnealingLR', T_max=max_iters, eta_min=1e-5,
+         by_epoch=False, begin=0, end=max_iters),
+]
+default_hooks = dict(checkpoint=dict(interval=max_iters))
+# per-stage drift and lam_eff at every log line; plot_drift.py draws them
+custom_hooks = [dict(type='RollbackDriftHook')]

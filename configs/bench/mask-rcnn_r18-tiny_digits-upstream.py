@@ -1,0 +1,3 @@
+# Forgetting benchmark, step 1: pre-train the small Mask R-CNN on digits 0-4.
+# Its checkpoint plays the "pretrained model" (benchmarks/forgetting.py).
+_base_ = './_base_/mask-rcnn_r18-tiny_digits.py'

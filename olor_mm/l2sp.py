@@ -1,0 +1,157 @@
+"""L2-SP: the starting point as reference (Li, Grandvalet & Davoine, 2018).
+
+The fine-tuning loss gets the regulariser::
+
+    Omega(w) = alpha / 2 * ||w_S - w0_S||^2 + beta / 2 * ||w_new||^2
+
+where ``w_S`` are the pretrained weights (anchored at their pretrained
+values ``w0_S`` = olor-mm's ``theta0``) and ``w_new`` the weights the
+pretrained model did not have. It is applied as its gradient, added to the
+loss gradient before the optimizer step (and before gradient clipping)::
+
+    g_S   <- g_S   + alpha * (w_S - w0_S)
+    g_new <- g_new + beta  * w_new
+
+so it needs no change to the model or its loss.
+"""
+import logging
+import math
+from typing import Union
+
+import torch
+from mmengine.logging import print_log
+from mmengine.optim import OptimWrapper
+from mmengine.registry import OPTIM_WRAPPERS
+
+from .rollback import group_by_device_and_dtype
+from .theta0 import Theta0Mixin
+
+
+def _check_coefficient(key: str, value) -> float:
+    if (not isinstance(value, (int, float)) or not math.isfinite(value)
+            or value < 0):
+        raise ValueError(
+            f'optim_wrapper.{key}={value!r} must be a finite number >= 0 '
+            '(the weight of the L2-SP penalty; Li et al. use alpha=0.1, '
+            'beta=0.01).')
+    return float(value)
+
+
+@OPTIM_WRAPPERS.register_module()
+class L2SPOptimWrapper(Theta0Mixin, OptimWrapper):
+    """OptimWrapper with the L2-SP penalty toward the pretrained weights.
+
+    Before each real update the wrapped optimizer sees::
+
+        g_S   <- g_S   + alpha * (w_S - w0_S)     (pretrained weights)
+        g_new <- g_new + beta  * w_new            (the other trainable ones)
+
+    the gradient of ``alpha/2 ||w_S - w0_S||^2 + beta/2 ||w_new||^2``, on
+    every tensor that got a loss gradient. Pretrained means what
+    :class:`LayerwiseRollbackConstructor` numbered as pretrained (its
+    ``pretrained_prefixes``; the group key ``layer_id`` is not None), so an
+    OLOR config switches to L2-SP by changing ``type`` alone: the rollback
+    keys of ``paramwise_cfg`` are then unused. ``w0_S`` is olor-mm's
+    ``theta0``: taken after ``load_from``, saved in the optimizer state,
+    restored on resume (see :class:`~olor_mm.theta0.Theta0Mixin`).
+
+    The optimizer's own weight decay still applies; the L2-SP paper replaces
+    it (set ``weight_decay=0`` or ``decay_mult=0.`` to follow it). Under
+    Adam-type optimizers the penalty's gradient is normalised like the loss
+    gradient, as with L2 regularisation in Adam.
+
+    Args:
+        optimizer (Optimizer): The wrapped optimizer, built by
+            ``LayerwiseRollbackConstructor``.
+        alpha (float): Weight of the pull toward the pretrained weights.
+            Defaults to 0.1 (Li et al.).
+        beta (float): Weight of the L2 penalty on the new weights.
+            Defaults to 0.01 (Li et al.).
+        anchor_dtype (str | torch.dtype, optional): Dtype of the stored
+            ``theta0``. Defaults to None, the parameters' dtype.
+        **kwargs: ``accumulative_counts``, ``clip_grad`` of OptimWrapper.
+
+    Examples:
+        >>> optim_wrapper = dict(
+        >>>     type='L2SPOptimWrapper',
+        >>>     alpha=0.1,  # pull toward the pretrained weights
+        >>>     beta=0.01,  # L2 on the new layers
+        >>>     optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.05),
+        >>>     constructor='LayerwiseRollbackConstructor',
+        >>>     paramwise_cfg=dict(pretrained_prefixes=('backbone',)))
+    """
+
+    def __init__(self,
+                 optimizer,
+                 alpha: float = 0.1,
+                 beta: float = 0.01,
+                 anchor_dtype: Union[str, torch.dtype, None] = None,
+                 **kwargs):
+        super().__init__(optimizer=optimizer, **kwargs)
+        self.alpha = _check_coefficient('alpha', alpha)
+        self.beta = _check_coefficient('beta', beta)
+        groups = self.optimizer.param_groups
+        if not any('layer_id' in g for g in groups):
+            raise ValueError(
+                'L2SPOptimWrapper needs to know which weights are pretrained: '
+                "build it with constructor='LayerwiseRollbackConstructor' "
+                'and paramwise_cfg.pretrained_prefixes (e.g. '
+                "('backbone',)).")
+        anchored = [(gi, p) for gi, g in enumerate(groups)
+                    if g.get('layer_id') is not None for p in g['params']
+                    if p.requires_grad]
+        if not anchored:
+            raise ValueError(
+                'L2SPOptimWrapper: no trainable parameter is pretrained '
+                '(all of paramwise_cfg.pretrained_prefixes are frozen); '
+                'unfreeze them or use a plain OptimWrapper.')
+        anchored_ids = {id(p) for _, p in anchored}
+        new = [p for g in groups for p in g['params']
+               if p.requires_grad and id(p) not in anchored_ids]
+        self._new_buckets = [[new[k] for k in idx] for idx in
+                             group_by_device_and_dtype(new).values()]
+        self._init_theta0(anchored, anchor_dtype)
+        print_log(
+            f'L2-SP: alpha={self.alpha} on {len(anchored)} pretrained tensors '
+            f'({sum(p.numel() for _, p in anchored):,} parameters, every '
+            f'pretrained layer: the rollback_* keys are unused), beta='
+            f'{self.beta} on {len(new)} new tensors.', logger='current',
+            level=logging.INFO)
+
+    @torch.no_grad()
+    def add_penalty_grad(self) -> None:
+        """``g += alpha (w - w0)`` on pretrained, ``g += beta w`` on new."""
+        if self.alpha:
+            for b in self._buckets:
+                sel = [k for k, p in enumerate(b.params) if p.grad is not None]
+                if not sel:
+                    continue
+                params = [b.params[k] for k in sel]
+                diff = torch._foreach_sub(params, [b.anchors[k] for k in sel])
+                torch._foreach_add_([p.grad for p in params], diff,
+                                    alpha=self.alpha)
+        if self.beta:
+            for params in self._new_buckets:
+                params = [p for p in params if p.grad is not None]
+                if params:
+                    torch._foreach_add_([p.grad for p in params], params,
+                                        alpha=self.beta)
+
+    def penalty(self) -> float:
+        """``Omega(w) = alpha/2 ||w_S - w0_S||^2 + beta/2 ||w_new||^2``."""
+        self.ensure_theta0()
+        with torch.no_grad():
+            anchored = sum(
+                float(sum(n.double()**2 for n in torch._foreach_norm(
+                    torch._foreach_sub(b.params, b.anchors))))
+                for b in self._buckets)
+            new = sum(
+                float(sum(n.double()**2 for n in torch._foreach_norm(ps)))
+                for ps in self._new_buckets if ps)
+        return self.alpha / 2 * anchored + self.beta / 2 * new
+
+    def step(self, **kwargs) -> None:
+        """Add the penalty's gradient, then OptimWrapper's clip and step."""
+        self.ensure_theta0()  # used outside a Runner: first update
+        self.add_penalty_grad()
+        super().step(**kwargs)

@@ -1,0 +1,213 @@
+"""Data-parallel training on the CPU: tools/dist_train.sh, 2 gloo processes.
+
+Each run goes through torchrun and tools/train.py (--launcher pytorch), as
+on a GPU cluster; ``dist_probe.DumpReplicaHook`` writes every rank's
+weights and theta0 after training.
+"""
+import os
+import os.path as osp
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+from e2e_utils import DEMO, ROOT, options
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+import dist_probe  # noqa: F401  (registers DumpReplicaHook here too)
+import olor_mm  # noqa: F401
+from toy import TOY_LAYERS, olor_wrapper_cfg, pretrained_checkpoint, runner_cfg
+
+TESTS = osp.dirname(osp.abspath(__file__))
+IMPORTS = dict(imports=['olor_mm', 'toy', 'dist_probe'],
+               allow_failed_imports=False)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def dist_train(config, work_dir, nproc, *args, expect_ok=True):
+    """tools/dist_train.sh CONFIG NPROC --work-dir WORK_DIR ARGS..."""
+    env = dict(os.environ, PYTHON=sys.executable, PORT=str(_free_port()),
+               PYTHONPATH=TESTS + os.pathsep + os.environ.get('PYTHONPATH',
+                                                             ''),
+               OMP_NUM_THREADS='1')
+    out = subprocess.run(
+        ['bash', osp.join(ROOT, 'tools', 'dist_train.sh'), str(config),
+         str(nproc), '--work-dir', str(work_dir), *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    if not expect_ok:
+        assert out.returncode != 0
+        return out.stdout + out.stderr
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return [torch.load(osp.join(work_dir, f'replica_rank{r}.pth'),
+                       weights_only=False) for r in range(nproc)]
+
+
+def _assert_identical(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def _pretrained(tmp_path):
+    return pretrained_checkpoint(tmp_path, norm=False)
+
+
+def _toy_cfg(work_dir, batch_size, load_from):
+    cfg = runner_cfg(
+        work_dir,
+        olor_wrapper_cfg(dict(type='SGD', lr=0.05, momentum=0.9),
+                         rollback_max=0.1, layer_patterns=TOY_LAYERS),
+        max_iters=4, load_from=load_from,
+        model=dict(type='ToyClassifier', norm=False),
+        custom_imports=IMPORTS,
+        custom_hooks=[dict(type='DumpReplicaHook')])
+    cfg['train_dataloader']['batch_size'] = batch_size
+    return cfg
+
+
+def test_two_gloo_processes_match_one_process_with_the_global_batch(
+        tmp_path):
+    path, pretrained = _pretrained(tmp_path)
+    # 2 ranks x 4 images: DefaultSampler gives rank r the images r, r+2, ...
+    # so each step's global batch is the 1-process run's batch of 8.
+    config = tmp_path / 'toy_ddp.py'
+    Config(_toy_cfg(tmp_path / 'ddp', 4, path)).dump(str(config))
+    rank0, rank1 = dist_train(config, tmp_path / 'ddp', 2)
+    assert rank0['world_size'] == 2
+    _assert_identical(rank0['params'], rank1['params'])
+    _assert_identical(rank0['theta0'], rank1['theta0'])
+    assert rank0['theta0'] and all(
+        torch.equal(t, pretrained[n]) for n, t in rank0['theta0'].items())
+
+    single = Runner.from_cfg(_toy_cfg(tmp_path / 'single', 8, path))
+    single.train()
+    one = torch.load(tmp_path / 'single' / 'replica_rank0.pth',
+                     weights_only=False)
+    _assert_identical(rank0['theta0'], one['theta0'])
+    moved = max(float((one['params'][n] - pretrained[n]).abs().max())
+                for n in pretrained)
+    assert moved > 1e-2  # the runs trained
+    # DDP averages the two ranks' mean gradients: the 8-image mean up to
+    # float rounding (summation order)
+    for n, p in one['params'].items():
+        torch.testing.assert_close(rank0['params'][n], p, rtol=1e-5,
+                                   atol=1e-6, msg=n)
+
+
+@pytest.fixture(scope='module')
+def demo_data(tmp_path_factory):
+    sys.path.insert(0, osp.join(ROOT, 'tools'))
+    from make_demo_data import make_instance_sets
+    out = tmp_path_factory.mktemp('data')
+    return make_instance_sets(str(out), img_size=128, num_train=8, num_val=2)
+
+
+def test_olor_mask_rcnn_replicas_stay_identical(demo_data, tmp_path):
+    from mmdet.registry import MODELS
+    from mmengine.registry import init_default_scope
+    config = osp.join(DEMO, 'mask-rcnn_r18-tiny_demo-downstream_olor.py')
+    # a "pretrained" checkpoint: a seeded init of the same detector
+    init_default_scope('mmdet')
+    torch.manual_seed(7)
+    model = MODELS.build(Config.fromfile(config).model)
+    model.init_weights()
+    ckpt = str(tmp_path / 'pretrained.pth')
+    torch.save(dict(state_dict=model.state_dict()), ckpt)
+
+    probe = tmp_path / 'olor_probe.py'
+    probe.write_text(
+        f'_base_ = {config!r}\n'
+        f'custom_imports = {IMPORTS!r}\n'
+        "custom_hooks = [dict(type='DumpReplicaHook')]\n")
+    replicas = dist_train(
+        probe, tmp_path / 'ddp', 2, '--cfg-options',
+        *options(demo_data['downstream'], 3), f'load_from={ckpt}')
+    rank0, rank1 = replicas
+    _assert_identical(rank0['params'], rank1['params'])
+    _assert_identical(rank0['theta0'], rank1['theta0'])
+    state = model.state_dict()
+    assert len(rank0['theta0']) > 50
+    for n, t in rank0['theta0'].items():
+        assert torch.equal(t, state[n]), n
+    moved = [n for n, p in rank0['params'].items()
+             if n.startswith('backbone.') and not torch.equal(p, state[n])]
+    assert moved  # the replicas trained (and stayed equal)
+
+
+def _fsdp_cfg(work_dir, max_iters, pretrained, **kwargs):
+    # FSDPStrategy's (default) local state dict loads only its own sharded
+    # checkpoints: the pretrained weights come through init_cfg, as the
+    # upstream configs' ImageNet backbones do
+    cfg = _toy_cfg(work_dir, 4, None)
+    cfg.update(
+        max_iters=max_iters, runner_type='FlexibleRunner',
+        model=dict(type='ToyClassifier', norm=False, init_cfg=dict(
+            type='Pretrained', checkpoint=pretrained)),
+        # theta0 is taken from the sharded parameters: use_orig_params
+        strategy=dict(type='FSDPStrategy',
+                      model_wrapper=dict(use_orig_params=True,
+                                         device_id='cpu')),
+        custom_hooks=[dict(type='DumpReplicaHook'),
+                      dict(type='RollbackDriftHook', interval=1)],
+        # FlexibleRunner.from_cfg needs it (MMDetection's runtime has it)
+        env_cfg=dict(dist_cfg=dict(backend='nccl')),
+        **kwargs)
+    cfg['train_cfg']['max_iters'] = max_iters
+    cfg['default_hooks']['checkpoint']['interval'] = 2
+    return cfg
+
+
+def test_fsdp_shards_theta0_like_the_parameters_and_resumes(tmp_path):
+    path, pretrained = _pretrained(tmp_path)
+    runs = {}
+    for name, work, iters, extra in (
+            ('straight', 'a', 4, {}), ('first', 'b', 2, {}),
+            ('resumed', 'b', 4, dict(resume=True, load_from=str(
+                tmp_path / 'b' / 'iter_2.pth')))):
+        config = tmp_path / f'fsdp_{name}.py'
+        Config(_fsdp_cfg(tmp_path / work, iters, path, **extra)).dump(
+            str(config))
+        runs[name] = dist_train(config, tmp_path / work, 2)
+    straight, resumed = runs['straight'], runs['resumed']
+    for rank in (0, 1):
+        # FSDP (use_orig_params) gives each rank a flat slice of every
+        # tensor; theta0 is sliced the same way ...
+        for n, t in straight[rank]['theta0'].items():
+            assert t.shape == straight[rank]['params'][n].shape, n
+        # ... and resuming restores it and continues bit for bit
+        _assert_identical(straight[rank]['theta0'], resumed[rank]['theta0'])
+        _assert_identical(straight[rank]['params'], resumed[rank]['params'])
+    shards = [straight[r]['theta0'] for r in (0, 1)]
+    assert any(s.numel() == 0 for s in shards[0].values())  # truly sharded
+    for n in shards[0]:
+        torch.testing.assert_close(
+            torch.cat([shards[0][n], shards[1][n]]), pretrained[n].flatten(),
+            rtol=0, atol=0, msg=n)
+    # the drift hook reduces its norms over the shards: both ranks log the
+    # drift of the whole tensors
+    params = {n: torch.cat([straight[r]['params'][n] for r in (0, 1)])
+              for n in straight[0]['params']}
+    stem = ['backbone.conv1.weight']  # norm=False: the stem is one conv
+    expect = (sum(float((params[n] - pretrained[n].flatten()).pow(2).sum())
+                  for n in stem) /
+              sum(float(pretrained[n].pow(2).sum()) for n in stem))**0.5
+    for rank in (0, 1):
+        assert straight[rank]['drift']['backbone.stem'] == pytest.approx(
+            expect, rel=1e-6)
+
+
+def test_fsdp_full_state_dict_with_theta0_is_refused(tmp_path):
+    path, _ = _pretrained(tmp_path)
+    cfg = _fsdp_cfg(tmp_path / 'full', 2, path)
+    cfg['strategy']['state_dict_cfg'] = 'full'
+    config = tmp_path / 'fsdp_full.py'
+    Config(cfg).dump(str(config))
+    log = dist_train(config, tmp_path / 'full', 2, expect_ok=False)
+    assert "strategy.state_dict_cfg='local'" in log

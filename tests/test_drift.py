@@ -1,0 +1,190 @@
+"""Drift groups, RollbackDriftHook against a direct computation, plot tool."""
+import glob
+import json
+import os.path as osp
+import sys
+
+import pytest
+import torch
+from mmengine.runner import Runner
+
+import olor_mm  # noqa: F401
+from olor_mm.drift import drift_groups, relative_drift
+from toy import TOY_LAYERS, olor_wrapper_cfg, pretrained_checkpoint, runner_cfg
+
+sys.path.insert(0, osp.join(osp.dirname(osp.dirname(__file__)), 'tools',
+                            'analysis_tools'))
+import plot_drift  # noqa: E402
+
+
+def test_groups_follow_the_stages():
+    resnet = ['backbone.conv1.weight', 'backbone.bn1.weight',
+              'backbone.layer1.0.conv1.weight', 'backbone.layer2.1.bn2.bias',
+              'neck.lateral_convs.0.conv.weight']
+    assert {k: len(v) for k, v in drift_groups(resnet).items()} == {
+        'backbone.stem': 2, 'backbone.stage1': 1, 'backbone.stage2': 1,
+        'neck': 1}
+    swin = ['backbone.patch_embed.projection.weight',
+            'backbone.stages.0.blocks.0.attn.w_msa.qkv.weight',
+            'backbone.norm0.weight', 'backbone.stages.3.downsample.norm.bias',
+            'backbone.norm3.bias']
+    assert {k: len(v) for k, v in drift_groups(swin).items()} == {
+        'backbone.stem': 1, 'backbone.stage1': 2, 'backbone.stage4': 2}
+    vit = ['backbone.cls_token', 'backbone.layers.0.ln1.weight',
+           'backbone.layers.1.ln1.weight', 'backbone.ln1.weight']
+    assert list(drift_groups(vit)) == [
+        'backbone.stem', 'backbone.stage1', 'backbone.stage2', 'backbone.top']
+
+
+def test_relative_drift_by_hand():
+    theta0 = dict(a=torch.tensor([3.0, 0.0]), b=torch.tensor([0.0, 4.0]))
+    now = dict(a=torch.tensor([3.0, 1.0]), b=torch.tensor([0.0, 4.0]))
+    # ||(0, 1, 0, 0)|| / ||(3, 0, 0, 4)|| = 1 / 5
+    assert relative_drift(now, theta0, dict(g=['a', 'b'])) == dict(g=0.2)
+
+
+def _pretrained(tmp_path):
+    return pretrained_checkpoint(tmp_path)
+
+
+HOOKS = dict(logger=dict(type='LoggerHook', interval=2),
+             checkpoint=dict(type='CheckpointHook', interval=3,
+                             by_epoch=False))
+
+
+def _train(tmp_path, name, wrapper, path, max_iters=6):
+    runner = Runner.from_cfg(runner_cfg(
+        tmp_path / name, wrapper, max_iters=max_iters, load_from=path,
+        custom_hooks=[dict(type='RollbackDriftHook', interval=2)],
+        default_hooks=HOOKS))
+    runner.train()
+    return runner
+
+
+def _direct(runner, pretrained, stage_names):
+    """||theta - theta0|| / ||theta0|| over the named tensors, in float64."""
+    params = {n: p.detach() for n, p in runner.model.named_parameters()}
+    num = sum(float((params[n].double() - pretrained[n].double()).pow(
+        2).sum()) for n in stage_names)
+    den = sum(float(pretrained[n].double().pow(2).sum()) for n in stage_names)
+    return (num / den)**0.5
+
+
+STAGES = {
+    'backbone.stem': ['backbone.conv1.weight', 'backbone.bn1.weight',
+                      'backbone.bn1.bias'],
+    'backbone.stage1': ['backbone.layer1.0.0.weight',
+                        'backbone.layer1.0.0.bias'],
+    'backbone.stage2': [f'backbone.layer2.{j}.0.{k}' for j in (0, 1)
+                        for k in ('weight', 'bias')],
+}
+
+
+def test_hook_logs_drift_and_lam_eff_of_olor(tmp_path):
+    path, pretrained = _pretrained(tmp_path)
+    wrapper = olor_wrapper_cfg(
+        dict(type='SGD', lr=0.1), rollback_max=0.2, rollback_min=0.0,
+        layer_patterns=TOY_LAYERS)
+    runner = _train(tmp_path, 'olor', wrapper, path)
+    hub = runner.message_hub
+    for group, names in STAGES.items():
+        logged = hub.get_scalar(f'train/drift/{group}').current()
+        assert logged == pytest.approx(_direct(runner, pretrained, names),
+                                       rel=1e-6), group
+        assert logged > 0
+    # layers 0..3 (stem, layer1.0, layer2.0, layer2.1) of n = 3, no
+    # scheduler: lam_eff = lam_i = 0.2 * (1 - i / 3); the stage's mean is
+    # parameter-weighted, and layer2's two blocks have equal sizes.
+    lam = {'backbone.stem': 0.2, 'backbone.stage1': 0.2 * 2 / 3,
+           'backbone.stage2': (0.2 / 3 + 0.0) / 2}
+    for group, value in lam.items():
+        assert hub.get_scalar(f'train/lam_eff/{group}').current() == \
+            pytest.approx(value, rel=1e-12), group
+    # the text log's scalars.json holds them at the logged iterations
+    (scalars, ) = glob.glob(str(tmp_path / 'olor' / '*' / 'vis_data' /
+                                'scalars.json'))
+    entries = [json.loads(line) for line in open(scalars)]
+    assert [e['step'] for e in entries if 'drift/backbone.stem' in e] == [
+        2, 4, 6]
+
+
+def test_hook_measures_plain_runs_from_the_loaded_weights(tmp_path):
+    path, pretrained = _pretrained(tmp_path)
+    plain = dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.1))
+    runner = _train(tmp_path, 'plain', plain, path)
+    hub = runner.message_hub
+    for group, names in STAGES.items():
+        assert hub.get_scalar(f'train/drift/{group}').current() == \
+            pytest.approx(_direct(runner, pretrained, names), rel=1e-6)
+    assert 'train/lam_eff/backbone.stem' not in hub.log_scalars
+
+
+def test_plot_drift_overlays_runs(tmp_path):
+    path, _ = _pretrained(tmp_path)
+    wrapper = olor_wrapper_cfg(dict(type='SGD', lr=0.1), rollback_max=0.2,
+                               layer_patterns=TOY_LAYERS)
+    _train(tmp_path, 'olor', wrapper, path)
+    _train(tmp_path, 'plain', dict(type='OptimWrapper',
+                                   optimizer=dict(type='SGD', lr=0.1)), path)
+    out = str(tmp_path / 'drift.png')
+    plot_drift.main([str(tmp_path / 'olor'), str(tmp_path / 'plain'),
+                     '--legend', 'OLOR', 'plain', '--out', out, '--lam'])
+    with open(out, 'rb') as f:
+        assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+    series = plot_drift.load_series(plot_drift.find_scalars(
+        str(tmp_path / 'olor')))
+    assert series['drift/backbone.stage2'][0] == [2, 4, 6]
+
+
+def test_unknown_prefix_fails_at_train_start(tmp_path):
+    runner = Runner.from_cfg(runner_cfg(
+        tmp_path / 'bad', dict(type='OptimWrapper',
+                               optimizer=dict(type='SGD', lr=0.1)),
+        custom_hooks=[dict(type='RollbackDriftHook', prefixes=('encoder',))]))
+    with pytest.raises(ValueError, match='RollbackDriftHook.prefixes'):
+        runner.train()
+
+
+def test_the_hook_only_reads(tmp_path):
+    """Training with the hook is bit for bit training without it."""
+    path, _ = _pretrained(tmp_path)
+    wrapper = olor_wrapper_cfg(dict(type='SGD', lr=0.1, momentum=0.9),
+                               rollback_max=0.2, layer_patterns=TOY_LAYERS)
+    hooked = _train(tmp_path, 'hooked', wrapper, path)
+    bare = Runner.from_cfg(runner_cfg(tmp_path / 'bare', wrapper,
+                                      max_iters=6, load_from=path))
+    bare.train()
+    a = dict(hooked.model.named_parameters())
+    for n, p in bare.model.named_parameters():
+        assert torch.equal(a[n], p), n
+
+
+def test_resumed_plain_run_keeps_measuring_from_the_start(tmp_path):
+    path, pretrained = _pretrained(tmp_path)
+    plain = dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.1))
+    _train(tmp_path, 'run', plain, path, max_iters=3)
+    resumed = Runner.from_cfg(runner_cfg(
+        tmp_path / 'run', plain, max_iters=6, resume=True,
+        load_from=str(tmp_path / 'run' / 'iter_3.pth'),
+        custom_hooks=[dict(type='RollbackDriftHook', interval=2)],
+        default_hooks=HOOKS))
+    resumed.train()
+    names = STAGES['backbone.stage2']
+    logged = resumed.message_hub.get_scalar(
+        'train/drift/backbone.stage2').current()
+    # from the loaded pretrained weights, not from the resumed ones
+    assert logged == pytest.approx(_direct(resumed, pretrained, names),
+                                   rel=1e-6)
+
+
+def test_resume_from_a_checkpoint_written_without_the_hook_fails(tmp_path):
+    path, _ = _pretrained(tmp_path)
+    plain = dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.1))
+    Runner.from_cfg(runner_cfg(tmp_path / 'run', plain, max_iters=3,
+                               load_from=path)).train()
+    resumed = Runner.from_cfg(runner_cfg(
+        tmp_path / 'run', plain, max_iters=6, resume=True,
+        load_from=str(tmp_path / 'run' / 'iter_3.pth'),
+        custom_hooks=[dict(type='RollbackDriftHook')]))
+    with pytest.raises(RuntimeError, match='olor_drift_theta0'):
+        resumed.train()

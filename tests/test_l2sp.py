@@ -1,0 +1,193 @@
+"""L2SPOptimWrapper: the penalty's gradient by hand, theta0 and resume."""
+import os.path as osp
+
+import pytest
+import torch
+import torch.nn as nn
+from mmengine.optim import build_optim_wrapper
+from mmengine.runner import Runner
+
+import olor_mm  # noqa: F401
+from toy import TOY_LAYERS, ToyClassifier, pretrained_checkpoint, runner_cfg
+
+
+class Tiny(nn.Module):
+    """One pretrained scalar-ish tensor (backbone) and one new (head)."""
+
+    def __init__(self, w0=(2.0, -1.0), v0=(3.0, )):
+        super().__init__()
+        self.backbone = nn.Linear(2, 1, bias=False)
+        self.head = nn.Linear(1, 1, bias=False)
+        with torch.no_grad():
+            self.backbone.weight.copy_(torch.tensor([w0], dtype=torch.double))
+            self.head.weight.copy_(torch.tensor([v0], dtype=torch.double))
+
+
+def l2sp_cfg(optimizer, alpha=0.5, beta=0.2, **kwargs):
+    return dict(type='L2SPOptimWrapper', alpha=alpha, beta=beta,
+                optimizer=optimizer,
+                constructor='LayerwiseRollbackConstructor',
+                paramwise_cfg=dict(pretrained_prefixes=('backbone', )),
+                **kwargs)
+
+
+def _sum_loss(model):
+    """loss = sum of all weights: every gradient is exactly 1."""
+    return sum(p.sum() for p in model.parameters())
+
+
+def test_sgd_steps_match_a_hand_computation():
+    model = Tiny().double()
+    ow = build_optim_wrapper(model, l2sp_cfg(dict(type='SGD', lr=0.1)))
+    for _ in range(2):
+        ow.update_params(_sum_loss(model))
+    # eta = 0.1, alpha = 0.5, beta = 0.2, g = 1 everywhere.
+    # pretrained w (w0 = 2): w1 = 2 - 0.1 * (1 + 0.5 * 0) = 1.9
+    #                        w2 = 1.9 - 0.1 * (1 + 0.5 * (1.9 - 2)) = 1.805
+    # (w0 = -1): w1 = -1.1;  w2 = -1.1 - 0.1 * (1 + 0.5 * -0.1) = -1.195
+    # new v (v0 = 3, no anchor): v1 = 3 - 0.1 * (1 + 0.2 * 3) = 2.84
+    #                            v2 = 2.84 - 0.1 * (1 + 0.2 * 2.84) = 2.6832
+    torch.testing.assert_close(model.backbone.weight.detach(),
+                               torch.tensor([[1.805, -1.195]],
+                                            dtype=torch.double),
+                               rtol=0, atol=1e-12)
+    torch.testing.assert_close(model.head.weight.detach(),
+                               torch.tensor([[2.6832]], dtype=torch.double),
+                               rtol=0, atol=1e-12)
+
+
+def test_adamw_equals_autograd_of_the_penalised_loss():
+    """The gradient term == autograd of loss + alpha/2 ||w-w0||^2 + ..."""
+    torch.manual_seed(0)
+    a, b = ToyClassifier().double(), ToyClassifier().double()
+    b.load_state_dict(a.state_dict())
+    opt = dict(type='AdamW', lr=1e-2, weight_decay=0.0)
+    alpha, beta = 0.3, 0.05
+    ow = build_optim_wrapper(a, l2sp_cfg(opt, alpha, beta))
+    ref = torch.optim.AdamW(b.parameters(), lr=1e-2, weight_decay=0.0)
+    w0 = {n: p.detach().clone() for n, p in b.named_parameters()}
+    g = torch.Generator().manual_seed(1)
+    for _ in range(5):
+        x = torch.randn(4, 3, 8, 8, generator=g, dtype=torch.double)
+        y = torch.randint(0, 3, (4, ), generator=g)
+        ow.update_params(a(x, [*y], mode='loss')['loss'])
+        loss = b(x, [*y], mode='loss')['loss']
+        for n, p in b.named_parameters():
+            if n.startswith('backbone.'):
+                loss = loss + alpha / 2 * (p - w0[n]).pow(2).sum()
+            else:
+                loss = loss + beta / 2 * p.pow(2).sum()
+        ref.zero_grad()
+        loss.backward()
+        ref.step()
+    for (n, p), q in zip(a.named_parameters(), b.parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=1e-12, msg=n)
+    assert ow.penalty() == pytest.approx(
+        alpha / 2 * sum(float((q - w0[n]).detach().pow(2).sum())
+                        for n, q in b.named_parameters()
+                        if n.startswith('backbone.')) +
+        beta / 2 * sum(float(q.detach().pow(2).sum())
+                       for n, q in b.named_parameters()
+                       if not n.startswith('backbone.')), rel=1e-9)
+
+
+def test_accumulation_adds_the_penalty_once_per_update():
+    model = Tiny().double()
+    ow = build_optim_wrapper(model, l2sp_cfg(dict(type='SGD', lr=0.1),
+                                             accumulative_counts=2))
+    ow.initialize_count_status(model, 0, 2)
+    for _ in range(2):
+        ow.update_params(_sum_loss(model))
+    # one update with the mean gradient 1 and the penalty at w = w0:
+    # v = 3 - 0.1 * (1 + 0.2 * 3) = 2.84, w = w0 - 0.1
+    torch.testing.assert_close(model.head.weight.detach(),
+                               torch.tensor([[2.84]], dtype=torch.double),
+                               rtol=0, atol=1e-12)
+    torch.testing.assert_close(model.backbone.weight.detach(),
+                               torch.tensor([[1.9, -1.1]], dtype=torch.double),
+                               rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize('key, value', [('alpha', -0.1), ('beta', 'x'),
+                                        ('alpha', float('inf'))])
+def test_bad_coefficients_fail_at_build(key, value):
+    cfg = l2sp_cfg(dict(type='SGD', lr=0.1))
+    cfg[key] = value
+    with pytest.raises(ValueError, match=f'optim_wrapper.{key}'):
+        build_optim_wrapper(Tiny(), cfg)
+
+
+def test_without_the_layerwise_constructor_it_fails_at_build():
+    cfg = l2sp_cfg(dict(type='SGD', lr=0.1))
+    del cfg['constructor'], cfg['paramwise_cfg']
+    with pytest.raises(ValueError, match='LayerwiseRollbackConstructor'):
+        build_optim_wrapper(Tiny(), cfg)
+
+
+def _pretrained(tmp_path):
+    return pretrained_checkpoint(tmp_path)
+
+
+def _wrapper():
+    return dict(type='L2SPOptimWrapper', alpha=1.0, beta=0.01,
+                optimizer=dict(type='AdamW', lr=1e-2, weight_decay=0.0),
+                constructor='LayerwiseRollbackConstructor',
+                paramwise_cfg=dict(rollback_max=0.1,
+                                   layer_patterns=TOY_LAYERS))
+
+
+def _params(runner):
+    return {n: p.detach().clone() for n, p in runner.model.named_parameters()}
+
+
+def test_theta0_is_loaded_saved_and_restored_on_resume(tmp_path):
+    path, pretrained = _pretrained(tmp_path)
+    straight = Runner.from_cfg(runner_cfg(
+        tmp_path / 'straight', _wrapper(), max_iters=6, load_from=path))
+    straight.train()
+    names = [n for n, _ in straight.model.named_parameters()
+             if n.startswith('backbone.')]
+    # every pretrained tensor is anchored, the deepest layer too
+    assert len(straight.optim_wrapper.theta0) == len(names)
+    for n, t0 in zip(names, straight.optim_wrapper.theta0):
+        assert torch.equal(t0, pretrained[n]), n
+
+    first = Runner.from_cfg(runner_cfg(
+        tmp_path / 'split', _wrapper(), max_iters=3, load_from=path))
+    first.train()
+    second = Runner.from_cfg(runner_cfg(
+        tmp_path / 'split', _wrapper(), max_iters=6, resume=True,
+        load_from=str(tmp_path / 'split' / 'iter_3.pth')))
+    second.train()
+    for n, t0 in zip(names, second.optim_wrapper.theta0):
+        assert torch.equal(t0, pretrained[n]), n  # restored, not re-taken
+    a, b = _params(straight), _params(second)
+    for n in a:
+        assert torch.equal(a[n], b[n]), n
+
+
+def test_resume_without_a_saved_theta0_fails(tmp_path):
+    plain = Runner.from_cfg(runner_cfg(
+        tmp_path / 'plain',
+        dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.1)),
+        max_iters=3))
+    plain.train()
+    resumed = Runner.from_cfg(runner_cfg(
+        tmp_path / 'plain', _wrapper(), max_iters=6, resume=True,
+        load_from=osp.join(tmp_path, 'plain', 'iter_3.pth')))
+    with pytest.raises(KeyError, match='theta0'):
+        resumed.train()
+
+
+def test_l2sp_keeps_the_backbone_closer_than_plain_adamw(tmp_path):
+    path, pretrained = _pretrained(tmp_path)
+    drift = {}
+    plain = dict(_wrapper(), alpha=0.0, beta=0.0)
+    for tag, wrapper in (('l2sp', _wrapper()), ('plain', plain)):
+        runner = Runner.from_cfg(runner_cfg(
+            tmp_path / tag, wrapper, max_iters=6, load_from=path))
+        runner.train()
+        drift[tag] = sum((p - pretrained[n]).norm()**2
+                         for n, p in runner.model.named_parameters()
+                         if n.startswith('backbone.'))**0.5
+    assert drift['l2sp'] < drift['plain']
