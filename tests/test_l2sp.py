@@ -1,5 +1,4 @@
 """L2SPOptimWrapper: the penalty's gradient by hand, theta0 and resume."""
-import os.path as osp
 
 import pytest
 import torch
@@ -164,19 +163,6 @@ def test_theta0_is_loaded_saved_and_restored_on_resume(tmp_path):
     a, b = _params(straight), _params(second)
     for n in a:
         assert torch.equal(a[n], b[n]), n
-
-
-def test_resume_without_a_saved_theta0_fails(tmp_path):
-    plain = Runner.from_cfg(runner_cfg(
-        tmp_path / 'plain',
-        dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.1)),
-        max_iters=3))
-    plain.train()
-    resumed = Runner.from_cfg(runner_cfg(
-        tmp_path / 'plain', _wrapper(), max_iters=6, resume=True,
-        load_from=osp.join(tmp_path, 'plain', 'iter_3.pth')))
-    with pytest.raises(KeyError, match='theta0'):
-        resumed.train()
 
 
 def test_l2sp_keeps_the_backbone_closer_than_plain_adamw(tmp_path):

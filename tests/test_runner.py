@@ -70,14 +70,16 @@ def test_resume_continues_identically_and_restores_theta0(tmp_path):
         assert torch.equal(a[name], b[name]), name
 
 
-def test_resume_from_a_checkpoint_without_theta0_fails(tmp_path):
+@pytest.mark.parametrize('kind', ['OLOROptimWrapper', 'L2SPOptimWrapper'])
+def test_resume_from_a_checkpoint_without_theta0_fails(tmp_path, kind):
     plain = Runner.from_cfg(runner_cfg(
         tmp_path / 'plain',
         dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.1)),
         max_iters=3))
     plain.train()
     resumed = Runner.from_cfg(runner_cfg(
-        tmp_path / 'plain', _wrapper(), max_iters=6, resume=True,
+        tmp_path / 'plain', dict(_wrapper(), type=kind), max_iters=6,
+        resume=True,
         load_from=str(tmp_path / 'plain' / 'iter_3.pth')))
     with pytest.raises(KeyError, match='theta0'):
         resumed.train()
