@@ -126,21 +126,25 @@ class RollbackDriftHook(Hook):
             n: anchors.get(id(p), self._own.get(n)) for n, p in named
         }
         self._groups = drift_groups(self._names)
-        self._lam_groups = self._lam_index(wrapper, named)
+        self._lam_groups = self._lam_index(wrapper)
+        # FSDP: each rank holds part of every tensor, norms are all-reduced
+        self._sharded = get_world_size() > 1 and any(
+            c.__name__ == 'FullyShardedDataParallel'
+            for c in type(runner.model).__mro__)
         print_log(
             'RollbackDriftHook: drift of ' + ', '.join(
                 f'{g} ({len(ns)} tensors)' for g, ns in self._groups.items())
             + f' every {self.interval} iterations', logger='current',
             level=logging.INFO)
 
-    def _lam_index(self, wrapper, named) -> Optional[Dict[str, List]]:
+    def _lam_index(self, wrapper) -> Optional[Dict[str, List]]:
         """(param group index, numel) of each group's trainable tensors."""
         if not hasattr(wrapper, 'lam_effs'):
             return None
         where = {id(p): gi
                  for gi, g in enumerate(wrapper.optimizer.param_groups)
                  for p in g['params']}
-        params = dict(named)
+        params = self._params
         return {
             group: [(where[id(params[n])], params[n].numel()) for n in names
                     if id(params[n]) in where]
@@ -156,8 +160,6 @@ class RollbackDriftHook(Hook):
         the squared norms are summed over ranks.
         """
         out = {}
-        sharded = get_world_size() > 1 and 'FullyShardedDataParallel' in [
-            c.__name__ for c in type(runner.model).__mro__]
         for group, names in self._groups.items():
             cur = [self._params[n] for n in names]
             ref = [self._theta0[n] for n in names]
@@ -169,7 +171,7 @@ class RollbackDriftHook(Hook):
                 .sum(),
                 torch.stack(torch._foreach_norm(ref)).double().square().sum()
             ])
-            if sharded:
+            if self._sharded:
                 all_reduce(sq)
             num, den = float(sq[0]), float(sq[1])
             out[f'drift/{group}'] = (num / den)**0.5 if den else 0.0
