@@ -248,12 +248,13 @@ def bench_set(name, device, reps):
                              plain_ms=t_plain * 1e3, olor_ms=t_olor * 1e3,
                              ratio=t_olor / t_plain))
             if opt_name == 'AdamW' and layout == 'per-param':
-                params = [p for _, p in olor._rolled]
+                params = list(olor.anchored_params)
                 rolled = {id(p) for p in params}
                 others = [p for p in model.parameters()
                           if p.requires_grad and id(p) not in rolled]
                 lams = [olor.optimizer.param_groups[gi]['rollback']
-                        for gi, _ in olor._rolled] + [0.0] * len(others)
+                        for gi, _ in olor.rollback_handle.anchored] + [
+                            0.0] * len(others)
                 all_params = params + others
                 anchors = list(olor.theta0) + [None] * len(others)
                 state = dict(step=0, m=[torch.zeros_like(p)

@@ -1,29 +1,57 @@
-"""olor-mm: OLOR (One step Learning, One step Review) for MMEngine.
+"""olor-mm: OLOR (One step Learning, One step Review) for PyTorch and MMEngine.
 
-Importing the package registers, in MMEngine's root registries (so that
-mmdet- and mmseg-scoped configs find them):
+Always, with nothing but torch (the rollback lives on the torch optimizer):
 
-- ``OLOROptimWrapper``, ``AmpOLOROptimWrapper`` and ``L2SPOptimWrapper``
-  (the L2-SP baseline) in ``OPTIM_WRAPPERS``;
-- ``LayerwiseRollbackConstructor`` in ``OPTIM_WRAPPER_CONSTRUCTORS``;
+- :func:`layerwise_rollback_groups`: param groups carrying OLOR's
+  layer-wise ``rollback`` (Eq. 8/9) for any torch optimizer;
+- :func:`attach_rollback`: the rollback toward ``theta0`` after every step,
+  with ``theta0`` in the optimizer's state dict.
+
+With MMEngine installed, importing the package also registers, in MMEngine's
+root registries (so that mmdet- and mmseg-scoped configs find them):
+
+- ``LayerwiseRollbackConstructor`` in ``OPTIM_WRAPPER_CONSTRUCTORS`` (it
+  attaches the rollback, under any wrapper type);
+- ``OLOROptimWrapper``, ``AmpOLOROptimWrapper``, ``L2SPOptimWrapper`` and
+  ``AmpL2SPOptimWrapper`` in ``OPTIM_WRAPPERS``;
 - ``RollbackDriftHook`` (per-stage drift in the logs) in ``HOOKS``;
 
-and applies the narrow compatibility fixes of :mod:`olor_mm.compat`.
-Use it from a config with::
+and applies the narrow compatibility fixes of :mod:`olor_mm.compat` to that
+stack. Use it from a config with::
 
     custom_imports = dict(imports=['olor_mm'], allow_failed_imports=False)
 """
-from .compat import apply_compat_fixes
-from .constructors import LayerwiseRollbackConstructor
-from .hooks import RollbackDriftHook
-from .l2sp import L2SPOptimWrapper
-from .optim_wrappers import AmpOLOROptimWrapper, OLOROptimWrapper
+from .attach import RollbackHandle, attach_rollback, find_rollback
+from .param_groups import layerwise_rollback_groups
 
-__version__ = '0.1.0'
-
-apply_compat_fixes()
+__version__ = '0.2.0'
 
 __all__ = [
-    'OLOROptimWrapper', 'AmpOLOROptimWrapper', 'L2SPOptimWrapper',
-    'LayerwiseRollbackConstructor', 'RollbackDriftHook', '__version__'
+    'layerwise_rollback_groups', 'attach_rollback', 'find_rollback',
+    'RollbackHandle', '__version__'
 ]
+
+
+def _mmengine_installed() -> bool:
+    try:
+        import mmengine  # noqa: F401
+    except ModuleNotFoundError as err:
+        if err.name != 'mmengine':
+            raise  # MMEngine is there but broken: say so
+        return False
+    return True
+
+
+if _mmengine_installed():
+    from .compat import apply_compat_fixes
+    from .constructors import LayerwiseRollbackConstructor
+    from .hooks import RollbackDriftHook
+    from .l2sp import AmpL2SPOptimWrapper, L2SPOptimWrapper
+    from .optim_wrappers import AmpOLOROptimWrapper, OLOROptimWrapper
+
+    apply_compat_fixes()
+    __all__ += [
+        'LayerwiseRollbackConstructor', 'OLOROptimWrapper',
+        'AmpOLOROptimWrapper', 'L2SPOptimWrapper', 'AmpL2SPOptimWrapper',
+        'RollbackDriftHook'
+    ]

@@ -9,14 +9,16 @@ from .compat import cpu_ddp_model_wrapper_cfg
 AMP_TWINS = {
     'OptimWrapper': 'AmpOptimWrapper',
     'OLOROptimWrapper': 'AmpOLOROptimWrapper',
+    'L2SPOptimWrapper': 'AmpL2SPOptimWrapper',
 }
 
 
 def enable_amp(cfg: Config) -> None:
     """Switch ``cfg.optim_wrapper`` to mixed precision, as ``--amp`` does.
 
-    ``OLOROptimWrapper`` becomes ``AmpOLOROptimWrapper`` (which also runs
-    on the CPU, in bfloat16) and ``OptimWrapper`` MMEngine's
+    ``OLOROptimWrapper`` becomes ``AmpOLOROptimWrapper`` and
+    ``L2SPOptimWrapper`` ``AmpL2SPOptimWrapper`` (both also run on the CPU,
+    in bfloat16), and ``OptimWrapper`` MMEngine's
     ``AmpOptimWrapper``, which needs a GPU: without one this raises rather
     than train silently in float32.
 

@@ -20,7 +20,8 @@ BFloat16``. :func:`run_mmcv_ops_in_fp32_under_cpu_autocast` wraps those
 autograd Functions so that, on CPU tensors in bfloat16/float16, their kernels
 run in float32 and their floating outputs and gradients come back in the
 input's dtype, as a kernel with bfloat16 support would return them. Nothing
-changes for float32 inputs or for CUDA tensors.
+changes for float32 inputs or for CUDA tensors. It is applied when an olor-mm
+mixed-precision wrapper is built on the CPU, not at import.
 
 MMEngine 0.10.7's ``init_dist(launcher='pytorch')`` calls
 ``torch.cuda.set_device`` unconditionally and the runtimes of MMDetection /
@@ -190,9 +191,9 @@ def fsdp_sharded_theta0() -> None:
     """Fix FSDPStrategy's resume and save/restore sharded theta0. Idempotent.
 
     Patches ``mmengine._strategy.fsdp.FSDPStrategy``:
-    ``build_optim_wrapper`` refuses an olor-mm wrapper under the ``full``
-    state dict, ``optim_state_dict``
-    adds the wrapper's ``'olor'`` entry (the rank's theta0 shards) to what
+    ``build_optim_wrapper`` refuses an anchored optimizer (OLOR, L2-SP)
+    under the ``full`` state dict, ``optim_state_dict``
+    adds the anchor's entry (the rank's theta0 shards) to what
     ``FSDP.optim_state_dict`` returns, ``load_optim_state_dict`` calls
     ``FSDP.optim_state_dict_to_load`` with torch's keyword arguments and puts
     the entry back before the wrapper loads it, and ``resume`` refuses to go
@@ -205,16 +206,18 @@ def fsdp_sharded_theta0() -> None:
         return
     if getattr(FSDPStrategy.load_optim_state_dict, '_olor', False):
         return
-    from .theta0 import STATE_KEY, Theta0Mixin
+    from .theta0 import LEGACY_STATE_KEY, find_anchor
     original_save = FSDPStrategy.optim_state_dict
     original_build = FSDPStrategy.build_optim_wrapper
     original_resume = FSDPStrategy.resume
 
     def build_optim_wrapper(self, optim_wrapper, model=None):
         built = original_build(self, optim_wrapper, model)
-        if isinstance(built, Theta0Mixin) and self._is_full_state_dict():
+        anchor = find_anchor(built.optimizer)
+        if (anchor is not None and anchor.active
+                and self._is_full_state_dict()):
             raise NotImplementedError(
-                f'{type(built).__name__} under FSDP keeps theta0 sharded '
+                f'The {anchor.owner} under FSDP keeps theta0 sharded '
                 "like the parameters and saves it with the 'local' state "
                 "dict only; set strategy.state_dict_cfg='local' (MMEngine's "
                 'default).')
@@ -222,31 +225,32 @@ def fsdp_sharded_theta0() -> None:
 
     def optim_state_dict(self) -> dict:
         state = original_save(self)
-        if isinstance(self.optim_wrapper, Theta0Mixin):
-            state[STATE_KEY] = self.optim_wrapper.theta0_state()
+        anchor = find_anchor(self.optim_wrapper.optimizer)
+        if anchor is not None and anchor.active:
+            state[anchor.state_key] = anchor.state_entry()
         return state
 
     def load_optim_state_dict(self, state_dict: dict) -> None:
         state_dict = dict(state_dict)
-        entry = state_dict.pop(STATE_KEY, None)
+        anchor = find_anchor(self.optim_wrapper.optimizer)
+        entries = {
+            key: state_dict.pop(key)
+            for key in ({anchor.state_key} if anchor else set()) |
+            {LEGACY_STATE_KEY} if key in state_dict
+        }
         optim_state = FSDP.optim_state_dict_to_load(
             model=self.model, optim=self.optim_wrapper.optimizer,
             optim_state_dict=state_dict)
-        if entry is not None:
-            optim_state[STATE_KEY] = entry
+        optim_state.update(entries)
         self.optim_wrapper.load_state_dict(optim_state)
 
     def resume(self, filename, *args, **kwargs):
         checkpoint = original_resume(self, filename, *args, **kwargs)
         wrapper = getattr(self, 'optim_wrapper', None)
-        if (isinstance(wrapper, Theta0Mixin) and wrapper.theta0 is None
-                and wrapper.anchored_params
-                and checkpoint['meta'].get('iter', 0) > 0):
-            raise RuntimeError(
-                f'Training resumes from {filename} but no theta0 was '
-                f'restored (resume_optimizer=False, or a checkpoint not '
-                f'written by an olor-mm wrapper); resume with the optimizer '
-                'state, or start a new fine-tune with load_from=<ckpt>.')
+        anchor = None if wrapper is None else find_anchor(wrapper.optimizer)
+        if anchor is not None:
+            anchor.start_training(checkpoint['meta'].get('iter', 0),
+                                  where=f' from {filename}')
         return checkpoint
 
     optim_state_dict._olor = load_optim_state_dict._olor = True
@@ -260,6 +264,5 @@ def apply_compat_fixes() -> None:
     """Apply every process-wide fix of this module; idempotent."""
     CheckpointLoader.register_scheme(
         prefixes='', loader=load_from_local_trusted, force=True)
-    run_mmcv_ops_in_fp32_under_cpu_autocast()
     init_dist_pytorch_without_cuda()
     fsdp_sharded_theta0()

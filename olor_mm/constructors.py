@@ -1,17 +1,31 @@
-"""LayerwiseRollbackConstructor: parameter groups that carry OLOR's lam_i."""
+"""LayerwiseRollbackConstructor: MMEngine's groups + OLOR's lam_i, attached.
+
+The constructor builds the param groups exactly as MMEngine's
+``DefaultOptimWrapperConstructor`` does, tags each with OLOR's layer-wise
+coefficient (:mod:`olor_mm.param_groups`, Eq. 8/9), and attaches the
+rollback to the torch optimizer it builds (:func:`olor_mm.attach_rollback`)
+before wrapping it. So whatever ``optim_wrapper.type`` is -- ``OptimWrapper``,
+``AmpOptimWrapper`` (what upstream ``tools/train.py --amp`` writes),
+``OLOROptimWrapper`` or ``AmpOLOROptimWrapper`` -- training rolls back the
+same way.
+"""
+import difflib
+import inspect
 import logging
-from typing import Dict, List, Optional, Tuple
+from typing import List, Optional
 
 import torch.nn as nn
 from mmengine.logging import print_log
 from mmengine.optim import DefaultOptimWrapperConstructor
-from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS
+from mmengine.registry import (OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS,
+                               OPTIMIZERS)
 
-from .layer_schemes import number_layers
-from .rollback import check_rollback_range, layerwise_rollback
+from .attach import RollbackHandle
+from .param_groups import check_prefixes, layer_lams, number_pretrained
+from .theta0 import parse_anchor_dtype
 
-#: paramwise_cfg keys this constructor reads, with their defaults (the
-#: reference code's configuration).
+#: paramwise_cfg keys of the layer numbering and Eq. 8/9, with their
+#: defaults (the reference code's configuration).
 OLOR_DEFAULTS = dict(
     rollback_max=0.01,
     rollback_min=0.0,
@@ -21,10 +35,40 @@ OLOR_DEFAULTS = dict(
     layer_patterns=None,
 )
 
+#: keys of the attached rollback, accepted in paramwise_cfg and (for
+#: configs written for OLOROptimWrapper) at the optim_wrapper level.
+ROLLBACK_DEFAULTS = dict(scale_with_lr=True, anchor_dtype=None)
+
+#: paramwise_cfg keys of MMEngine's DefaultOptimWrapperConstructor
+UPSTREAM_KEYS = ('custom_keys', 'bias_lr_mult', 'bias_decay_mult',
+                 'norm_decay_mult', 'flat_decay_mult', 'dwconv_decay_mult',
+                 'dcn_offset_lr_mult', 'bypass_duplicate')
+
+
+def _check_unknown_keys(paramwise_cfg: dict) -> None:
+    """Refuse a key that is neither ours nor MMEngine's (a misspelling).
+
+    MMEngine's constructor ignores unknown keys; here a misspelt OLOR key
+    (``rollback_maximum``) would silently train with the default.
+    """
+    known = list(OLOR_DEFAULTS) + list(ROLLBACK_DEFAULTS) + list(
+        UPSTREAM_KEYS)
+    unknown = [k for k in paramwise_cfg if k not in known]
+    if unknown:
+        hints = {
+            k: difflib.get_close_matches(k, known, n=1, cutoff=0.5)
+            for k in unknown
+        }
+        raise ValueError(
+            'paramwise_cfg has unknown keys ' + ', '.join(
+                f'{k!r}' + (f' (did you mean {h[0]!r}?)' if h else '')
+                for k, h in hints.items()) +
+            f' for LayerwiseRollbackConstructor; it reads {known}.')
+
 
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()
 class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
-    """Parameter groups with a layer-wise rollback coefficient (OLOR Eq. 8/9).
+    """Parameter groups with a layer-wise rollback (OLOR Eq. 8/9), attached.
 
     Builds the groups exactly as :class:`DefaultOptimWrapperConstructor` does
     (one group per parameter; ``custom_keys``, ``norm_decay_mult``,
@@ -36,8 +80,10 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
     - ``rollback``: ``lam_i = iota2 + (1 - i/n) ** gamma * (iota1 - iota2)``
       (``lam = iota1`` for a single layer), 0.0 for non-pretrained ones.
 
-    :class:`OLOROptimWrapper` reads ``rollback`` and pulls the pretrained
-    parameters back toward ``theta0`` after every update.
+    Then it attaches OLOR's rollback to the optimizer
+    (:func:`olor_mm.attach_rollback`): after every real update the groups
+    with ``rollback > 0`` are pulled toward ``theta0``, under any wrapper
+    type. ``theta0`` is taken at training start (after the weights load).
 
     Extra ``paramwise_cfg`` keys:
 
@@ -53,18 +99,28 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
     - ``layer_patterns`` (list, optional): depth rules (regexes on parameter
       names relative to the prefix, in depth order, or ``(regex, suffix)``
       pairs) that replace the built-in scheme of the backbone.
+    - ``scale_with_lr`` (bool): ``lam_eff = lam_i * lr_t / lr_0``. True.
+    - ``anchor_dtype`` (str, optional): dtype of the stored ``theta0``.
+      None (the parameters').
+
+    ``scale_with_lr`` and ``anchor_dtype`` may also be written at the
+    ``optim_wrapper`` level (as for ``OLOROptimWrapper``); the constructor
+    takes them from there too, so a config whose type an upstream tool
+    rewrites (``--amp`` writes ``AmpOptimWrapper``) still trains with them.
+    A wrapper type that declares ``attaches_rollback = False`` (L2-SP) gets
+    the groups only.
 
     Layers are counted over every parameter of the pretrained modules,
     frozen or not; frozen parameters are not in the optimizer.
 
     Examples:
         >>> optim_wrapper = dict(
-        >>>     type='OLOROptimWrapper',
+        >>>     type='OptimWrapper',   # any wrapper; --amp may rewrite it
         >>>     optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.05),
         >>>     constructor='LayerwiseRollbackConstructor',
         >>>     paramwise_cfg=dict(
         >>>         rollback_max=0.01, rollback_min=0.0, rollback_power=1.0,
-        >>>         pretrained_prefixes=('backbone',),
+        >>>         scale_with_lr=True, pretrained_prefixes=('backbone',),
         >>>         custom_keys={'backbone': dict(decay_mult=0.)}))
     """
 
@@ -78,32 +134,118 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
                 f'paramwise_cfg has {sorted(reserved)}: those are group keys '
                 'this constructor writes; use rollback_max / rollback_min / '
                 'rollback_power instead.')
+        _check_unknown_keys(paramwise_cfg)
         self.olor_cfg = {
             k: paramwise_cfg.pop(k, v)
             for k, v in OLOR_DEFAULTS.items()
         }
-        check_rollback_range(self.olor_cfg['rollback_max'],
-                             self.olor_cfg['rollback_min'],
-                             self.olor_cfg['rollback_power'])
-        prefixes = self.olor_cfg['pretrained_prefixes']
-        if isinstance(prefixes, str):
-            prefixes = (prefixes, )
-        if not prefixes or not all(isinstance(p, str) for p in prefixes):
-            raise ValueError(
-                f'paramwise_cfg.pretrained_prefixes={prefixes!r} must be a '
-                "non-empty tuple of module names, e.g. ('backbone',), or "
-                "('',) for the whole model.")
-        self.olor_cfg['pretrained_prefixes'] = tuple(prefixes)
+        self.rollback_cfg = {
+            k: paramwise_cfg.pop(k)
+            for k in ROLLBACK_DEFAULTS if k in paramwise_cfg
+        }
+        cfg = self.olor_cfg
+        # validate everything before any model is seen
+        layer_lams(1, cfg['rollback_max'], cfg['rollback_min'],
+                   cfg['rollback_power'])
+        cfg['pretrained_prefixes'] = check_prefixes(
+            cfg['pretrained_prefixes'])
+        optim_wrapper_cfg = dict(optim_wrapper_cfg)
+        self._take_wrapper_keys(optim_wrapper_cfg)
         super().__init__(optim_wrapper_cfg, paramwise_cfg)
         # Always take the per-parameter path of the parent's ``__call__``.
         self.paramwise_cfg.setdefault('bypass_duplicate', False)
 
+    def _wrapper_class(self, optim_wrapper_cfg: dict) -> type:
+        kind = optim_wrapper_cfg.get('type', 'OptimWrapper')
+        cls = OPTIM_WRAPPERS.get(kind) if isinstance(kind, str) else kind
+        if cls is None:
+            raise KeyError(
+                f'optim_wrapper.type={kind!r} is not registered in '
+                "MMEngine's OPTIM_WRAPPERS (is its package imported?)")
+        return cls
+
+    def _take_wrapper_keys(self, optim_wrapper_cfg: dict) -> None:
+        """Move ``scale_with_lr`` / ``anchor_dtype`` to the rollback.
+
+        Wrapper types that attach the rollback (every one but L2-SP's) get
+        them from the constructor; a key set both at the wrapper level and
+        in ``paramwise_cfg`` to different values is an error.
+        """
+        self.wrapper_cls = self._wrapper_class(optim_wrapper_cfg)
+        self.attaches = getattr(self.wrapper_cls, 'attaches_rollback', True)
+        for key in ROLLBACK_DEFAULTS:
+            if key not in optim_wrapper_cfg:
+                continue
+            if not self.attaches:
+                if key in self.rollback_cfg:
+                    raise ValueError(
+                        f'{key} is set both at the optim_wrapper level and '
+                        'in paramwise_cfg; set it in one place.')
+                continue
+            value = optim_wrapper_cfg.pop(key)
+            if key in self.rollback_cfg and self._differ(
+                    key, value, self.rollback_cfg[key]):
+                raise ValueError(
+                    f'optim_wrapper.{key}={value!r} and paramwise_cfg.{key}='
+                    f'{self.rollback_cfg[key]!r} differ; set it in one '
+                    'place.')
+            self.rollback_cfg[key] = value
+        if not self.attaches and 'anchor_dtype' in self.rollback_cfg:
+            optim_wrapper_cfg['anchor_dtype'] = self.rollback_cfg.pop(
+                'anchor_dtype')
+
+    @staticmethod
+    def _differ(key, a, b) -> bool:
+        if key == 'anchor_dtype':
+            return parse_anchor_dtype(a) != parse_anchor_dtype(b)
+        return a != b
+
+    # ------------------------------------------------------------- build
     def __call__(self, model: nn.Module):
+        """Groups, optimizer, rollback attached, then the wrapper."""
         if hasattr(model, 'module'):
             model = model.module
         self._layer_of, self._layer_lams = self.number_pretrained(model)
         self._param_names = {id(p): n for n, p in model.named_parameters()}
-        return super().__call__(model)
+        optimizer = self.build_optimizer(model)
+        if self.attaches:
+            rollback = dict(ROLLBACK_DEFAULTS, **self.rollback_cfg)
+            handle = RollbackHandle(optimizer, warn_if_inert=False,
+                                    **rollback)
+            if not handle.active:
+                print_log(
+                    'LayerwiseRollbackConstructor: no trainable pretrained '
+                    'parameter has rollback > 0, so nothing rolls back '
+                    f'(rollback_max={self.olor_cfg["rollback_max"]}, '
+                    'pretrained_prefixes='
+                    f'{self.olor_cfg["pretrained_prefixes"]}).',
+                    logger='current', level=logging.WARNING)
+        wrapper_cfg = self.optim_wrapper_cfg.copy()
+        wrapper_cfg.setdefault('type', 'OptimWrapper')
+        optim_wrapper = OPTIM_WRAPPERS.build(
+            wrapper_cfg, default_args=dict(optimizer=optimizer))
+        if self.attaches:
+            from .optim_wrappers import guard_training_start
+            guard_training_start(optim_wrapper)
+        return optim_wrapper
+
+    def build_optimizer(self, model: nn.Module):
+        """The torch optimizer over the tagged groups (MMEngine's recipe).
+
+        As ``DefaultOptimWrapperConstructor.__call__`` builds it when
+        ``paramwise_cfg`` is set: the optimizer's first argument (``params``
+        or another name) gets the groups of :meth:`add_params`.
+        """
+        optimizer_cfg = self.optimizer_cfg.copy()
+        optimizer_cls = optimizer_cfg['type']
+        if isinstance(optimizer_cls, str):
+            with OPTIMIZERS.switch_scope_and_registry(None) as registry:
+                optimizer_cls = registry.get(optimizer_cfg['type'])
+        first_arg = next(iter(inspect.signature(optimizer_cls).parameters))
+        params: List[dict] = []
+        self.add_params(params, model)
+        optimizer_cfg[first_arg] = params
+        return OPTIMIZERS.build(optimizer_cfg)
 
     def add_params(self,
                    params: List[dict],
@@ -123,51 +265,20 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
                                  self._layer_lams[layer])
         self._log_table(params[start:])
 
-    def number_pretrained(
-            self, model: nn.Module) -> Tuple[Dict[str, int], List[float]]:
+    def number_pretrained(self, model: nn.Module):
         """Layer id of every pretrained parameter name, and lam per layer.
 
-        Prefixes are numbered one after another in the order given, so
-        ``('backbone', 'neck')`` puts the neck after the deepest backbone
-        layer.
+        See :func:`olor_mm.param_groups.number_pretrained`; the scheme used
+        for each prefix is logged.
         """
         cfg = self.olor_cfg
-        modules = dict(model.named_modules())
-        layer_of: Dict[str, int] = {}
-        offset = 0
-        prefixes = cfg['pretrained_prefixes']
-        for prefix in prefixes:
-            nested = [q for q in prefixes if q != prefix and (
-                prefix == '' or q.startswith(prefix + '.'))]
-            if nested:
-                raise ValueError(
-                    f'paramwise_cfg.pretrained_prefixes: {nested} lie inside '
-                    f'{prefix!r}; list each pretrained module once.')
-            module = modules.get(prefix)
-            n_params = 0 if module is None else sum(
-                1 for _ in module.parameters())
-            if n_params == 0:
-                raise ValueError(
-                    f'paramwise_cfg.pretrained_prefixes entry {prefix!r} '
-                    f'matches no parameter of {type(model).__name__} (its '
-                    'top-level modules: '
-                    f'{[n for n, _ in model.named_children()]}); name the '
-                    "pretrained module, e.g. 'backbone', or '' for the whole "
-                    'model.')
-            ids, count, desc = number_layers(module, cfg['layer_unit'],
-                                             cfg['layer_patterns'])
-            print_log(
-                f'OLOR layers of {prefix or "the whole model"} '
-                f'({type(module).__name__}): {count} layers, {desc}',
-                logger='current')
-            dot = f'{prefix}.' if prefix else ''
-            layer_of.update({dot + n: offset + i for n, i in ids.items()})
-            offset += count
-        n = offset - 1
-        lams = [
-            layerwise_rollback(i, n, cfg['rollback_max'], cfg['rollback_min'],
-                               cfg['rollback_power']) for i in range(offset)
-        ]
+        layer_of, count, notes = number_pretrained(
+            model, cfg['pretrained_prefixes'], cfg['layer_unit'],
+            cfg['layer_patterns'])
+        for note in notes:
+            print_log(f'OLOR layers of {note}', logger='current')
+        lams = layer_lams(count, cfg['rollback_max'], cfg['rollback_min'],
+                          cfg['rollback_power'])
         return layer_of, lams
 
     def _log_table(self, groups: List[dict]) -> None:

@@ -7,7 +7,7 @@ stage, ...)::
     train/drift/<group>    ||theta_G - theta0_G|| / ||theta0_G||
     train/lam_eff/<group>  mean lam_eff = lam_i * lr_t / lr_0 over the
                            group's trainable weights (parameter-weighted;
-                           OLOR wrappers only)
+                           when a rollback is attached)
 
 to MMEngine's message hub, so they appear in the text log, ``scalars.json``
 and any visualisation backend (TensorBoard, ...) at the LoggerHook's
@@ -24,7 +24,8 @@ from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
 from .drift import drift_groups
-from .theta0 import Theta0Mixin
+from .attach import find_rollback
+from .theta0 import find_anchor
 
 DRIFT_KEY = 'olor_drift_theta0'
 
@@ -33,8 +34,8 @@ DRIFT_KEY = 'olor_drift_theta0'
 class RollbackDriftHook(Hook):
     """Log the relative drift ``||theta - theta0|| / ||theta0||`` per stage.
 
-    ``theta0`` is the optim wrapper's own (OLOR / L2-SP wrappers) where it
-    anchors a tensor; the other measured tensors (the deepest layer with
+    ``theta0`` is the anchor's (OLOR's rollback or L2-SP, attached to the
+    optimizer) where it anchors a tensor; the other measured tensors (the deepest layer with
     ``lam = 0``, frozen ones, or all of them under a plain OptimWrapper) are
     copied at the start of training and saved in the checkpoint under
     ``'olor_drift_theta0'``, so that a resumed run keeps measuring from the
@@ -99,11 +100,12 @@ class RollbackDriftHook(Hook):
                 'parameter of the model (its top-level modules: '
                 f'{[n for n, _ in self._model(runner).named_children()]}); '
                 "name the measured modules, e.g. prefixes=('backbone',).")
-        wrapper = runner.optim_wrapper
+        optimizer = runner.optim_wrapper.optimizer
+        anchor = find_anchor(optimizer)
         anchors = {}
-        if isinstance(wrapper, Theta0Mixin) and wrapper.theta0 is not None:
-            anchors = {id(p): t for p, t in zip(wrapper.anchored_params,
-                                                wrapper.theta0)}
+        if anchor is not None and anchor.theta0 is not None:
+            anchors = {id(p): t for p, t in zip(anchor.anchored_params,
+                                                anchor.theta0)}
         resumed = runner.iter > 0
         self._own = {}
         for n, p in named:
@@ -126,7 +128,9 @@ class RollbackDriftHook(Hook):
             n: anchors.get(id(p), self._own.get(n)) for n, p in named
         }
         self._groups = drift_groups(self._names)
-        self._lam_groups = self._lam_index(wrapper)
+        rollback = find_rollback(optimizer)
+        self._rollback = rollback if rollback and rollback.active else None
+        self._lam_groups = self._lam_index(optimizer)
         # FSDP: each rank holds part of every tensor, norms are all-reduced
         self._sharded = get_world_size() > 1 and any(
             c.__name__ == 'FullyShardedDataParallel'
@@ -137,12 +141,12 @@ class RollbackDriftHook(Hook):
             + f' every {self.interval} iterations', logger='current',
             level=logging.INFO)
 
-    def _lam_index(self, wrapper) -> Optional[Dict[str, List]]:
+    def _lam_index(self, optimizer) -> Optional[Dict[str, List]]:
         """(param group index, numel) of each group's trainable tensors."""
-        if not hasattr(wrapper, 'lam_effs'):
+        if self._rollback is None:
             return None
         where = {id(p): gi
-                 for gi, g in enumerate(wrapper.optimizer.param_groups)
+                 for gi, g in enumerate(optimizer.param_groups)
                  for p in g['params']}
         params = self._params
         return {
@@ -176,7 +180,7 @@ class RollbackDriftHook(Hook):
             num, den = float(sq[0]), float(sq[1])
             out[f'drift/{group}'] = (num / den)**0.5 if den else 0.0
         if self._lam_groups is not None:
-            lam = runner.optim_wrapper.lam_effs()
+            lam = self._rollback.lam_effs()
             for group, members in self._lam_groups.items():
                 total = sum(n for _, n in members)
                 if total:

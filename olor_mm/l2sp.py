@@ -20,16 +20,20 @@ from typing import Union
 
 import torch
 from mmengine.logging import print_log
-from mmengine.optim import OptimWrapper
+from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmengine.registry import OPTIM_WRAPPERS
 
+from .optim_wrappers import CPUAmpMixin
 from .rollback import group_by_device_and_dtype
-from .theta0 import Theta0Mixin
+from .theta0 import Anchor
+
+#: key of L2-SP's entry (its theta0) in the optimizer state dict
+STATE_KEY = 'l2sp_anchor'
 
 
 def _check_coefficient(key: str, value) -> float:
-    if (not isinstance(value, (int, float)) or not math.isfinite(value)
-            or value < 0):
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or not math.isfinite(value) or value < 0):
         raise ValueError(
             f'optim_wrapper.{key}={value!r} must be a finite number >= 0 '
             '(the weight of the L2-SP penalty; Li et al. use alpha=0.1, '
@@ -37,8 +41,98 @@ def _check_coefficient(key: str, value) -> float:
     return float(value)
 
 
+class L2SPMixin:
+    """The L2-SP penalty on an MMEngine OptimWrapper (see below)."""
+
+    #: LayerwiseRollbackConstructor gives this wrapper the groups only
+    attaches_rollback = False
+
+    def _init_l2sp(self, alpha, beta, anchor_dtype) -> None:
+        self.alpha = _check_coefficient('alpha', alpha)
+        self.beta = _check_coefficient('beta', beta)
+        groups = self.optimizer.param_groups
+        if not any('layer_id' in g for g in groups):
+            raise ValueError(
+                f'{type(self).__name__} needs to know which weights are '
+                "pretrained: build it with constructor='"
+                "LayerwiseRollbackConstructor' and paramwise_cfg."
+                "pretrained_prefixes (e.g. ('backbone',)).")
+        self.anchor = Anchor(self.optimizer,
+                             lambda g: g.get('layer_id') is not None,
+                             STATE_KEY, anchor_dtype, owner='L2-SP anchor')
+        anchored = self.anchor.anchored
+        if not anchored:
+            raise ValueError(
+                f'{type(self).__name__}: no trainable parameter is '
+                'pretrained (all of paramwise_cfg.pretrained_prefixes are '
+                'frozen); unfreeze them or use a plain OptimWrapper.')
+        anchored_ids = {id(p) for _, p in anchored}
+        new = [p for g in groups for p in g['params']
+               if p.requires_grad and id(p) not in anchored_ids]
+        self._new_buckets = [[new[k] for k in idx] for idx in
+                             group_by_device_and_dtype(new).values()]
+        print_log(
+            f'L2-SP: alpha={self.alpha} on {len(anchored)} pretrained tensors '
+            f'({sum(p.numel() for _, p in anchored):,} parameters, every '
+            f'pretrained layer: the rollback_* keys are unused), beta='
+            f'{self.beta} on {len(new)} new tensors.', logger='current',
+            level=logging.INFO)
+
+    @property
+    def theta0(self):
+        """``w0_S``: the pretrained values of the anchored tensors."""
+        return self.anchor.theta0
+
+    @property
+    def anchored_params(self):
+        """The anchored (pretrained, trainable) parameters."""
+        return self.anchor.anchored_params
+
+    def initialize_count_status(self, model, init_counts: int,
+                                max_counts: int) -> None:
+        """Runner hook after weights are loaded: take ``theta0`` here."""
+        super().initialize_count_status(model, init_counts, max_counts)
+        self.anchor.start_training(init_counts)
+
+    @torch.no_grad()
+    def add_penalty_grad(self, scale: float = 1.0) -> None:
+        """``g += alpha (w - w0)`` on pretrained, ``g += beta w`` on new.
+
+        ``scale`` multiplies both terms, for gradients that are still
+        multiplied by an AMP loss scale.
+        """
+        if self.alpha:
+            for b in self.anchor.buckets:
+                sel = [k for k, p in enumerate(b.params) if p.grad is not None]
+                if not sel:
+                    continue
+                params = [b.params[k] for k in sel]
+                diff = torch._foreach_sub(params, [b.anchors[k] for k in sel])
+                torch._foreach_add_([p.grad for p in params], diff,
+                                    alpha=self.alpha * scale)
+        if self.beta:
+            for params in self._new_buckets:
+                params = [p for p in params if p.grad is not None]
+                if params:
+                    torch._foreach_add_([p.grad for p in params], params,
+                                        alpha=self.beta * scale)
+
+    def penalty(self) -> float:
+        """``Omega(w) = alpha/2 ||w_S - w0_S||^2 + beta/2 ||w_new||^2``."""
+        self.anchor.ensure_theta0()
+        with torch.no_grad():
+            anchored = sum(
+                float(sum(n.double()**2 for n in torch._foreach_norm(
+                    torch._foreach_sub(b.params, b.anchors))))
+                for b in self.anchor.buckets)
+            new = sum(
+                float(sum(n.double()**2 for n in torch._foreach_norm(ps)))
+                for ps in self._new_buckets if ps)
+        return self.alpha / 2 * anchored + self.beta / 2 * new
+
+
 @OPTIM_WRAPPERS.register_module()
-class L2SPOptimWrapper(Theta0Mixin, OptimWrapper):
+class L2SPOptimWrapper(L2SPMixin, OptimWrapper):
     """OptimWrapper with the L2-SP penalty toward the pretrained weights.
 
     Before each real update the wrapped optimizer sees::
@@ -47,13 +141,15 @@ class L2SPOptimWrapper(Theta0Mixin, OptimWrapper):
         g_new <- g_new + beta  * w_new            (the other trainable ones)
 
     the gradient of ``alpha/2 ||w_S - w0_S||^2 + beta/2 ||w_new||^2``, on
-    every tensor that got a loss gradient. Pretrained means what
+    every tensor that got a loss gradient, before gradient clipping (the
+    penalty is part of the loss). Pretrained means what
     :class:`LayerwiseRollbackConstructor` numbered as pretrained (its
     ``pretrained_prefixes``; the group key ``layer_id`` is not None), so an
     OLOR config switches to L2-SP by changing ``type`` alone: the rollback
-    keys of ``paramwise_cfg`` are then unused. ``w0_S`` is olor-mm's
-    ``theta0``: taken after ``load_from``, saved in the optimizer state,
-    restored on resume (see :class:`~olor_mm.theta0.Theta0Mixin`).
+    keys of ``paramwise_cfg`` are then unused and no rollback is attached.
+    ``w0_S`` is taken at training start (after ``load_from``), saved in the
+    optimizer state under ``'l2sp_anchor'``, restored on resume (see
+    :class:`~olor_mm.theta0.Anchor`).
 
     The optimizer's own weight decay still applies; the L2-SP paper replaces
     it (set ``weight_decay=0`` or ``decay_mult=0.`` to follow it). Under
@@ -88,70 +184,53 @@ class L2SPOptimWrapper(Theta0Mixin, OptimWrapper):
                  anchor_dtype: Union[str, torch.dtype, None] = None,
                  **kwargs):
         super().__init__(optimizer=optimizer, **kwargs)
-        self.alpha = _check_coefficient('alpha', alpha)
-        self.beta = _check_coefficient('beta', beta)
-        groups = self.optimizer.param_groups
-        if not any('layer_id' in g for g in groups):
-            raise ValueError(
-                'L2SPOptimWrapper needs to know which weights are pretrained: '
-                "build it with constructor='LayerwiseRollbackConstructor' "
-                'and paramwise_cfg.pretrained_prefixes (e.g. '
-                "('backbone',)).")
-        anchored = [(gi, p) for gi, g in enumerate(groups)
-                    if g.get('layer_id') is not None for p in g['params']
-                    if p.requires_grad]
-        if not anchored:
-            raise ValueError(
-                'L2SPOptimWrapper: no trainable parameter is pretrained '
-                '(all of paramwise_cfg.pretrained_prefixes are frozen); '
-                'unfreeze them or use a plain OptimWrapper.')
-        anchored_ids = {id(p) for _, p in anchored}
-        new = [p for g in groups for p in g['params']
-               if p.requires_grad and id(p) not in anchored_ids]
-        self._new_buckets = [[new[k] for k in idx] for idx in
-                             group_by_device_and_dtype(new).values()]
-        self._init_theta0(anchored, anchor_dtype)
-        print_log(
-            f'L2-SP: alpha={self.alpha} on {len(anchored)} pretrained tensors '
-            f'({sum(p.numel() for _, p in anchored):,} parameters, every '
-            f'pretrained layer: the rollback_* keys are unused), beta='
-            f'{self.beta} on {len(new)} new tensors.', logger='current',
-            level=logging.INFO)
-
-    @torch.no_grad()
-    def add_penalty_grad(self) -> None:
-        """``g += alpha (w - w0)`` on pretrained, ``g += beta w`` on new."""
-        if self.alpha:
-            for b in self._buckets:
-                sel = [k for k, p in enumerate(b.params) if p.grad is not None]
-                if not sel:
-                    continue
-                params = [b.params[k] for k in sel]
-                diff = torch._foreach_sub(params, [b.anchors[k] for k in sel])
-                torch._foreach_add_([p.grad for p in params], diff,
-                                    alpha=self.alpha)
-        if self.beta:
-            for params in self._new_buckets:
-                params = [p for p in params if p.grad is not None]
-                if params:
-                    torch._foreach_add_([p.grad for p in params], params,
-                                        alpha=self.beta)
-
-    def penalty(self) -> float:
-        """``Omega(w) = alpha/2 ||w_S - w0_S||^2 + beta/2 ||w_new||^2``."""
-        self.ensure_theta0()
-        with torch.no_grad():
-            anchored = sum(
-                float(sum(n.double()**2 for n in torch._foreach_norm(
-                    torch._foreach_sub(b.params, b.anchors))))
-                for b in self._buckets)
-            new = sum(
-                float(sum(n.double()**2 for n in torch._foreach_norm(ps)))
-                for ps in self._new_buckets if ps)
-        return self.alpha / 2 * anchored + self.beta / 2 * new
+        self._init_l2sp(alpha, beta, anchor_dtype)
 
     def step(self, **kwargs) -> None:
         """Add the penalty's gradient, then OptimWrapper's clip and step."""
-        self.ensure_theta0()  # used outside a Runner: first update
+        self.anchor.ensure_theta0()  # used outside a Runner: first update
         self.add_penalty_grad()
+        super().step(**kwargs)
+
+
+@OPTIM_WRAPPERS.register_module()
+class AmpL2SPOptimWrapper(L2SPMixin, CPUAmpMixin, AmpOptimWrapper):
+    """L2-SP under mixed precision (:class:`L2SPOptimWrapper`'s AMP twin).
+
+    The gradients are still multiplied by the loss scale ``S`` when the
+    penalty is added, so it adds ``S * alpha * (w_S - w0_S)`` and
+    ``S * beta * w_new``: after the scaler unscales (before clipping, as
+    MMEngine's AmpOptimWrapper does) the optimizer sees exactly the fp32
+    rule. A step the scaler skips for inf/NaN gradients updates nothing.
+    Runs on the CPU too (bfloat16, like ``AmpOLOROptimWrapper``).
+
+    Args:
+        loss_scale, dtype, use_fsdp: As MMEngine's AmpOptimWrapper.
+        alpha, beta, anchor_dtype: See :class:`L2SPOptimWrapper`.
+
+    Examples:
+        >>> optim_wrapper = dict(
+        >>>     type='AmpL2SPOptimWrapper', loss_scale='dynamic',
+        >>>     alpha=0.1, beta=0.01,
+        >>>     optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.05),
+        >>>     constructor='LayerwiseRollbackConstructor',
+        >>>     paramwise_cfg=dict(pretrained_prefixes=('backbone',)))
+    """
+
+    def __init__(self,
+                 optimizer,
+                 loss_scale: Union[str, float, dict] = 'dynamic',
+                 dtype: Union[str, torch.dtype, None] = None,
+                 use_fsdp: bool = False,
+                 alpha: float = 0.1,
+                 beta: float = 0.01,
+                 anchor_dtype: Union[str, torch.dtype, None] = None,
+                 **kwargs):
+        self._init_amp(optimizer, loss_scale, dtype, use_fsdp, **kwargs)
+        self._init_l2sp(alpha, beta, anchor_dtype)
+
+    def step(self, **kwargs) -> None:
+        """Add the scaled penalty's gradient, then AmpOptimWrapper's step."""
+        self.anchor.ensure_theta0()
+        self.add_penalty_grad(scale=float(self.loss_scaler.get_scale()))
         super().step(**kwargs)

@@ -1,119 +1,147 @@
-"""OLOR optimizer wrappers: one step learning, one step review.
+"""OLOROptimWrapper, AmpOLOROptimWrapper: MMEngine names over the rollback.
 
-After every real update of the wrapped optimizer, each parameter of a group
-with ``rollback > 0`` is pulled back toward its pretrained value::
+The rollback itself lives on the torch optimizer (:mod:`olor_mm.attach`):
+``LayerwiseRollbackConstructor`` attaches it whatever the wrapper type, so
+``OptimWrapper``, ``AmpOptimWrapper`` and these two roll back identically.
+These wrappers are thin shells kept for the names users write in configs:
+they take ``scale_with_lr`` / ``anchor_dtype`` as wrapper keys, attach the
+rollback themselves when built without the constructor, and expose the
+rollback's state (``theta0``, ``lam_effs()`` ...). With nothing to roll back
+each behaves exactly as its MMEngine parent.
+
+After every real update ``theta_hat_t`` of the wrapped optimizer::
 
     theta_t = theta_hat_t + lam_eff * (theta0 - theta_hat_t)      (Eq. 6)
     lam_eff = lam_i * lr_t / lr_0     (scale_with_lr=True, the default)
-    lam_eff = lam_i                   (scale_with_lr=False)
-
-``lam_i`` is the group's ``rollback`` key (written by
-:class:`LayerwiseRollbackConstructor`), ``lr_t`` the group's current learning
-rate and ``lr_0`` its ``initial_lr``: set by MMEngine's parameter schedulers,
-or, without a scheduler, by the wrapper to the group's lr when ``theta0`` is
-taken (training start, after the Runner's ``auto_scale_lr``); it is saved with
-the optimizer state, so resuming keeps it.
 """
 import logging
-from typing import Union
+from typing import Optional, Union
 
 import torch
 from mmengine.logging import print_log
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmengine.registry import OPTIM_WRAPPERS
 
-from .rollback import rollback_
-from .theta0 import Theta0Mixin
+from .attach import RollbackHandle, find_rollback
+
+#: "not given": the wrapper keys default to what the constructor attached
+_UNSET = object()
 
 
-class RollbackMixin(Theta0Mixin):
-    """Adds OLOR's rollback toward ``theta0`` to an MMEngine OptimWrapper.
+def take_theta0_at_training_start(optim_wrapper, init_counts: int) -> None:
+    """What the Runner's ``initialize_count_status`` adds for an anchor.
 
-    The anchored tensors are those of the groups with ``rollback > 0``
-    (``theta0`` handling: :class:`~olor_mm.theta0.Theta0Mixin`). The wrapped
-    optimizer's ``step`` is observed through a step post-hook, so the
-    rollback runs exactly when the optimizer really updated: not on an
-    accumulation-only iteration, not on a step the AMP loss scaler skips for
-    inf/NaN gradients.
+    The Runner calls ``initialize_count_status`` after ``init_weights`` and
+    ``load_from`` / ``resume``: ``theta0`` is taken there (so it is the
+    loaded pretrained weights, and the drift hook sees it from
+    ``before_train``), unless ``load_state_dict`` restored it; resuming at
+    ``init_counts > 0`` without a restored theta0 is an error.
+    """
+    from .theta0 import find_anchor
+    anchor = find_anchor(optim_wrapper.optimizer)
+    if anchor is not None:
+        anchor.start_training(init_counts)
+
+
+def guard_training_start(optim_wrapper) -> None:
+    """Make any OptimWrapper instance take theta0 at training start.
+
+    Used by ``LayerwiseRollbackConstructor`` on wrappers that are not
+    olor-mm's (``OptimWrapper``, ``AmpOptimWrapper``, a user's): their
+    ``initialize_count_status`` is extended on the instance, the class is
+    untouched.
+    """
+    if isinstance(optim_wrapper, RollbackWrapperMixin):
+        return
+    original = optim_wrapper.initialize_count_status
+
+    def initialize_count_status(model, init_counts, max_counts):
+        original(model, init_counts, max_counts)
+        take_theta0_at_training_start(optim_wrapper, init_counts)
+
+    optim_wrapper.initialize_count_status = initialize_count_status
+
+
+class RollbackWrapperMixin:
+    """The shell: wrapper keys, theta0 at training start, read-only views.
+
+    ``scale_with_lr`` / ``anchor_dtype`` given to the wrapper configure the
+    rollback; left unset they keep what ``LayerwiseRollbackConstructor``
+    attached (its ``paramwise_cfg`` keys) or the defaults (True, None). A
+    wrapper key that contradicts an already attached rollback is an error.
     """
 
-    def _init_rollback(self, scale_with_lr: bool,
-                       anchor_dtype: Union[str, torch.dtype, None]) -> None:
-        self.scale_with_lr = bool(scale_with_lr)
-        groups = self.optimizer.param_groups
-        for gi, g in enumerate(groups):
-            lam = g.get('rollback', 0.0)
-            if not 0.0 <= lam <= 1.0:
-                raise ValueError(
-                    f'param group {gi} has rollback={lam}, outside [0, 1]; '
-                    'set paramwise_cfg.rollback_max/rollback_min in [0, 1].')
-        rolled = [(gi, p) for gi, g in enumerate(groups)
-                  if g.get('rollback', 0.0) > 0 for p in g['params']
-                  if p.requires_grad]
-        if self.scale_with_lr:
-            zero = sorted({gi for gi, _ in rolled if groups[gi]['lr'] == 0})
-            if zero:
-                raise ValueError(
-                    f'param groups {zero[:5]} roll back but have lr=0, so '
-                    'lam_eff = lam * lr_t / lr_0 is undefined; set a non-zero '
-                    'lr (or lr_mult) or scale_with_lr=False.')
-        if not rolled:
+    def _init_rollback(self, scale_with_lr, anchor_dtype) -> None:
+        handle = find_rollback(self.optimizer)
+        attached_here = handle is None
+        if attached_here:
+            handle = RollbackHandle(
+                self.optimizer,
+                True if scale_with_lr is _UNSET else scale_with_lr,
+                None if anchor_dtype is _UNSET else anchor_dtype,
+                warn_if_inert=False)
+        else:
+            from .theta0 import parse_anchor_dtype
+            for key, value, have in (
+                    ('scale_with_lr', scale_with_lr, handle.scale_with_lr),
+                    ('anchor_dtype', anchor_dtype, handle.anchor_dtype)):
+                if key == 'anchor_dtype' and value is not _UNSET:
+                    value = parse_anchor_dtype(value)
+                if value is not _UNSET and value != have:
+                    raise ValueError(
+                        f'optim_wrapper.{key}={value!r} contradicts the '
+                        f'rollback already attached to the optimizer '
+                        f'({key}={have!r}, from paramwise_cfg or '
+                        'attach_rollback); set it in one place.')
+        self.rollback_handle = handle
+        if attached_here and not handle.active:
             print_log(
                 f'{type(self).__name__}: no parameter group has rollback > 0, '
                 'so nothing will roll back. Build it with '
                 "constructor='LayerwiseRollbackConstructor' and "
                 'rollback_max > 0, or use a plain OptimWrapper.',
                 logger='current', level=logging.WARNING)
-        self._init_theta0(rolled, anchor_dtype)
+
+    def initialize_count_status(self, model, init_counts: int,
+                                max_counts: int) -> None:
+        """Runner hook after weights are loaded: take ``theta0`` here."""
+        super().initialize_count_status(model, init_counts, max_counts)
+        take_theta0_at_training_start(self, init_counts)
+
+    # read-only views of the rollback (tools, hooks, tests)
+    @property
+    def scale_with_lr(self) -> bool:
+        return self.rollback_handle.scale_with_lr
 
     @property
-    def _rolled(self):
-        """(group index, param) of every rolled-back tensor."""
-        return self._anchored
+    def anchor_dtype(self) -> Optional[torch.dtype]:
+        return self.rollback_handle.anchor_dtype
 
-    def step(self, **kwargs) -> None:
-        """Wrapped optimizer's step, then the rollback if it updated."""
-        self.ensure_theta0()  # used outside a Runner: first update
-        before = self._updates
-        super().step(**kwargs)
-        if self._updates != before:
-            self.rollback()
+    @property
+    def theta0(self):
+        """Pretrained values of the rolled-back tensors (None if untaken)."""
+        return self.rollback_handle.theta0
+
+    @property
+    def anchored_params(self):
+        """The rolled-back parameters, in the order of :attr:`theta0`."""
+        return self.rollback_handle.anchored_params
+
+    def snapshot_theta0(self) -> None:
+        """Take ``theta0`` now (what training start does)."""
+        self.rollback_handle.snapshot()
 
     def lr_ratios(self):
-        """``lr_t / lr_0`` per param group (1.0 with scale_with_lr=False)."""
-        if not self.scale_with_lr:
-            return [1.0] * len(self.optimizer.param_groups)
-        return super().lr_ratios()
+        """``lr_t / lr_0`` per param group (1.0 where nothing scales)."""
+        return self.rollback_handle.lr_ratios()
 
     def lam_effs(self):
         """``lam_eff = lam_i * lr_t / lr_0`` per param group."""
-        return [
-            g.get('rollback', 0.0) * r
-            for g, r in zip(self.optimizer.param_groups, self.lr_ratios())
-        ]
-
-    @torch.no_grad()
-    def rollback(self) -> None:
-        """``p <- p + lam_eff * (theta0 - p)`` on tensors that got a gradient.
-
-        One multi-tensor pass per (device, dtype) bucket (see
-        :func:`olor_mm.rollback.rollback_`). "Got a gradient" means
-        ``p.grad is not None``: MMEngine zeroes gradients with
-        ``set_to_none=True``, so a tensor outside this step's graph has none.
-        """
-        lam = self.lam_effs()
-        for b in self._buckets:
-            sel = [k for k, p in enumerate(b.params) if p.grad is not None]
-            if len(sel) == len(b.params):
-                rollback_(b.params, b.anchors, [lam[g] for g in b.groups])
-            elif sel:
-                rollback_([b.params[k] for k in sel],
-                          [b.anchors[k] for k in sel],
-                          [lam[b.groups[k]] for k in sel])
+        return self.rollback_handle.lam_effs()
 
 
 @OPTIM_WRAPPERS.register_module()
-class OLOROptimWrapper(RollbackMixin, OptimWrapper):
+class OLOROptimWrapper(RollbackWrapperMixin, OptimWrapper):
     """OptimWrapper with OLOR's rollback toward the pretrained weights.
 
     After each real update ``theta_hat_t`` of the wrapped optimizer::
@@ -122,21 +150,21 @@ class OLOROptimWrapper(RollbackMixin, OptimWrapper):
 
     on every parameter of a group with ``rollback = lam_i > 0`` that got a
     gradient, where ``lam_eff = lam_i * lr_t / lr_0`` if ``scale_with_lr``
-    else ``lam_i``. ``theta0`` is taken in :meth:`initialize_count_status`
-    (after the Runner loaded the weights) or at the first update outside a
-    Runner, saved by :meth:`state_dict` and restored by
-    :meth:`load_state_dict`.
+    else ``lam_i``. The rollback is attached to the torch optimizer
+    (:func:`olor_mm.attach_rollback`), so a plain ``OptimWrapper`` built by
+    ``LayerwiseRollbackConstructor`` rolls back identically; this name stays
+    for configs that read better with it.
 
     Args:
         optimizer (Optimizer): The wrapped optimizer; its groups carry
             ``rollback`` (see :class:`LayerwiseRollbackConstructor`).
         scale_with_lr (bool): Scale lam by ``lr_t / lr_0`` per group, so
-            warm-up and decay apply to the rollback too. Defaults to True.
+            warm-up and decay apply to the rollback too. Defaults to True
+            (or ``paramwise_cfg.scale_with_lr``).
         anchor_dtype (str | torch.dtype, optional): Keep ``theta0`` in this
             dtype, e.g. ``'bfloat16'`` to halve its memory next to float32
-            weights (the rollback then rounds theta0 to bfloat16: see the
-            README's performance section). Defaults to None, the
-            parameters' dtype.
+            weights. Defaults to None, the parameters' dtype (or
+            ``paramwise_cfg.anchor_dtype``).
         **kwargs: ``accumulative_counts``, ``clip_grad`` of OptimWrapper.
 
     Examples:
@@ -145,17 +173,16 @@ class OLOROptimWrapper(RollbackMixin, OptimWrapper):
         >>> optim_wrapper = dict(
         >>>     type='OLOROptimWrapper',
         >>>     optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.05),
-        >>>     scale_with_lr=True,
         >>>     constructor='LayerwiseRollbackConstructor',
         >>>     paramwise_cfg=dict(rollback_max=0.01, rollback_min=0.0,
-        >>>                        rollback_power=1.0,
+        >>>                        rollback_power=1.0, scale_with_lr=True,
         >>>                        pretrained_prefixes=('backbone',)))
     """
 
     def __init__(self,
                  optimizer,
-                 scale_with_lr: bool = True,
-                 anchor_dtype: Union[str, torch.dtype, None] = None,
+                 scale_with_lr: bool = _UNSET,
+                 anchor_dtype: Union[str, torch.dtype, None] = _UNSET,
                  **kwargs):
         super().__init__(optimizer=optimizer, **kwargs)
         self._init_rollback(scale_with_lr, anchor_dtype)
@@ -173,15 +200,48 @@ def _cpu_loss_scaler(loss_scale: Union[str, float, dict]):
                     f'but got {loss_scale}')
 
 
+class CPUAmpMixin:
+    """Lets an AmpOptimWrapper subclass run without CUDA, in bfloat16.
+
+    On a machine with an accelerator MMEngine's ``AmpOptimWrapper.__init__``
+    runs unchanged. On the CPU it autocasts to bfloat16 (the only dtype CPU
+    autocast supports) with a ``torch.amp.GradScaler('cpu')``, and refuses
+    any other dtype rather than train silently in float32; mmcv's CPU ops
+    that lack bfloat16 kernels run in float32 there
+    (:func:`olor_mm.compat.run_mmcv_ops_in_fp32_under_cpu_autocast`).
+    """
+
+    def _init_amp(self, optimizer, loss_scale, dtype, use_fsdp, **kwargs):
+        from mmengine.device import get_device
+        if get_device() != 'cpu':
+            AmpOptimWrapper.__init__(self, loss_scale=loss_scale, dtype=dtype,
+                                     use_fsdp=use_fsdp, optimizer=optimizer,
+                                     **kwargs)
+            return
+        if dtype not in (None, 'bfloat16', torch.bfloat16):
+            raise ValueError(
+                f'optim_wrapper.dtype={dtype!r}: without a GPU, mixed '
+                'precision runs on the CPU, where autocast supports only '
+                "bfloat16; set dtype='bfloat16' (or leave it unset), or "
+                'train on a GPU.')
+        from .compat import run_mmcv_ops_in_fp32_under_cpu_autocast
+        run_mmcv_ops_in_fp32_under_cpu_autocast()
+        # MMEngine's AmpOptimWrapper asserts CUDA; set it up for the CPU.
+        OptimWrapper.__init__(self, optimizer=optimizer, **kwargs)
+        self.loss_scaler, self._scale_update_param = _cpu_loss_scaler(
+            loss_scale)
+        self.cast_dtype = torch.bfloat16
+
+
 @OPTIM_WRAPPERS.register_module()
-class AmpOLOROptimWrapper(RollbackMixin, AmpOptimWrapper):
+class AmpOLOROptimWrapper(RollbackWrapperMixin, CPUAmpMixin,
+                          AmpOptimWrapper):
     """AmpOptimWrapper with OLOR's rollback (see :class:`OLOROptimWrapper`).
 
-    A step the loss scaler skips (inf/NaN gradients) skips the rollback too.
-    Unlike MMEngine's AmpOptimWrapper it also runs without CUDA: on the CPU
-    it autocasts to bfloat16 (the only dtype CPU autocast supports) with a
-    ``torch.amp.GradScaler('cpu')``, and refuses any other dtype rather
-    than train silently in float32.
+    A step the loss scaler skips (inf/NaN gradients) never reaches the
+    optimizer's step, so it skips the rollback too. Unlike MMEngine's
+    AmpOptimWrapper it also runs without CUDA (bfloat16 on the CPU, see
+    :class:`CPUAmpMixin`).
 
     Args:
         loss_scale, dtype, use_fsdp: As MMEngine's AmpOptimWrapper.
@@ -200,23 +260,8 @@ class AmpOLOROptimWrapper(RollbackMixin, AmpOptimWrapper):
                  loss_scale: Union[str, float, dict] = 'dynamic',
                  dtype: Union[str, torch.dtype, None] = None,
                  use_fsdp: bool = False,
-                 scale_with_lr: bool = True,
-                 anchor_dtype: Union[str, torch.dtype, None] = None,
+                 scale_with_lr: bool = _UNSET,
+                 anchor_dtype: Union[str, torch.dtype, None] = _UNSET,
                  **kwargs):
-        from mmengine.device import get_device
-        if get_device() != 'cpu':
-            super().__init__(loss_scale=loss_scale, dtype=dtype,
-                             use_fsdp=use_fsdp, optimizer=optimizer, **kwargs)
-        else:
-            if dtype not in (None, 'bfloat16', torch.bfloat16):
-                raise ValueError(
-                    f'optim_wrapper.dtype={dtype!r}: without a GPU, mixed '
-                    'precision runs on the CPU, where autocast supports only '
-                    "bfloat16; set dtype='bfloat16' (or leave it unset), or "
-                    'train on a GPU.')
-            # MMEngine's AmpOptimWrapper asserts CUDA; set it up for the CPU.
-            OptimWrapper.__init__(self, optimizer=optimizer, **kwargs)
-            self.loss_scaler, self._scale_update_param = _cpu_loss_scaler(
-                loss_scale)
-            self.cast_dtype = torch.bfloat16
+        self._init_amp(optimizer, loss_scale, dtype, use_fsdp, **kwargs)
         self._init_rollback(scale_with_lr, anchor_dtype)

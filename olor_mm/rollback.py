@@ -40,26 +40,28 @@ def check_rollback_range(iota1: float, iota2: float, gamma: float) -> None:
             ``rollback_power`` (gamma) is negative or not finite.
     """
     for key, value in (('rollback_max', iota1), ('rollback_min', iota2)):
-        if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        if (isinstance(value, bool) or not isinstance(value, (int, float))
+                or not 0.0 <= value <= 1.0):
             raise ValueError(
-                f'paramwise_cfg.{key}={value!r} is outside [0, 1]: it is the '
+                f'{key}={value!r} is not a number in [0, 1]: it is the '
                 'fraction of the way back to the pretrained weights taken '
-                'after each step; set it in [0, 1] (the paper uses 0.01).')
+                'after each step; set it in [0, 1] (the paper uses 0.01; '
+                f'paramwise_cfg.{key} in a config).')
     if iota2 > iota1:
         raise ValueError(
-            f'paramwise_cfg.rollback_min={iota2} > rollback_max={iota1}: the '
+            f'rollback_min={iota2} > rollback_max={iota1}: the '
             'shallowest layer gets rollback_max and the deepest rollback_min; '
             'swap them or set rollback_min <= rollback_max.')
-    if (not isinstance(gamma, (int, float)) or not math.isfinite(gamma)
-            or gamma < 0):
+    if (isinstance(gamma, bool) or not isinstance(gamma, (int, float))
+            or not math.isfinite(gamma) or gamma < 0):
         raise ValueError(
-            f'paramwise_cfg.rollback_power={gamma!r} must be a finite number '
+            f'rollback_power={gamma!r} must be a finite number '
             '>= 0 (gamma of Eq. 9; 0 gives a uniform rollback_max, 1 a '
             'linear decay with depth).')
 
 
 def layerwise_rollback(i: int, n: int, iota1: float, iota2: float,
-                       gamma: float) -> float:
+                       gamma: float, check: bool = True) -> float:
     """Rollback coefficient ``lam_i`` of layer ``i`` (Eq. 8/9).
 
     ``lam_i = iota2 + (1 - i / n) ** gamma * (iota1 - iota2)``, with
@@ -74,8 +76,12 @@ def layerwise_rollback(i: int, n: int, iota1: float, iota2: float,
         iota1 (float): ``rollback_max``, the coefficient of layer 0.
         iota2 (float): ``rollback_min``, the coefficient of layer ``n``.
         gamma (float): ``rollback_power``, how fast lam decays with depth.
+        check (bool): Validate iota1, iota2, gamma (callers that computed
+            every layer's lam after one :func:`check_rollback_range` pass
+            False).
     """
-    check_rollback_range(iota1, iota2, gamma)
+    if check:
+        check_rollback_range(iota1, iota2, gamma)
     if not 0 <= i <= n:
         raise ValueError(f'layer index {i} is outside [0, {n}]')
     if n == 0:

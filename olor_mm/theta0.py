@@ -1,19 +1,41 @@
-"""theta0: the pretrained weights a fine-tuning is anchored to.
+"""theta0: the pretrained weights a fine-tuning is anchored to (plain torch).
 
 Shared by every anchored method of olor-mm (OLOR's rollback, L2-SP's
-penalty): which tensors are anchored, when ``theta0`` is taken, how it is
-saved in the optimizer state and restored on resume, and its (device, dtype)
-buckets for the multi-tensor ops.
+penalty). An :class:`Anchor` lives on a ``torch.optim.Optimizer`` and uses
+only the optimizer's own extension points, so it works under any MMEngine
+wrapper, any tool that drives the optimizer, and in a plain PyTorch loop:
+
+- which tensors are anchored: the trainable parameters of the groups the
+  anchor selects (decided when ``theta0`` is taken or restored);
+- ``theta0`` is taken by :meth:`Anchor.snapshot` (training start) or at the
+  first optimizer step, never at build time (weights are loaded later);
+- ``optimizer.state_dict()`` carries it under the anchor's key (a state-dict
+  post-hook), ``optimizer.load_state_dict()`` restores and checks it (a
+  load pre-hook validates before torch touches anything, a post-hook
+  commits), so checkpoints written by any wrapper resume;
+- (device, dtype) buckets for the ``torch._foreach_*`` kernels.
+
+With nothing anchored an anchor is inert: the optimizer's state dict is
+exactly torch's, and any state dict torch loads still loads.
+
+This module imports nothing of MMEngine.
 """
-from typing import Dict, List, Optional, Tuple, Union
+import logging
+import weakref
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import torch
-import torch.nn as nn
 
 from .rollback import group_by_device_and_dtype
 
-#: key of olor-mm's entry in the optimizer state dict
-STATE_KEY = 'olor'
+logger = logging.getLogger(__name__)
+
+#: key of the entry the pre-0.2 wrappers wrote for OLOR and L2-SP alike;
+#: still read on load so their checkpoints resume.
+LEGACY_STATE_KEY = 'olor'
+
+#: optimizer -> {state key: anchor} of every anchor attached to it
+_ATTACHED: 'weakref.WeakKeyDictionary' = weakref.WeakKeyDictionary()
 
 
 class Bucket:
@@ -29,68 +51,114 @@ class Bucket:
 
 def parse_anchor_dtype(
         anchor_dtype: Union[str, torch.dtype, None]) -> Optional[torch.dtype]:
-    """``'bfloat16'`` -> ``torch.bfloat16``; None stays None."""
-    if isinstance(anchor_dtype, str):
-        anchor_dtype = getattr(torch, anchor_dtype, anchor_dtype)
-    if anchor_dtype is not None and not (
-            isinstance(anchor_dtype, torch.dtype)
-            and anchor_dtype.is_floating_point):
+    """``'bfloat16'`` -> ``torch.bfloat16``; None stays None.
+
+    Raises:
+        ValueError: for anything but None or a floating dtype (or its name).
+    """
+    parsed = anchor_dtype
+    if isinstance(parsed, str):
+        parsed = getattr(torch, parsed, parsed)
+    if parsed is not None and not (isinstance(parsed, torch.dtype)
+                                   and parsed.is_floating_point):
         raise ValueError(
-            f'optim_wrapper.anchor_dtype={anchor_dtype!r} is not a '
-            "floating dtype; use None (the parameters' dtype) or e.g. "
-            "'bfloat16' to halve theta0's memory.")
-    return anchor_dtype
+            f'anchor_dtype={anchor_dtype!r} is not a floating dtype; use '
+            "None (the parameters' dtype) or e.g. 'bfloat16' to halve "
+            "theta0's memory.")
+    return parsed
 
 
-class Theta0Mixin:
-    """Keeps ``theta0`` for the tensors an MMEngine OptimWrapper anchors.
+def find_anchor(optimizer, state_key: Optional[str] = None):
+    """The anchor attached to ``optimizer`` (under ``state_key``), or None.
 
-    A subclass says which tensors are anchored (``_init_theta0``'s
-    ``anchored``) and uses ``self._buckets`` once ``theta0`` exists.
-    ``theta0`` is taken in :meth:`initialize_count_status`, which the
-    Runner calls after ``load_from`` / ``resume`` (so it is the loaded
-    pretrained weights), or by :meth:`ensure_theta0` at the first update
-    outside a Runner. It is saved as ``state['olor']['theta0']`` (a dict from
-    torch's parameter index to tensor) and restored by
-    :meth:`load_state_dict`.
+    Without ``state_key`` any anchor: an optimizer carries at most one
+    anchored method (OLOR's rollback or L2-SP).
+    """
+    attached = _ATTACHED.get(optimizer, {})
+    if state_key is not None:
+        return attached.get(state_key)
+    return next(iter(attached.values()), None)
 
-    The wrapped optimizer's real updates are counted through a step
-    post-hook (``self._updates``): an accumulation-only iteration or a step
-    the AMP loss scaler skips does not count.
+
+class Anchor:
+    """``theta0`` of the anchored tensors of one torch optimizer.
+
+    Args:
+        optimizer (torch.optim.Optimizer): The optimizer to attach to.
+        select (callable): ``select(group) -> bool``, True for the param
+            groups whose trainable parameters are anchored.
+        state_key (str): Key of the anchor's entry in the optimizer's
+            state dict, naming what it is (``'olor_rollback'``, ...).
+        anchor_dtype (str | torch.dtype, optional): Keep ``theta0`` in this
+            dtype; None keeps each parameter's dtype.
+        owner (str): Name used in messages (e.g. ``'OLOR rollback'``).
     """
 
-    def _init_theta0(self, anchored: List[Tuple[int, torch.Tensor]],
-                     anchor_dtype: Union[str, torch.dtype, None]) -> None:
-        """``anchored``: (group index, parameter) of every anchored tensor."""
+    def __init__(self, optimizer, select: Callable[[dict], bool],
+                 state_key: str,
+                 anchor_dtype: Union[str, torch.dtype, None] = None,
+                 owner: str = 'anchor'):
+        attached = _ATTACHED.setdefault(optimizer, {})
+        if attached:
+            (other, ) = attached.values()
+            raise RuntimeError(
+                f'{owner}: the optimizer already carries {other.owner} '
+                f"(state key '{other.state_key}'); one anchored method per "
+                'optimizer: call .remove() on the attached one first.')
+        self.optimizer = optimizer
+        self.owner = owner
+        self.state_key = state_key
         self.anchor_dtype = parse_anchor_dtype(anchor_dtype)
-        self._anchored = anchored
+        self._select = select
+        self._anchored: Optional[List[Tuple[int, torch.Tensor]]] = None
         self._theta0: Optional[List[torch.Tensor]] = None
-        self._buckets: List[Bucket] = []
-        self._updates = 0
-        self.optimizer.register_step_post_hook(self._count_update)
+        self._pending = None  # checked by the load pre-hook
+        self.buckets: List[Bucket] = []
+        self._handles = [
+            optimizer.register_state_dict_post_hook(self._save_hook),
+            optimizer.register_load_state_dict_pre_hook(self._load_pre_hook),
+            optimizer.register_load_state_dict_post_hook(
+                self._load_post_hook),
+        ]
+        attached[state_key] = self
 
-    def _count_update(self, optimizer, args, kwargs) -> None:
-        self._updates += 1
+    # ------------------------------------------------------------ what
+    def _current_anchored(self) -> List[Tuple[int, torch.Tensor]]:
+        return [(gi, p)
+                for gi, g in enumerate(self.optimizer.param_groups)
+                if self._select(g) for p in g['params'] if p.requires_grad]
+
+    @property
+    def anchored(self) -> List[Tuple[int, torch.Tensor]]:
+        """(group index, parameter) of every anchored tensor.
+
+        Follows the optimizer's groups until ``theta0`` is taken or
+        restored, fixed from then on.
+        """
+        if self._anchored is not None:
+            return self._anchored
+        return self._current_anchored()
 
     @property
     def anchored_params(self) -> List[torch.Tensor]:
         """The anchored parameters, in the order of :attr:`theta0`."""
-        return [p for _, p in self._anchored]
+        return [p for _, p in self.anchored]
 
     @property
     def theta0(self) -> Optional[List[torch.Tensor]]:
         """Pretrained values of the anchored tensors, or None if untaken."""
         return self._theta0
 
-    @torch.no_grad()
-    def snapshot_theta0(self) -> None:
-        """Take ``theta0`` from the parameters' current values.
+    @property
+    def active(self) -> bool:
+        """Whether anything is anchored (an inert anchor changes nothing)."""
+        return bool(self.anchored)
 
-        Also fixes ``lr_0``: a group without ``initial_lr`` (no scheduler)
-        gets its current lr.
-        """
-        for g in self.optimizer.param_groups:
-            g.setdefault('initial_lr', g['lr'])
+    # ------------------------------------------------------------ take
+    @torch.no_grad()
+    def snapshot(self) -> None:
+        """Take ``theta0`` from the parameters' current values."""
+        self._anchored = self._current_anchored()
         self._set_theta0([
             p.detach().to(self.anchor_dtype or p.dtype, copy=True)
             for _, p in self._anchored
@@ -99,43 +167,37 @@ class Theta0Mixin:
     def ensure_theta0(self) -> None:
         """Take ``theta0`` now if nothing took or restored it yet."""
         if self._theta0 is None:
-            self.snapshot_theta0()
+            self.snapshot()
+
+    def start_training(self, iteration: int, where: str = '') -> None:
+        """Take ``theta0`` at the start of training (after weights load).
+
+        Raises:
+            RuntimeError: when training resumes (``iteration > 0``) with
+                something anchored and no ``theta0`` restored: taking it now
+                would anchor to the fine-tuned weights.
+        """
+        if self._theta0 is not None:
+            return
+        if iteration > 0 and self.active:
+            raise RuntimeError(
+                f'Training resumes at iteration {iteration} but no theta0 '
+                f'was restored{where}: the checkpoint lacks the optimizer '
+                f"state or its '{self.state_key}' entry "
+                '(resume_optimizer=False, or a checkpoint written without '
+                f'the {self.owner}). Resume from a checkpoint saved with it, '
+                'or start a new fine-tune with load_from=<ckpt> and '
+                'resume=False.')
+        self.snapshot()
 
     def _set_theta0(self, theta0: List[torch.Tensor]) -> None:
         self._theta0 = theta0
-        self._buckets = []
+        self.buckets = []
         params = self.anchored_params
         for idx in group_by_device_and_dtype(params).values():
-            self._buckets.append(
+            self.buckets.append(
                 Bucket([params[k] for k in idx], [theta0[k] for k in idx],
                        [self._anchored[k][0] for k in idx]))
-
-    def initialize_count_status(self, model: nn.Module, init_counts: int,
-                                max_counts: int) -> None:
-        """Runner hook after weights are loaded: take ``theta0`` here.
-
-        The Runner calls this after ``init_weights`` and ``load_from`` /
-        ``resume``, so ``theta0`` is the loaded pretrained weights, unless
-        ``load_state_dict`` restored it from a checkpoint.
-        """
-        super().initialize_count_status(model, init_counts, max_counts)
-        if self._theta0 is None:
-            if init_counts > 0 and self._anchored:
-                raise RuntimeError(
-                    f'Training resumes at iteration {init_counts} but no '
-                    'theta0 was restored: the checkpoint lacks the optimizer '
-                    f'state or its "{STATE_KEY}" entry '
-                    '(resume_optimizer=False or a checkpoint not written by '
-                    'an olor-mm wrapper). Resume from a checkpoint saved '
-                    f'with {type(self).__name__}, or start a new fine-tune '
-                    'with load_from=<ckpt> and resume=False.')
-            self.snapshot_theta0()
-
-    def lr_ratios(self) -> List[float]:
-        """``lr_t / lr_0`` per param group."""
-        groups = self.optimizer.param_groups
-        lr0 = [g.get('initial_lr', g['lr']) for g in groups]
-        return [g['lr'] / l0 if l0 else 0.0 for g, l0 in zip(groups, lr0)]
 
     # ----------------------------------------------------------- state
     def _param_index(self) -> Dict[int, int]:
@@ -146,7 +208,7 @@ class Theta0Mixin:
                 index.setdefault(id(p), len(index))
         return index
 
-    def theta0_state(self) -> dict:
+    def state_entry(self) -> dict:
         """``{'theta0': {index: tensor}}`` (None before theta0 is taken)."""
         theta0 = None
         if self._theta0 is not None:
@@ -157,49 +219,69 @@ class Theta0Mixin:
             }
         return dict(theta0=theta0)
 
-    def state_dict(self) -> dict:
-        """The wrapped state plus ``'olor': {'theta0': {index: tensor}}``."""
-        state = super().state_dict()
-        state[STATE_KEY] = self.theta0_state()
-        return state
+    def _save_hook(self, optimizer, state_dict: dict) -> dict:
+        if self.active:
+            state_dict[self.state_key] = self.state_entry()
+        return state_dict
 
-    def load_state_dict(self, state_dict: dict) -> None:
-        """Restore the wrapped state and ``theta0``.
-
-        Raises:
-            KeyError: if ``state_dict`` has no saved ``theta0`` entry.
-            ValueError: if the saved ``theta0`` does not fit the model.
-        """
-        state_dict = dict(state_dict)
-        if STATE_KEY not in state_dict:
+    def _load_pre_hook(self, optimizer, state_dict: dict) -> dict:
+        """Pop and check the entry before torch loads the rest."""
+        self._pending = None
+        key = self.state_key if self.state_key in state_dict else (
+            LEGACY_STATE_KEY if LEGACY_STATE_KEY in state_dict else None)
+        entry = state_dict.pop(key) if key else None
+        state_dict.pop(LEGACY_STATE_KEY, None)
+        if not self.active:
+            if entry is not None and entry.get('theta0') is not None:
+                logger.warning(
+                    '%s: the loaded optimizer state holds theta0 but nothing '
+                    'is anchored now, so it is ignored.', self.owner)
+            return state_dict
+        if entry is None:
             raise KeyError(
-                f'{type(self).__name__}.load_state_dict: the optimizer state '
-                f'has no "{STATE_KEY}" entry, so theta0 (the pretrained '
+                f'{self.owner}: the optimizer state to load has no '
+                f"'{self.state_key}' entry, so theta0 (the pretrained "
                 'weights the fine-tuning is anchored to) cannot be restored. '
-                'Resume from a checkpoint written by an olor-mm wrapper, or '
+                f'Resume from a checkpoint written with the {self.owner}, or '
                 'start a new fine-tune from these weights with '
                 'load_from=<ckpt> and resume=False.')
-        saved = state_dict.pop(STATE_KEY)['theta0']
-        super().load_state_dict(state_dict)
+        saved = entry['theta0']
         if saved is None:
-            return
+            return state_dict
+        anchored = self._current_anchored()
         index = self._param_index()
-        want = {index[id(p)]: p for _, p in self._anchored}
+        want = {index[id(p)]: p for _, p in anchored}
         if set(saved) != set(want):
             raise ValueError(
-                f'saved theta0 covers {len(saved)} tensors, this model '
-                f'anchors {len(want)} (indices differ: e.g. '
-                f'{sorted(set(saved) ^ set(want))[:5]}); the model, the '
-                'paramwise_cfg or the optim_wrapper type changed since the '
-                'checkpoint was written.')
-        theta0 = []
+                f'{self.owner}: the saved theta0 covers {len(saved)} '
+                f'tensors, this model anchors {len(want)} (indices differ: '
+                f'e.g. {sorted(set(saved) ^ set(want))[:5]}); the model, the '
+                'pretrained prefixes or the optimizer set-up changed since '
+                'the checkpoint was written.')
         for k, p in want.items():
-            t = saved[k]
-            if t.shape != p.shape:
+            if saved[k].shape != p.shape:
                 raise ValueError(
-                    f'saved theta0 of parameter #{k} has shape '
-                    f'{tuple(t.shape)}, the model\'s has {tuple(p.shape)}; '
-                    'the checkpoint is of another model.')
-            theta0.append(t.to(device=p.device,
-                               dtype=self.anchor_dtype or p.dtype, copy=True))
-        self._set_theta0(theta0)
+                    f'{self.owner}: the saved theta0 of parameter #{k} has '
+                    f'shape {tuple(saved[k].shape)}, the model\'s has '
+                    f'{tuple(p.shape)}; the checkpoint is of another model.')
+        self._pending = (anchored, [saved[k] for k in want])
+        return state_dict
+
+    def _load_post_hook(self, optimizer) -> None:
+        """Commit the theta0 checked by the pre-hook."""
+        if self._pending is None:
+            return
+        (self._anchored, saved), self._pending = self._pending, None
+        self._set_theta0([
+            t.to(device=p.device, dtype=self.anchor_dtype or p.dtype,
+                 copy=True) for t, (_, p) in zip(saved, self._anchored)
+        ])
+
+    def remove(self) -> None:
+        """Detach from the optimizer: no more hooks, no state entry."""
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+        attached = _ATTACHED.get(self.optimizer, {})
+        if attached.get(self.state_key) is self:
+            del attached[self.state_key]

@@ -10,10 +10,11 @@ def _cfg(kind):
         type=kind, optimizer=dict(type='SGD', lr=0.1))))
 
 
-def test_olor_wrapper_becomes_its_amp_twin():
-    cfg = _cfg('OLOROptimWrapper')
+@pytest.mark.parametrize('kind', ['OLOROptimWrapper', 'L2SPOptimWrapper'])
+def test_olor_mm_wrappers_become_their_amp_twins(kind):
+    cfg = _cfg(kind)
     enable_amp(cfg)
-    assert cfg.optim_wrapper.type == 'AmpOLOROptimWrapper'
+    assert cfg.optim_wrapper.type == 'Amp' + kind
     assert cfg.optim_wrapper.loss_scale == 'dynamic'
 
 

@@ -4,8 +4,12 @@ import torch
 from mmcv.ops import RoIAlign, nms
 from mmengine.runner.checkpoint import CheckpointLoader
 
-import olor_mm  # noqa: F401  (applies the fixes)
-from olor_mm.compat import load_from_local_trusted
+import olor_mm  # noqa: F401  (applies the process-wide fixes)
+from olor_mm.compat import (load_from_local_trusted,
+                            run_mmcv_ops_in_fp32_under_cpu_autocast)
+
+# applied when a CPU mixed-precision wrapper is built; here, directly
+run_mmcv_ops_in_fp32_under_cpu_autocast()
 
 
 def test_local_scheme_loads_mmengine_objects(tmp_path):
@@ -65,8 +69,11 @@ def test_roi_align_forward_and_backward_under_cpu_autocast():
 
 def test_fixes_are_idempotent():
     from mmcv.ops.nms import NMSop
-    from olor_mm.compat import apply_compat_fixes
+    from olor_mm.compat import (apply_compat_fixes,
+                                run_mmcv_ops_in_fp32_under_cpu_autocast)
+    run_mmcv_ops_in_fp32_under_cpu_autocast()
     forward = NMSop.forward
+    run_mmcv_ops_in_fp32_under_cpu_autocast()
     apply_compat_fixes()
     assert NMSop.forward is forward
 

@@ -45,8 +45,12 @@ def test_config_builds(path):
         pretrained = {id(p) for g in groups if g['layer_id'] is not None
                       for p in g['params']}
         assert {id(p) for p in ow.anchored_params} == pretrained
-    if cfg.optim_wrapper.type == 'OLOROptimWrapper':
-        assert isinstance(ow, olor_mm.OLOROptimWrapper)
+    if 'rollback_max' in cfg.optim_wrapper.get('paramwise_cfg', {}) and \
+            cfg.optim_wrapper.type != 'L2SPOptimWrapper':
+        # the rollback is on the optimizer, whatever the wrapper type
+        handle = olor_mm.find_rollback(ow.optimizer)
+        assert handle is not None and handle.active
+        assert handle.scale_with_lr is True
         rolled = [g for g in groups if g['rollback'] > 0]
         assert rolled, 'nothing rolls back'
         # rollback replaces weight decay on the pretrained groups only
@@ -109,3 +113,43 @@ def test_mmseg_layer_table(name, mm_log):
     rows = [line for line in table.splitlines()[2:]
             if line.split()[0].isdigit()]
     assert [int(r.split()[0]) for r in rows] == list(range(n + 1))
+
+
+HEADLINE = [p for p in CONFIGS if '/configs/mmdet/' in p or
+            '/configs/mmseg/' in p]
+
+
+@pytest.mark.parametrize('path', HEADLINE,
+                         ids=lambda p: osp.relpath(p, ROOT))
+def test_upstream_amp_rewrite_keeps_the_rollback(path, monkeypatch):
+    """What MMDetection's / MMSegmentation's tools/train.py --amp do.
+
+    mmseg's asserts the type is 'OptimWrapper'; both then write
+    type='AmpOptimWrapper', loss_scale='dynamic'. The wrapper built is
+    MMEngine's own and the rollback is still attached, with the config's
+    scale_with_lr. (AmpOptimWrapper asserts CUDA: the check is lifted here,
+    its GradScaler then disables itself on the CPU.)
+    """
+    import mmengine.optim.optimizer.amp_optimizer_wrapper as amp
+    from mmengine.optim import AmpOptimWrapper
+    cfg = Config.fromfile(path)
+    if '/configs/mmseg/' in path:
+        assert cfg.optim_wrapper.type == 'OptimWrapper'
+    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    cfg.optim_wrapper.loss_scale = 'dynamic'
+    scope = cfg.default_scope
+    models = __import__(f'{scope}.registry', fromlist=['MODELS']).MODELS
+    cfg.model.pop('init_cfg', None)
+    cfg.model.backbone.pop('init_cfg', None)
+    monkeypatch.setattr(amp, 'is_cuda_available', lambda: True)
+    with DefaultScope.overwrite_default_scope(scope):
+        model = models.build(cfg.model)
+        with pytest.warns(UserWarning, match='CUDA is not available'):
+            ow = build_optim_wrapper(model, cfg.optim_wrapper)
+    assert type(ow) is AmpOptimWrapper
+    handle = olor_mm.find_rollback(ow.optimizer)
+    assert handle.active and handle.scale_with_lr is True
+    # (the R50 configs freeze the stem: their largest trainable lam is
+    # layer 1's)
+    assert 0 < max(g['rollback'] for g in ow.optimizer.param_groups) <= \
+        cfg.optim_wrapper.paramwise_cfg.rollback_max

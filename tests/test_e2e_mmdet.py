@@ -60,7 +60,7 @@ def test_olor_mask_rcnn_trains_and_pulls_the_backbone_back(
 
     # theta0 in the checkpoint is the pretrained backbone
     saved = state(ckpt)
-    theta0 = saved['optimizer']['olor']['theta0']
+    theta0 = saved['optimizer']['olor_rollback']['theta0']
     pre = state(pretrained)['state_dict']
     assert torch.equal(theta0[0], pre['backbone.conv1.weight'])
 
@@ -96,6 +96,46 @@ def test_olor_mask_rcnn_trains_and_pulls_the_backbone_back(
     assert cls_olor[0] == pytest.approx(cls_plain[0], rel=1e-4)
     assert cls_olor[-1] < cls_olor[0] and cls_plain[-1] < cls_plain[0]
     assert cls_olor[-1] == pytest.approx(cls_plain[-1], rel=0.1)
+
+
+def upstream_train_py(package):
+    """The tools/train.py that MMDetection / MMSegmentation install."""
+    module = __import__(package)
+    path = osp.join(osp.dirname(module.__file__), '.mim', 'tools',
+                    'train.py')
+    assert osp.isfile(path), path
+    return path
+
+
+def test_upstream_mmdet_train_py_rolls_back(data, pretrained, tmp_path):
+    """MMDetection's own tools/train.py, the wrapper type rewritten to the
+    plain OptimWrapper (as its --amp rewrites it to AmpOptimWrapper): the
+    constructor attached the rollback, so it still rolls back."""
+    opts = options(data['downstream'], 4) + [
+        f'load_from={pretrained}', 'param_scheduler.0.start_factor=1.0']
+    runs = {
+        'olor': (OLOR, ['optim_wrapper.type=OptimWrapper',
+                        'optim_wrapper.scale_with_lr=False',
+                        'optim_wrapper.paramwise_cfg.rollback_max=0.5']),
+        'plain': (PLAIN, []),
+    }
+    for run, (config, extra) in runs.items():
+        out = subprocess.run(
+            [sys.executable, upstream_train_py('mmdet'), config,
+             '--work-dir', str(tmp_path / run), '--cfg-options', *opts,
+             *extra], cwd=ROOT, capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    ckpt = tmp_path / 'olor' / 'iter_4.pth'
+    optim = state(ckpt)['optimizer']
+    pre = state(pretrained)['state_dict']
+    assert torch.equal(optim['olor_rollback']['theta0'][0],
+                       pre['backbone.conv1.weight'])
+    assert any(g['rollback'] == 0.5 for g in optim['param_groups'])
+    olor_drift = drift(ckpt, pretrained, 'backbone.')
+    plain_drift = drift(tmp_path / 'plain' / 'iter_4.pth', pretrained,
+                        'backbone.')
+    assert olor_drift < 0.8 * plain_drift, (olor_drift, plain_drift)
+    assert logged_lam(tmp_path / 'olor') == pytest.approx(0.5)
 
 
 def logged_lam(work_dir):
@@ -137,8 +177,8 @@ def test_resume_after_interruption(data, pretrained, tmp_path):
     final = work_dir / 'iter_16.pth'
     assert final.is_file()
     # theta0 was restored, not re-taken from the resumed weights
-    t_final = state(final)['optimizer']['olor']['theta0']
-    t_first = state(interrupted_at)['optimizer']['olor']['theta0']
+    t_final = state(final)['optimizer']['olor_rollback']['theta0']
+    t_first = state(interrupted_at)['optimizer']['olor_rollback']['theta0']
     assert set(t_final) == set(t_first)
     assert all(torch.equal(t_final[k], t_first[k]) for k in t_final)
     pre = state(pretrained)['state_dict']
@@ -154,7 +194,7 @@ def test_amp_on_cpu_runs_olor_in_bfloat16(data, pretrained, tmp_path):
     log = train(OLOR, tmp_path / 'amp', opts, '--amp')
     assert (tmp_path / 'amp' / 'iter_2.pth').is_file()
     optim = state(tmp_path / 'amp' / 'iter_2.pth')['optimizer']
-    assert 'loss_scaler' in optim and 'olor' in optim
+    assert 'loss_scaler' in optim and 'olor_rollback' in optim
     assert 'AmpOLOROptimWrapper' in log
 
 

@@ -43,7 +43,7 @@ def test_olor_upernet_trains_evaluates_and_pulls_back(data, pretrained,
     assert [r['iter'] for r in rows if 'decode.loss_ce' in r] == \
         [1, 2, 3, 4, 5, 6]
     assert any('mIoU' in r for r in rows)  # evaluated at the end
-    theta0 = state(ckpt)['optimizer']['olor']['theta0']
+    theta0 = state(ckpt)['optimizer']['olor_rollback']['theta0']
     pre = state(pretrained)['state_dict']
     assert torch.equal(theta0[0], pre['backbone.stem.0.weight'])
     olor = drift(ckpt, pretrained, 'backbone.')
@@ -57,8 +57,8 @@ def test_resume_restores_theta0(data, pretrained, tmp_path):
     train(OLOR, work_dir, _options(data['downstream'], 3) + opts)
     log = train(OLOR, work_dir, _options(data['downstream'], 6), '--resume')
     assert 'resumed' in log.lower()
-    first = state(work_dir / 'iter_3.pth')['optimizer']['olor']['theta0']
-    final = state(work_dir / 'iter_6.pth')['optimizer']['olor']['theta0']
+    first = state(work_dir / 'iter_3.pth')['optimizer']['olor_rollback']['theta0']
+    final = state(work_dir / 'iter_6.pth')['optimizer']['olor_rollback']['theta0']
     assert set(first) == set(final)
     assert all(torch.equal(first[k], final[k]) for k in first)
     pre = state(pretrained)['state_dict']

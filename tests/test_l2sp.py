@@ -177,3 +177,34 @@ def test_l2sp_keeps_the_backbone_closer_than_plain_adamw(tmp_path):
                          for n, p in runner.model.named_parameters()
                          if n.startswith('backbone.'))**0.5
     assert drift['l2sp'] < drift['plain']
+
+
+@pytest.mark.parametrize('clip', [None, dict(max_norm=0.5)])
+def test_amp_twin_follows_the_fp32_rule_before_clipping(clip):
+    """AmpL2SPOptimWrapper (static scale 1024, CPU) == L2SPOptimWrapper.
+
+    The loss is a sum of weights, so autocast changes nothing and every
+    loss gradient is exactly 1; the penalty is added to the still-scaled
+    gradient as ``S * alpha * (w - w0)``, then the scaler unscales, clips
+    and steps: with clipping on, the clipped norm includes the penalty.
+    """
+    out = {}
+    for kind in ('L2SPOptimWrapper', 'AmpL2SPOptimWrapper'):
+        model = Tiny().double()
+        extra = dict(loss_scale=1024.) if kind.startswith('Amp') else {}
+        cfg = dict(l2sp_cfg(dict(type='SGD', lr=0.1), clip_grad=clip,
+                            **extra), type=kind)
+        ow = build_optim_wrapper(model, cfg)
+        for _ in range(3):
+            with ow.optim_context(model):
+                loss = _sum_loss(model)
+            ow.update_params(loss)
+        out[kind] = [p.detach().clone() for p in model.parameters()]
+    for a, b in zip(out['L2SPOptimWrapper'], out['AmpL2SPOptimWrapper']):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+    if clip is None:  # the hand computation of the test above, one more step
+        w = torch.tensor([[1.805, -1.195]], dtype=torch.double)
+        w = w - 0.1 * (1 + 0.5 * (w - torch.tensor([[2.0, -1.0]],
+                                                     dtype=torch.double)))
+        torch.testing.assert_close(out['AmpL2SPOptimWrapper'][0], w,
+                                   rtol=0, atol=1e-12)

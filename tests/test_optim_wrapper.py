@@ -264,7 +264,7 @@ def test_state_dict_round_trip_resumes_identically():
         ow1.update_params(first(x, y, mode='loss')['loss'])
     model_state = copy.deepcopy(first.state_dict())
     optim_state = copy.deepcopy(ow1.state_dict())
-    assert len(optim_state['olor']['theta0']) == len(ow1.theta0)
+    assert len(optim_state['olor_rollback']['theta0']) == len(ow1.theta0)
 
     second = ToyClassifier()
     second.load_state_dict(model_state)
@@ -293,7 +293,7 @@ def test_load_state_dict_with_wrong_theta0_shape_fails():
     ow_a = _build(a, dict(type='SGD', lr=0.1))
     ow_a.snapshot_theta0()
     state = ow_a.state_dict()
-    state['olor']['theta0'][0] = torch.zeros(1, 2, 3)
+    state['olor_rollback']['theta0'][0] = torch.zeros(1, 2, 3)
     ow_b = _build(b, dict(type='SGD', lr=0.1))
     with pytest.raises(ValueError, match='shape'):
         ow_b.load_state_dict(state)
@@ -342,7 +342,7 @@ def test_bfloat16_anchor():
     torch.testing.assert_close(model.backbone[0].weight.detach(),
                                w0.bfloat16().float(), rtol=0, atol=1e-6)
     state = ow.state_dict()
-    assert state['olor']['theta0'][0].dtype == torch.bfloat16
+    assert state['olor_rollback']['theta0'][0].dtype == torch.bfloat16
     ow2 = build_optim_wrapper(Linear2(), cfg)
     ow2.load_state_dict(state)
     assert torch.equal(ow2.theta0[0], ow.theta0[0])

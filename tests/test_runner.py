@@ -33,7 +33,7 @@ def test_theta0_is_the_loaded_weights_not_the_random_init(tmp_path):
     runner.train()
     ow = runner.optim_wrapper
     rolled = [n for n, p in runner.model.named_parameters()
-              if any(p is q for _, q in ow._rolled)]
+              if any(p is q for q in ow.anchored_params)]
     assert rolled and all(n.startswith('backbone.') for n in rolled)
     for name, t0 in zip(rolled, ow.theta0):
         assert torch.equal(t0, pretrained[name]), name
@@ -54,7 +54,7 @@ def test_resume_continues_identically_and_restores_theta0(tmp_path):
     with pytest.raises(Exception, match='HistoryBuffer|weights_only'):
         torch.load(ckpt)
     # ... and olor_mm's loader scheme reads them
-    assert 'olor' in CheckpointLoader.load_checkpoint(ckpt)['optimizer']
+    assert 'olor_rollback' in CheckpointLoader.load_checkpoint(ckpt)['optimizer']
 
     second = Runner.from_cfg(runner_cfg(
         tmp_path / 'split', _wrapper(), max_iters=6, resume=True,

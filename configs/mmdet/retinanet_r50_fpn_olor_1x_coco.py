@@ -4,12 +4,14 @@
 _base_ = 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'
 custom_imports = dict(imports=['olor_mm'], allow_failed_imports=False)
 optim_wrapper = dict(
+    # the constructor attaches the rollback to the optimizer: it works
+    # under any type, also the AmpOptimWrapper upstream --amp writes
     type='OLOROptimWrapper',
-    # lam_eff = lam_i * lr_t / lr_0: warm-up and decay apply to the
-    # rollback as they do to the learning rate (the reference code's choice)
-    scale_with_lr=True,
     constructor='LayerwiseRollbackConstructor',
     paramwise_cfg=dict(
+        # lam_eff = lam_i * lr_t / lr_0: warm-up and decay apply to the
+        # rollback as they do to the learning rate (the reference code's)
+        scale_with_lr=True,
         rollback_max=0.01,  # iota1: lam of the stem, the shallowest layer
         rollback_min=0.0,  # iota2: lam of the deepest backbone block
         rollback_power=1.0,  # gamma: lam decays linearly with depth

@@ -4,12 +4,15 @@
 _base_ = 'mmseg::upernet/upernet_r50_4xb4-80k_ade20k-512x512.py'
 custom_imports = dict(imports=['olor_mm'], allow_failed_imports=False)
 optim_wrapper = dict(
-    type='OLOROptimWrapper',
-    # lam_eff = lam_i * lr_t / lr_0: warm-up and poly decay apply to the
-    # rollback as they do to the learning rate (the reference code's choice)
-    scale_with_lr=True,
+    # the constructor attaches the rollback to the optimizer, so the plain
+    # wrapper rolls back; upstream tools/train.py --amp accepts only this
+    # type (and rewrites it to AmpOptimWrapper, which rolls back too)
+    type='OptimWrapper',
     constructor='LayerwiseRollbackConstructor',
     paramwise_cfg=dict(
+        # lam_eff = lam_i * lr_t / lr_0: warm-up and poly decay apply to the
+        # rollback as they do to the learning rate (the reference code's)
+        scale_with_lr=True,
         rollback_max=0.01,  # iota1: lam of the stem, the shallowest layer
         rollback_min=0.0,  # iota2: lam of the deepest backbone block
         rollback_power=1.0,  # gamma: lam decays linearly with depth

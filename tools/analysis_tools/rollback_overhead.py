@@ -91,11 +91,13 @@ def main(argv=None):
 
     def patch(runner):
         ow = runner.optim_wrapper
-        if not isinstance(ow, olor_mm.optim_wrappers.RollbackMixin):
-            raise SystemExit(f'{type(ow).__name__} does not roll back')
-        ow.rollback = timed_rollback(ow.rollback)
+        handle = olor_mm.find_rollback(ow.optimizer)
+        if handle is None or not handle.active:
+            raise SystemExit(f'{type(ow).__name__} does not roll back (no '
+                             'rollback attached to its optimizer)')
+        handle.rollback = timed_rollback(handle.rollback)
         state['wrapper'] = type(ow).__name__
-        state['rolled'] = sum(p.numel() for _, p in ow._rolled)
+        state['rolled'] = sum(p.numel() for p in handle.anchored_params)
 
     class Patch(Hook):
         priority = 'VERY_HIGH'

@@ -1,0 +1,212 @@
+"""OLOR's rollback attached to a torch optimizer (plain torch, no MMEngine).
+
+The paper folds the "review" into the optimizer update; so does this
+module. :func:`attach_rollback` registers, on any ``torch.optim.Optimizer``
+whose param groups carry ``rollback`` (``lam_i``, e.g. from
+:func:`olor_mm.layerwise_rollback_groups`):
+
+- a step pre-hook that takes ``theta0`` at the first step, if nothing took
+  or restored it before (the weights are loaded by then);
+- a step post-hook that, after every real update ``theta_hat_t``, pulls
+  each anchored tensor that got a gradient back toward ``theta0``::
+
+      theta_t = theta_hat_t + lam_eff * (theta0 - theta_hat_t)   (Eq. 6)
+      lam_eff = lam_i * lr_t / lr_0      (scale_with_lr=True, the default)
+      lam_eff = lam_i                    (scale_with_lr=False)
+
+  ``lr_t`` is the group's current lr, ``lr_0`` its ``initial_lr`` (written
+  by schedulers; without one, the group's lr when ``theta0`` is taken);
+- state-dict hooks that save ``theta0`` under ``'olor_rollback'`` in
+  ``optimizer.state_dict()`` and restore it in ``load_state_dict()``
+  (:class:`~olor_mm.theta0.Anchor`).
+
+Every wrapper and tool that calls ``optimizer.step()`` therefore rolls back:
+MMEngine's ``OptimWrapper`` and ``AmpOptimWrapper``, upstream
+``tools/train.py --amp``, a timm or Lightning loop. A step that the AMP
+loss scaler skips (inf/NaN gradients) or that gradient accumulation does not
+take never calls ``optimizer.step()``, so it never rolls back.
+
+Example:
+    >>> from olor_mm import layerwise_rollback_groups, attach_rollback
+    >>> groups = layerwise_rollback_groups(model, ('backbone',),
+    ...                                    rollback_max=0.01)
+    >>> opt = torch.optim.AdamW(groups, lr=1e-4, weight_decay=0.05)
+    >>> handle = attach_rollback(opt)   # theta0 at the first step
+    >>> ...                             # train as usual
+    >>> handle.remove()                 # back to the plain optimizer
+"""
+import logging
+from typing import List, Union
+
+import torch
+
+from .rollback import rollback_
+from .theta0 import Anchor, find_anchor
+
+logger = logging.getLogger(__name__)
+
+#: key of the rollback's entry in ``optimizer.state_dict()``
+STATE_KEY = 'olor_rollback'
+
+__all__ = ['attach_rollback', 'find_rollback', 'RollbackHandle', 'STATE_KEY']
+
+
+def _rolls_back(group: dict) -> bool:
+    return group.get('rollback', 0.0) > 0
+
+
+class RollbackHandle(Anchor):
+    """OLOR's rollback on one optimizer; made by :func:`attach_rollback`.
+
+    Attributes:
+        scale_with_lr (bool): Whether ``lam_eff = lam_i * lr_t / lr_0``.
+        anchor_dtype (torch.dtype | None): dtype ``theta0`` is kept in.
+    """
+
+    def __init__(self, optimizer, scale_with_lr: bool = True,
+                 anchor_dtype: Union[str, torch.dtype, None] = None,
+                 warn_if_inert: bool = True):
+        if not isinstance(scale_with_lr, bool):
+            raise TypeError(
+                f'scale_with_lr={scale_with_lr!r} must be True or False '
+                '(whether the rollback follows lr_t / lr_0).')
+        self.scale_with_lr = scale_with_lr
+        check_groups(optimizer.param_groups, scale_with_lr)
+        super().__init__(optimizer, _rolls_back, STATE_KEY, anchor_dtype,
+                         owner='OLOR rollback')
+        self._handles += [
+            optimizer.register_step_pre_hook(self._pre_step),
+            optimizer.register_step_post_hook(self._post_step),
+        ]
+        if warn_if_inert and not self.active:
+            logger.warning(
+                'attach_rollback: no param group has rollback > 0, so '
+                'nothing will roll back (build the groups with '
+                'layerwise_rollback_groups or LayerwiseRollbackConstructor '
+                'and rollback_max > 0).')
+
+    # ------------------------------------------------------------- hooks
+    def snapshot(self) -> None:
+        """Take ``theta0`` now and fix ``lr_0`` of the rolled-back groups.
+
+        A rolled-back group without ``initial_lr`` (no scheduler) gets its
+        current lr, so a later ``auto_scale_lr`` or decay scales lam only
+        from here on.
+        """
+        check_groups(self.optimizer.param_groups, self.scale_with_lr)
+        for g in self.optimizer.param_groups:
+            if _rolls_back(g):
+                g.setdefault('initial_lr', g['lr'])
+        super().snapshot()
+
+    def _pre_step(self, optimizer, args, kwargs) -> None:
+        if self._theta0 is None and self.active:
+            self.snapshot()
+
+    def _post_step(self, optimizer, args, kwargs) -> None:
+        if self.buckets:
+            self.rollback()
+
+    # ------------------------------------------------------------ maths
+    def lr_ratios(self) -> List[float]:
+        """``lr_t / lr_0`` per rolled-back group, 1.0 elsewhere.
+
+        All 1.0 with ``scale_with_lr=False``.
+        """
+        out = []
+        for g in self.optimizer.param_groups:
+            if not self.scale_with_lr or not _rolls_back(g):
+                out.append(1.0)
+                continue
+            lr0 = g.get('initial_lr', g['lr'])
+            out.append(g['lr'] / lr0 if lr0 else 0.0)
+        return out
+
+    def lam_effs(self) -> List[float]:
+        """``lam_eff = lam_i * lr_t / lr_0`` per param group (0 if none)."""
+        return [
+            g.get('rollback', 0.0) * r
+            for g, r in zip(self.optimizer.param_groups, self.lr_ratios())
+        ]
+
+    @torch.no_grad()
+    def rollback(self) -> None:
+        """``p <- p + lam_eff * (theta0 - p)`` on tensors that got a gradient.
+
+        One multi-tensor pass per (device, dtype) bucket (see
+        :func:`olor_mm.rollback.rollback_`). "Got a gradient" means
+        ``p.grad is not None``: zeroing with ``set_to_none=True`` (torch's
+        and MMEngine's default) leaves a tensor outside this step's graph
+        without one.
+        """
+        lam = self.lam_effs()
+        for b in self.buckets:
+            sel = [k for k, p in enumerate(b.params) if p.grad is not None]
+            if len(sel) == len(b.params):
+                rollback_(b.params, b.anchors, [lam[g] for g in b.groups])
+            elif sel:
+                rollback_([b.params[k] for k in sel],
+                          [b.anchors[k] for k in sel],
+                          [lam[b.groups[k]] for k in sel])
+
+
+def check_groups(groups: List[dict], scale_with_lr: bool) -> None:
+    """Validate the ``rollback`` key of every group.
+
+    Raises:
+        ValueError: for a ``rollback`` outside [0, 1] or not a number, or,
+            with ``scale_with_lr``, a rolled-back group whose lr is 0
+            (``lr_t / lr_0`` would be undefined).
+    """
+    for gi, g in enumerate(groups):
+        lam = g.get('rollback', 0.0)
+        if (isinstance(lam, bool) or not isinstance(lam, (int, float))
+                or not 0.0 <= lam <= 1.0):
+            raise ValueError(
+                f'param group {gi} has rollback={lam!r}, not a number in '
+                '[0, 1]; set rollback_max / rollback_min in [0, 1] '
+                '(paramwise_cfg in a config).')
+    if scale_with_lr:
+        zero = [gi for gi, g in enumerate(groups)
+                if _rolls_back(g) and not g.get('initial_lr', g.get('lr'))]
+        if zero:
+            raise ValueError(
+                f'param groups {zero[:5]} roll back but their lr is 0 (or unset), so '
+                'lam_eff = lam * lr_t / lr_0 is undefined; set a non-zero '
+                'lr (or lr_mult), or scale_with_lr=False.')
+
+
+def attach_rollback(optimizer: torch.optim.Optimizer,
+                    scale_with_lr: bool = True,
+                    anchor_dtype: Union[str, torch.dtype, None] = None
+                    ) -> RollbackHandle:
+    """Attach OLOR's rollback to ``optimizer``; returns its handle.
+
+    Args:
+        optimizer (torch.optim.Optimizer): Any torch optimizer whose param
+            groups carry ``rollback`` (``lam_i`` in [0, 1]); groups without
+            it do not roll back.
+        scale_with_lr (bool): ``lam_eff = lam_i * lr_t / lr_0`` per group,
+            so warm-up and decay apply to the rollback too. Defaults to
+            True (the reference code).
+        anchor_dtype (str | torch.dtype, optional): Keep ``theta0`` in this
+            dtype (``'bfloat16'`` halves its memory next to float32
+            weights). Defaults to None, the parameters' dtype.
+
+    Returns:
+        RollbackHandle: ``theta0``, ``anchored_params``, ``lam_effs()``,
+        ``snapshot()`` (take theta0 now), ``remove()`` (detach).
+
+    Raises:
+        RuntimeError: if the optimizer already carries a rollback (or
+            another anchored method).
+        ValueError: for a ``rollback`` outside [0, 1], a bad
+            ``anchor_dtype``, or a rolled-back group with lr 0 under
+            ``scale_with_lr``.
+    """
+    return RollbackHandle(optimizer, scale_with_lr, anchor_dtype)
+
+
+def find_rollback(optimizer) -> 'RollbackHandle | None':
+    """The rollback attached to ``optimizer``, or None."""
+    return find_anchor(optimizer, STATE_KEY)

@@ -1,0 +1,183 @@
+"""Layer-wise rollback parameter groups for a plain torch optimizer.
+
+:func:`number_pretrained` numbers the layers of the pretrained modules by
+depth (:mod:`olor_mm.layer_schemes`); :func:`layerwise_rollback_groups` turns
+that into torch param groups carrying OLOR's coefficient (Eq. 8/9)::
+
+    lam_i = iota2 + (1 - i / n) ** gamma * (iota1 - iota2)
+
+(``iota1 = rollback_max``, ``iota2 = rollback_min``, ``gamma =
+rollback_power``; ``lam = iota1`` with one layer) as the group key
+``rollback``, and the depth ``i`` as ``layer_id`` (None for parameters that
+are not pretrained, whose ``rollback`` is 0). MMEngine's
+:class:`~olor_mm.LayerwiseRollbackConstructor` uses the same numbering.
+
+This module imports nothing of MMEngine.
+"""
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch.nn as nn
+
+from .layer_schemes import Rule, number_layers
+from .rollback import check_rollback_range, layerwise_rollback
+
+__all__ = ['check_prefixes', 'number_pretrained', 'layer_lams',
+           'layerwise_rollback_groups']
+
+
+def check_prefixes(prefixes) -> Tuple[str, ...]:
+    """``pretrained_prefixes`` as a tuple of module names.
+
+    A single string is one prefix; ``''`` is the whole model.
+
+    Raises:
+        ValueError: for an empty value, a non-string entry, or an entry that
+            lies inside another.
+    """
+    if isinstance(prefixes, str):
+        prefixes = (prefixes, )
+    if (not isinstance(prefixes, (list, tuple)) or not prefixes
+            or not all(isinstance(p, str) for p in prefixes)):
+        raise ValueError(
+            f'pretrained_prefixes={prefixes!r} must be a non-empty tuple of '
+            "module names, e.g. ('backbone',), or ('',) for the whole "
+            'model.')
+    for prefix in prefixes:
+        nested = [q for q in prefixes if q != prefix and (
+            prefix == '' or q.startswith(prefix + '.'))]
+        if nested or list(prefixes).count(prefix) > 1:
+            raise ValueError(
+                f'pretrained_prefixes: {nested or [prefix]} lie inside (or '
+                f'repeat) {prefix!r}; list each pretrained module once.')
+    return tuple(prefixes)
+
+
+def number_pretrained(
+        model: nn.Module, pretrained_prefixes: Sequence[str] = ('backbone', ),
+        layer_unit: str = 'block',
+        layer_patterns: Optional[Sequence[Rule]] = None
+) -> Tuple[Dict[str, int], int, List[str]]:
+    """Layer id of every pretrained parameter name of ``model``.
+
+    Prefixes are numbered one after another in the order given, so
+    ``('backbone', 'neck')`` puts the neck after the deepest backbone layer.
+    Every parameter of a pretrained module counts, frozen or not.
+
+    Returns:
+        tuple: ``{full parameter name: layer id}``, the number of layers and
+        one line per prefix describing the scheme used (for the log).
+
+    Raises:
+        ValueError: naming ``pretrained_prefixes`` when an entry matches no
+            parameter, ``layer_unit`` / ``layer_patterns`` when they are
+            bad.
+    """
+    prefixes = check_prefixes(pretrained_prefixes)
+    modules = dict(model.named_modules())
+    layer_of: Dict[str, int] = {}
+    offset = 0
+    notes = []
+    for prefix in prefixes:
+        module = modules.get(prefix)
+        if module is None or next(module.parameters(), None) is None:
+            raise ValueError(
+                f'pretrained_prefixes entry {prefix!r} matches no parameter '
+                f'of {type(model).__name__} (its top-level modules: '
+                f'{[n for n, _ in model.named_children()]}); name the '
+                "pretrained module, e.g. 'backbone', or '' for the whole "
+                'model.')
+        ids, count, desc = number_layers(module, layer_unit, layer_patterns)
+        notes.append(f'{prefix or "the whole model"} '
+                     f'({type(module).__name__}): {count} layers, {desc}')
+        dot = f'{prefix}.' if prefix else ''
+        layer_of.update({dot + n: offset + i for n, i in ids.items()})
+        offset += count
+    return layer_of, offset, notes
+
+
+def layer_lams(count: int, rollback_max: float, rollback_min: float,
+               rollback_power: float) -> List[float]:
+    """``lam_i`` of layers ``0..count-1`` (Eq. 8/9), validated once."""
+    check_rollback_range(rollback_max, rollback_min, rollback_power)
+    return [
+        layerwise_rollback(i, count - 1, rollback_max, rollback_min,
+                           rollback_power, check=False)
+        for i in range(count)
+    ]
+
+
+def layerwise_rollback_groups(
+        model: nn.Module,
+        pretrained_prefixes: Sequence[str] = ('backbone', ),
+        rollback_max: float = 0.01,
+        rollback_min: float = 0.0,
+        rollback_power: float = 1.0,
+        layer_unit: str = 'block',
+        layer_patterns: Optional[Sequence[Rule]] = None,
+        pretrained_options: Optional[dict] = None) -> List[dict]:
+    """Param groups for any torch optimizer, with OLOR's ``rollback``.
+
+    One group per pretrained layer (depth order; parameters in
+    ``named_parameters()`` order), each with ``rollback = lam_i`` and
+    ``layer_id = i``, then one group of the other trainable parameters with
+    ``rollback = 0.0`` and ``layer_id = None``. Frozen parameters
+    (``requires_grad=False``) are left out but keep their place in the
+    numbering; empty groups are left out.
+
+    Args:
+        model (nn.Module): The model to fine-tune.
+        pretrained_prefixes (Sequence[str]): Modules whose weights hold
+            pretrained values, e.g. ``('backbone',)``; ``('',)`` is the
+            whole model.
+        rollback_max (float): iota1, lam of the shallowest layer, in [0, 1].
+        rollback_min (float): iota2, lam of the deepest layer, in
+            [0, rollback_max].
+        rollback_power (float): gamma >= 0, how fast lam decays with depth.
+        layer_unit (str): ``'block'`` (layers by architecture) or
+            ``'param'`` (every tensor a layer, the reference code).
+        layer_patterns (list, optional): Depth rules replacing the built-in
+            scheme (see :mod:`olor_mm.layer_schemes`).
+        pretrained_options (dict, optional): Extra options of every
+            pretrained group, e.g. ``dict(weight_decay=0.0)`` (the rollback
+            replaces decay toward zero there).
+
+    Returns:
+        list[dict]: Param groups for ``torch.optim.*(groups, ...)``; then
+        :func:`olor_mm.attach_rollback` on the optimizer.
+
+    Example:
+        >>> groups = layerwise_rollback_groups(
+        ...     model, pretrained_prefixes=('backbone',), rollback_max=0.01)
+        >>> opt = torch.optim.AdamW(groups, lr=1e-4, weight_decay=0.05)
+        >>> handle = attach_rollback(opt)
+    """
+    for key in ('rollback', 'layer_id', 'params'):
+        if key in (pretrained_options or {}):
+            raise ValueError(
+                f'pretrained_options has {key!r}: that key is set by '
+                'layerwise_rollback_groups itself; use rollback_max / '
+                'rollback_min / rollback_power.')
+    layer_of, count, _ = number_pretrained(model, pretrained_prefixes,
+                                           layer_unit, layer_patterns)
+    lams = layer_lams(count, rollback_max, rollback_min, rollback_power)
+    layers: List[List[nn.Parameter]] = [[] for _ in range(count)]
+    others: List[nn.Parameter] = []
+    seen = set()
+    for name, p in model.named_parameters():
+        if not p.requires_grad or id(p) in seen:
+            continue
+        seen.add(id(p))
+        layer = layer_of.get(name)
+        (others if layer is None else layers[layer]).append(p)
+    groups = [
+        dict(params=params, rollback=lams[i], layer_id=i,
+             **(pretrained_options or {}))
+        for i, params in enumerate(layers) if params
+    ]
+    if others:
+        groups.append(dict(params=others, rollback=0.0, layer_id=None))
+    if not groups:
+        raise ValueError(
+            f'{type(model).__name__} has no trainable parameter: nothing to '
+            'optimise (every parameter has requires_grad=False).')
+    return groups

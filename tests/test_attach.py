@@ -1,0 +1,337 @@
+"""The rollback on the torch optimizer: plain PyTorch API, any wrapper.
+
+The same short training must give bit-identical weights through every path
+that drives the optimizer (MMEngine's OptimWrapper or AmpOptimWrapper built
+by the constructor, OLOROptimWrapper, a hand-built torch optimizer with
+``attach_rollback``), and equal the optimizer followed by an explicit lerp.
+"""
+import copy
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn as nn
+from mmengine.optim import OptimWrapper, build_optim_wrapper
+
+import olor_mm
+from olor_mm import attach_rollback, layerwise_rollback_groups
+from toy import TOY_LAYERS, ToyClassifier
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+OLOR = dict(rollback_max=0.3, rollback_min=0.05, rollback_power=1.0,
+            layer_patterns=TOY_LAYERS)
+
+
+def _batches(n=5, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return [(torch.randn(4, 3, 8, 8, generator=g),
+             [*torch.randint(0, 3, (4, ), generator=g)]) for _ in range(n)]
+
+
+def _loss(model, batch):
+    x, y = batch
+    return model(x, y, mode='loss')['loss']
+
+
+def _train_wrapper(model, ow, batches):
+    for b in batches:
+        ow.update_params(_loss(model, b))
+
+
+def _train_torch(model, opt, batches):
+    for b in batches:
+        opt.zero_grad()
+        _loss(model, b).backward()
+        opt.step()
+
+
+def _wrapper(kind, optimizer):
+    return dict(type=kind, optimizer=optimizer,
+                constructor='LayerwiseRollbackConstructor',
+                paramwise_cfg=dict(OLOR))
+
+
+@pytest.mark.parametrize('optimizer', [
+    dict(type='SGD', lr=0.1, momentum=0.9),
+    dict(type='AdamW', lr=1e-2, weight_decay=0.05),
+], ids=lambda o: o['type'])
+def test_every_path_gives_bit_identical_weights(optimizer):
+    torch.manual_seed(0)
+    start = ToyClassifier()
+    batches = _batches()
+    results = {}
+    for kind in ('OptimWrapper', 'OLOROptimWrapper'):
+        model = copy.deepcopy(start)
+        ow = build_optim_wrapper(model, _wrapper(kind, optimizer))
+        _train_wrapper(model, ow, batches)
+        results[kind] = model
+    model = copy.deepcopy(start)
+    groups = layerwise_rollback_groups(model, ('backbone', ), **OLOR)
+    opt = getattr(torch.optim, optimizer['type'])(
+        groups, **{k: v for k, v in optimizer.items() if k != 'type'})
+    attach_rollback(opt)
+    _train_torch(model, opt, batches)
+    results['plain API'] = model
+
+    # the reference: the optimizer alone, then p.lerp_(theta0, lam) by hand
+    ref = copy.deepcopy(start)
+    ref_opt = getattr(torch.optim, optimizer['type'])(
+        ref.parameters(), **{k: v for k, v in optimizer.items()
+                             if k != 'type'})
+    # toy layers: stem 0, layer1.0 1, layer2.0 2, layer2.1 3 (n = 3)
+    lam = [0.05 + (1 - i / 3) * 0.25 for i in range(4)]
+    depth = {'conv1': 0, 'bn1': 0, 'layer1.0': 1, 'layer2.0': 2,
+             'layer2.1': 3}
+    theta0 = {n: p.detach().clone() for n, p in ref.named_parameters()}
+    for b in batches:
+        ref_opt.zero_grad()
+        _loss(ref, b).backward()
+        ref_opt.step()
+        with torch.no_grad():
+            for n, p in ref.named_parameters():
+                key = next((k for k in depth if n.startswith(f'backbone.{k}.')),
+                           None)
+                if key is not None:
+                    p.lerp_(theta0[n], lam[depth[key]])
+    names = [n for n, _ in start.named_parameters()]
+    for kind, model in results.items():
+        for n, p, q in zip(names, model.parameters(), ref.parameters()):
+            assert torch.equal(p, results['OptimWrapper'].get_parameter(n)), \
+                (kind, n)
+            # the lerp by hand rounds like _foreach_lerp_, the optimizer is
+            # the same single-tensor code: equal up to float rounding
+            torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-7,
+                                       msg=f'{kind} {n}')
+    assert not torch.equal(results['plain API'].backbone.conv1.weight,
+                           start.backbone.conv1.weight)
+
+
+def test_groups_carry_rollback_and_layer_id():
+    model = ToyClassifier(blocks=(1, 2))
+    model.backbone.layer1.requires_grad_(False)  # frozen: keeps its place
+    groups = layerwise_rollback_groups(
+        model, ('backbone', ), rollback_max=0.4, rollback_min=0.1,
+        rollback_power=2.0, layer_patterns=TOY_LAYERS,
+        pretrained_options=dict(weight_decay=0.0))
+    # layers 0 (stem), 2, 3 are trainable; lam_i = 0.1 + (1 - i/3)^2 * 0.3
+    assert [g['layer_id'] for g in groups] == [0, 2, 3, None]
+    assert [g['rollback'] for g in groups] == pytest.approx(
+        [0.4, 0.1 + 0.3 / 9, 0.1, 0.0])
+    assert [len(g['params']) for g in groups] == [3, 2, 2, 2]
+    assert all(g['weight_decay'] == 0.0 for g in groups[:3])
+    assert 'weight_decay' not in groups[3]
+
+
+def test_theta0_is_taken_at_the_first_step_and_saved_in_the_state_dict():
+    model = ToyClassifier()
+    opt = torch.optim.SGD(layerwise_rollback_groups(model, rollback_max=0.1,
+                                                    layer_patterns=TOY_LAYERS),
+                          lr=0.1)
+    handle = attach_rollback(opt)
+    assert handle.theta0 is None
+    assert opt.state_dict()['olor_rollback'] == dict(theta0=None)
+    with torch.no_grad():  # weights loaded after the optimizer was built
+        model.backbone.conv1.weight.fill_(0.25)
+    _train_torch(model, opt, _batches(1))
+    assert torch.equal(handle.theta0[0], torch.full_like(handle.theta0[0],
+                                                         0.25))
+    saved = opt.state_dict()['olor_rollback']['theta0']
+    assert len(saved) == len(handle.anchored_params) > 0
+    assert torch.equal(saved[0], handle.theta0[0])
+
+
+def test_state_round_trip_resumes_identically():
+    torch.manual_seed(0)
+    start = ToyClassifier()
+    batches = _batches(6)
+
+    def build(model):
+        opt = torch.optim.AdamW(
+            layerwise_rollback_groups(model, **OLOR), lr=1e-2)
+        return opt, attach_rollback(opt)
+
+    straight = copy.deepcopy(start)
+    opt, _ = build(straight)
+    _train_torch(straight, opt, batches)
+
+    first = copy.deepcopy(start)
+    opt1, h1 = build(first)
+    _train_torch(first, opt1, batches[:3])
+    model_state = copy.deepcopy(first.state_dict())
+    optim_state = copy.deepcopy(opt1.state_dict())
+
+    second = ToyClassifier()
+    second.load_state_dict(model_state)
+    opt2, h2 = build(second)
+    opt2.load_state_dict(optim_state)
+    for a, b in zip(h2.theta0, h1.theta0):  # restored, not re-taken
+        assert torch.equal(a, b)
+    _train_torch(second, opt2, batches[3:])
+    for p, q in zip(straight.parameters(), second.parameters()):
+        assert torch.equal(p, q)
+
+
+def test_loading_a_state_without_theta0_fails_when_something_is_anchored():
+    model = ToyClassifier()
+    plain = torch.optim.SGD(layerwise_rollback_groups(model, **OLOR), lr=0.1)
+    opt = torch.optim.SGD(layerwise_rollback_groups(model, **OLOR), lr=0.1)
+    attach_rollback(opt)
+    with pytest.raises(KeyError, match="'olor_rollback'.*load_from"):
+        opt.load_state_dict(plain.state_dict())
+
+
+def test_legacy_olor_key_is_read():
+    """Checkpoints of olor-mm 0.1 saved theta0 under 'olor'."""
+    model = ToyClassifier()
+    opt = torch.optim.SGD(layerwise_rollback_groups(model, **OLOR), lr=0.1)
+    handle = attach_rollback(opt)
+    handle.snapshot()
+    state = opt.state_dict()
+    state['olor'] = state.pop('olor_rollback')
+    opt2 = torch.optim.SGD(layerwise_rollback_groups(model, **OLOR), lr=0.1)
+    h2 = attach_rollback(opt2)
+    opt2.load_state_dict(state)
+    assert all(torch.equal(a, b) for a, b in zip(h2.theta0, handle.theta0))
+
+
+def test_remove_detaches_everything():
+    torch.manual_seed(0)
+    a = ToyClassifier()
+    b = copy.deepcopy(a)
+    opt_a = torch.optim.SGD(layerwise_rollback_groups(a, **OLOR), lr=0.1)
+    handle = attach_rollback(opt_a)
+    handle.remove()
+    opt_b = torch.optim.SGD(layerwise_rollback_groups(b, **OLOR), lr=0.1)
+    batches = _batches(3)
+    _train_torch(a, opt_a, batches)
+    _train_torch(b, opt_b, batches)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(),
+                                                 b.parameters()))
+    assert opt_a.state_dict().keys() == opt_b.state_dict().keys()
+    assert olor_mm.find_rollback(opt_a) is None
+    attach_rollback(opt_a)  # can be attached again
+
+
+def test_attaching_twice_is_refused():
+    opt = torch.optim.SGD(layerwise_rollback_groups(ToyClassifier(), **OLOR),
+                          lr=0.1)
+    attach_rollback(opt)
+    with pytest.raises(RuntimeError, match='remove'):
+        attach_rollback(opt)
+
+
+def test_nothing_anchored_leaves_the_optimizer_as_torch_made_it():
+    model = nn.Linear(3, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    ref = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    attach_rollback(opt)  # no group has 'rollback': inert, warns
+    model(torch.ones(1, 3)).sum().backward()
+    opt.step()
+    ref.load_state_dict(opt.state_dict())
+    assert opt.state_dict().keys() == {'state', 'param_groups'}
+    assert 'initial_lr' not in opt.param_groups[0]
+
+
+def test_grad_scaler_skip_and_no_gradient_skip_the_rollback():
+    torch.manual_seed(0)
+    model = ToyClassifier()
+    opt = torch.optim.SGD(layerwise_rollback_groups(
+        model, rollback_max=1.0, rollback_min=1.0), lr=0.1)
+    handle = attach_rollback(opt, scale_with_lr=False)
+    scaler = torch.amp.GradScaler('cpu', init_scale=4.0)
+    handle.snapshot()
+    with torch.no_grad():
+        for p in model.backbone.parameters():
+            p.add_(1.0)  # moved outside the optimizer
+    moved = [p.detach().clone() for p in model.backbone.parameters()]
+    scaler.scale(_loss(model, _batches(1)[0]) * float('inf')).backward()
+    scaler.step(opt)  # inf gradients: the step is skipped ...
+    scaler.update()
+    for p, m in zip(model.backbone.parameters(), moved):
+        assert torch.equal(p, m)  # ... and so is the rollback
+    opt.zero_grad()
+    model.head(torch.ones(1, 4)).sum().backward()  # no gradient to backbone
+    opt.step()
+    for p, m in zip(model.backbone.parameters(), moved):
+        assert torch.equal(p, m)
+    opt.zero_grad()
+    _loss(model, _batches(1)[0]).backward()
+    opt.step()  # lam = 1: every backbone tensor with a gradient is theta0
+    for p, t in zip(handle.anchored_params, handle.theta0):
+        assert torch.equal(p, t)
+
+
+def test_plain_api_works_where_mmengine_cannot_be_imported(tmp_path):
+    """A timm-style loop: no MMEngine, no OpenMMLab patches, no registry."""
+    script = tmp_path / 'plain.py'
+    script.write_text('''
+import sys
+
+
+class NoMMEngine:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('mmengine', 'mmcv', 'mmdet', 'mmseg'):
+            raise ModuleNotFoundError(f'No module named {name!r}', name=name)
+
+
+sys.meta_path.insert(0, NoMMEngine())
+try:
+    import mmengine  # noqa: F401
+except ModuleNotFoundError:
+    pass
+else:
+    raise SystemExit('mmengine imported')
+
+import torch
+import torch.nn as nn
+import olor_mm
+from olor_mm import attach_rollback, layerwise_rollback_groups
+
+assert not hasattr(olor_mm, 'OLOROptimWrapper'), dir(olor_mm)
+assert not any(m.startswith(('mmengine', 'mmcv')) for m in sys.modules)
+torch.manual_seed(0)
+model = nn.Sequential()
+model.backbone = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 4))
+model.head = nn.Linear(4, 2)
+groups = layerwise_rollback_groups(model, pretrained_prefixes=('backbone',),
+                                   rollback_max=1.0, rollback_min=1.0)
+opt = torch.optim.AdamW(groups, lr=1e-2, weight_decay=0.05)
+handle = attach_rollback(opt, scale_with_lr=True, anchor_dtype=None)
+w0 = model.backbone[0].weight.detach().clone()
+h0 = model.head.weight.detach().clone()
+for _ in range(3):
+    opt.zero_grad()
+    model(torch.randn(8, 4)).pow(2).mean().backward()
+    opt.step()
+assert torch.equal(model.backbone[0].weight, w0)   # lam = 1: back at theta0
+assert not torch.equal(model.head.weight, h0)     # the new layer trained
+state = opt.state_dict()
+assert torch.equal(state['olor_rollback']['theta0'][0], w0)
+handle.remove()
+assert 'olor_rollback' not in opt.state_dict()
+print('plain ok')
+''')
+    out = subprocess.run([sys.executable, str(script)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert 'plain ok' in out.stdout
+
+
+def test_wrapper_level_keys_reach_the_rollback_under_any_wrapper():
+    """What upstream --amp does: type rewritten, OLOR keys kept."""
+    model = ToyClassifier()
+    cfg = dict(type='OptimWrapper', scale_with_lr=False,
+               anchor_dtype='bfloat16',
+               optimizer=dict(type='SGD', lr=0.1),
+               constructor='LayerwiseRollbackConstructor',
+               paramwise_cfg=dict(OLOR))
+    ow = build_optim_wrapper(model, cfg)
+    assert type(ow) is OptimWrapper
+    handle = olor_mm.find_rollback(ow.optimizer)
+    assert handle.scale_with_lr is False
+    assert handle.anchor_dtype is torch.bfloat16
+    cfg['paramwise_cfg'] = dict(OLOR, scale_with_lr=True)
+    with pytest.raises(ValueError, match='scale_with_lr.*one place'):
+        build_optim_wrapper(ToyClassifier(), cfg)
