@@ -76,3 +76,13 @@ def build_runner(cfg: Config):
     if 'runner_type' not in cfg:
         return Runner.from_cfg(cfg)
     return RUNNERS.build(cfg)
+
+
+def evaluate(cfg: Config, checkpoint: str) -> dict:
+    """``runner.test()`` of ``checkpoint`` under ``cfg``: its metrics.
+
+    What ``tools/test.py`` runs (the config's ``test_dataloader`` and
+    ``test_evaluator``); returns the metrics dict.
+    """
+    cfg.load_from = checkpoint
+    return build_runner(cfg).test()

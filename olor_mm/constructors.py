@@ -213,13 +213,7 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
             handle = RollbackHandle(optimizer, warn_if_inert=False,
                                     **rollback)
             if not handle.active:
-                print_log(
-                    'LayerwiseRollbackConstructor: no trainable pretrained '
-                    'parameter has rollback > 0, so nothing rolls back '
-                    f'(rollback_max={self.olor_cfg["rollback_max"]}, '
-                    'pretrained_prefixes='
-                    f'{self.olor_cfg["pretrained_prefixes"]}).',
-                    logger='current', level=logging.WARNING)
+                self._warn_nothing_rolls_back(model)
         wrapper_cfg = self.optim_wrapper_cfg.copy()
         wrapper_cfg.setdefault('type', 'OptimWrapper')
         optim_wrapper = OPTIM_WRAPPERS.build(
@@ -228,6 +222,23 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
             from .optim_wrappers import guard_training_start
             guard_training_start(optim_wrapper)
         return optim_wrapper
+
+    def _warn_nothing_rolls_back(self, model: nn.Module) -> None:
+        """Say why nothing rolls back: all frozen, or lam = 0."""
+        cfg = self.olor_cfg
+        names = dict(model.named_parameters())
+        trainable = [n for n in self._layer_of if names[n].requires_grad]
+        if not trainable:
+            why = (f'every parameter of pretrained_prefixes='
+                   f'{cfg["pretrained_prefixes"]} is frozen '
+                   '(requires_grad=False, e.g. frozen_stages covers the '
+                   'whole backbone)')
+        else:
+            why = (f'rollback_max={cfg["rollback_max"]} gives lam = 0 to '
+                   'every trainable pretrained layer')
+        print_log(
+            f'LayerwiseRollbackConstructor: nothing will roll back: {why}.',
+            logger='current', level=logging.WARNING)
 
     def build_optimizer(self, model: nn.Module):
         """The torch optimizer over the tagged groups (MMEngine's recipe).

@@ -15,6 +15,10 @@ background, then the classes in the order above)::
     OUT/upstream/   img_dir/{train,val}/*.png  ann_dir/{train,val}/*.png
     OUT/downstream/ img_dir/{train,val}/*.png  ann_dir/{train,val}/*.png
 
+With ``--layout coco|ade20k|cityscapes`` it writes instead one small data
+set in the directory tree and formats of the real one, which the upstream
+configs open unchanged (see ``tools/upstream_layouts.py``).
+
 Everything is a deterministic function of ``--seed``.
 
 Examples::
@@ -22,6 +26,9 @@ Examples::
     python tools/make_demo_data.py --out data/demo --img-size 128 \\
         --num-train 200 --num-val 40
     python tools/make_demo_data.py --task semseg --out data/demo_seg
+    python tools/make_demo_data.py --layout coco --out data/coco
+    python tools/make_demo_data.py --layout ade20k --out data/ade
+    python tools/make_demo_data.py --layout cityscapes --out data/cityscapes
 """
 import argparse
 import json
@@ -84,32 +91,45 @@ def shape_polygon(name, radius, angle):
     raise ValueError(f'unknown shape {name!r}')
 
 
+def _hw(size):
+    """``size`` (square side) or ``(height, width)`` as a pair."""
+    return (size, size) if isinstance(size, int) else tuple(size)
+
+
 def textured_background(rng, size):
     """Sum of random colour gratings plus noise: a texture, not a flat fill."""
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
-    img = np.zeros((size, size, 3), np.float32)
+    h, w = _hw(size)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32) / max(h, w)
+    img = np.zeros((h, w, 3), np.float32)
     for _ in range(3):
         fx, fy = rng.uniform(-12, 12, 2)
         phase = rng.uniform(0, 2 * np.pi)
         wave = np.sin(2 * np.pi * (fx * xx + fy * yy) + phase)
         img += wave[..., None] * rng.uniform(10, 40, 3)
-    img += rng.uniform(60, 190, 3) + rng.normal(0, 8, (size, size, 3))
+    img += rng.uniform(60, 190, 3) + rng.normal(0, 8, (h, w, 3))
     return img
 
 
-def draw_image(rng, size, classes, max_objects):
-    """One image and its instances: [(class index, binary mask, polygon)]."""
+def draw_image(rng, size, classes, max_objects, shapes=None):
+    """One image and its instances: [(class index, binary mask, polygon)].
+
+    ``size`` is the side of a square image or ``(height, width)``; class
+    ``k`` is drawn as the shape ``shapes[k]`` (default: its own name).
+    """
+    shapes = shapes or classes
+    h, w = _hw(size)
     img = textured_background(rng, size)
-    occupied = np.zeros((size, size), bool)
+    occupied = np.zeros((h, w), bool)
     instances = []
     for _ in range(rng.integers(1, max_objects + 1)):
         for _try in range(20):
             label = int(rng.integers(len(classes)))
-            radius = rng.uniform(0.08, 0.2) * size
-            cx, cy = rng.uniform(radius + 1, size - radius - 1, 2)
-            poly = shape_polygon(classes[label], radius,
+            radius = rng.uniform(0.08, 0.2) * min(h, w)
+            cx, cy = rng.uniform(radius + 1,
+                                 np.array([w, h]) - radius - 1)
+            poly = shape_polygon(shapes[label], radius,
                                  rng.uniform(0, 2 * np.pi))
-            mask = np.zeros((size, size), np.uint8)
+            mask = np.zeros((h, w), np.uint8)
             if poly is None:  # ring: outer minus inner disc
                 cv2.circle(mask, (int(cx), int(cy)), int(radius), 1, -1)
                 cv2.circle(mask, (int(cx), int(cy)), int(radius * 0.55), 0,
@@ -145,27 +165,34 @@ def write_coco_split(root, split, classes, num_images, size, max_objects,
         images.append(dict(id=image_id, file_name=file_name, width=size,
                            height=size))
         for label, mask, poly in instances:
-            ys, xs = np.nonzero(mask)
-            x0, y0 = float(xs.min()), float(ys.min())
-            bbox = [x0, y0, float(xs.max()) + 1 - x0, float(ys.max()) + 1 - y0]
-            if poly is None:
-                rle = mask_utils.encode(np.asfortranarray(mask.astype(
-                    np.uint8)))
-                segmentation = dict(size=rle['size'],
-                                    counts=rle['counts'].decode('ascii'))
-            else:
-                segmentation = [np.round(poly, 2).ravel().tolist()]
-                rle = mask_utils.merge(
-                    mask_utils.frPyObjects(segmentation, size, size))
-            annotations.append(dict(
-                id=len(annotations) + 1, image_id=image_id,
-                category_id=label + 1, bbox=bbox,
-                area=float(mask_utils.area(rle)),
-                segmentation=segmentation, iscrowd=0))
+            annotations.append(coco_annotation(
+                len(annotations) + 1, image_id, label + 1, mask, poly))
     categories = [dict(id=i + 1, name=n) for i, n in enumerate(classes)]
     with open(osp.join(root, f'instances_{split}.json'), 'w') as f:
         json.dump(dict(images=images, annotations=annotations,
                        categories=categories), f)
+
+
+def coco_annotation(ann_id, image_id, category_id, mask, poly=None):
+    """One COCO instance: bbox from the mask, polygon (or RLE) and area.
+
+    ``poly`` (N x 2) is stored as the segmentation polygon; without it (a
+    shape with a hole) the mask is stored as RLE.
+    """
+    ys, xs = np.nonzero(mask)
+    x0, y0 = float(xs.min()), float(ys.min())
+    bbox = [x0, y0, float(xs.max()) + 1 - x0, float(ys.max()) + 1 - y0]
+    h, w = mask.shape
+    if poly is None:
+        rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+        segmentation = dict(size=rle['size'],
+                            counts=rle['counts'].decode('ascii'))
+    else:
+        segmentation = [np.round(poly, 2).ravel().tolist()]
+        rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, h, w))
+    return dict(id=ann_id, image_id=image_id, category_id=category_id,
+                bbox=bbox, area=float(mask_utils.area(rle)),
+                segmentation=segmentation, iscrowd=0)
 
 
 def make_instance_sets(out, img_size=128, num_train=200, num_val=40,
@@ -220,11 +247,21 @@ def parse_args(argv=None):
     parser.add_argument('--out', default='data/demo', help='output folder')
     parser.add_argument('--task', choices=['instance', 'semseg'],
                         default='instance')
-    parser.add_argument('--img-size', type=int, default=128)
-    parser.add_argument('--num-train', type=int, default=200,
-                        help='training images per set')
-    parser.add_argument('--num-val', type=int, default=40,
-                        help='validation images per set')
+    parser.add_argument(
+        '--layout', choices=['coco', 'ade20k', 'cityscapes'],
+        help='write one data set in the layout of the real one instead of '
+        'the demo sets (see tools/upstream_layouts.py): --out data/coco, '
+        'data/ade or data/cityscapes is what the upstream configs open')
+    parser.add_argument('--classes',
+                        help='--layout coco: comma-separated class names '
+                        'instead of COCO\'s 80 (a custom data set)')
+    parser.add_argument('--img-size', type=int, default=None,
+                        help='square image side (default 128; with '
+                        '--layout, the layout\'s own shape)')
+    parser.add_argument('--num-train', type=int, default=None,
+                        help='training images per set (200; --layout: 8)')
+    parser.add_argument('--num-val', type=int, default=None,
+                        help='validation images per set (40; --layout: 2)')
     parser.add_argument('--max-objects', type=int, default=4)
     parser.add_argument('--seed', type=int, default=0)
     return parser.parse_args(argv)
@@ -232,6 +269,17 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.layout:
+        from upstream_layouts import write_layout
+        out = write_layout(
+            args.layout, args.out, args.num_train or 8, args.num_val or 2,
+            args.img_size, args.seed,
+            args.classes.split(',') if args.classes else None)
+        print(f'{args.layout}: {out["root"]}')
+        return
+    args.img_size = args.img_size or 128
+    args.num_train = args.num_train or 200
+    args.num_val = args.num_val or 40
     make = dict(instance=make_instance_sets, semseg=make_semseg_sets)
     roots = make[args.task](args.out, args.img_size, args.num_train,
                             args.num_val, args.max_objects, args.seed)

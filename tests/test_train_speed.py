@@ -1,0 +1,42 @@
+"""benchmarks/train_speed.py on the CPU: the GPU sweep's script, tiny."""
+import json
+import os.path as osp
+import subprocess
+import sys
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CONFIG = osp.join(ROOT, 'configs', 'mmseg',
+                  'segformer_mit-b0_olor_ade20k-512x512.py')
+
+
+def _run(tmp_path):
+    out = subprocess.run(
+        [sys.executable, osp.join(ROOT, 'benchmarks', 'train_speed.py'),
+         CONFIG, '--iters', '2', '--warmup', '1', '--scale', '0.25',
+         '--workers', '0', '--work-dir', str(tmp_path / 'work'), '--out',
+         str(tmp_path / 'speed.json')],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return out.stdout
+
+
+def test_runs_records_and_resumes(tmp_path):
+    first = _run(tmp_path)
+    with open(tmp_path / 'speed.json') as f:
+        results = json.load(f)
+    runs = {r['variant']: r for r in results['runs']}
+    assert set(runs) == {'olor', 'plain'} and len(results['runs']) == 2
+    for r in runs.values():
+        assert r['iters_timed'] == 2 and r['iters_per_s'] > 0
+        assert 0 < r['step_share'] < 1 and r['peak_mem_mib'] > 0
+    # the rollback ran (and was timed) only where something rolls back
+    assert runs['olor']['rolled_params'] > 0
+    assert 0 < runs['olor']['rollback_share'] < runs['olor']['step_share']
+    assert runs['plain']['rolled_params'] == 0
+    assert runs['plain']['rollback_share'] == 0
+    assert 'amp (no GPU)' in first  # said, not silently dropped
+    # a second call skips what is done
+    second = _run(tmp_path)
+    assert second.count('done before, skipped') == 2
+    table = (tmp_path / 'speed.md').read_text()
+    assert table.count('segformer_mit-b0_olor_ade20k-512x512 |') == 2
