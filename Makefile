@@ -17,8 +17,7 @@ PIP := $(PY) -m pip
 # every install keeps setuptools<81 (see requirements/constraints.txt)
 PIPI := $(PIP) install -c requirements/constraints.txt
 STAMP := $(VENV)/.olor-mm-installed
-REQS := setup.py requirements/build.txt requirements/runtime.txt \
-	requirements/tests.txt requirements/constraints.txt
+REQS := pyproject.toml setup.py $(wildcard requirements/*.txt)
 
 # mmcv's setup.py builds its C++ (and, with a CUDA torch, CUDA) ops only
 # when asked to.
@@ -32,10 +31,10 @@ $(STAMP): $(REQS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIPI) -q -r requirements/build.txt
 	$(PIPI) -q $(TORCH)
-	# --no-build-isolation: an isolated build of mmcv cannot see torch and
-	# silently drops its compiled ops.
-	$(PIPI) -q --no-build-isolation -r requirements/runtime.txt \
-		-r requirements/tests.txt
+	# olor-mm with both extras and the test tools; the constraints pin the
+	# tested stack. --no-build-isolation: an isolated build of mmcv cannot
+	# see torch and silently drops its compiled ops.
+	$(PIPI) -q --no-build-isolation -e ".[all,tests]"
 	@$(PY) -c "import pkg_resources" || { \
 	  echo "ERROR: setuptools without pkg_resources in $(VENV)."; exit 1; }
 	@$(PY) -c "import mmcv._ext" 2>/dev/null || { \
@@ -43,7 +42,6 @@ $(STAMP): $(REQS)
 	  echo "Run: $(PIP) uninstall -y mmcv && rm -f $(STAMP) && make setup"; \
 	  echo "(a cached mmcv wheel built for another torch breaks it too)."; \
 	  exit 1; }
-	$(PIPI) -q --no-build-isolation --no-deps -e .
 	touch $@
 
 test: setup

@@ -119,7 +119,7 @@ def build_model(name):
         'Mask R-CNN R50-FPN': ('configs/mmdet/'
                                'mask-rcnn_r50_fpn_olor_1x_coco.py', 'mmdet'),
         'Swin-T UperNet': ('configs/mmseg/'
-                           'upernet_swin-t_olor_ade20k-512x512.py', 'mmseg'),
+                           'upernet_swin-t_olor_8xb2-160k_ade20k-512x512.py', 'mmseg'),
     }[name]
     cfg = Config.fromfile(osp.join(ROOT, path))
     registry = __import__(f'{scope}.registry', fromlist=['MODELS']).MODELS
@@ -133,11 +133,11 @@ def build_model(name):
         return registry.build(model_cfg)
 
 
-def olor_cfg(optimizer, **kwargs):
+def olor_cfg(optimizer, merge_groups=True, **kwargs):
     return dict(
         type='OLOROptimWrapper', optimizer=optimizer,
         constructor='LayerwiseRollbackConstructor',
-        paramwise_cfg=dict(rollback_max=0.01,
+        paramwise_cfg=dict(rollback_max=0.01, merge_groups=merge_groups,
                            custom_keys={'backbone': dict(decay_mult=0.)}),
         **kwargs)
 
@@ -153,7 +153,8 @@ def merge_groups(groups):
 
 def wrappers(model, optimizer, layout, device, anchor_dtype=None):
     """(plain OptimWrapper, OLOROptimWrapper) over the same groups."""
-    ow = build_optim_wrapper(model, olor_cfg(optimizer,
+    # MMEngine's layout (one group per parameter), merged below if asked
+    ow = build_optim_wrapper(model, olor_cfg(optimizer, merge_groups=False,
                                              anchor_dtype=anchor_dtype))
     groups = [dict(g) for g in ow.optimizer.param_groups]
     if layout == 'merged':
@@ -283,6 +284,66 @@ def bench_set(name, device, reps):
     return rows, memory
 
 
+#: the upstream configs' paramwise_cfg of each set (what users run today)
+UPSTREAM_PARAMWISE = {
+    'Swin-T UperNet': dict(custom_keys={
+        'absolute_pos_embed': dict(decay_mult=0.),
+        'relative_position_bias_table': dict(decay_mult=0.),
+        'norm': dict(decay_mult=0.)}),
+}
+
+
+def stock_and_olormm(model, name, optimizer, device):
+    """(stock, olor-mm) wrappers over ``model`` with the same optimizer.
+
+    stock: what an upstream config builds today: MMEngine's
+    ``DefaultOptimWrapperConstructor`` with the upstream ``paramwise_cfg``
+    (one group per parameter when it is set, else one group), a plain
+    ``OptimWrapper``, torch's default implementation. olor-mm: the shipped
+    OLOR set-up, ``LayerwiseRollbackConstructor`` with merged groups and the
+    kernel it picks, the rollback on (theta0 taken).
+    """
+    from mmengine.optim import DefaultOptimWrapperConstructor
+    upstream = UPSTREAM_PARAMWISE.get(name)
+    stock = DefaultOptimWrapperConstructor(
+        dict(type='OptimWrapper', optimizer=dict(optimizer)),
+        upstream)(model)
+    paramwise = dict(rollback_max=0.01, custom_keys={
+        **(upstream or {}).get('custom_keys', {}),
+        'backbone': dict(decay_mult=0.)})
+    olormm = build_optim_wrapper(model, dict(
+        type='OptimWrapper', optimizer=dict(optimizer),
+        constructor='LayerwiseRollbackConstructor',
+        paramwise_cfg=paramwise))
+    olor_mm.find_rollback(olormm.optimizer).snapshot()
+    return stock, olormm
+
+
+def bench_stock(name, device, reps):
+    """Step of the stock MMEngine set-up vs olor-mm's, same optimizer."""
+    model = build_model(name).to(device)
+    set_grads(model)
+    rows = []
+    for opt_name, opt in (('AdamW', dict(type='AdamW', lr=1e-4,
+                                         weight_decay=0.05)),
+                          ('SGD-momentum', dict(type='SGD', lr=0.02,
+                                                momentum=0.9,
+                                                weight_decay=1e-4))):
+        stock, olormm = stock_and_olormm(model, name, opt, device)
+        t_stock, t_olormm = time_pair(stock.step, olormm.step, device, reps)
+        opt_kwargs = olormm.optimizer.defaults
+        kernel = ('fused' if opt_kwargs.get('fused') else
+                  'foreach' if opt_kwargs.get('foreach') else 'default')
+        rows.append(dict(set=name, optimizer=opt_name,
+                         stock_groups=len(stock.optimizer.param_groups),
+                         olormm_groups=len(olormm.optimizer.param_groups),
+                         olormm_kernel=kernel, stock_ms=t_stock * 1e3,
+                         olormm_ms=t_olormm * 1e3,
+                         ratio=t_olormm / t_stock))
+        del stock, olormm
+    return rows
+
+
 def anchor_dtype_cost(device, steps):
     """bfloat16 theta0 vs float32 theta0 on the ResNet-18 backbone.
 
@@ -396,10 +457,10 @@ def end_to_end(device, iters, blocks):
         rollback_share=statistics.median(rb) / statistics.median(on))
 
 
-def markdown(result):
-    lines = [f"Device: {result['device']}; torch {result['torch']}; "
-             f"{result['date']}. Median of {result['reps']} steps after "
-             'warm-up; ratios from the same run.', '',
+def _rollback_tables(result):
+    """The OLOR-vs-plain step table and the memory table."""
+    lines = ['The rollback alone: OLOR vs the same optimizer without it, '
+             'same layout and implementation:', '',
              '| parameter set | optimizer (torch impl) | layout | groups | '
              'plain (ms) | '
              'OLOR (ms) | OLOR / plain | reference loop (ms) | '
@@ -422,6 +483,30 @@ def markdown(result):
         lines.append(f"| {m['set']} | {m['params']:,} | "
                      f"{m['rolled_params']:,} | {m['param_mib']:.1f} | "
                      f"{m['theta0_mib']:.1f} | {m['theta0_over_params']:.2f} |")
+    return lines + ['']
+
+
+def markdown(result):
+    lines = [f"Device: {result['device']}; torch {result['torch']}; "
+             f"{result['date']}. Median of {result['reps']} steps after "
+             'warm-up; ratios from the same run.', '']
+    if result.get('stock'):
+        lines += ['Stock MMEngine set-up (the upstream `paramwise_cfg`, '
+                  "plain OptimWrapper, torch's default implementation) vs "
+                  "olor-mm's (merged groups, the kernel it picks, rollback "
+                  'on):', '',
+                  '| parameter set | optimizer | stock groups | stock (ms) '
+                  '| olor-mm groups | olor-mm kernel | olor-mm (ms) | '
+                  'olor-mm / stock |', '|' + '---|' * 8]
+        for r in result['stock']:
+            lines.append(
+                f"| {r['set']} | {r['optimizer']} | {r['stock_groups']} | "
+                f"{r['stock_ms']:.1f} | {r['olormm_groups']} | "
+                f"{r['olormm_kernel']} | {r['olormm_ms']:.1f} | "
+                f"{r['ratio']:.3f} |")
+        lines.append('')
+    if result['steps']:
+        lines += _rollback_tables(result)
     a = result.get('anchor_dtype')
     if a:
         lines += ['', f"anchor_dtype (ResNet-18 backbone, AdamW, "
@@ -453,6 +538,12 @@ def main(argv=None):
     parser.add_argument('--reps', type=int, default=20)
     parser.add_argument('--sets', nargs='+', default=[
         'ResNet-50 backbone', 'Mask R-CNN R50-FPN', 'Swin-T UperNet'])
+    parser.add_argument('--parts', nargs='+',
+                        default=['stock', 'rollback', 'anchor', 'e2e'],
+                        choices=['stock', 'rollback', 'anchor', 'e2e'],
+                        help='stock: the stock MMEngine set-up vs olor-mm; '
+                        'rollback: OLOR vs plain per layout; anchor: '
+                        'bfloat16 theta0; e2e: a demo training iteration')
     parser.add_argument('--drift-steps', type=int, default=1000)
     parser.add_argument('--e2e-iters', type=int, default=1,
                         help='iterations per interleaved block (0: skip)')
@@ -479,20 +570,39 @@ def main(argv=None):
                 else f'CPU ({platform.processor() or platform.machine()}, '
                 f'{torch.get_num_threads()} threads)'),
         torch=torch.__version__, date=time.strftime('%Y-%m-%d'),
-        reps=args.reps, steps=[], memory=[])
-    for name in args.sets:
-        rows, memory = bench_set(name, device, args.reps)
-        result['steps'] += rows
-        result['memory'].append(memory)
-        for r in rows:
-            print(f"{r['set']:20s} {r['optimizer']:13s} {r['layout']:9s} "
-                  f"plain {r['plain_ms']:8.1f} ms  OLOR {r['olor_ms']:8.1f} "
-                  f"ms  x{r['ratio']:.3f}", flush=True)
-    if args.drift_steps:
+        reps=args.reps, steps=[], memory=[], stock=[])
+    from progress import bar
+    todo = [(part, name) for part in ('stock', 'rollback')
+            if part in args.parts for name in args.sets]
+    progress = bar(len(todo) + ('anchor' in args.parts) +
+                   ('e2e' in args.parts), 'bench_step', unit='part')
+    for part, name in todo:
+        if part == 'stock':
+            rows = bench_stock(name, device, args.reps)
+            result['stock'] += rows
+            for r in rows:
+                progress.write(
+                    f"{r['set']:20s} {r['optimizer']:13s} stock "
+                    f"{r['stock_ms']:8.1f} ms  olor-mm {r['olormm_ms']:8.1f}"
+                    f" ms ({r['olormm_kernel']})  x{r['ratio']:.3f}")
+        else:
+            rows, memory = bench_set(name, device, args.reps)
+            result['steps'] += rows
+            result['memory'].append(memory)
+            for r in rows:
+                progress.write(
+                    f"{r['set']:20s} {r['optimizer']:13s} {r['layout']:9s} "
+                    f"plain {r['plain_ms']:8.1f} ms  OLOR "
+                    f"{r['olor_ms']:8.1f} ms  x{r['ratio']:.3f}")
+        progress.update(1)
+    if 'anchor' in args.parts and args.drift_steps:
         result['anchor_dtype'] = anchor_dtype_cost(device, args.drift_steps)
-    if args.e2e_iters:
+        progress.update(1)
+    if 'e2e' in args.parts and args.e2e_iters:
         result['end_to_end'] = end_to_end(device, args.e2e_iters,
                                           args.e2e_blocks)
+        progress.update(1)
+    progress.close()
     result['wall_s'] = time.time() - t0
     text = markdown(result)
     print('\n' + text)

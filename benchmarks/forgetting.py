@@ -153,13 +153,21 @@ def evaluate(path, options, checkpoint, work_dir):
                 segm=100 * float(m.get('coco/segm_mAP', 0.0)))
 
 
-def train(path, options, work_dir):
-    """Train in this process; returns the last checkpoint's path."""
+def train(path, options, work_dir, progress=None):
+    """Train in this process; returns the last checkpoint's path.
+
+    ``progress``: a label to draw a progress bar under (the pre-training;
+    the parallel fine-tunings show one bar over all runs instead).
+    """
     from mmengine.runner import Runner
     cfg = _cfg(path, options, work_dir, 'train')
     # evaluate() scores the checkpoint; no validation inside training
     cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
-    Runner.from_cfg(cfg).train()
+    runner = Runner.from_cfg(cfg)
+    if progress:
+        from progress import progress_hook
+        runner.register_hook(progress_hook(progress, work_dir))
+    runner.train()
     with open(osp.join(work_dir, 'last_checkpoint')) as f:
         return f.read().strip()
 
@@ -212,24 +220,29 @@ def run_one(job):
                              ('backbone.', 'neck.'))
     for path in (ckpt, merged):
         os.remove(path)
-    return dict(job['key'], down_bbox=down['bbox'], down_segm=down['segm'],
+    return dict(job['key'], work_dir=work,
+                down_bbox=down['bbox'], down_segm=down['segm'],
                 up_bbox=up['bbox'], up_segm=up['segm'], drift=drift,
                 train_s=train_s, total_s=time.time() - t0)
 
 
 def run_jobs(jobs, n_workers):
     """Run the jobs ``n_workers`` at a time; prints one line per run."""
+    from progress import bar
     ctx = mp.get_context('spawn')
     results = []
+    runs = bar(len(jobs), 'fine-tunings', unit='run')
     with ctx.Pool(n_workers, maxtasksperchild=8) as pool:
         for r in pool.imap_unordered(run_one, jobs):
             results.append(r)
-            print(f"  [{len(results)}/{len(jobs)}] {r['setting']} | "
-                  f"{r['method']} | seed {r['seed']}: down "
-                  f"{r['down_bbox']:.1f}/{r['down_segm']:.1f}, retention "
-                  f"{r['up_bbox']:.1f}/{r['up_segm']:.1f}, drift "
-                  f"{r['drift']['backbone']:.3f} ({r['total_s']:.0f} s)",
-                  flush=True)
+            runs.write(f"  [{len(results)}/{len(jobs)}] {r['setting']} | "
+                       f"{r['method']} | seed {r['seed']}: down "
+                       f"{r['down_bbox']:.1f}/{r['down_segm']:.1f}, "
+                       f"retention {r['up_bbox']:.1f}/{r['up_segm']:.1f}, "
+                       f"drift {r['drift']['backbone']:.3f} "
+                       f"({r['total_s']:.0f} s; log: {r['work_dir']})")
+            runs.update(1)
+    runs.close()
     return results
 
 
@@ -245,7 +258,8 @@ def pretrain(args, roots):
     ckpt = osp.join(work, f'iter_{args.pretrain_iters}.pth')
     t0 = time.time()
     if not (args.reuse_pretrained and osp.isfile(ckpt)):
-        ckpt = train(config('upstream'), up_opts, work)
+        ckpt = train(config('upstream'), up_opts, work,
+                     progress='pre-training on upstream')
     print(f'pre-trained on upstream: {ckpt} ({time.time() - t0:.0f} s)',
           flush=True)
     up = evaluate(config('upstream'), up_opts, ckpt,

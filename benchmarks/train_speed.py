@@ -13,7 +13,10 @@ iterations (medians, synchronised clocks):
   included) over the iteration, and ``rollback_share``: the rollback alone.
 
 Variants: ``olor`` (the config as shipped), ``plain`` (the same with
-``rollback_max=0``: nothing attached does anything). Modes: ``fp32``,
+``rollback_max=0``: nothing attached does anything), ``stock`` (the upstream
+config it inherits, with the same optimizer: MMEngine's constructor and
+wrapper, torch's default implementation, what users run today). Modes:
+``fp32``,
 ``amp`` (``--amp`` of tools/train.py). Every finished run is appended to
 ``--out`` (JSON) at once, and a run already there is skipped, so a stopped
 sweep resumes where it stopped; ``--deadline`` (seconds) stops before a run
@@ -140,9 +143,41 @@ def prepare_data(cfg, work_dir: str, scale: float, batch: int) -> None:
     point_to_data(cfg, root)
 
 
+def upstream_config(path: str):
+    """The upstream config an olor-mm config inherits (its ``mmdet::`` /
+    ``mmseg::`` base), loaded as MMDetection / MMSegmentation ship it."""
+    import ast
+
+    from mmengine.config import Config
+    with open(path) as f:
+        tree = ast.parse(f.read())
+    bases = next(ast.literal_eval(node.value) for node in tree.body
+                 if isinstance(node, ast.Assign)
+                 and getattr(node.targets[0], 'id', None) == '_base_')
+    for base in [bases] if isinstance(bases, str) else bases:
+        if '::' in base:
+            package, rel = base.split('::')
+            module = __import__(package)
+            return Config.fromfile(osp.join(osp.dirname(module.__file__),
+                                            '.mim', 'configs', rel))
+    raise ValueError(f'{path}: no mmdet:: / mmseg:: base to compare with')
+
+
 def speed_cfg(cfg, variant: str, mode: str, args, work_dir: str):
-    """The config of one timed run."""
+    """The config of one timed run.
+
+    ``stock`` is the upstream config the olor-mm one inherits, with the
+    olor-mm config's optimizer (the same optimizer, MMEngine's own
+    constructor and wrapper, torch's default implementation).
+    """
     from make_pretrained import write_pretrained
+    if variant == 'stock':
+        stock = upstream_config(cfg.filename)
+        stock.optim_wrapper.optimizer = copy.deepcopy(
+            cfg.optim_wrapper.optimizer)
+        stock.optim_wrapper.pop('constructor', None)
+        stock.filename = cfg.filename
+        cfg = stock
     cfg = copy.deepcopy(cfg)
     cfg.work_dir = work_dir
     cfg.experiment_name = f'speed_{time.time_ns()}'
@@ -172,7 +207,7 @@ def speed_cfg(cfg, variant: str, mode: str, args, work_dir: str):
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=-1,
                                         save_last=False)
     cfg.default_hooks.logger.interval = 10**6
-    if variant == 'plain':
+    if variant == 'plain':  # olor-mm's set-up without the rollback
         cfg.optim_wrapper.paramwise_cfg.rollback_max = 0.0
         cfg.optim_wrapper.paramwise_cfg.rollback_min = 0.0
     if mode == 'amp':
@@ -258,7 +293,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('configs', nargs='+')
     parser.add_argument('--variants', nargs='+', default=['olor', 'plain'],
-                        choices=['olor', 'plain'])
+                        choices=['olor', 'plain', 'stock'])
     parser.add_argument('--modes', nargs='+', default=['fp32', 'amp'],
                         choices=['fp32', 'amp'])
     parser.add_argument('--iters', type=int, default=20)

@@ -21,10 +21,11 @@ stack. Use it from a config with::
 
     custom_imports = dict(imports=['olor_mm'], allow_failed_imports=False)
 """
+import torch
+
 from .attach import RollbackHandle, attach_rollback, find_rollback
 from .param_groups import layerwise_rollback_groups
-
-__version__ = '0.2.0'
+from .version import __version__, check_versions, installed_versions
 
 __all__ = [
     'layerwise_rollback_groups', 'attach_rollback', 'find_rollback',
@@ -43,15 +44,24 @@ def _mmengine_installed() -> bool:
 
 
 if _mmengine_installed():
+    # one error naming every unsupported version (as mmdet checks mmcv)
+    import mmengine
+    check_versions(dict(torch=torch.__version__,
+                        mmengine=mmengine.__version__,
+                        **installed_versions('mmcv')))
     from .compat import apply_compat_fixes
     from .constructors import LayerwiseRollbackConstructor
+    from .fsdp import shard_theta0_with_fsdp
     from .hooks import RollbackDriftHook
     from .l2sp import AmpL2SPOptimWrapper, L2SPOptimWrapper
     from .optim_wrappers import AmpOLOROptimWrapper, OLOROptimWrapper
 
     apply_compat_fixes()
+    shard_theta0_with_fsdp()
     __all__ += [
         'LayerwiseRollbackConstructor', 'OLOROptimWrapper',
         'AmpOLOROptimWrapper', 'L2SPOptimWrapper', 'AmpL2SPOptimWrapper',
         'RollbackDriftHook'
     ]
+else:
+    check_versions(dict(torch=torch.__version__))

@@ -22,9 +22,11 @@ whose param groups carry ``rollback`` (``lam_i``, e.g. from
 
 Every wrapper and tool that calls ``optimizer.step()`` therefore rolls back:
 MMEngine's ``OptimWrapper`` and ``AmpOptimWrapper``, upstream
-``tools/train.py --amp``, a timm or Lightning loop. A step that the AMP
-loss scaler skips (inf/NaN gradients) or that gradient accumulation does not
-take never calls ``optimizer.step()``, so it never rolls back.
+``tools/train.py --amp``, a timm or Lightning loop. A step that gradient
+accumulation does not take never calls ``optimizer.step()``; a step the AMP
+loss scaler skips for inf/NaN gradients either never calls it or, for a
+fused optimizer, calls it with ``found_inf`` set, and the rollback skips
+it too.
 
 Example:
     >>> from olor_mm import layerwise_rollback_groups, attach_rollback
@@ -104,8 +106,16 @@ class RollbackHandle(Anchor):
             self.snapshot()
 
     def _post_step(self, optimizer, args, kwargs) -> None:
-        if self.buckets:
-            self.rollback()
+        if not self.buckets:
+            return
+        # A fused optimizer under torch's GradScaler is called even for a
+        # step with inf/NaN gradients: it gets ``found_inf`` (an attribute
+        # the scaler sets for the call) and updates nothing, so the rollback
+        # must not happen either.
+        found_inf = getattr(optimizer, 'found_inf', kwargs.get('found_inf'))
+        if found_inf is not None and bool(found_inf):
+            return
+        self.rollback()
 
     # ------------------------------------------------------------ maths
     def lr_ratios(self) -> List[float]:

@@ -21,7 +21,10 @@ from mmengine.registry import (OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS,
                                OPTIMIZERS)
 
 from .attach import RollbackHandle
-from .param_groups import check_prefixes, layer_lams, number_pretrained
+from .kernels import IMPLS, choose_impl
+from .lr_decay import check_decay, lr_decay_mults
+from .param_groups import (check_prefixes, guard_group_layout, layer_lams,
+                           merge_param_groups, number_pretrained)
 from .theta0 import parse_anchor_dtype
 
 #: paramwise_cfg keys of the layer numbering and Eq. 8/9, with their
@@ -39,6 +42,12 @@ OLOR_DEFAULTS = dict(
 #: configs written for OLOROptimWrapper) at the optim_wrapper level.
 ROLLBACK_DEFAULTS = dict(scale_with_lr=True, anchor_dtype=None)
 
+#: keys of how the optimizer is built (merged groups, the kernel) and of
+#: layer-wise learning-rate decay (olor_mm.lr_decay)
+BUILD_DEFAULTS = dict(merge_groups=True, optimizer_impl='auto',
+                      decay_rate=None, decay_type='layer_wise',
+                      num_layers=None)
+
 #: paramwise_cfg keys of MMEngine's DefaultOptimWrapperConstructor
 UPSTREAM_KEYS = ('custom_keys', 'bias_lr_mult', 'bias_decay_mult',
                  'norm_decay_mult', 'flat_decay_mult', 'dwconv_decay_mult',
@@ -52,7 +61,7 @@ def _check_unknown_keys(paramwise_cfg: dict) -> None:
     (``rollback_maximum``) would silently train with the default.
     """
     known = list(OLOR_DEFAULTS) + list(ROLLBACK_DEFAULTS) + list(
-        UPSTREAM_KEYS)
+        BUILD_DEFAULTS) + list(UPSTREAM_KEYS)
     unknown = [k for k in paramwise_cfg if k not in known]
     if unknown:
         hints = {
@@ -70,10 +79,11 @@ def _check_unknown_keys(paramwise_cfg: dict) -> None:
 class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
     """Parameter groups with a layer-wise rollback (OLOR Eq. 8/9), attached.
 
-    Builds the groups exactly as :class:`DefaultOptimWrapperConstructor` does
-    (one group per parameter; ``custom_keys``, ``norm_decay_mult``,
-    ``bias_decay_mult``, ``bypass_duplicate`` ... all keep working) and adds
-    two keys to every group:
+    Builds the groups as :class:`DefaultOptimWrapperConstructor` does
+    (``custom_keys``, ``norm_decay_mult``, ``bias_decay_mult``,
+    ``bypass_duplicate`` ... all keep working), adds two keys to every group,
+    then merges the groups whose options are all equal and builds the
+    optimizer with the fastest kernel torch has for it:
 
     - ``layer_id``: depth ``i`` of the parameter's layer among the pretrained
       layers ``0..n``, or None for a parameter that is not pretrained.
@@ -102,6 +112,15 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
     - ``scale_with_lr`` (bool): ``lam_eff = lam_i * lr_t / lr_0``. True.
     - ``anchor_dtype`` (str, optional): dtype of the stored ``theta0``.
       None (the parameters').
+    - ``merge_groups`` (bool): one group per distinct set of options
+      instead of one per parameter (torch's fused / foreach kernels batch
+      within a group). True.
+    - ``optimizer_impl`` (str): ``'auto'`` (fused where torch has it for the
+      optimizer and device, else foreach), ``'fused'``, ``'foreach'`` or
+      ``'torch_default'``. ``'auto'``.
+    - ``decay_rate``, ``decay_type``, ``num_layers``: layer-wise learning
+      rate decay, ``lr_mult_i = decay_rate ** (n - i)`` on these layers
+      (:mod:`olor_mm.lr_decay`). Off.
 
     ``scale_with_lr`` and ``anchor_dtype`` may also be written at the
     ``optim_wrapper`` level (as for ``OLOROptimWrapper``); the constructor
@@ -143,6 +162,11 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
             k: paramwise_cfg.pop(k)
             for k in ROLLBACK_DEFAULTS if k in paramwise_cfg
         }
+        self.build_cfg = {
+            k: paramwise_cfg.pop(k, v)
+            for k, v in BUILD_DEFAULTS.items()
+        }
+        self._check_build_cfg()
         cfg = self.olor_cfg
         # validate everything before any model is seen
         layer_lams(1, cfg['rollback_max'], cfg['rollback_min'],
@@ -154,6 +178,21 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
         super().__init__(optim_wrapper_cfg, paramwise_cfg)
         # Always take the per-parameter path of the parent's ``__call__``.
         self.paramwise_cfg.setdefault('bypass_duplicate', False)
+
+    def _check_build_cfg(self) -> None:
+        cfg = self.build_cfg
+        if not isinstance(cfg['merge_groups'], bool):
+            raise ValueError(
+                f'paramwise_cfg.merge_groups={cfg["merge_groups"]!r} must be '
+                'True (one group per set of equal options, the fast layout) '
+                'or False (one group per parameter, MMEngine\'s layout).')
+        if cfg['optimizer_impl'] not in IMPLS:
+            raise ValueError(
+                f'paramwise_cfg.optimizer_impl={cfg["optimizer_impl"]!r} is '
+                f'unknown; use one of {IMPLS}.')
+        if cfg['decay_rate'] is not None or cfg['decay_type'] != 'layer_wise':
+            check_decay(1.0 if cfg['decay_rate'] is None else
+                        cfg['decay_rate'], cfg['decay_type'])
 
     def _wrapper_class(self, optim_wrapper_cfg: dict) -> type:
         kind = optim_wrapper_cfg.get('type', 'OptimWrapper')
@@ -241,11 +280,14 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
             logger='current', level=logging.WARNING)
 
     def build_optimizer(self, model: nn.Module):
-        """The torch optimizer over the tagged groups (MMEngine's recipe).
+        """The torch optimizer over the tagged groups.
 
-        As ``DefaultOptimWrapperConstructor.__call__`` builds it when
-        ``paramwise_cfg`` is set: the optimizer's first argument (``params``
-        or another name) gets the groups of :meth:`add_params`.
+        MMEngine's recipe (the optimizer's first argument, ``params`` or
+        another name, gets the groups of :meth:`add_params`), then: groups
+        with equal options merged (``merge_groups``), the fastest kernel
+        torch has for the optimizer and device (``optimizer_impl``), one log
+        line saying both, and a load hook that names ``merge_groups`` when a
+        checkpoint of the other layout is loaded.
         """
         optimizer_cfg = self.optimizer_cfg.copy()
         optimizer_cls = optimizer_cfg['type']
@@ -255,8 +297,23 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
         first_arg = next(iter(inspect.signature(optimizer_cls).parameters))
         params: List[dict] = []
         self.add_params(params, model)
+        before = len(params)
+        if self.build_cfg['merge_groups']:
+            params = merge_param_groups(params)
+        impl, kwargs = choose_impl(optimizer_cls, params,
+                                   self.build_cfg['optimizer_impl'],
+                                   optimizer_cfg)
+        optimizer_cfg.update(kwargs)
         optimizer_cfg[first_arg] = params
-        return OPTIMIZERS.build(optimizer_cfg)
+        optimizer = OPTIMIZERS.build(optimizer_cfg)
+        guard_group_layout(optimizer, self.build_cfg['merge_groups'])
+        print_log(
+            f'{optimizer_cls.__name__}: {before} param groups'
+            + (f' merged into {len(params)}' if len(params) != before else
+               (' (one per parameter: merge_groups=False)'
+                if not self.build_cfg['merge_groups'] else ''))
+            + f'; kernel: {impl}', logger='current')
+        return optimizer
 
     def add_params(self,
                    params: List[dict],
@@ -268,13 +325,43 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
         super().add_params(params, module, prefix, is_dcn_module)
         if prefix:  # the recursion below the root tags nothing itself
             return
+        mults = self._lr_decay_mults()
         for group in params[start:]:
             (param, ) = group['params']
-            layer = self._layer_of.get(self._param_names[id(param)])
+            name = self._param_names[id(param)]
+            layer = self._layer_of.get(name)
             group['layer_id'] = layer
             group['rollback'] = (0.0 if layer is None else
                                  self._layer_lams[layer])
+            if name in mults:
+                group['lr'] = group.get('lr', self.base_lr) * mults[name]
         self._log_table(params[start:])
+
+    def _lr_decay_mults(self):
+        """``{name: lr multiplier}`` of layer-wise lr decay, or empty."""
+        cfg = self.build_cfg
+        if cfg['decay_rate'] is None:
+            return {}
+        if self.base_lr is None:
+            raise ValueError(
+                'paramwise_cfg.decay_rate scales optimizer.lr per layer: '
+                'set optimizer.lr in the config.')
+        count = len(self._layer_lams)
+        if cfg['num_layers'] is not None and cfg['num_layers'] + 2 != count:
+            print_log(
+                f'paramwise_cfg.num_layers={cfg["num_layers"]}: the lr decay '
+                f'follows the rollback\'s numbering, {count} layers (upstream '
+                'counts num_layers + 2).', logger='current',
+                level=logging.WARNING)
+        stage_of, stages = {}, 0
+        if cfg['decay_type'] == 'stage_wise':
+            from .drift import drift_groups
+            for k, names in enumerate(drift_groups(list(self._layer_of))
+                                      .values()):
+                stage_of.update({n: k for n in names})
+                stages = k + 1
+        return lr_decay_mults(self._layer_of, count, cfg['decay_rate'],
+                              cfg['decay_type'], stage_of, stages)
 
     def number_pretrained(self, model: nn.Module):
         """Layer id of every pretrained parameter name, and lam per layer.

@@ -70,6 +70,7 @@ LAYER_SCHEMES: Dict[str, List[Rule]] = {
     'ResNeXt': _RESNET,
     'SwinTransformer': _SWIN,
     'VisionTransformer': _VIT,
+    'BEiT': _VIT,  # mmseg's BEiT (and MAE, its subclass): ViT's names
     'MixVisionTransformer': _MIT,
     'ConvNeXt': _CONVNEXT,
     'ConvModule': _SINGLE_LAYER,

@@ -22,7 +22,8 @@ from .layer_schemes import Rule, number_layers
 from .rollback import check_rollback_range, layerwise_rollback
 
 __all__ = ['check_prefixes', 'number_pretrained', 'layer_lams',
-           'layerwise_rollback_groups']
+           'layerwise_rollback_groups', 'merge_param_groups',
+           'guard_group_layout']
 
 
 def check_prefixes(prefixes) -> Tuple[str, ...]:
@@ -181,3 +182,69 @@ def layerwise_rollback_groups(
             f'{type(model).__name__} has no trainable parameter: nothing to '
             'optimise (every parameter has requires_grad=False).')
     return groups
+
+
+def _frozen(value):
+    """A hashable stand-in for a group option (lists become tuples)."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _frozen(v)) for k, v in value.items()))
+    return value
+
+
+def merge_param_groups(groups: List[dict]) -> List[dict]:
+    """Merge groups whose options are all equal; order of first appearance.
+
+    Every key but ``params`` (lr, weight_decay, momentum / betas / eps, any
+    other optimizer key, ``rollback``, ``layer_id``, ``lr_mult`` ...) takes
+    part in the comparison, so each parameter keeps exactly the options it
+    had; parameters keep their order within a merged group. torch's fused
+    and foreach kernels batch within a group only, which is what this buys.
+    """
+    merged: Dict[tuple, dict] = {}
+    for group in groups:
+        key = tuple(sorted((k, _frozen(v)) for k, v in group.items()
+                           if k != 'params'))
+        if key in merged:
+            merged[key]['params'] += list(group['params'])
+        else:
+            merged[key] = dict(group, params=list(group['params']))
+    return list(merged.values())
+
+
+def guard_group_layout(optimizer, merged: bool,
+                       key: str = 'paramwise_cfg.merge_groups'):
+    """Name ``key`` when a state dict of the other group layout is loaded.
+
+    torch's own message ("loaded state dict has a different number of
+    parameter groups") does not say why; a checkpoint written with one group
+    per parameter and loaded into merged groups (or the reverse) is the
+    usual reason. Registered first among the load pre-hooks.
+    """
+
+    def check(opt, state_dict):
+        from .theta0 import LEGACY_STATE_KEY, find_anchor
+        anchor = find_anchor(opt)
+        if (anchor is not None and anchor.active
+                and anchor.state_key not in state_dict
+                and LEGACY_STATE_KEY not in state_dict):
+            return None  # the anchor names the real cause: no theta0
+        saved = state_dict.get('param_groups', [])
+        here = opt.param_groups
+        if [len(g['params']) for g in saved] == [
+                len(g['params']) for g in here]:
+            return None
+        per_param = bool(saved) and all(len(g['params']) == 1
+                                        for g in saved)
+        raise ValueError(
+            f'the optimizer state to load has {len(saved)} param groups, '
+            f'this optimizer {len(here)}: '
+            + (f'the checkpoint was written with one group per parameter; '
+               f'set {key}=False to resume it.' if per_param and merged else
+               f'the checkpoint was written with merged groups; set '
+               f'{key}=True to resume it.' if not merged else
+               'the model or the param-group options changed since the '
+               'checkpoint was written.'))
+
+    return optimizer.register_load_state_dict_pre_hook(check, prepend=True)

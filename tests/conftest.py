@@ -7,6 +7,15 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 
 
+def pytest_sessionstart(session):
+    """The matrix job tests the installed wheel, never the checkout."""
+    if os.environ.get('OLOR_MM_EXPECT_INSTALLED'):
+        import olor_mm
+        assert 'site-packages' in olor_mm.__file__, (
+            f'olor_mm imported from {olor_mm.__file__}, not the installed '
+            'package')
+
+
 @pytest.fixture
 def mm_log():
     """Records of MMEngine's current logger (it does not propagate)."""

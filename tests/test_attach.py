@@ -47,39 +47,43 @@ def _train_torch(model, opt, batches):
         opt.step()
 
 
-def _wrapper(kind, optimizer):
+def _wrapper(kind, optimizer, impl='auto'):
     return dict(type=kind, optimizer=optimizer,
                 constructor='LayerwiseRollbackConstructor',
-                paramwise_cfg=dict(OLOR))
+                paramwise_cfg=dict(OLOR, optimizer_impl=impl))
 
 
+@pytest.mark.parametrize('impl', ['torch_default', 'fused'])
 @pytest.mark.parametrize('optimizer', [
     dict(type='SGD', lr=0.1, momentum=0.9),
     dict(type='AdamW', lr=1e-2, weight_decay=0.05),
 ], ids=lambda o: o['type'])
-def test_every_path_gives_bit_identical_weights(optimizer):
+def test_every_path_gives_bit_identical_weights(optimizer, impl):
+    """The same kernel on every path (the constructor merges groups, the
+    plain API makes one per layer: bit-identical all the same)."""
     torch.manual_seed(0)
     start = ToyClassifier()
     batches = _batches()
+    kernel = dict(fused=True) if impl == 'fused' else {}
+    kwargs = dict({k: v for k, v in optimizer.items() if k != 'type'},
+                  **kernel)
     results = {}
     for kind in ('OptimWrapper', 'OLOROptimWrapper'):
         model = copy.deepcopy(start)
-        ow = build_optim_wrapper(model, _wrapper(kind, optimizer))
+        ow = build_optim_wrapper(model, _wrapper(kind, optimizer, impl))
         _train_wrapper(model, ow, batches)
         results[kind] = model
     model = copy.deepcopy(start)
     groups = layerwise_rollback_groups(model, ('backbone', ), **OLOR)
-    opt = getattr(torch.optim, optimizer['type'])(
-        groups, **{k: v for k, v in optimizer.items() if k != 'type'})
+    opt = getattr(torch.optim, optimizer['type'])(groups, **kwargs)
     attach_rollback(opt)
     _train_torch(model, opt, batches)
     results['plain API'] = model
 
     # the reference: the optimizer alone, then p.lerp_(theta0, lam) by hand
     ref = copy.deepcopy(start)
-    ref_opt = getattr(torch.optim, optimizer['type'])(
-        ref.parameters(), **{k: v for k, v in optimizer.items()
-                             if k != 'type'})
+    ref_opt = getattr(torch.optim, optimizer['type'])(ref.parameters(),
+                                                      **kwargs)
     # toy layers: stem 0, layer1.0 1, layer2.0 2, layer2.1 3 (n = 3)
     lam = [0.05 + (1 - i / 3) * 0.25 for i in range(4)]
     depth = {'conv1': 0, 'bn1': 0, 'layer1.0': 1, 'layer2.0': 2,

@@ -1,31 +1,142 @@
-"""The narrow fixes of olor_mm.compat, each against the unfixed behaviour."""
+"""The narrow fixes of olor_mm.compat: each against the unfixed behaviour,
+each gated on the bug being there, and the switch that turns them off."""
+import pickle
+import subprocess
+import sys
+
 import pytest
 import torch
 from mmcv.ops import RoIAlign, nms
 from mmengine.runner.checkpoint import CheckpointLoader
 
 import olor_mm  # noqa: F401  (applies the process-wide fixes)
-from olor_mm.compat import (load_from_local_trusted,
+from olor_mm import compat
+from olor_mm.compat import (load_from_local_safe,
                             run_mmcv_ops_in_fp32_under_cpu_autocast)
 
 # applied when a CPU mixed-precision wrapper is built; here, directly
 run_mmcv_ops_in_fp32_under_cpu_autocast()
 
 
-def test_local_scheme_loads_mmengine_objects(tmp_path):
+class Foreign:
+    """A class no allow-list knows."""
+
+
+class SneakyGetattr:
+    """Pickles as getattr(HistoryBuffer, '__class__'): not a statistic."""
+
+    def __reduce__(self):
+        from mmengine.logging import HistoryBuffer
+        return getattr, (HistoryBuffer, '__class__')
+
+
+def test_local_scheme_loads_mmengine_objects_weights_only(tmp_path):
     from mmengine.logging import HistoryBuffer
     path = str(tmp_path / 'ckpt.pth')
     log = HistoryBuffer()
     log.update(1.0)
     log.update(2.0)
-    torch.save(dict(message_hub=dict(log=log)), path)
+    import numpy as np
+    torch.save(dict(message_hub=dict(log=log, eta=np.float64(3.5),
+                                     counts=np.arange(3, dtype=np.int32))),
+               path)
     with pytest.raises(Exception, match='HistoryBuffer|weights_only'):
         torch.load(path)  # torch >= 2.6 default
-    assert CheckpointLoader._schemes[''] is load_from_local_trusted
+    assert CheckpointLoader._schemes[''] is load_from_local_safe
     loaded = CheckpointLoader.load_checkpoint(path)
     assert loaded['message_hub']['log'].mean() == 1.5
+    assert loaded['message_hub']['eta'] == 3.5
     with pytest.raises(FileNotFoundError):
         CheckpointLoader.load_checkpoint(str(tmp_path / 'missing.pth'))
+    # nothing was allowed process-wide: torch's own load still refuses
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(path, weights_only=True)
+
+
+def test_a_foreign_global_is_refused_naming_it_and_the_fix(tmp_path):
+    path = str(tmp_path / 'foreign.pth')
+    torch.save(dict(state_dict={}, meta=dict(obj=Foreign())), path)
+    with pytest.raises(pickle.UnpicklingError,
+                       match=f'{path} holds the global '
+                       'test_compat.Foreign.*add_safe_globals'):
+        CheckpointLoader.load_checkpoint(path)
+    torch.save(dict(x=SneakyGetattr()), path)
+    with pytest.raises(pickle.UnpicklingError, match='getattr'):
+        CheckpointLoader.load_checkpoint(path)
+    # allowed by the user, it loads (and is still weights-only otherwise)
+    with torch.serialization.safe_globals([Foreign]):
+        torch.save(dict(meta=dict(obj=Foreign())), path)
+        assert isinstance(CheckpointLoader.load_checkpoint(path)['meta'][
+            'obj'], Foreign)
+
+
+def test_each_fix_finds_its_bug_on_this_stack():
+    # mmengine 0.10.7 + torch 2.13 + mmcv 2.1.0 have all three bugs; the
+    # ones applied at import are fixed now, so their detectors say so
+    from olor_mm.compat import checkpoint, dist, mmcv_ops
+    assert checkpoint._torch_loads_weights_only_by_default()
+    import inspect
+
+    from mmengine.runner import checkpoint as mm_checkpoint
+    assert 'weights_only' not in inspect.getsource(
+        mm_checkpoint.load_from_local)
+    assert dist.has_bug() is False  # wrapped at import
+    assert mmcv_ops.has_bug() is False  # wrapped above
+
+
+@pytest.mark.parametrize('name', sorted(compat.FIXES))
+def test_a_fix_is_skipped_where_the_bug_is_absent(name, monkeypatch):
+    """With has_bug() False nothing is patched (apply returns False)."""
+    fix = compat.FIXES[name]
+    monkeypatch.setattr(fix, 'has_bug', lambda: False)
+    calls = []
+    monkeypatch.setattr(CheckpointLoader, 'register_scheme',
+                        lambda *a, **k: calls.append(a))
+    import mmengine.dist.utils as dist_utils
+    before = dist_utils._init_dist_pytorch
+    assert compat.apply_fix(name) is False
+    assert not calls and dist_utils._init_dist_pytorch is before
+
+
+def test_checkpoint_bug_is_absent_before_torch_2_6(monkeypatch):
+    from olor_mm.compat import checkpoint
+    monkeypatch.setattr(torch, '__version__', '2.5.1+cpu')
+    assert checkpoint.has_bug() is False
+    monkeypatch.setattr(torch, '__version__', '2.6.0')
+    assert checkpoint.has_bug() is True
+
+
+@pytest.mark.parametrize('value, applied', [
+    (None, ['checkpoint', 'dist', 'mmcv_ops']), ('all', ['checkpoint',
+                                                           'dist',
+                                                           'mmcv_ops']),
+    ('0', []), ('off', []), ('none', []), ('dist', ['dist']),
+    ('checkpoint, mmcv_ops', ['checkpoint', 'mmcv_ops'])])
+def test_the_environment_variable_chooses_the_fixes(value, applied,
+                                                    monkeypatch):
+    if value is None:
+        monkeypatch.delenv('OLOR_MM_COMPAT', raising=False)
+    else:
+        monkeypatch.setenv('OLOR_MM_COMPAT', value)
+    assert [n for n in sorted(compat.FIXES) if compat.enabled(n)] == applied
+
+
+def test_an_unknown_fix_name_is_refused(monkeypatch):
+    monkeypatch.setenv('OLOR_MM_COMPAT', 'checkpoint,pkg_resources')
+    with pytest.raises(ValueError, match="OLOR_MM_COMPAT.*pkg_resources"):
+        compat.enabled('checkpoint')
+
+
+def test_switched_off_nothing_is_patched():
+    code = ('import olor_mm, mmengine.dist.utils as d; '
+            'from mmengine.runner.checkpoint import CheckpointLoader as C; '
+            'print(C._schemes[""].__module__, '
+            'getattr(d._init_dist_pytorch, "_olor_cpu", False))')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True,
+                         text=True, env=dict(__import__('os').environ,
+                                             OLOR_MM_COMPAT='0'))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ['mmengine.runner.checkpoint', 'False']
 
 
 def _boxes():
@@ -69,12 +180,10 @@ def test_roi_align_forward_and_backward_under_cpu_autocast():
 
 def test_fixes_are_idempotent():
     from mmcv.ops.nms import NMSop
-    from olor_mm.compat import (apply_compat_fixes,
-                                run_mmcv_ops_in_fp32_under_cpu_autocast)
-    run_mmcv_ops_in_fp32_under_cpu_autocast()
+    from olor_mm.compat import apply_compat_fixes
     forward = NMSop.forward
-    run_mmcv_ops_in_fp32_under_cpu_autocast()
-    apply_compat_fixes()
+    assert run_mmcv_ops_in_fp32_under_cpu_autocast() is False  # done
+    assert apply_compat_fixes() == dict(checkpoint=True, dist=False)
     assert NMSop.forward is forward
 
 
@@ -102,9 +211,9 @@ def test_cpu_ddp_wrapper_gets_device_ids_none():
 def test_init_dist_without_cuda_is_wrapped_once():
     import mmengine.dist.utils as dist_utils
 
-    from olor_mm.compat import init_dist_pytorch_without_cuda
+    from olor_mm.compat import dist
     patched = dist_utils._init_dist_pytorch
     assert patched._olor_cpu
-    init_dist_pytorch_without_cuda()
+    assert dist.apply() is False
     assert dist_utils._init_dist_pytorch is patched
     # the 2-process runs of tests/test_distributed.py exercise it

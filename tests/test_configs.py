@@ -70,11 +70,11 @@ def test_config_builds(path):
 MMSEG_LAYERS = {
     'upernet_r50_olor_4xb4-80k_ade20k-512x512.py': 17,  # stem + 16 blocks
     'upernet_r50_olor_4xb2-40k_cityscapes-512x1024.py': 17,
-    'deeplabv3plus_r50-d8_olor_ade20k-512x512.py': 17,
+    'deeplabv3plus_r50-d8_olor_4xb4-80k_ade20k-512x512.py': 17,
     # patch embed + 12 blocks + 4 stage ends (merging + out norm)
-    'upernet_swin-t_olor_ade20k-512x512.py': 17,
+    'upernet_swin-t_olor_8xb2-160k_ade20k-512x512.py': 17,
     # per stage: patch embed + 2 blocks + norm
-    'segformer_mit-b0_olor_ade20k-512x512.py': 16,
+    'segformer_mit-b0_olor_8xb2-160k_ade20k-512x512.py': 16,
 }
 
 

@@ -139,6 +139,7 @@ def _params(runner):
     return {n: p.detach().clone() for n, p in runner.model.named_parameters()}
 
 
+@pytest.mark.exact_resume
 def test_theta0_is_loaded_saved_and_restored_on_resume(tmp_path):
     path, pretrained = _pretrained(tmp_path)
     straight = Runner.from_cfg(runner_cfg(

@@ -34,7 +34,8 @@ def _groups(model, **paramwise):
     ow = build_optim_wrapper(
         model, olor_wrapper_cfg(dict(type='SGD', lr=0.1), **paramwise))
     names = {id(p): n for n, p in model.named_parameters()}
-    return {names[id(g['params'][0])]: g for g in ow.optimizer.param_groups}
+    return {names[id(p)]: g for g in ow.optimizer.param_groups
+            for p in g['params']}
 
 
 def _layer_ids(model, **paramwise):

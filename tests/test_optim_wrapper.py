@@ -25,6 +25,11 @@ def _fixed_grad_loss(model, coeffs):
 
 
 def _build(model, optimizer, **paramwise):
+    # the references below run torch's default (single-tensor) update on
+    # MMEngine's layout (one group per parameter); the merged groups and the
+    # kernel the constructor picks otherwise are tested in test_kernels.py
+    paramwise.setdefault('optimizer_impl', 'torch_default')
+    paramwise.setdefault('merge_groups', False)
     return build_optim_wrapper(model, olor_wrapper_cfg(optimizer, **paramwise))
 
 

@@ -39,6 +39,7 @@ def test_theta0_is_the_loaded_weights_not_the_random_init(tmp_path):
         assert torch.equal(t0, pretrained[name]), name
 
 
+@pytest.mark.exact_resume
 def test_resume_continues_identically_and_restores_theta0(tmp_path):
     path, pretrained = _pretrained(tmp_path)
     straight = Runner.from_cfg(runner_cfg(

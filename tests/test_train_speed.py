@@ -6,7 +6,7 @@ import sys
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = osp.join(ROOT, 'configs', 'mmseg',
-                  'segformer_mit-b0_olor_ade20k-512x512.py')
+                  'segformer_mit-b0_olor_8xb2-160k_ade20k-512x512.py')
 
 
 def _run(tmp_path):
@@ -39,4 +39,4 @@ def test_runs_records_and_resumes(tmp_path):
     second = _run(tmp_path)
     assert second.count('done before, skipped') == 2
     table = (tmp_path / 'speed.md').read_text()
-    assert table.count('segformer_mit-b0_olor_ade20k-512x512 |') == 2
+    assert table.count('segformer_mit-b0_olor_8xb2-160k_ade20k-512x512 |') == 2

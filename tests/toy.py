@@ -108,6 +108,11 @@ def runner_cfg(work_dir, optim_wrapper, max_iters=6, **kwargs):
             checkpoint=dict(
                 type='CheckpointHook', interval=3, by_epoch=False)),
         randomness=dict(seed=0),
+        # what MMDetection's runtime sets; MMEngine < 0.9 needs it
+        env_cfg=dict(cudnn_benchmark=False,
+                     mp_cfg=dict(mp_start_method='fork',
+                                 opencv_num_threads=0),
+                     dist_cfg=dict(backend='gloo')),
         custom_imports=dict(imports=['olor_mm'], allow_failed_imports=False),
         default_scope=None,
         log_level='WARNING',

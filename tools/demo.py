@@ -28,7 +28,6 @@ import io
 import json
 import os
 import os.path as osp
-import subprocess
 import sys
 import time
 import warnings
@@ -40,6 +39,8 @@ import torch
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, osp.join(ROOT, 'tools'))
+from progress import train_with_progress  # noqa: E402
+
 CONFIGS = osp.join(ROOT, 'configs', 'demo')
 
 
@@ -115,9 +116,8 @@ def train(config, work_dir, options):
            '--work-dir', work_dir, '--cfg-options', *options]
     print(f'  $ tools/train.py {osp.relpath(config, ROOT)} --work-dir '
           f'{work_dir}  (log: {work_dir}.log)', flush=True)
-    with open(work_dir + '.log', 'w') as log:
-        subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT,
-                       cwd=ROOT)
+    train_with_progress(cmd, work_dir + '.log',
+                        f'  {osp.basename(work_dir)}', cwd=ROOT)
     with open(osp.join(work_dir, 'last_checkpoint')) as f:
         return f.read().strip()
 

@@ -4,38 +4,49 @@
 #   tools/gpu_check.sh [WHEEL_DIR]      (default: .whl)
 #
 # WHEEL_DIR holds what the machine lacks, for its Python: wheels of
-# mmengine==0.10.7, mmdet==3.3.0, addict, yapf, termcolor, terminaltables,
-# pycocotools, shapely, platformdirs, setuptools<81, and the mmcv 2.1.0 source
-# archive (mmcv-2.1.0.tar.gz). Fill it on a machine with internet, e.g.
+# mmengine==0.10.7, mmdet==3.3.0, mmsegmentation==1.2.2, ftfy, regex, addict,
+# yapf, termcolor, terminaltables, pycocotools, shapely, platformdirs,
+# prettytable, setuptools<81, and the mmcv 2.1.0 source archive
+# (mmcv-2.1.0.tar.gz). Fill it on a machine with internet, e.g.
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 \
 #     --platform manylinux_2_28_x86_64 -d .whl mmengine==0.10.7 ...
 #   pip download --no-deps --no-binary=:all: --no-build-isolation \
 #     -d .whl mmcv==2.1.0
 #
 # It installs them into $SITE (default /tmp/olor-site), builds mmcv's CUDA
-# ops for the local GPU's architecture only, pre-trains the demo Mask R-CNN
-# briefly, then trains the OLOR fine-tuning config for ITERS iterations
-# (default 300) in fp32 and with --amp, and prints iterations per second and
-# the rollback's share of the iteration time (rollback_overhead.py). With
-# $OUT set, the JSON figures and logs are copied there.
+# ops for the local GPU's architecture only (about 4 minutes on an H200),
+# then runs, in order of priority, each writing its JSON into $OUT (default
+# benchmarks/results) as soon as it is done:
+#   1. MMDetection's own tools/train.py --amp rolls back
+#      (benchmarks/upstream_amp_check.py)                      ~1 min
+#   2. the optimizer step, stock MMEngine set-up vs olor-mm, fused kernels
+#      (benchmarks/bench_step.py --device cuda)                ~1 min
+#   3. every headline config at its upstream resolution and per-GPU batch
+#      (1333x800 / 512x512 / 512x1024), olor-mm vs plain vs the stock
+#      upstream config, fp32 and AMP (benchmarks/train_speed.py), until
+#      $DEADLINE seconds after the start of each of its two calls (default
+#      150): what did not fit is listed in its results.
+# A second call skips what the first finished (train_speed resumes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WHEELS=${1:-.whl}
 SITE=${SITE:-/tmp/olor-site}
-ITERS=${ITERS:-300}
 WORK=${WORK:-/tmp/olor-gpu}
+OUT=${OUT:-benchmarks/results}
+DEADLINE=${DEADLINE:-150}
 PY=${PYTHON:-python3}
-mkdir -p "$SITE" "$WORK"
+mkdir -p "$SITE" "$WORK" "$OUT"
 export PYTHONPATH="$SITE:$(pwd)${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1
 
 stamp() { echo "[$(date +%T)] $*"; }
 stamp "GPU: $($PY -c 'import torch; print(torch.cuda.get_device_name(), torch.__version__, torch.version.cuda)')"
 
-stamp "installing wheels from $WHEELS"
-$PY -m pip install -q --no-index --no-deps --no-compile --target "$SITE" \
-  "$WHEELS"/*.whl
-
+if ! $PY -c "import mmdet, mmseg" 2>/dev/null; then
+  stamp "installing wheels from $WHEELS"
+  $PY -m pip install -q --no-index --no-deps --no-compile --target "$SITE" \
+    "$WHEELS"/*.whl
+fi
 if ! $PY -c "import mmcv._ext" 2>/dev/null; then
   ARCH=$($PY -c "import torch; print('%d.%d' % torch.cuda.get_device_capability())")
   stamp "building mmcv 2.1.0 with CUDA ops for sm_${ARCH/./} ($(nproc) jobs)"
@@ -48,33 +59,29 @@ if ! $PY -c "import mmcv._ext" 2>/dev/null; then
   cp -r "$src/mmcv-2.1.0/mmcv" "$SITE/"
   stamp "mmcv built"
 fi
-$PY -c "import mmcv._ext, mmcv, mmdet; print('mmcv', mmcv.__version__, 'mmdet', mmdet.__version__)"
+$PY -c "import mmcv._ext, mmcv, mmdet, mmseg; print('mmcv', mmcv.__version__, 'mmdet', mmdet.__version__, 'mmseg', mmseg.__version__)"
+GPU=$($PY -c "import torch; print(torch.cuda.get_device_name().split()[-1].lower())")
 
-stamp "data and a short pre-training"
-$PY tools/make_demo_data.py --out "$WORK/data" > /dev/null
-DATA=(
-  "train_dataloader.dataset.data_root=$WORK/data/upstream/"
-  "val_dataloader.dataset.data_root=$WORK/data/upstream/"
-  "val_evaluator.ann_file=$WORK/data/upstream/instances_val.json")
-$PY tools/train.py configs/demo/mask-rcnn_r18-tiny_demo-upstream.py \
-  --work-dir "$WORK/upstream" --cfg-options train_cfg.max_iters=200 \
-  train_cfg.val_interval=1000 default_hooks.checkpoint.interval=200 \
-  "${DATA[@]}" > "$WORK/upstream.log" 2>&1
-DOWN=(
-  "train_dataloader.dataset.data_root=$WORK/data/downstream/"
-  "load_from=$WORK/upstream/iter_200.pth")
-CFG=configs/demo/mask-rcnn_r18-tiny_demo-downstream_olor.py
-for mode in fp32 amp; do
-  stamp "OLOR fine-tuning, $mode, $ITERS iterations"
-  flag=(); [ "$mode" = amp ] && flag=(--amp)
-  $PY tools/analysis_tools/rollback_overhead.py "$CFG" --iters "$ITERS" \
-    "${flag[@]}" --work-dir "$WORK/ft_$mode" --json "$WORK/gpu_$mode.json" \
-    --cfg-options "${DOWN[@]}" > "$WORK/ft_$mode.log" 2>&1 || {
-      tail -30 "$WORK/ft_$mode.log"; exit 1; }
-  cat "$WORK/gpu_$mode.json"
-done
-if [ -n "${OUT:-}" ]; then
-  cp "$WORK"/gpu_*.json "$OUT"/
-  tail -c 100000 "$WORK/ft_amp.log" > "$OUT/ft_amp.log"
-fi
+stamp "1. upstream tools/train.py --amp"
+[ -f "$OUT/gpu_upstream_amp_$GPU.json" ] || \
+  $PY benchmarks/upstream_amp_check.py --work-dir "$WORK/upstream_amp" \
+    --out "$OUT/gpu_upstream_amp_$GPU.json" > "$WORK/upstream_amp.log" 2>&1 \
+  || { tail -30 "$WORK/upstream_amp.log"; stamp "upstream --amp check FAILED"; }
+
+stamp "2. optimizer step benchmark"
+[ -f "$OUT/bench_step_gpu.json" ] || \
+  $PY benchmarks/bench_step.py --device cuda --out "$OUT" \
+    > "$WORK/bench_step.log" 2>&1 || { tail -30 "$WORK/bench_step.log"; }
+
+stamp "3. headline configs at full size (deadline ${DEADLINE} s)"
+$PY benchmarks/train_speed.py \
+  configs/mmdet/mask-rcnn_r50_fpn_olor_1x_coco.py \
+  configs/mmseg/upernet_r50_olor_4xb4-80k_ade20k-512x512.py \
+  --variants olor stock plain --modes fp32 amp --iters 20 --warmup 5 \
+  --workers 4 --work-dir "$WORK/speed" --deadline "$DEADLINE" \
+  --out "$OUT/train_speed_$GPU.json"
+$PY benchmarks/train_speed.py configs/mmdet/*.py configs/mmseg/*.py \
+  --variants olor --modes fp32 amp --iters 20 --warmup 5 --workers 4 \
+  --work-dir "$WORK/speed" --deadline "$DEADLINE" \
+  --out "$OUT/train_speed_$GPU.json"
 stamp done

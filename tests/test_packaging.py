@@ -1,0 +1,80 @@
+"""What pip sees: ranges by role, extras, and an import that needs little."""
+import email
+import os.path as osp
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+OPENMMLAB = ('mmcv', 'mmdet', 'mmsegmentation', 'mmengine')
+
+
+@pytest.fixture(scope='module')
+def metadata(tmp_path_factory):
+    out = tmp_path_factory.mktemp('wheel')
+    build = subprocess.run(
+        [sys.executable, '-m', 'pip', 'wheel', '-q', '--no-deps',
+         '--no-build-isolation', ROOT, '-w', str(out)],
+        capture_output=True, text=True, timeout=300)
+    assert build.returncode == 0, build.stderr[-3000:]
+    (wheel, ) = out.glob('olor_mm-*.whl')
+    with zipfile.ZipFile(wheel) as z:
+        name = next(n for n in z.namelist() if n.endswith('/METADATA'))
+        return email.message_from_bytes(z.read(name)), z.namelist()
+
+
+def _requires(meta):
+    """[(requirement, extra or None)]"""
+    out = []
+    for line in meta.get_all('Requires-Dist'):
+        req, _, marker = line.partition(';')
+        extra = marker.split('==')[1].strip().strip('"') if marker else None
+        out.append((req.strip(), extra))
+    return out
+
+
+def test_no_exact_pins_and_the_stacks_only_in_extras(metadata):
+    meta, files = metadata
+    requires = _requires(meta)
+    base = {r.split('<')[0].split('>')[0] for r, e in requires if e is None}
+    assert base == {'torch', 'mmengine'}
+    for req, extra in requires:
+        name = req.split('<')[0].split('>')[0].split('=')[0]
+        assert '==' not in req, req
+        if name in ('mmcv', 'mmdet', 'mmsegmentation', 'ftfy', 'regex'):
+            assert extra in ('mmdet', 'mmseg', 'all'), (req, extra)
+    by_extra = {}
+    for req, extra in requires:
+        by_extra.setdefault(extra, set()).add(
+            req.split('<')[0].split('>')[0])
+    assert 'mmsegmentation' not in by_extra['mmdet']  # mmdet users: no mmseg
+    assert 'mmdet' not in by_extra['mmseg']
+    assert {'mmcv', 'mmdet', 'mmsegmentation'} <= by_extra['all']
+    assert meta['License'] == 'Apache-2.0'
+    assert any(f.endswith('LICENSE') for f in files)
+
+
+def test_import_needs_neither_mmdet_nor_mmseg_nor_mmcv():
+    code = '''
+import sys
+
+
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('mmdet', 'mmseg', 'mmcv'):
+            raise ModuleNotFoundError(f'No module named {name!r}', name=name)
+
+
+sys.meta_path.insert(0, Block())
+import olor_mm
+from mmengine.registry import OPTIM_WRAPPERS
+assert OPTIM_WRAPPERS.get('OLOROptimWrapper') is olor_mm.OLOROptimWrapper
+print('imported', sorted(m for m in sys.modules if m.startswith(('mmc', 'mmd', 'mms', 'mme'))
+                         and '.' not in m))
+'''
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip() == "imported ['mmengine']"
