@@ -414,8 +414,8 @@ def end_to_end(device, iters, blocks):
     class Clock(Hook):
 
         def before_train(self, runner):
-            ow = runner.optim_wrapper
-            orig = ow.rollback
+            handle = olor_mm.find_rollback(runner.optim_wrapper.optimizer)
+            orig = handle.rollback
 
             def timed():
                 if self.enabled:
@@ -424,7 +424,7 @@ def end_to_end(device, iters, blocks):
                     orig()
                     _sync(device)
                     record['rollback'].append(time.perf_counter() - t)
-            ow.rollback = timed
+            handle.rollback = timed
 
         def before_train_iter(self, runner, batch_idx, data_batch=None):
             it = runner.iter - 10
