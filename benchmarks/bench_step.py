@@ -44,10 +44,11 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, osp.join(ROOT, 'tools'))
 warnings.filterwarnings('ignore')
 
-import olor_mm  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 from mmengine.optim import OptimWrapper, build_optim_wrapper  # noqa: E402
 from mmengine.registry import DefaultScope  # noqa: E402
+
+import olor_mm  # noqa: E402
 
 
 def _sync(device):
@@ -119,7 +120,8 @@ def build_model(name):
         'Mask R-CNN R50-FPN': ('configs/mmdet/'
                                'mask-rcnn_r50_fpn_olor_1x_coco.py', 'mmdet'),
         'Swin-T UperNet': ('configs/mmseg/'
-                           'upernet_swin-t_olor_8xb2-160k_ade20k-512x512.py', 'mmseg'),
+                           'upernet_swin-t_olor_8xb2-160k_ade20k-512x512.py',
+                           'mmseg'),
     }[name]
     cfg = Config.fromfile(osp.join(ROOT, path))
     registry = __import__(f'{scope}.registry', fromlist=['MODELS']).MODELS
@@ -388,10 +390,9 @@ def anchor_dtype_cost(device, steps):
 
 def end_to_end(device, iters, blocks):
     """Rollback overhead on real iterations of the demo Mask R-CNN."""
+    from make_demo_data import make_instance_sets
     from mmengine.hooks import Hook
     from mmengine.runner import Runner
-
-    from make_demo_data import make_instance_sets
     data = make_instance_sets('/tmp/olor_bench_data', num_train=32,
                               num_val=4)
     cfg = Config.fromfile(osp.join(
@@ -482,7 +483,8 @@ def _rollback_tables(result):
     for m in result['memory']:
         lines.append(f"| {m['set']} | {m['params']:,} | "
                      f"{m['rolled_params']:,} | {m['param_mib']:.1f} | "
-                     f"{m['theta0_mib']:.1f} | {m['theta0_over_params']:.2f} |")
+                     f"{m['theta0_mib']:.1f} | "
+                     f"{m['theta0_over_params']:.2f} |")
     return lines + ['']
 
 

@@ -63,6 +63,18 @@ SETTINGS = {  # name -> (data set, training annotation file)
     'shifted, full': ('downstream_shift', 'instances_train.json'),
     'shifted, low-data': ('downstream_shift', 'instances_train_low.json'),
 }
+#: --fronts: the grid of each family (WiSE-FT's alpha 1.0 is the run it
+#: interpolates; every family also holds plain fine-tuning, its zero end).
+#: Thinned to fit 100 minutes on 2 cores with 3 seeds: rollback_max 0.003
+#: and L2-SP alpha 0.01, the two points nearest plain fine-tuning (which
+#: every front holds anyway), are left out; pass them with --front-max /
+#: --front-l2sp to run the full grid (about 25 minutes more).
+FRONT_MAX = (0.01, 0.03, 0.1, 0.3)
+FRONT_GAMMA = (0.5, 1.0)
+FRONT_WISE = (0.2, 0.4, 0.6, 0.8)
+FRONT_L2SP = (0.1, 1.0, 10.0)
+#: the OLOR run WiSE-FT is also applied to (the paper's defaults)
+OLOR_DEFAULT = (0.01, 1.0)
 SWEEP_MAX = (0.003, 0.01, 0.03, 0.1)
 SWEEP_POWER = (0.5, 1.0, 3.0)
 STAGES = ('stem', 'stage1', 'stage2', 'stage3', 'stage4')
@@ -76,6 +88,23 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description='OLOR forgetting benchmark')
     p.add_argument('--sweep', action='store_true',
                    help='run the rollback_max x rollback_power sweep')
+    p.add_argument('--fronts', action='store_true',
+                   help='retention-vs-downstream fronts of OLOR, WiSE-FT, '
+                   'OLOR + WiSE-FT and L2-SP in every setting')
+    p.add_argument('--front-max', nargs='+', type=float,
+                   default=list(FRONT_MAX), help='--fronts: rollback_max')
+    p.add_argument('--front-gamma', nargs='+', type=float,
+                   default=list(FRONT_GAMMA),
+                   help='--fronts: rollback_power')
+    p.add_argument('--front-wise', nargs='+', type=float,
+                   default=list(FRONT_WISE), help='--fronts: WiSE-FT alpha')
+    p.add_argument('--front-wise-olor', nargs=2, type=float,
+                   default=list(OLOR_DEFAULT), metavar=('MAX', 'GAMMA'),
+                   help='--fronts: the OLOR run (rollback_max, '
+                   'rollback_power) that OLOR + WiSE-FT interpolates; '
+                   'trained even where the grid does not hold it')
+    p.add_argument('--front-l2sp', nargs='+', type=float,
+                   default=list(FRONT_L2SP), help='--fronts: L2-SP alpha')
     p.add_argument('--seeds', type=int, default=3,
                    help='fine-tuning seeds per method and setting')
     p.add_argument('--iters', type=int, default=250,
@@ -198,6 +227,27 @@ def retention_checkpoint(finetuned, pretrained, out):
     return out
 
 
+def _result_path(work):
+    return osp.join(work, 'result.json')
+
+
+def signature(job):
+    """What a run's result depends on: a finished run is reused only if
+    this matches (another --iters, data or config reruns it)."""
+    keys = ('config', 'options', 'seed', 'load_from', 'alpha', 'finetuned')
+    return json.dumps({k: job.get(k) for k in keys}, sort_keys=True,
+                      default=str)
+
+
+def _finish(job, result, t0):
+    """Write the run's result next to it (a stopped benchmark resumes)."""
+    result = dict(job['key'], work_dir=job['work_dir'], **result,
+                  total_s=time.time() - t0, signature=signature(job))
+    with open(_result_path(job['work_dir']), 'w') as f:
+        json.dump(result, f)
+    return result
+
+
 def run_one(job):
     """One fine-tuning and its measures (runs in a worker process)."""
     import torch
@@ -215,35 +265,88 @@ def run_one(job):
                                   osp.join(work, 'retention.pth'))
     up = evaluate(job['up_config'], job['up_options'], merged,
                   osp.join(work, 'eval_up'))
-    drift = state_dict_drift(_load(ckpt)['state_dict'],
-                             _load(job['pretrained'])['state_dict'],
+    state = _load(ckpt)['state_dict']
+    drift = state_dict_drift(state, _load(job['pretrained'])['state_dict'],
                              ('backbone.', 'neck.'))
+    if job.get('keep_weights'):  # for WiSE-FT, without the optimizer
+        torch.save(dict(state_dict=state), osp.join(work, 'weights.pth'))
     for path in (ckpt, merged):
         os.remove(path)
-    return dict(job['key'], work_dir=work,
-                down_bbox=down['bbox'], down_segm=down['segm'],
-                up_bbox=up['bbox'], up_segm=up['segm'], drift=drift,
-                train_s=train_s, total_s=time.time() - t0)
+    return _finish(job, dict(down_bbox=down['bbox'], down_segm=down['segm'],
+                             up_bbox=up['bbox'], up_segm=up['segm'],
+                             drift=drift, train_s=train_s), t0)
+
+
+def run_wise(job):
+    """WiSE-FT of a kept fine-tuning: interpolate, then its measures."""
+    import torch
+    torch.set_num_threads(1)
+    _quiet()
+    from wise_ft import wise_ft
+    t0 = time.time()
+    work = job['work_dir']
+    os.makedirs(work, exist_ok=True)
+    ckpt = osp.join(work, 'wise.pth')
+    wise_ft(job['load_from'], job['finetuned'], job['alpha'], ckpt)
+    opts = dict(job['options'], **{'randomness.seed': job['seed']})
+    down = evaluate(job['config'], opts, ckpt, osp.join(work, 'eval_down'))
+    merged = retention_checkpoint(ckpt, job['pretrained'],
+                                  osp.join(work, 'retention.pth'))
+    up = evaluate(job['up_config'], job['up_options'], merged,
+                  osp.join(work, 'eval_up'))
+    for path in (ckpt, merged):
+        os.remove(path)
+    return _finish(job, dict(down_bbox=down['bbox'], down_segm=down['segm'],
+                             up_bbox=up['bbox'], up_segm=up['segm'],
+                             train_s=0.0), t0)
+
+
+def _run_job(job):
+    return (run_wise if job.get('alpha') is not None else run_one)(job)
 
 
 def run_jobs(jobs, n_workers):
-    """Run the jobs ``n_workers`` at a time; prints one line per run."""
+    """Run the jobs ``n_workers`` at a time; prints one line per run and
+    returns the results in the order of ``jobs``.
+
+    A job whose ``result.json`` exists (a finished run of a stopped
+    benchmark) is not run again: its result is read.
+    """
     from progress import bar
-    ctx = mp.get_context('spawn')
-    results = []
-    runs = bar(len(jobs), 'fine-tunings', unit='run')
-    with ctx.Pool(n_workers, maxtasksperchild=8) as pool:
-        for r in pool.imap_unordered(run_one, jobs):
-            results.append(r)
-            runs.write(f"  [{len(results)}/{len(jobs)}] {r['setting']} | "
-                       f"{r['method']} | seed {r['seed']}: down "
-                       f"{r['down_bbox']:.1f}/{r['down_segm']:.1f}, "
-                       f"retention {r['up_bbox']:.1f}/{r['up_segm']:.1f}, "
-                       f"drift {r['drift']['backbone']:.3f} "
-                       f"({r['total_s']:.0f} s; log: {r['work_dir']})")
-            runs.update(1)
+    done, todo = [], []
+    for job in jobs:
+        path = _result_path(job['work_dir'])
+        previous = None
+        if osp.isfile(path):
+            with open(path) as f:
+                previous = json.load(f)
+        weights_missing = job.get('keep_weights') and not osp.isfile(
+            osp.join(job['work_dir'], 'weights.pth'))
+        if (previous and previous.get('signature') == signature(job)
+                and not weights_missing):
+            done.append(previous)
+        else:
+            todo.append(job)
+    results = list(done)
+    runs = bar(len(jobs), 'runs', unit='run')
+    runs.update(len(done))
+    if done:
+        runs.write(f'  {len(done)} of {len(jobs)} runs done before, read '
+                   'from their result.json')
+    if todo:
+        ctx = mp.get_context('spawn')
+        with ctx.Pool(n_workers, maxtasksperchild=8) as pool:
+            for r in pool.imap_unordered(_run_job, todo):
+                results.append(r)
+                runs.write(f"  [{len(results)}/{len(jobs)}] {r['setting']} "
+                           f"| {r['method']} | seed {r['seed']}: down "
+                           f"{r['down_bbox']:.1f}/{r['down_segm']:.1f}, "
+                           f"retention {r['up_bbox']:.1f}/{r['up_segm']:.1f}"
+                           f" ({r['total_s']:.0f} s; {r['work_dir']})")
+                runs.update(1)
     runs.close()
-    return results
+    order = {job['work_dir']: i for i, job in enumerate(jobs)}
+    return sorted(results, key=lambda r: order[r['work_dir']])
 
 
 def pretrain(args, roots):
@@ -269,20 +372,77 @@ def pretrain(args, roots):
     return ckpt, stripped, up_opts, up
 
 
+def _tag(setting, method, seed):
+    return f'{setting}_{method}_s{seed}'.replace(', ', '_').replace(' ', '-')
+
+
 def make_jobs(args, roots, ckpt, stripped, up_opts, variants):
-    """``variants``: (setting, method, config, extra options, seed)."""
+    """``variants``: (setting, method, config, extra options, seed), and
+    optionally a dict of more job keys (``family``, ``keep_weights``)."""
     jobs = []
-    for setting, method, path, extra, seed in variants:
+    for setting, method, path, extra, seed, *more in variants:
+        more = more[0] if more else {}
         data, ann = SETTINGS[setting]
-        tag = f'{setting}_{method}_s{seed}'.replace(', ', '_').replace(' ', '-')
         jobs.append(dict(
-            key=dict(setting=setting, method=method, seed=seed),
+            key=dict(setting=setting, method=method, seed=seed,
+                     **{k: v for k, v in more.items()
+                        if k in ('family', 'param')}),
             config=path,
             options=dict(data_options(roots[data], ann),
                          **schedule_options(args.iters), **extra),
             seed=seed, load_from=stripped, pretrained=ckpt,
             up_config=config('upstream'), up_options=up_opts,
-            work_dir=osp.join(args.work_dir, 'runs', tag)))
+            keep_weights=more.get('keep_weights', False),
+            work_dir=osp.join(args.work_dir, 'runs',
+                              _tag(setting, method, seed))))
+    return jobs
+
+
+def front_variants(args):
+    """The trainings of --fronts: (method, config, extra, job keys)."""
+    out = [('plain', config(METHODS['plain']), {},
+            dict(family='plain', param=None, keep_weights=True)),
+           ('frozen backbone', config(METHODS['frozen backbone']), {},
+            dict(family='frozen backbone', param=None))]
+    wise = tuple(args.front_wise_olor)
+    grid = [(m, g) for g in args.front_gamma for m in args.front_max]
+    for m, g in grid + ([] if wise in grid else [wise]):
+        out.append((f'olor max={m} gamma={g}', config(METHODS['olor']),
+                    {'optim_wrapper.paramwise_cfg.rollback_max': m,
+                     'optim_wrapper.paramwise_cfg.rollback_power': g},
+                    dict(family=f'OLOR gamma={g}', param=m,
+                         keep_weights=(m, g) == wise)))
+    for a in args.front_l2sp:
+        out.append((f'l2sp alpha={a}', config(METHODS['l2sp']),
+                    {'optim_wrapper.alpha': a},
+                    dict(family='L2-SP', param=a)))
+    return out
+
+
+def wise_jobs(args, roots, ckpt, stripped, up_opts):
+    """WiSE-FT of the plain run and of one OLOR run, every alpha."""
+    m, g = args.front_wise_olor
+    sources = (('plain', 'WiSE-FT'),
+               (f'olor max={m} gamma={g}', 'OLOR + WiSE-FT'))
+    jobs = []
+    for setting in args.settings:
+        data, ann = SETTINGS[setting]
+        for seed in range(args.seeds):
+            for source, family in sources:
+                weights = osp.join(args.work_dir, 'runs',
+                                   _tag(setting, source, seed), 'weights.pth')
+                for alpha in args.front_wise:
+                    method = f'{family} alpha={alpha}'
+                    jobs.append(dict(
+                        key=dict(setting=setting, method=method, seed=seed,
+                                 family=family, param=alpha),
+                        config=config(METHODS['plain']),
+                        options=dict(data_options(roots[data], ann)),
+                        seed=seed, load_from=stripped, pretrained=ckpt,
+                        finetuned=weights, alpha=alpha,
+                        up_config=config('upstream'), up_options=up_opts,
+                        work_dir=osp.join(args.work_dir, 'runs',
+                                          _tag(setting, method, seed))))
     return jobs
 
 
@@ -390,7 +550,21 @@ def main(argv=None):
           f'{up["segm"]:.1f}', flush=True)
     command = 'python benchmarks/forgetting.py ' + ' '.join(
         sys.argv[1:] if argv is None else argv)
-    if args.sweep:
+    if args.fronts:
+        variants = [(s, m, path, extra, seed, more)
+                    for s in args.settings for seed in range(args.seeds)
+                    for m, path, extra, more in front_variants(args)]
+        jobs = make_jobs(args, roots, ckpt, stripped, up_opts, variants)
+        results = run_jobs(jobs, args.jobs)
+        results += run_jobs(wise_jobs(args, roots, ckpt, stripped, up_opts),
+                            args.jobs)
+        from fronts import write_fronts
+        m, g = args.front_wise_olor
+        text, summary = write_fronts(
+            results, up, args.settings, args.out + '_fronts',
+            olor_default=f'olor max={m} gamma={g}')
+        out = args.out + '_fronts'
+    elif args.sweep:
         setting = args.settings[0]
         variants = [(setting, 'plain', config(METHODS['plain']), {}, 0)]
         variants += [
@@ -422,12 +596,17 @@ def main(argv=None):
              'Forgetting vs learning: one point per method and seed')
         out = args.out
     wall = time.time() - t_start
-    text = (f'# {"OLOR sweep" if args.sweep else "Forgetting benchmark"}\n\n'
+    title = ('Retention-vs-downstream fronts' if args.fronts else
+             'OLOR sweep' if args.sweep else 'Forgetting benchmark')
+    text = (f'# {title}\n\n'
             f'Generated by `{command.strip()}` in {wall / 60:.1f} min '
             f'({args.jobs} jobs; fine-tuning {args.iters} iterations of '
             f'batch 4, pre-training {args.pretrain_iters}).\n\n' + text)
-    write_results(out, text, dict(args=vars(args), upstream=up,
-                                  results=results, wall_s=wall))
+    payload = dict(args=vars(args), upstream=up, results=results,
+                   wall_s=wall)
+    if args.fronts:
+        payload['summary'] = summary
+    write_results(out, text, payload)
     print('\n' + text)
     print(f'\nwall time {wall / 60:.1f} min; wrote {out}.md/.json/.png')
 

@@ -44,10 +44,11 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, osp.join(ROOT, 'tools'))
 
-import olor_mm  # noqa: E402
-from olor_mm.cli import build_runner, enable_amp  # noqa: E402
 from smoke_train import (find_pretrained, layout_of, point_to_data,  # noqa
                          quiet_into, set_pretrained, shrink)
+
+import olor_mm  # noqa: E402
+from olor_mm.cli import build_runner, enable_amp  # noqa: E402
 
 #: image size (height, width) the generated data is drawn at, per layout,
 #: so that the upstream pipelines see full-size images

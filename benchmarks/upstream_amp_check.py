@@ -5,7 +5,8 @@ the demo OLOR config with ``--amp`` (which rewrites the wrapper type to
 MMEngine's ``AmpOptimWrapper``), and the same run with ``rollback_max=0``;
 both start from one local stand-in checkpoint on generated data. It checks
 that theta0 in the checkpoint is the loaded weights, that MMEngine's
-AmpOptimWrapper ran (its loss scaler is in the checkpoint), and that the backbone ended closer to theta0 with the
+AmpOptimWrapper ran (its loss scaler is in the checkpoint), and that the
+backbone ended closer to theta0 with the
 rollback, and writes the figures as JSON.
 
 Example (tools/gpu_check.sh runs it)::

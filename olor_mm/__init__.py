@@ -54,8 +54,10 @@ if _mmengine_installed():
     from .fsdp import shard_theta0_with_fsdp
     from .hooks import RollbackDriftHook
     from .l2sp import AmpL2SPOptimWrapper, L2SPOptimWrapper
+    from .log import forward_to_mmengine
     from .optim_wrappers import AmpOLOROptimWrapper, OLOROptimWrapper
 
+    forward_to_mmengine()
     apply_compat_fixes()
     shard_theta0_with_fsdp()
     __all__ += [

@@ -45,12 +45,19 @@ import torch
 from .rollback import rollback_
 from .theta0 import Anchor, find_anchor
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)  # forwarded to MMEngine's, if there
 
 #: key of the rollback's entry in ``optimizer.state_dict()``
 STATE_KEY = 'olor_rollback'
 
 __all__ = ['attach_rollback', 'find_rollback', 'RollbackHandle', 'STATE_KEY']
+
+
+#: keys of the set-up that decide the layers: must match on resume
+STRUCTURAL_KEYS = ('pretrained_prefixes', 'layer_unit', 'layer_patterns')
+#: hyper-parameters: the checkpoint's apply on resume
+TUNABLE_KEYS = ('rollback_max', 'rollback_min', 'rollback_power',
+                'scale_with_lr')
 
 
 def _rolls_back(group: dict) -> bool:
@@ -117,6 +124,67 @@ class RollbackHandle(Anchor):
             return
         self.rollback()
 
+    # ----------------------------------------------------------- state
+    def state_entry(self) -> dict:
+        """theta0, the set-up's config and ``scale_with_lr``."""
+        entry = super().state_entry()
+        entry['scale_with_lr'] = self.scale_with_lr
+        return entry
+
+    def check_entry(self, entry: dict) -> None:
+        """Refuse a checkpoint numbered differently; stash the rest.
+
+        The layers (and so which tensors theta0 holds and their lam) depend
+        on ``pretrained_prefixes``, ``layer_unit`` and ``layer_patterns``:
+        a checkpoint written with other values is an error. The
+        hyper-parameters are the checkpoint's, as torch restores every
+        group's values: see :meth:`_load_post_hook`.
+        """
+        from .param_groups import _frozen
+        saved, mine = entry.get('config') or {}, self.config or {}
+        diff = [k for k in STRUCTURAL_KEYS if k in saved and k in mine
+                and _frozen(saved[k]) != _frozen(mine[k])]
+        if diff:
+            from .theta0 import _from_checkpoint
+            raise ValueError(
+                f'{self.owner}: the optimizer state{_from_checkpoint()} was '
+                'written with ' + ', '.join(
+                    f'{k}={saved[k]!r}' for k in diff) + ', this config has '
+                + ', '.join(f'{k}={mine[k]!r}' for k in diff) + ': its layers '
+                'and theta0 are numbered differently. Resume with the '
+                "checkpoint's values, or start a new fine-tune from its "
+                'weights with load_from=<ckpt> and resume=False.')
+        self._restore = entry
+
+    def _load_post_hook(self, optimizer) -> None:
+        """Commit theta0; the checkpoint's hyper-parameters win.
+
+        torch restores every group's ``rollback`` (lam_i), ``lr`` and
+        ``initial_lr`` from the checkpoint; ``scale_with_lr`` follows the
+        same rule. A config edited since (another ``rollback_max``, ...) is
+        not applied, and one warning line says so.
+        """
+        super()._load_post_hook(optimizer)
+        entry, self._restore = getattr(self, '_restore', None), None
+        if entry is None:
+            return
+        if 'scale_with_lr' in entry:
+            self.scale_with_lr = bool(entry['scale_with_lr'])
+        saved, mine = entry.get('config') or {}, self.config or {}
+        changed = [k for k in TUNABLE_KEYS
+                   if k in saved and k in mine and saved[k] != mine[k]]
+        if changed:
+            logger.warning(
+                'resume: the checkpoint\'s OLOR hyper-parameters apply (%s), '
+                'not the config\'s (%s), as torch restores every param '
+                "group's values; to change them, start a new fine-tune from "
+                'the checkpoint with load_from=<ckpt> and resume=False.',
+                ', '.join(f'{k}={saved[k]}' for k in changed),
+                ', '.join(f'{k}={mine[k]}' for k in changed))
+        if self.config is not None:
+            self.config = dict(self.config, **{
+                k: saved[k] for k in TUNABLE_KEYS if k in saved})
+
     # ------------------------------------------------------------ maths
     def lr_ratios(self) -> List[float]:
         """``lr_t / lr_0`` per rolled-back group, 1.0 elsewhere.
@@ -181,7 +249,8 @@ def check_groups(groups: List[dict], scale_with_lr: bool) -> None:
                 if _rolls_back(g) and not g.get('initial_lr', g.get('lr'))]
         if zero:
             raise ValueError(
-                f'param groups {zero[:5]} roll back but their lr is 0 (or unset), so '
+                f'param groups {zero[:5]} roll back but their lr is 0 '
+                '(or unset), so '
                 'lam_eff = lam * lr_t / lr_0 is undefined; set a non-zero '
                 'lr (or lr_mult), or scale_with_lr=False.')
 

@@ -86,3 +86,38 @@ def evaluate(cfg: Config, checkpoint: str) -> dict:
     """
     cfg.load_from = checkpoint
     return build_runner(cfg).test()
+
+
+def add_common_arguments(parser, work_dir_help: str) -> None:
+    """The arguments tools/train.py and tools/test.py share (MMDetection's).
+
+    ``--work-dir``, ``--cfg-options``, ``--launcher`` and ``--local-rank``
+    (which torch.distributed.launch passes).
+    """
+    from mmengine.config import DictAction
+    parser.add_argument('--work-dir', help=work_dir_help)
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override some settings in the used config, the key-value pair '
+        'in xxx=yyy format will be merged into config file. If the value to '
+        'be overwritten is a list, it should be like key="[a,b]" or key=a,b '
+        'It also allows nested list/tuple values, e.g. key="[(a,b),(c,d)]" '
+        'Note that the quotation marks are necessary and that no white space '
+        'is allowed.')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def parse_with_local_rank(parser, argv=None):
+    """``parser.parse_args`` that exports ``LOCAL_RANK`` as the tools do."""
+    import os
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args

@@ -251,6 +251,11 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
             rollback = dict(ROLLBACK_DEFAULTS, **self.rollback_cfg)
             handle = RollbackHandle(optimizer, warn_if_inert=False,
                                     **rollback)
+            # saved with theta0: a resume with another numbering is refused,
+            # edited hyper-parameters are named
+            handle.config = dict(
+                {k: self.olor_cfg[k] for k in OLOR_DEFAULTS},
+                scale_with_lr=handle.scale_with_lr)
             if not handle.active:
                 self._warn_nothing_rolls_back(model)
         wrapper_cfg = self.optim_wrapper_cfg.copy()
@@ -297,6 +302,11 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
         first_arg = next(iter(inspect.signature(optimizer_cls).parameters))
         params: List[dict] = []
         self.add_params(params, model)
+        if not params:
+            raise ValueError(
+                f'every parameter of {type(model).__name__} is frozen '
+                '(requires_grad=False): nothing to optimise. Unfreeze the '
+                'modules to fine-tune (e.g. a smaller frozen_stages).')
         before = len(params)
         if self.build_cfg['merge_groups']:
             params = merge_param_groups(params)

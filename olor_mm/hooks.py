@@ -1,8 +1,10 @@
 """RollbackDriftHook: per-stage drift from the pretrained weights in the logs.
 
-Every ``interval`` training iterations it writes, for each layer group of
-the measured modules (:func:`olor_mm.drift.drift_groups`: ``stem``, each
-stage, ...)::
+At every line the LoggerHook writes (every ``interval`` iterations as it
+counts them: within the epoch in epoch-based runs, globally in
+iteration-based ones; and at the end of an epoch), it writes, for each layer
+group of the measured modules (:func:`olor_mm.drift.drift_groups`:
+``stem``, each stage, ...)::
 
     train/drift/<group>    ||theta_G - theta0_G|| / ||theta0_G||
     train/lam_eff/<group>  mean lam_eff = lam_i * lr_t / lr_0 over the
@@ -23,8 +25,8 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
-from .drift import drift_groups
 from .attach import find_rollback
+from .drift import drift_groups
 from .theta0 import find_anchor
 
 DRIFT_KEY = 'olor_drift_theta0'
@@ -35,12 +37,12 @@ class RollbackDriftHook(Hook):
     """Log the relative drift ``||theta - theta0|| / ||theta0||`` per stage.
 
     ``theta0`` is the anchor's (OLOR's rollback or L2-SP, attached to the
-    optimizer) where it anchors a tensor; the other measured tensors (the deepest layer with
-    ``lam = 0``, frozen ones, or all of them under a plain OptimWrapper) are
-    copied at the start of training and saved in the checkpoint under
-    ``'olor_drift_theta0'``, so that a resumed run keeps measuring from the
-    same start. Runs of OLOR and of plain fine-tuning therefore log the
-    same groups and can be overlaid.
+    optimizer) where it anchors a tensor; the other measured tensors (the
+    deepest layer with ``lam = 0``, frozen ones, or all of them under a plain
+    OptimWrapper) are copied at the start of training and saved in the
+    checkpoint under ``'olor_drift_theta0'``, so that a resumed run keeps
+    measuring from the same start. Runs of OLOR and of plain fine-tuning
+    therefore log the same groups and can be overlaid.
 
     The cost is two multi-tensor norms per group every ``interval``
     iterations (on a 2-core CPU: a few ms for the demo's ResNet-18/4,
@@ -88,10 +90,13 @@ class RollbackDriftHook(Hook):
 
     def before_train(self, runner) -> None:
         """Pick the measured tensors and their theta0, build the groups."""
+        from mmengine.hooks import LoggerHook
+        logger = next((h for h in runner.hooks if isinstance(h, LoggerHook)),
+                      None)
         if self.interval is None:
-            from mmengine.hooks import LoggerHook
-            self.interval = next((h.interval for h in runner.hooks
-                                  if isinstance(h, LoggerHook)), 50)
+            self.interval = logger.interval if logger else 50
+        # the LoggerHook's rule for the last iteration of an epoch
+        self._ignore_last = logger.ignore_last if logger else True
         named = [(n, p) for n, p in self._model(runner).named_parameters()
                  if n.split('.', 1)[0] in self.prefixes]
         if not named:
@@ -188,8 +193,25 @@ class RollbackDriftHook(Hook):
                         lam[gi] * n for gi, n in members) / total
         return out
 
+    def _logs_now(self, runner, batch_idx: int) -> bool:
+        """Whether the LoggerHook writes a line after this iteration.
+
+        Its rule, in both loop kinds: every ``interval`` iterations counted
+        by ``batch_idx`` (the iteration within the epoch in an epoch-based
+        loop, the global one in an iteration-based loop), and the last
+        iteration of an epoch.
+        """
+        if self.every_n_inner_iters(batch_idx, self.interval):
+            return True
+        from mmengine.runner import IterBasedTrainLoop
+        if isinstance(runner.train_loop, IterBasedTrainLoop):
+            return False
+        return self.end_of_epoch(runner.train_dataloader, batch_idx) and (
+            not self._ignore_last
+            or len(runner.train_dataloader) <= self.interval)
+
     def after_train_iter(self, runner, batch_idx: int, data_batch=None,
                          outputs=None) -> None:
-        if self.every_n_train_iters(runner, self.interval):
+        if self._logs_now(runner, batch_idx):
             for key, value in self.compute(runner).items():
                 runner.message_hub.update_scalar(f'train/{key}', value)

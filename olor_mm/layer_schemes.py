@@ -113,7 +113,8 @@ def depth_key(name: str,
     for pattern, suffix in rules:
         m = pattern.search(name)
         if m:
-            return tuple(float(g) for g in m.groups() if g is not None) + suffix
+            groups = (float(g) for g in m.groups() if g is not None)
+            return tuple(groups) + suffix
     return None
 
 

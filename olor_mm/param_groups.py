@@ -226,10 +226,13 @@ def guard_group_layout(optimizer, merged: bool,
     def check(opt, state_dict):
         from .theta0 import LEGACY_STATE_KEY, find_anchor
         anchor = find_anchor(opt)
-        if (anchor is not None and anchor.active
-                and anchor.state_key not in state_dict
-                and LEGACY_STATE_KEY not in state_dict):
-            return None  # the anchor names the real cause: no theta0
+        if anchor is not None and anchor.active:
+            entry = state_dict.get(anchor.state_key,
+                                   state_dict.get(LEGACY_STATE_KEY))
+            if entry is None:
+                return None  # the anchor names the real cause: no theta0
+            # another numbering explains a layout change best: say that
+            anchor.check_entry(entry)
         saved = state_dict.get('param_groups', [])
         here = opt.param_groups
         if [len(g['params']) for g in saved] == [

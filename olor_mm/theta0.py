@@ -37,6 +37,20 @@ LEGACY_STATE_KEY = 'olor'
 #: optimizer -> {state key: anchor} of every anchor attached to it
 _ATTACHED: 'weakref.WeakKeyDictionary' = weakref.WeakKeyDictionary()
 
+#: the checkpoint file loaded last (set by olor-mm's MMEngine loader), so
+#: that an error about the optimizer state it held can name it
+_LAST_CHECKPOINT = {'path': None}
+
+
+def note_checkpoint(path: Optional[str]) -> None:
+    """Remember the checkpoint file being loaded, for error messages."""
+    _LAST_CHECKPOINT['path'] = path
+
+
+def _from_checkpoint() -> str:
+    path = _LAST_CHECKPOINT['path']
+    return f' (checkpoint {path})' if path else ''
+
 
 class Bucket:
     """Anchored tensors of one (device, dtype), ready for _foreach ops."""
@@ -113,6 +127,9 @@ class Anchor:
         self._anchored: Optional[List[Tuple[int, torch.Tensor]]] = None
         self._theta0: Optional[List[torch.Tensor]] = None
         self._pending = None  # checked by the load pre-hook
+        #: the set-up that numbered the anchored tensors, saved with theta0
+        #: and compared on load (set by LayerwiseRollbackConstructor)
+        self.config: Optional[dict] = None
         self.buckets: List[Bucket] = []
         self._handles = [
             optimizer.register_state_dict_post_hook(self._save_hook),
@@ -157,8 +174,23 @@ class Anchor:
     # ------------------------------------------------------------ take
     @torch.no_grad()
     def snapshot(self) -> None:
-        """Take ``theta0`` from the parameters' current values."""
-        self._anchored = self._current_anchored()
+        """Take ``theta0`` from the parameters' current values.
+
+        Raises:
+            ValueError: if an anchored weight holds NaN or inf: theta0 is
+                what every later step is pulled toward, it must be finite.
+        """
+        anchored = self._current_anchored()
+        bad = [k for k, (_, p) in enumerate(anchored)
+               if not bool(torch.isfinite(p).all())]
+        if bad:
+            shapes = [tuple(anchored[k][1].shape) for k in bad[:3]]
+            raise ValueError(
+                f'{self.owner}: {len(bad)} of the {len(anchored)} anchored '
+                f'weights hold NaN or inf at training start (shapes '
+                f'{shapes}...), so theta0 cannot be taken from them: check '
+                'the pretrained checkpoint (init_cfg / load_from).')
+        self._anchored = anchored
         self._set_theta0([
             p.detach().to(self.anchor_dtype or p.dtype, copy=True)
             for _, p in self._anchored
@@ -209,7 +241,8 @@ class Anchor:
         return index
 
     def state_entry(self) -> dict:
-        """``{'theta0': {index: tensor}}`` (None before theta0 is taken)."""
+        """``{'theta0': {index: tensor}, 'config': ...}`` (theta0 None
+        before it is taken)."""
         theta0 = None
         if self._theta0 is not None:
             index = self._param_index()
@@ -217,7 +250,10 @@ class Anchor:
                 index[id(p)]: t
                 for (_, p), t in zip(self._anchored, self._theta0)
             }
-        return dict(theta0=theta0)
+        return dict(theta0=theta0, config=self.config)
+
+    def check_entry(self, entry: dict) -> None:
+        """Subclasses compare what else the entry saved (on load)."""
 
     def _save_hook(self, optimizer, state_dict: dict) -> dict:
         if self.active:
@@ -237,14 +273,16 @@ class Anchor:
                     '%s: the loaded optimizer state holds theta0 but nothing '
                     'is anchored now, so it is ignored.', self.owner)
             return state_dict
+        where = _from_checkpoint()
         if entry is None:
             raise KeyError(
-                f'{self.owner}: the optimizer state to load has no '
+                f'{self.owner}: the optimizer state to load{where} has no '
                 f"'{self.state_key}' entry, so theta0 (the pretrained "
                 'weights the fine-tuning is anchored to) cannot be restored. '
                 f'Resume from a checkpoint written with the {self.owner}, or '
                 'start a new fine-tune from these weights with '
                 'load_from=<ckpt> and resume=False.')
+        self.check_entry(entry)
         saved = entry['theta0']
         if saved is None:
             return state_dict
@@ -253,7 +291,7 @@ class Anchor:
         want = {index[id(p)]: p for _, p in anchored}
         if set(saved) != set(want):
             raise ValueError(
-                f'{self.owner}: the saved theta0 covers {len(saved)} '
+                f'{self.owner}: the saved theta0{where} covers {len(saved)} '
                 f'tensors, this model anchors {len(want)} (indices differ: '
                 f'e.g. {sorted(set(saved) ^ set(want))[:5]}); the model, the '
                 'pretrained prefixes or the optimizer set-up changed since '
@@ -261,9 +299,13 @@ class Anchor:
         for k, p in want.items():
             if saved[k].shape != p.shape:
                 raise ValueError(
-                    f'{self.owner}: the saved theta0 of parameter #{k} has '
-                    f'shape {tuple(saved[k].shape)}, the model\'s has '
+                    f'{self.owner}: the saved theta0{where} of parameter #{k} '
+                    f'has shape {tuple(saved[k].shape)}, the model\'s has '
                     f'{tuple(p.shape)}; the checkpoint is of another model.')
+            if not bool(torch.isfinite(saved[k]).all()):
+                raise ValueError(
+                    f'{self.owner}: the saved theta0{where} of parameter #{k} '
+                    'holds NaN or inf; the checkpoint is damaged.')
         self._pending = (anchored, [saved[k] for k in want])
         return state_dict
 

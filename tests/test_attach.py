@@ -14,10 +14,10 @@ import pytest
 import torch
 import torch.nn as nn
 from mmengine.optim import OptimWrapper, build_optim_wrapper
+from toy import TOY_LAYERS, ToyClassifier
 
 import olor_mm
 from olor_mm import attach_rollback, layerwise_rollback_groups
-from toy import TOY_LAYERS, ToyClassifier
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 OLOR = dict(rollback_max=0.3, rollback_min=0.05, rollback_power=1.0,
@@ -95,8 +95,9 @@ def test_every_path_gives_bit_identical_weights(optimizer, impl):
         ref_opt.step()
         with torch.no_grad():
             for n, p in ref.named_parameters():
-                key = next((k for k in depth if n.startswith(f'backbone.{k}.')),
-                           None)
+                key = next(
+                    (k for k in depth if n.startswith(f'backbone.{k}.')),
+                    None)
                 if key is not None:
                     p.lerp_(theta0[n], lam[depth[key]])
     names = [n for n, _ in start.named_parameters()]
@@ -135,7 +136,7 @@ def test_theta0_is_taken_at_the_first_step_and_saved_in_the_state_dict():
                           lr=0.1)
     handle = attach_rollback(opt)
     assert handle.theta0 is None
-    assert opt.state_dict()['olor_rollback'] == dict(theta0=None)
+    assert opt.state_dict()['olor_rollback']['theta0'] is None
     with torch.no_grad():  # weights loaded after the optimizer was built
         model.backbone.conv1.weight.fill_(0.25)
     _train_torch(model, opt, _batches(1))

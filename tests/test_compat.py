@@ -107,9 +107,8 @@ def test_checkpoint_bug_is_absent_before_torch_2_6(monkeypatch):
 
 
 @pytest.mark.parametrize('value, applied', [
-    (None, ['checkpoint', 'dist', 'mmcv_ops']), ('all', ['checkpoint',
-                                                           'dist',
-                                                           'mmcv_ops']),
+    (None, ['checkpoint', 'dist', 'mmcv_ops']),
+    ('all', ['checkpoint', 'dist', 'mmcv_ops']),
     ('0', []), ('off', []), ('none', []), ('dist', ['dist']),
     ('checkpoint, mmcv_ops', ['checkpoint', 'mmcv_ops'])])
 def test_the_environment_variable_chooses_the_fixes(value, applied,
@@ -180,6 +179,7 @@ def test_roi_align_forward_and_backward_under_cpu_autocast():
 
 def test_fixes_are_idempotent():
     from mmcv.ops.nms import NMSop
+
     from olor_mm.compat import apply_compat_fixes
     forward = NMSop.forward
     assert run_mmcv_ops_in_fp32_under_cpu_autocast() is False  # done

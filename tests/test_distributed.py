@@ -10,15 +10,15 @@ import socket
 import subprocess
 import sys
 
+import dist_probe  # noqa: F401  (registers DumpReplicaHook here too)
 import pytest
 import torch
 from e2e_utils import DEMO, ROOT, options
 from mmengine.config import Config
 from mmengine.runner import Runner
-
-import dist_probe  # noqa: F401  (registers DumpReplicaHook here too)
-import olor_mm  # noqa: F401
 from toy import TOY_LAYERS, olor_wrapper_cfg, pretrained_checkpoint, runner_cfg
+
+import olor_mm  # noqa: F401
 
 TESTS = osp.dirname(osp.abspath(__file__))
 IMPORTS = dict(imports=['olor_mm', 'toy', 'dist_probe'],
@@ -34,8 +34,8 @@ def _free_port():
 def dist_train(config, work_dir, nproc, *args, expect_ok=True):
     """tools/dist_train.sh CONFIG NPROC --work-dir WORK_DIR ARGS..."""
     env = dict(os.environ, PYTHON=sys.executable, PORT=str(_free_port()),
-               PYTHONPATH=TESTS + os.pathsep + os.environ.get('PYTHONPATH',
-                                                             ''),
+               PYTHONPATH=TESTS + os.pathsep
+               + os.environ.get('PYTHONPATH', ''),
                OMP_NUM_THREADS='1')
     out = subprocess.run(
         ['bash', osp.join(ROOT, 'tools', 'dist_train.sh'), str(config),
@@ -211,3 +211,23 @@ def test_fsdp_full_state_dict_with_theta0_is_refused(tmp_path):
     Config(cfg).dump(str(config))
     log = dist_train(config, tmp_path / 'full', 2, expect_ok=False)
     assert "strategy.state_dict_cfg='local'" in log
+
+
+def test_unused_parameters_on_one_rank_keep_the_replicas_identical(
+        tmp_path):
+    """Rank 0's forward skips backbone.layer2 (find_unused_parameters):
+    DDP still hands it the other rank's averaged gradient, so both ranks
+    roll the same tensors back and stay bit-identical."""
+    path, pretrained = _pretrained(tmp_path)
+    cfg = _toy_cfg(tmp_path / 'uneven', 4, path)
+    cfg['model'] = dict(type='ToyUnevenClassifier', norm=False)
+    cfg['find_unused_parameters'] = True
+    config = tmp_path / 'toy_uneven.py'
+    Config(cfg).dump(str(config))
+    rank0, rank1 = dist_train(config, tmp_path / 'uneven', 2)
+    _assert_identical(rank0['params'], rank1['params'])
+    _assert_identical(rank0['theta0'], rank1['theta0'])
+    layer2 = [n for n in rank0['theta0'] if n.startswith('backbone.layer2')]
+    assert layer2  # rolled back, and moved on both ranks
+    assert any(not torch.equal(rank0['params'][n], pretrained[n])
+               for n in layer2)

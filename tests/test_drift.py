@@ -7,10 +7,10 @@ import sys
 import pytest
 import torch
 from mmengine.runner import Runner
+from toy import TOY_LAYERS, olor_wrapper_cfg, pretrained_checkpoint, runner_cfg
 
 import olor_mm  # noqa: F401
 from olor_mm.drift import drift_groups, relative_drift
-from toy import TOY_LAYERS, olor_wrapper_cfg, pretrained_checkpoint, runner_cfg
 
 sys.path.insert(0, osp.join(osp.dirname(osp.dirname(__file__)), 'tools',
                             'analysis_tools'))
@@ -188,3 +188,64 @@ def test_resume_from_a_checkpoint_written_without_the_hook_fails(tmp_path):
         custom_hooks=[dict(type='RollbackDriftHook')]))
     with pytest.raises(RuntimeError, match='olor_drift_theta0'):
         resumed.train()
+
+
+class _Probe:
+    """Direct drift of the backbone's stem after every iteration."""
+
+    def __init__(self):
+        from mmengine.hooks import Hook
+        probe = self
+        self.values = {}
+
+        class ProbeHook(Hook):
+            priority = 'LOWEST'
+
+            def after_train_iter(self, runner, batch_idx, data_batch=None,
+                                 outputs=None):
+                model = runner.model
+                anchor = olor_mm.find_rollback(runner.optim_wrapper.optimizer)
+                names = {id(p): n for n, p in model.named_parameters()}
+                now, ref = {}, {}
+                for p, t in zip(anchor.anchored_params, anchor.theta0):
+                    n = names[id(p)]
+                    now[n], ref[n] = p.detach(), t
+                stem = [n for n in now if n.startswith('backbone.conv1')
+                        or n.startswith('backbone.bn1')]
+                # the loop counts this iteration after the hooks ran
+                probe.values[runner.iter + 1] = relative_drift(
+                    now, ref, dict(stem=stem))['stem']
+
+        self.hook = ProbeHook()
+
+
+def test_epoch_based_run_logs_the_drift_of_the_logged_iteration(tmp_path):
+    """LoggerHook counts iterations within the epoch in epoch-based runs:
+    the drift logged at every line is that iteration's, also after epoch 1
+    (6 iterations per epoch, a log line every 4 and at each epoch's end)."""
+    path, _ = _pretrained(tmp_path)
+    wrapper = olor_wrapper_cfg(dict(type='SGD', lr=0.05, momentum=0.9),
+                               rollback_max=0.3, layer_patterns=TOY_LAYERS)
+    cfg = runner_cfg(
+        tmp_path / 'epochs', wrapper, load_from=path,
+        train_cfg=dict(by_epoch=True, max_epochs=3),
+        custom_hooks=[dict(type='RollbackDriftHook')],
+        default_hooks=dict(
+            logger=dict(type='LoggerHook', interval=4, ignore_last=False),
+            checkpoint=dict(type='CheckpointHook', interval=1)))
+    cfg['train_dataloader']['sampler'] = dict(type='DefaultSampler',
+                                              shuffle=False)
+    runner = Runner.from_cfg(cfg)
+    probe = _Probe()
+    runner.register_hook(probe.hook)
+    runner.train()
+    (scalars, ) = glob.glob(str(tmp_path / 'epochs' / '*' / 'vis_data' /
+                                'scalars.json'))
+    with open(scalars) as f:
+        rows = [json.loads(line) for line in f]
+    logged = {r['step']: r['drift/backbone.stem'] for r in rows
+              if 'drift/backbone.stem' in r}
+    # lines at inner iterations 4 and 6 of each epoch: global 4, 6, 10, ...
+    assert sorted(logged) == [4, 6, 10, 12, 16, 18]
+    for step, value in logged.items():
+        assert value == pytest.approx(probe.values[step], rel=1e-6), step

@@ -12,8 +12,8 @@ import time
 
 import pytest
 import torch
-from e2e_utils import DEMO, ROOT, drift, options, scalars, state, train
-from e2e_utils import train_cmd
+from e2e_utils import (DEMO, ROOT, drift, options, scalars, state, train,
+                       train_cmd)
 
 UPSTREAM = osp.join(DEMO, 'mask-rcnn_r18-tiny_demo-upstream.py')
 OLOR = osp.join(DEMO, 'mask-rcnn_r18-tiny_demo-downstream_olor.py')
@@ -201,7 +201,7 @@ def test_amp_on_cpu_runs_olor_in_bfloat16(data, pretrained, tmp_path):
 def test_amp_on_cpu_refuses_the_plain_wrapper(data, tmp_path):
     out = subprocess.run(
         train_cmd(PLAIN, tmp_path / 'amp_plain',
-                   options(data['downstream'], 2), '--amp'),
+                  options(data['downstream'], 2), '--amp'),
         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode != 0
     assert '--amp without a GPU' in out.stderr
@@ -219,4 +219,3 @@ def test_tools_test_evaluates_a_checkpoint(data, pretrained, tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     assert 'coco/segm_mAP' in out.stdout + out.stderr
     assert (tmp_path / 'preds.pkl').is_file()
-

@@ -3,8 +3,9 @@ import os.path as osp
 
 import pytest
 import torch
-from e2e_utils import DEMO, drift, scalars, state, train
+from e2e_utils import DEMO, drift
 from e2e_utils import options as _base_options
+from e2e_utils import scalars, state, train
 
 UPSTREAM = osp.join(DEMO, 'upernet_r18-tiny_demo-upstream.py')
 OLOR = osp.join(DEMO, 'upernet_r18-tiny_demo-downstream_olor.py')
@@ -31,7 +32,7 @@ def pretrained(data, tmp_path_factory):
 
 
 def test_olor_upernet_trains_evaluates_and_pulls_back(data, pretrained,
-                                                       tmp_path):
+                                                      tmp_path):
     opts = _options(data['downstream'], 6) + [f'load_from={pretrained}']
     train(OLOR, tmp_path / 'olor', opts + [
         'optim_wrapper.paramwise_cfg.rollback_max=0.5',
@@ -57,11 +58,40 @@ def test_resume_restores_theta0(data, pretrained, tmp_path):
     train(OLOR, work_dir, _options(data['downstream'], 3) + opts)
     log = train(OLOR, work_dir, _options(data['downstream'], 6), '--resume')
     assert 'resumed' in log.lower()
-    first = state(work_dir / 'iter_3.pth')['optimizer']['olor_rollback']['theta0']
-    final = state(work_dir / 'iter_6.pth')['optimizer']['olor_rollback']['theta0']
+    first = state(work_dir / 'iter_3.pth')['optimizer']['olor_rollback']
+    final = state(work_dir / 'iter_6.pth')['optimizer']['olor_rollback']
+    first, final = first['theta0'], final['theta0']
     assert set(first) == set(final)
     assert all(torch.equal(first[k], final[k]) for k in first)
     pre = state(pretrained)['state_dict']
     assert torch.equal(final[0], pre['backbone.stem.0.weight'])
     iters = [r['iter'] for r in scalars(work_dir) if 'decode.loss_ce' in r]
     assert iters == [1, 2, 3, 4, 5, 6]
+
+
+def test_tools_test_shows_and_writes_predictions_like_mmseg(
+        data, pretrained, tmp_path):
+    """MMSegmentation's own test.py semantics: --show-dir paints into the
+    visualizer's save_dir, --out writes the predicted label maps."""
+    import glob
+    import subprocess
+    import sys
+
+    from e2e_utils import ROOT
+    root = data['upstream']
+    show, out = tmp_path / 'show', tmp_path / 'pred'
+    run = subprocess.run(
+        [sys.executable, osp.join(ROOT, 'tools', 'test.py'), UPSTREAM,
+         pretrained, '--work-dir', str(tmp_path / 'work'), '--show-dir',
+         str(show), '--out', str(out), '--cfg-options',
+         f'test_dataloader.dataset.data_root={root}/',
+         # SegVisualizationHook paints every `interval` (50) images and
+         # reads runner.iter, which builds the train loop (its data too)
+         'default_hooks.visualization.interval=1',
+         f'train_dataloader.dataset.data_root={root}/'],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    assert 'mIoU' in run.stdout + run.stderr
+    painted = glob.glob(str(show / '**' / '*.png'), recursive=True)
+    labels = glob.glob(str(out / '*.png'))
+    assert len(labels) == 4 and len(painted) >= 4

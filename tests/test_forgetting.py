@@ -10,8 +10,8 @@ from e2e_utils import ROOT
 from pycocotools import mask as mask_utils
 
 sys.path.insert(0, osp.join(ROOT, 'benchmarks'))
-from make_digit_data import DOWNSTREAM, UPSTREAM, load_digits  # noqa: E402
 from make_digit_data import make_digit_sets  # noqa: E402
+from make_digit_data import DOWNSTREAM, UPSTREAM, load_digits  # noqa: E402
 
 
 @pytest.fixture(scope='module')
@@ -90,3 +90,41 @@ def test_the_benchmark_command_runs_end_to_end(tmp_path):
                                    'backbone.stage4', 'neck'}
     with open(str(out) + '.png', 'rb') as f:
         assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+
+
+def test_fronts_run_end_to_end_and_resume(tmp_path):
+    """A tiny --fronts: trainings, WiSE-FT of the kept runs, fronts, plots;
+    a second call reads every finished run instead of training it again."""
+    import forgetting
+    out = tmp_path / 'results' / 'forgetting'
+    argv = ['--fronts', '--iters', '3', '--pretrain-iters', '3', '--seeds',
+            '2', '--settings', 'digits 5-9, low-data', '--front-max', '0.1',
+            '--front-gamma', '1.0', '0.5', '--front-wise', '0.5',
+            '--front-wise-olor', '0.1', '1.0',
+            '--front-l2sp', '1.0', '--num-train', '6', '--num-low', '4',
+            '--num-val', '3', '--jobs', '2', '--data-root',
+            str(tmp_path / 'data'), '--work-dir', str(tmp_path / 'work'),
+            '--out', str(out)]
+    forgetting.main(argv)
+    runs = json.loads((tmp_path / 'results' /
+                       'forgetting_fronts.json').read_text())
+    methods = sorted({r['method'] for r in runs['results']})
+    assert methods == sorted([
+        'plain', 'frozen backbone', 'olor max=0.1 gamma=1.0',
+        'olor max=0.1 gamma=0.5', 'l2sp alpha=1.0', 'WiSE-FT alpha=0.5',
+        'OLOR + WiSE-FT alpha=0.5'])
+    assert len(runs['results']) == 2 * len(methods)  # every seed
+    summary = runs['summary']['digits 5-9, low-data']
+    assert set(summary['hypervolume']) == {
+        'OLOR gamma=0.5', 'OLOR gamma=1.0', 'WiSE-FT', 'OLOR + WiSE-FT',
+        'L2-SP'}
+    text = (tmp_path / 'results' / 'forgetting_fronts.md').read_text()
+    assert 'vs WiSE-FT: hypervolume difference' in text
+    with open(str(out) + '_fronts_digits-5-9_low-data.png', 'rb') as f:
+        assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+    # stopped and restarted: nothing trains again
+    forgetting.main(argv)
+    again = json.loads((tmp_path / 'results' /
+                        'forgetting_fronts.json').read_text())
+    assert [r['total_s'] for r in again['results']] == [
+        r['total_s'] for r in runs['results']]

@@ -3,12 +3,11 @@ import copy
 
 import pytest
 import torch
-from mmengine.optim import (CosineAnnealingLR, LinearLR,
-                            build_optim_wrapper)
+from mmengine.optim import CosineAnnealingLR, LinearLR, build_optim_wrapper
+from toy import TOY_LAYERS, ToyClassifier
 
 import olor_mm
 from olor_mm.kernels import choose_impl
-from toy import TOY_LAYERS, ToyClassifier
 
 
 def _cfg(optimizer=None, **paramwise):

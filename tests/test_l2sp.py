@@ -5,9 +5,9 @@ import torch
 import torch.nn as nn
 from mmengine.optim import build_optim_wrapper
 from mmengine.runner import Runner
+from toy import TOY_LAYERS, ToyClassifier, pretrained_checkpoint, runner_cfg
 
 import olor_mm  # noqa: F401
-from toy import TOY_LAYERS, ToyClassifier, pretrained_checkpoint, runner_cfg
 
 
 class Tiny(nn.Module):
@@ -205,7 +205,7 @@ def test_amp_twin_follows_the_fp32_rule_before_clipping(clip):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
     if clip is None:  # the hand computation of the test above, one more step
         w = torch.tensor([[1.805, -1.195]], dtype=torch.double)
-        w = w - 0.1 * (1 + 0.5 * (w - torch.tensor([[2.0, -1.0]],
-                                                     dtype=torch.double)))
+        w0 = torch.tensor([[2.0, -1.0]], dtype=torch.double)
+        w = w - 0.1 * (1 + 0.5 * (w - w0))
         torch.testing.assert_close(out['AmpL2SPOptimWrapper'][0], w,
                                    rtol=0, atol=1e-12)

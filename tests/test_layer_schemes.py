@@ -5,9 +5,9 @@ from mmdet.registry import MODELS as MMDET_MODELS
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
 from mmseg.registry import MODELS as MMSEG_MODELS
+from toy import TOY_LAYERS, ToyClassifier, olor_wrapper_cfg
 
 import olor_mm  # noqa: F401
-from toy import TOY_LAYERS, ToyClassifier, olor_wrapper_cfg
 
 
 def _det(cfg):

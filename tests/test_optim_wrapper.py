@@ -5,9 +5,9 @@ import pytest
 import torch
 import torch.nn as nn
 from mmengine.optim import LinearLR, MultiStepLR, build_optim_wrapper
+from toy import TOY_LAYERS, ToyClassifier, olor_wrapper_cfg
 
 import olor_mm  # noqa: F401  (registers the wrapper and constructor)
-from toy import TOY_LAYERS, ToyClassifier, olor_wrapper_cfg
 
 
 class Linear2(nn.Module):

@@ -71,8 +71,9 @@ sys.meta_path.insert(0, Block())
 import olor_mm
 from mmengine.registry import OPTIM_WRAPPERS
 assert OPTIM_WRAPPERS.get('OLOROptimWrapper') is olor_mm.OLOROptimWrapper
-print('imported', sorted(m for m in sys.modules if m.startswith(('mmc', 'mmd', 'mms', 'mme'))
-                         and '.' not in m))
+mm = ('mmc', 'mmd', 'mms', 'mme')
+print('imported', sorted(m for m in sys.modules
+                         if m.startswith(mm) and '.' not in m))
 '''
     out = subprocess.run([sys.executable, '-c', code], capture_output=True,
                          text=True, timeout=120)

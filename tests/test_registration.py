@@ -2,9 +2,9 @@
 import torch.nn as nn
 from mmengine.registry import (OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS,
                                DefaultScope)
+from toy import olor_wrapper_cfg
 
 import olor_mm
-from toy import olor_wrapper_cfg
 
 
 def test_root_registries_hold_the_plugins():

@@ -6,9 +6,9 @@ import pytest
 import torch
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader
+from toy import TOY_LAYERS, olor_wrapper_cfg, pretrained_checkpoint, runner_cfg
 
 import olor_mm  # noqa: F401
-from toy import TOY_LAYERS, olor_wrapper_cfg, pretrained_checkpoint, runner_cfg
 
 
 def _wrapper():
@@ -55,7 +55,8 @@ def test_resume_continues_identically_and_restores_theta0(tmp_path):
     with pytest.raises(Exception, match='HistoryBuffer|weights_only'):
         torch.load(ckpt)
     # ... and olor_mm's loader scheme reads them
-    assert 'olor_rollback' in CheckpointLoader.load_checkpoint(ckpt)['optimizer']
+    saved = CheckpointLoader.load_checkpoint(ckpt)
+    assert 'olor_rollback' in saved['optimizer']
 
     second = Runner.from_cfg(runner_cfg(
         tmp_path / 'split', _wrapper(), max_iters=6, resume=True,
@@ -65,7 +66,8 @@ def test_resume_continues_identically_and_restores_theta0(tmp_path):
     for name, t0 in zip([n for n, _ in second.model.named_parameters()
                          if n.startswith('backbone.')],
                         second.optim_wrapper.theta0):
-        assert torch.equal(t0, pretrained[name]), name  # restored, not re-taken
+        # restored, not re-taken
+        assert torch.equal(t0, pretrained[name]), name
     a, b = _params(straight), _params(second)
     for name in a:
         assert torch.equal(a[name], b[name]), name

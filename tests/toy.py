@@ -135,3 +135,24 @@ def olor_wrapper_cfg(optimizer=None, **paramwise):
         optimizer=optimizer or dict(type='SGD', lr=0.1, momentum=0.9),
         constructor='LayerwiseRollbackConstructor',
         paramwise_cfg=paramwise)
+
+
+@MODELS.register_module(force=True)
+class ToyUnevenClassifier(ToyClassifier):
+    """Rank 0 skips ``backbone.layer2``: under DDP its rolled-back tensors
+    get no gradient there (``find_unused_parameters=True``)."""
+
+    def forward(self, inputs, labels=None, mode='tensor'):
+        import torch.distributed as dist
+        skip = dist.is_initialized() and dist.get_rank() == 0
+        if not skip:
+            return super().forward(inputs, labels, mode)
+        inputs = torch.stack(inputs) if isinstance(inputs, list) else inputs
+        b = self.backbone
+        x = b.layer1(torch.relu(b.bn1(b.conv1(inputs))))
+        logits = self.head(x.mean((2, 3)))
+        if mode == 'loss':
+            labels = torch.stack(labels) if isinstance(labels,
+                                                       list) else labels
+            return dict(loss=nn.functional.cross_entropy(logits, labels))
+        return logits

@@ -19,7 +19,8 @@ loader reads:
 
 Example::
 
-    python tools/make_pretrained.py configs/mmdet/mask-rcnn_r50_fpn_olor_1x_coco.py \\
+    python tools/make_pretrained.py \\
+        configs/mmdet/mask-rcnn_r50_fpn_olor_1x_coco.py \\
         --out work_dirs/r50_pretrained.pth
 """
 import argparse
@@ -93,7 +94,8 @@ def calibrate_norms(backbone, seed: int = 0, size: int = 64,
 
 
 @torch.no_grad()
-def pretrained_values(module, seed: int = 0) -> 'OrderedDict[str, torch.Tensor]':
+def pretrained_values(module,
+                      seed: int = 0) -> 'OrderedDict[str, torch.Tensor]':
     """The module's state dict with every float parameter moved off its
     init, and calibrated BatchNorm statistics.
 

@@ -1,6 +1,8 @@
 """Evaluate a checkpoint, with the command line of MMDetection's test.py.
 
-Works for mmdet and mmseg configs (scope from ``default_scope``).
+Works for mmdet and mmseg configs (scope from ``default_scope``); the flags
+do what MMDetection's / MMSegmentation's own test.py do with them
+(``olor_mm/test_setup.py``).
 
 Example::
 
@@ -8,15 +10,14 @@ Example::
         --work-dir work_dirs/olor/test --show-dir vis
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
-from mmengine.config import DictAction
-
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import olor_mm  # noqa: E402,F401
-from olor_mm.cli import build_runner, load_config  # noqa: E402
+from olor_mm.cli import (add_common_arguments, build_runner,  # noqa: E402
+                         load_config, parse_with_local_rank)
+from olor_mm.test_setup import enable_show, enable_tta, set_out  # noqa
 
 
 def parse_args(argv=None):
@@ -25,13 +26,10 @@ def parse_args(argv=None):
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument(
-        '--work-dir',
-        help='the directory to save the file containing evaluation metrics')
-    parser.add_argument(
         '--out',
         type=str,
-        help='dump predictions to a pickle file for offline evaluation '
-        '(mmdet configs)')
+        help='mmdet configs: dump predictions to a .pkl file for offline '
+        'evaluation; mmseg configs: the folder for the predicted label maps')
     parser.add_argument(
         '--show', action='store_true', help='show prediction results')
     parser.add_argument(
@@ -41,42 +39,13 @@ def parse_args(argv=None):
         'to the work_dir/timestamp/show_dir')
     parser.add_argument(
         '--wait-time', type=float, default=2, help='the interval of show (s)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override some settings in the used config, the key-value pair '
-        'in xxx=yyy format will be merged into config file.')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
-
-
-def enable_show(cfg, args):
-    """Turn on the scope's visualization hook, as MMDetection's test.py."""
-    hooks = cfg.default_hooks
-    if 'visualization' not in hooks:
-        raise RuntimeError(
-            '--show / --show-dir need default_hooks.visualization '
-            '(DetVisualizationHook or SegVisualizationHook) in the config.')
-    vis = hooks['visualization']
-    vis['draw'] = True
-    if args.show:
-        vis['show'] = True
-        vis['wait_time'] = args.wait_time
-    if args.show_dir:
-        if cfg.get('default_scope') == 'mmseg':
-            vis['show_dir'] = args.show_dir
-            cfg.visualizer['save_dir'] = args.show_dir
-        else:
-            vis['test_out_dir'] = args.show_dir
+    parser.add_argument('--tta', action='store_true',
+                        help='test-time augmentation (the config\'s '
+                        'tta_model / tta_pipeline)')
+    add_common_arguments(
+        parser, 'the directory to save the file containing evaluation '
+        'metrics')
+    return parse_with_local_rank(parser, argv)
 
 
 def main(argv=None):
@@ -84,21 +53,14 @@ def main(argv=None):
     cfg = load_config(args)
     cfg.load_from = args.checkpoint
     if args.show or args.show_dir:
-        enable_show(cfg, args)
-
-    if args.out is not None:
-        if cfg.get('default_scope') == 'mmseg':
-            raise ValueError('--out dumps detection results; for mmseg '
-                             'configs use --show-dir or the evaluator\'s '
-                             'output options.')
-        if not args.out.endswith(('.pkl', '.pickle')):
-            raise ValueError('--out must name a .pkl or .pickle file')
+        enable_show(cfg, args.show, args.show_dir, args.wait_time)
+    if args.tta:
+        enable_tta(cfg)
+    dump = set_out(cfg, args.out) if args.out is not None else None
     runner = build_runner(cfg)
-    if args.out is not None:
-        from mmdet.evaluation import DumpDetResults
-        runner.test_evaluator.metrics.append(
-            DumpDetResults(out_file_path=args.out))
-    runner.test()
+    if dump is not None:
+        runner.test_evaluator.metrics.append(dump)
+    return runner.test()
 
 
 if __name__ == '__main__':

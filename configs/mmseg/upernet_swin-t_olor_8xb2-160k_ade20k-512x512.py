@@ -2,8 +2,8 @@
 # step each ImageNet-pretrained backbone weight is pulled back toward its
 # pretrained value, by a layer-wise amount. Everything else is the upstream
 # config.
-_base_ = ('mmseg::swin/'
-          'swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512.py')
+_base_ = ('mmseg::swin/swin-tiny-patch4-window7-in1k-pre_'
+          'upernet_8xb2-160k_ade20k-512x512.py')
 custom_imports = dict(imports=['olor_mm'], allow_failed_imports=False)
 optim_wrapper = dict(
     # the constructor attaches the rollback to the optimizer, so the plain

@@ -35,8 +35,8 @@ def _torch_loads_weights_only_by_default() -> bool:
     param = inspect.signature(torch.load).parameters.get('weights_only')
     if param is None:  # torch < 1.13
         return False
-    version = tuple(int(x) for x in re.findall(r'\d+',
-                                                torch.__version__)[:2])
+    version = tuple(
+        int(x) for x in re.findall(r'\d+', torch.__version__)[:2])
     return param.default is None and version >= (2, 6)
 
 
@@ -78,8 +78,7 @@ def _sharded_tensor_globals() -> list:
         from torch.distributed._shard.sharded_tensor.metadata import (
             MEM_FORMAT_ENCODING, ShardedTensorMetadata, TensorProperties)
         from torch.distributed._shard.sharded_tensor.shard import Shard
-        from torch.distributed._shard.sharding_spec.chunk_sharding_spec \
-            import ChunkShardingSpec
+        from torch.distributed._shard.sharding_spec import ChunkShardingSpec
         from torch.distributed.remote_device import _remote_device
     except ImportError:  # torch built without distributed
         return []
@@ -116,23 +115,55 @@ def load_from_local_safe(filename: str, map_location=None):
         pickle.UnpicklingError: naming the file, the global it needs and how
             to allow it, for a checkpoint holding more than MMEngine writes.
     """
+    from ..theta0 import note_checkpoint
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'{filename} can not be found.')
+    note_checkpoint(filename)
     with torch.serialization.safe_globals(mmengine_safe_globals()):
         try:
             return torch.load(filename, map_location=map_location,
                               weights_only=True)
         except pickle.UnpicklingError as err:
             found = re.search(r'GLOBAL ([\w.]+)', str(err))
+            if found is None and 'Weights only load failed' in str(err):
+                refused = re.search(r'WeightsUnpickler error:\s*(.*)',
+                                    str(err))
+                raise pickle.UnpicklingError(
+                    f'{filename} was refused by the weights-only loader: '
+                    f'{refused.group(1) if refused else err}') from err
             if found is None:
-                raise
+                raise damaged(filename, err) from err
             name = found.group(1)
             raise pickle.UnpicklingError(
                 f'{filename} holds the global {name}, which loading with '
                 'weights_only=True does not allow (olor-mm allows only what '
                 'MMEngine writes into its checkpoints). '
                 + ALLOW_HINT.format(name=name)) from err
+        except (RuntimeError, EOFError, ValueError, OSError) as err:
+            raise damaged(filename, err) from err
+
+
+def damaged(filename: str, err: Exception) -> RuntimeError:
+    """The error for a checkpoint that cannot be read, with the way out.
+
+    A run killed while it saved leaves a truncated file; MMEngine writes
+    ``last_checkpoint`` only after a complete save, so ``--resume`` (auto)
+    picks the last complete one. The message names it.
+    """
+    folder = osp.dirname(osp.abspath(filename))
+    last = osp.join(folder, 'last_checkpoint')
+    hint = ''
+    if osp.isfile(last):
+        with open(last) as f:
+            complete = f.read().strip()
+        if osp.abspath(complete) != osp.abspath(filename):
+            hint = (f' The last complete checkpoint MMEngine recorded is '
+                    f'{complete}: resume from it (--resume without a path '
+                    'takes it).')
+    return RuntimeError(
+        f'{filename} cannot be read: it is damaged or incomplete (a run '
+        f'killed while saving it?): {type(err).__name__}: {err}.' + hint)
 
 
 def apply() -> bool:

@@ -1,0 +1,201 @@
+"""Every bad input gets a clear error: the key, and the fix.
+
+One table across the constructor, the wrappers, the plain-PyTorch API, the
+drift hook and the command-line tools: each row is a call that must fail
+with its exception type and a message that names the key and says what to
+do instead.
+"""
+import pytest
+import torch
+import torch.nn as nn
+from mmengine.config import Config
+from mmengine.optim import build_optim_wrapper
+from toy import TOY_LAYERS, ToyClassifier
+
+import olor_mm
+from olor_mm.cli import enable_amp
+
+
+def _build(model=None, wrapper=None, **paramwise):
+    paramwise.setdefault('layer_patterns', TOY_LAYERS)
+    cfg = dict(type='OptimWrapper',
+               optimizer=dict(type='SGD', lr=0.1),
+               constructor='LayerwiseRollbackConstructor',
+               paramwise_cfg=paramwise)
+    cfg.update(wrapper or {})
+    return build_optim_wrapper(model or ToyClassifier(), cfg)
+
+
+def _frozen():
+    model = ToyClassifier()
+    model.requires_grad_(False)
+    return model
+
+
+def _empty():
+    model = nn.Module()
+    model.backbone = nn.Module()
+    return model
+
+
+def _groups(**kwargs):
+    return olor_mm.layerwise_rollback_groups(ToyClassifier(), **kwargs)
+
+
+def _attach_twice():
+    opt = torch.optim.SGD(_groups(rollback_max=0.1), lr=0.1)
+    olor_mm.attach_rollback(opt)
+    olor_mm.attach_rollback(opt)
+
+
+def _bad_group():
+    groups = _groups(rollback_max=0.1)
+    groups[0]['rollback'] = 1.5
+    olor_mm.attach_rollback(torch.optim.SGD(groups, lr=0.1))
+
+
+def _zero_lr():
+    _build(wrapper=dict(optimizer=dict(type='SGD', lr=0.0)),
+           rollback_max=0.1)
+
+
+def _shell_contradicts():
+    opt = torch.optim.SGD(_groups(rollback_max=0.1), lr=0.1)
+    olor_mm.attach_rollback(opt, scale_with_lr=True)
+    olor_mm.OLOROptimWrapper(opt, scale_with_lr=False)
+
+
+def _drift_hook(interval):
+    olor_mm.RollbackDriftHook(interval=interval)
+
+
+def _amp(kind):
+    enable_amp(Config(dict(optim_wrapper=dict(
+        type=kind, optimizer=dict(type='SGD', lr=0.1)))))
+
+
+def _layout(name):
+    import os.path as osp
+    import sys
+    sys.path.insert(0, osp.join(osp.dirname(osp.dirname(
+        osp.abspath(__file__))), 'tools'))
+    from upstream_layouts import write_layout
+    write_layout(name, '/tmp/olor_bad_layout')
+
+
+def _compat(value, monkeypatch):
+    monkeypatch.setenv('OLOR_MM_COMPAT', value)
+    from olor_mm import compat
+    compat.enabled('checkpoint')
+
+
+# (id, call, exception, the key, the fix)
+CASES = [
+    ('rollback_max out of range', lambda: _build(rollback_max=1.2),
+     ValueError, r'rollback_max=1\.2', r'set it in \[0, 1\]'),
+    ('rollback_max a string', lambda: _build(rollback_max='0.01'),
+     ValueError, r"rollback_max='0\.01'", r'set it in \[0, 1\]'),
+    ('rollback_min above rollback_max',
+     lambda: _build(rollback_max=0.01, rollback_min=0.1), ValueError,
+     r'rollback_min=0\.1 > rollback_max', r'swap them'),
+    ('rollback_power negative', lambda: _build(rollback_power=-1),
+     ValueError, r'rollback_power=-1', r'finite number >= 0'),
+    ('rollback_power not a number', lambda: _build(rollback_power=None),
+     ValueError, r'rollback_power=None', r'finite number >= 0'),
+    ('unknown layer_unit', lambda: _build(layer_unit='stage'), ValueError,
+     r"layer_unit='stage'", r"use 'block'"),
+    ('misspelt key', lambda: _build(rollback_maximum=0.1), ValueError,
+     r"'rollback_maximum'", r"did you mean 'rollback_max'"),
+    ('reserved group key', lambda: _build(rollback=0.1), ValueError,
+     r"\['rollback'\]", r'use rollback_max'),
+    ('prefix matching nothing',
+     lambda: _build(pretrained_prefixes=('encoder', )), ValueError,
+     r"pretrained_prefixes entry 'encoder'", r"name the pretrained module"),
+    ('overlapping prefixes',
+     lambda: _build(pretrained_prefixes=('', 'backbone')), ValueError,
+     r'pretrained_prefixes', r'list each pretrained module once'),
+    ('prefixes of the wrong type', lambda: _build(pretrained_prefixes=5),
+     ValueError, r'pretrained_prefixes=5', r"e\.g\. \('backbone',\)"),
+    ('empty prefixes', lambda: _build(pretrained_prefixes=()), ValueError,
+     r'pretrained_prefixes=\(\)', r"e\.g\. \('backbone',\)"),
+    ('patterns leaving parameters unmatched',
+     lambda: _build(layer_patterns=[r'^conv1\.']), ValueError,
+     r'layer_patterns', r'add patterns for them'),
+    ('pattern that does not compile',
+     lambda: _build(layer_patterns=[r'^(conv']), ValueError,
+     r'layer_patterns: pattern', r'does not compile'),
+    ('non-float anchor_dtype', lambda: _build(anchor_dtype='int8'),
+     ValueError, r"anchor_dtype='int8'", r"'bfloat16'"),
+    ('scale_with_lr not a bool', lambda: _build(scale_with_lr='yes'),
+     TypeError, r"scale_with_lr='yes'", r'True or False'),
+    ('scale_with_lr in two places', lambda: _build(
+        wrapper=dict(scale_with_lr=False), scale_with_lr=True), ValueError,
+     r'optim_wrapper\.scale_with_lr=False and paramwise_cfg', r'one place'),
+    ('merge_groups not a bool', lambda: _build(merge_groups='yes'),
+     ValueError, r"merge_groups='yes'", r'True \(one group per'),
+    ('unknown optimizer_impl', lambda: _build(optimizer_impl='cuda_graph'),
+     ValueError, r"optimizer_impl='cuda_graph'", r'use one of'),
+    ('decay_rate above 1', lambda: _build(decay_rate=1.5), ValueError,
+     r'decay_rate=1\.5', r'number in \(0, 1\]'),
+    ('unknown decay_type', lambda: _build(decay_type='block_wise'),
+     ValueError, r"decay_type='block_wise'", r"use 'layer_wise'"),
+    ('lr 0 with scale_with_lr', _zero_lr, ValueError, r'lr is 0',
+     r'scale_with_lr=False'),
+    ('every parameter frozen', lambda: _build(model=_frozen()), ValueError,
+     r'requires_grad=False', r'Unfreeze'),
+    ('model without parameters', lambda: _build(model=_empty()), ValueError,
+     r"pretrained_prefixes entry 'backbone'", r'name the pretrained'),
+    ('L2-SP alpha negative', lambda: _build(wrapper=dict(
+        type='L2SPOptimWrapper', alpha=-0.1)), ValueError,
+     r'optim_wrapper\.alpha=-0\.1', r'alpha=0\.1'),
+    ('L2-SP without the constructor', lambda: build_optim_wrapper(
+        ToyClassifier(), dict(type='L2SPOptimWrapper',
+                              optimizer=dict(type='SGD', lr=0.1))),
+     ValueError, r'pretrained', r"constructor='LayerwiseRollbackConstructor'"),
+    ('CPU mixed precision in float16', lambda: _build(wrapper=dict(
+        type='AmpOLOROptimWrapper', dtype='float16')), ValueError,
+     r"optim_wrapper\.dtype='float16'", r"set dtype='bfloat16'"),
+    ('wrapper key contradicting the attached rollback', _shell_contradicts,
+     ValueError, r'optim_wrapper\.scale_with_lr=False', r'one place'),
+    ('plain API: rollback_max out of range',
+     lambda: _groups(rollback_max=2.0), ValueError, r'rollback_max=2\.0',
+     r'set it in \[0, 1\]'),
+    ('plain API: pretrained_options setting rollback',
+     lambda: _groups(pretrained_options=dict(rollback=0.5)), ValueError,
+     r"pretrained_options has 'rollback'", r'use rollback_max'),
+    ('plain API: every parameter frozen',
+     lambda: olor_mm.layerwise_rollback_groups(_frozen()), ValueError,
+     r'requires_grad=False', r'no trainable parameter'),
+    ('plain API: attached twice', _attach_twice, RuntimeError,
+     r'already carries', r'\.remove\(\)'),
+    ('plain API: a group rollback outside [0, 1]', _bad_group, ValueError,
+     r'rollback=1\.5', r'rollback_max / rollback_min in \[0, 1\]'),
+    ('drift hook interval 0', lambda: _drift_hook(0), ValueError,
+     r'RollbackDriftHook\.interval=0', r'positive integer'),
+    ('drift hook interval a string', lambda: _drift_hook('5'), ValueError,
+     r"RollbackDriftHook\.interval='5'", r'positive integer'),
+    ('--amp on an unknown wrapper', lambda: _amp('MyWrapper'), ValueError,
+     r"optim_wrapper\.type='MyWrapper'", r'set the AMP wrapper type'),
+    ('unknown data layout', lambda: _layout('voc'), ValueError,
+     r"--layout 'voc'", r'use one of'),
+]
+
+
+@pytest.mark.parametrize('call, error, key, fix', [c[1:] for c in CASES],
+                         ids=[c[0] for c in CASES])
+def test_bad_input_names_the_key_and_the_fix(call, error, key, fix):
+    with pytest.raises(error) as info:
+        call()
+    message = str(info.value)
+    assert __import__('re').search(key, message), message
+    assert __import__('re').search(fix, message), message
+
+
+def test_unknown_compat_switch_names_the_variable(monkeypatch):
+    with pytest.raises(ValueError, match=r"OLOR_MM_COMPAT='x'.*use all, "
+                       'none'):
+        _compat('x', monkeypatch)
+
+
+def test_there_are_at_least_25_rows():
+    assert len(CASES) >= 25
