@@ -23,7 +23,7 @@ REQS := pyproject.toml setup.py $(wildcard requirements/*.txt)
 # when asked to.
 export MMCV_WITH_OPS := 1
 
-.PHONY: setup test demo forgetting clean
+.PHONY: setup test lint demo forgetting clean
 
 setup: $(STAMP)
 
@@ -46,6 +46,16 @@ $(STAMP): $(REQS)
 
 test: setup
 	$(PY) -m pytest -q tests
+
+# OpenMMLab's lint (settings in setup.cfg, hooks in .pre-commit-config.yaml):
+# flake8, isort and yapf in check mode over the tracked Python files
+LINT_FILES = $(shell git ls-files '*.py' 2>/dev/null)
+lint: setup
+	$(PIPI) -q -r requirements/lint.txt
+	@echo "flake8, isort --check-only, yapf --diff: $(words $(LINT_FILES)) files"
+	@$(PY) -m flake8 $(LINT_FILES)
+	@$(PY) -m isort --check-only --diff $(LINT_FILES)
+	@$(PY) -m yapf --diff $(LINT_FILES)
 
 # DEMO_ARGS="--part det" (or seg) runs one half of the demo
 demo: setup

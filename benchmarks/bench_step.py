@@ -77,7 +77,8 @@ def dump_shapes(names, path):
                     for n, p in model.named_parameters()],
             # class names, so that the rebuilt modules find the same layer
             # schemes (olor_mm.layer_schemes looks them up by name)
-            classes={n: type(m).__name__ for n, m in model.named_modules()})
+            classes={n: type(m).__name__
+                     for n, m in model.named_modules()})
     with open(path, 'w') as f:
         json.dump(sets, f)
 
@@ -98,8 +99,10 @@ def from_shapes(entry):
             if part not in mod._modules:
                 mod.add_module(part, module('.'.join(path[:k + 1])))
             mod = mod._modules[part]
-        mod.register_parameter(leaf, nn.Parameter(
-            torch.randn(shape) * 0.02, requires_grad=requires_grad))
+        mod.register_parameter(
+            leaf,
+            nn.Parameter(
+                torch.randn(shape) * 0.02, requires_grad=requires_grad))
     return root
 
 
@@ -114,14 +117,15 @@ def build_model(name):
         from mmdet.registry import MODELS
         depth = int(name[7:9])
         with DefaultScope.overwrite_default_scope('mmdet'):
-            return _WithBackbone(MODELS.build(
-                dict(type='ResNet', depth=depth, frozen_stages=-1)))
+            return _WithBackbone(
+                MODELS.build(
+                    dict(type='ResNet', depth=depth, frozen_stages=-1)))
     path, scope = {
         'Mask R-CNN R50-FPN': ('configs/mmdet/'
                                'mask-rcnn_r50_fpn_olor_1x_coco.py', 'mmdet'),
-        'Swin-T UperNet': ('configs/mmseg/'
-                           'upernet_swin-t_olor_8xb2-160k_ade20k-512x512.py',
-                           'mmseg'),
+        'Swin-T UperNet':
+        ('configs/mmseg/'
+         'upernet_swin-t_olor_8xb2-160k_ade20k-512x512.py', 'mmseg'),
     }[name]
     cfg = Config.fromfile(osp.join(ROOT, path))
     registry = __import__(f'{scope}.registry', fromlist=['MODELS']).MODELS
@@ -137,10 +141,13 @@ def build_model(name):
 
 def olor_cfg(optimizer, merge_groups=True, **kwargs):
     return dict(
-        type='OLOROptimWrapper', optimizer=optimizer,
+        type='OLOROptimWrapper',
+        optimizer=optimizer,
         constructor='LayerwiseRollbackConstructor',
-        paramwise_cfg=dict(rollback_max=0.01, merge_groups=merge_groups,
-                           custom_keys={'backbone': dict(decay_mult=0.)}),
+        paramwise_cfg=dict(
+            rollback_max=0.01,
+            merge_groups=merge_groups,
+            custom_keys={'backbone': dict(decay_mult=0.)}),
         **kwargs)
 
 
@@ -156,8 +163,9 @@ def merge_groups(groups):
 def wrappers(model, optimizer, layout, device, anchor_dtype=None):
     """(plain OptimWrapper, OLOROptimWrapper) over the same groups."""
     # MMEngine's layout (one group per parameter), merged below if asked
-    ow = build_optim_wrapper(model, olor_cfg(optimizer, merge_groups=False,
-                                             anchor_dtype=anchor_dtype))
+    ow = build_optim_wrapper(
+        model,
+        olor_cfg(optimizer, merge_groups=False, anchor_dtype=anchor_dtype))
     groups = [dict(g) for g in ow.optimizer.param_groups]
     if layout == 'merged':
         groups = merge_groups(groups)
@@ -215,14 +223,20 @@ def time_step(step, device, reps, warmup=3):
 
 
 @torch.no_grad()
-def reference_loop_step(params, anchors, lams, state, lr=1e-4, beta1=0.9,
-                        beta2=0.999, eps=1e-8, wd=0.05):
+def reference_loop_step(params,
+                        anchors,
+                        lams,
+                        state,
+                        lr=1e-4,
+                        beta1=0.9,
+                        beta2=0.999,
+                        eps=1e-8,
+                        wd=0.05):
     """The reference code's structure: a Python loop over parameters, each
     doing its Adam(W) update and then its rollback, one tensor at a time."""
     state['step'] += 1
     t = state['step']
-    for p, p0, lam, m, v in zip(params, anchors, lams, state['m'],
-                                state['v']):
+    for p, p0, lam, m, v in zip(params, anchors, lams, state['m'], state['v']):
         g = p.grad
         p.mul_(1 - lr * wd)
         m.mul_(beta1).add_(g, alpha=1 - beta1)
@@ -244,25 +258,33 @@ def bench_set(name, device, reps):
         for layout in ('per-param', 'merged'):
             plain, olor = wrappers(model, opt, layout, device)
             t_plain, t_olor = time_pair(plain.step, olor.step, device, reps)
-            rows.append(dict(set=name, optimizer=opt_name, layout=layout,
-                             impl='fused' if device.type == 'cuda'
-                             else 'foreach',
-                             groups=len(olor.optimizer.param_groups),
-                             plain_ms=t_plain * 1e3, olor_ms=t_olor * 1e3,
-                             ratio=t_olor / t_plain))
+            rows.append(
+                dict(
+                    set=name,
+                    optimizer=opt_name,
+                    layout=layout,
+                    impl='fused' if device.type == 'cuda' else 'foreach',
+                    groups=len(olor.optimizer.param_groups),
+                    plain_ms=t_plain * 1e3,
+                    olor_ms=t_olor * 1e3,
+                    ratio=t_olor / t_plain))
             if opt_name == 'AdamW' and layout == 'per-param':
                 params = list(olor.anchored_params)
                 rolled = {id(p) for p in params}
-                others = [p for p in model.parameters()
-                          if p.requires_grad and id(p) not in rolled]
-                lams = [olor.optimizer.param_groups[gi]['rollback']
-                        for gi, _ in olor.rollback_handle.anchored] + [
-                            0.0] * len(others)
+                others = [
+                    p for p in model.parameters()
+                    if p.requires_grad and id(p) not in rolled
+                ]
+                lams = [
+                    olor.optimizer.param_groups[gi]['rollback']
+                    for gi, _ in olor.rollback_handle.anchored
+                ] + [0.0] * len(others)
                 all_params = params + others
                 anchors = list(olor.theta0) + [None] * len(others)
-                state = dict(step=0, m=[torch.zeros_like(p)
-                                        for p in all_params],
-                             v=[torch.zeros_like(p) for p in all_params])
+                state = dict(
+                    step=0,
+                    m=[torch.zeros_like(p) for p in all_params],
+                    v=[torch.zeros_like(p) for p in all_params])
                 t_ref, t_olor2 = time_pair(
                     lambda: reference_loop_step(all_params, anchors, lams,
                                                 state), olor.step, device,
@@ -273,12 +295,13 @@ def bench_set(name, device, reps):
                                    for t in olor.theta0)
                 param_bytes = sum(p.numel() * p.element_size()
                                   for p in model.parameters())
-                memory = dict(set=name, params=n_params,
-                              rolled_params=sum(t.numel()
-                                                for t in olor.theta0),
-                              param_mib=param_bytes / 2**20,
-                              theta0_mib=theta0_bytes / 2**20,
-                              theta0_over_params=theta0_bytes / param_bytes)
+                memory = dict(
+                    set=name,
+                    params=n_params,
+                    rolled_params=sum(t.numel() for t in olor.theta0),
+                    param_mib=param_bytes / 2**20,
+                    theta0_mib=theta0_bytes / 2**20,
+                    theta0_over_params=theta0_bytes / param_bytes)
             del plain, olor
     per_param, merged = rows[0], rows[1]  # AdamW, both layouts
     per_param['reference_loop_over_olor_merged'] = (
@@ -288,10 +311,13 @@ def bench_set(name, device, reps):
 
 #: the upstream configs' paramwise_cfg of each set (what users run today)
 UPSTREAM_PARAMWISE = {
-    'Swin-T UperNet': dict(custom_keys={
-        'absolute_pos_embed': dict(decay_mult=0.),
-        'relative_position_bias_table': dict(decay_mult=0.),
-        'norm': dict(decay_mult=0.)}),
+    'Swin-T UperNet':
+    dict(
+        custom_keys={
+            'absolute_pos_embed': dict(decay_mult=0.),
+            'relative_position_bias_table': dict(decay_mult=0.),
+            'norm': dict(decay_mult=0.)
+        }),
 }
 
 
@@ -308,15 +334,21 @@ def stock_and_olormm(model, name, optimizer, device):
     from mmengine.optim import DefaultOptimWrapperConstructor
     upstream = UPSTREAM_PARAMWISE.get(name)
     stock = DefaultOptimWrapperConstructor(
-        dict(type='OptimWrapper', optimizer=dict(optimizer)),
-        upstream)(model)
-    paramwise = dict(rollback_max=0.01, custom_keys={
-        **(upstream or {}).get('custom_keys', {}),
-        'backbone': dict(decay_mult=0.)})
-    olormm = build_optim_wrapper(model, dict(
-        type='OptimWrapper', optimizer=dict(optimizer),
-        constructor='LayerwiseRollbackConstructor',
-        paramwise_cfg=paramwise))
+        dict(type='OptimWrapper', optimizer=dict(optimizer)), upstream)(
+            model)
+    paramwise = dict(
+        rollback_max=0.01,
+        custom_keys={
+            **(upstream or {}).get('custom_keys', {}), 'backbone':
+            dict(decay_mult=0.)
+        })
+    olormm = build_optim_wrapper(
+        model,
+        dict(
+            type='OptimWrapper',
+            optimizer=dict(optimizer),
+            constructor='LayerwiseRollbackConstructor',
+            paramwise_cfg=paramwise))
     olor_mm.find_rollback(olormm.optimizer).snapshot()
     return stock, olormm
 
@@ -326,22 +358,29 @@ def bench_stock(name, device, reps):
     model = build_model(name).to(device)
     set_grads(model)
     rows = []
-    for opt_name, opt in (('AdamW', dict(type='AdamW', lr=1e-4,
-                                         weight_decay=0.05)),
-                          ('SGD-momentum', dict(type='SGD', lr=0.02,
-                                                momentum=0.9,
-                                                weight_decay=1e-4))):
+    for opt_name, opt in (('AdamW',
+                           dict(type='AdamW', lr=1e-4,
+                                weight_decay=0.05)), ('SGD-momentum',
+                                                      dict(
+                                                          type='SGD',
+                                                          lr=0.02,
+                                                          momentum=0.9,
+                                                          weight_decay=1e-4))):
         stock, olormm = stock_and_olormm(model, name, opt, device)
         t_stock, t_olormm = time_pair(stock.step, olormm.step, device, reps)
         opt_kwargs = olormm.optimizer.defaults
         kernel = ('fused' if opt_kwargs.get('fused') else
                   'foreach' if opt_kwargs.get('foreach') else 'default')
-        rows.append(dict(set=name, optimizer=opt_name,
-                         stock_groups=len(stock.optimizer.param_groups),
-                         olormm_groups=len(olormm.optimizer.param_groups),
-                         olormm_kernel=kernel, stock_ms=t_stock * 1e3,
-                         olormm_ms=t_olormm * 1e3,
-                         ratio=t_olormm / t_stock))
+        rows.append(
+            dict(
+                set=name,
+                optimizer=opt_name,
+                stock_groups=len(stock.optimizer.param_groups),
+                olormm_groups=len(olormm.optimizer.param_groups),
+                olormm_kernel=kernel,
+                stock_ms=t_stock * 1e3,
+                olormm_ms=t_olormm * 1e3,
+                ratio=t_olormm / t_stock))
         del stock, olormm
     return rows
 
@@ -358,14 +397,17 @@ def anchor_dtype_cost(device, steps):
     for dtype in (None, 'bfloat16'):
         torch.manual_seed(0)
         model = build_model('ResNet-18 backbone').to(device)
-        ow = build_optim_wrapper(model, olor_cfg(
-            dict(type='AdamW', lr=1e-3, weight_decay=0.05),
-            anchor_dtype=dtype))
+        ow = build_optim_wrapper(
+            model,
+            olor_cfg(
+                dict(type='AdamW', lr=1e-3, weight_decay=0.05),
+                anchor_dtype=dtype))
         ow.snapshot_theta0()
         g = torch.Generator(device='cpu').manual_seed(1)
         params = [p for p in model.parameters() if p.requires_grad]
-        grads = [[torch.randn(p.shape, generator=g).to(device)
-                  for p in params] for _ in range(4)]
+        grads = [[
+            torch.randn(p.shape, generator=g).to(device) for p in params
+        ] for _ in range(4)]
         signs = torch.randint(0, 2, (steps, ), generator=g) * 2 - 1
         for step in range(steps):
             for p, grad in zip(params, grads[step % 4]):
@@ -376,11 +418,13 @@ def anchor_dtype_cost(device, steps):
             theta0_mib=sum(t.numel() * t.element_size()
                            for t in ow.theta0) / 2**20,
             step_ms=time_step(ow.step, device, 10) * 1e3)
-    err = max(float((a - b).abs().max())
-              for a, b in zip(finals[None], finals['bfloat16']))
+    err = max(
+        float((a - b).abs().max())
+        for a, b in zip(finals[None], finals['bfloat16']))
     scale = max(float(a.abs().max()) for a in finals[None])
-    drift = max(float((a - b).abs().max()) for a, b in zip(
-        finals[None], [t.float() for t in ow.theta0]))
+    drift = max(
+        float((a - b).abs().max())
+        for a, b in zip(finals[None], [t.float() for t in ow.theta0]))
     out['max_abs_error_after_steps'] = err
     out['max_abs_weight'] = scale
     out['max_abs_drift_from_theta0'] = drift
@@ -393,21 +437,21 @@ def end_to_end(device, iters, blocks):
     from make_demo_data import make_instance_sets
     from mmengine.hooks import Hook
     from mmengine.runner import Runner
-    data = make_instance_sets('/tmp/olor_bench_data', num_train=32,
-                              num_val=4)
-    cfg = Config.fromfile(osp.join(
-        ROOT, 'configs/demo/mask-rcnn_r18-tiny_demo-downstream_olor.py'))
+    data = make_instance_sets('/tmp/olor_bench_data', num_train=32, num_val=4)
+    cfg = Config.fromfile(
+        osp.join(ROOT,
+                 'configs/demo/mask-rcnn_r18-tiny_demo-downstream_olor.py'))
     root = data['downstream']
     cfg.train_dataloader.dataset.data_root = root + '/'
-    cfg.train_cfg = dict(type='IterBasedTrainLoop',
-                         max_iters=iters * blocks * 2 + 10)
+    cfg.train_cfg = dict(
+        type='IterBasedTrainLoop', max_iters=iters * blocks * 2 + 10)
     cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     cfg.test_cfg = cfg.test_dataloader = cfg.test_evaluator = None
     cfg.load_from = None
     cfg.work_dir = '/tmp/olor_bench_work'
     cfg.log_level = 'WARNING'
-    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=-1,
-                                        save_last=False)
+    cfg.default_hooks.checkpoint = dict(
+        type='CheckpointHook', interval=-1, save_last=False)
     cfg.param_scheduler = None  # constant lr: every iteration alike
     runner = Runner.from_cfg(cfg)
     record = dict(on=[], off=[], rollback=[])
@@ -425,6 +469,7 @@ def end_to_end(device, iters, blocks):
                     orig()
                     _sync(device)
                     record['rollback'].append(time.perf_counter() - t)
+
             handle.rollback = timed
 
         def before_train_iter(self, runner, batch_idx, data_batch=None):
@@ -434,7 +479,10 @@ def end_to_end(device, iters, blocks):
             _sync(device)
             self.t = time.perf_counter()
 
-        def after_train_iter(self, runner, batch_idx, data_batch=None,
+        def after_train_iter(self,
+                             runner,
+                             batch_idx,
+                             data_batch=None,
                              outputs=None):
             _sync(device)
             if runner.iter - 1 >= 10:
@@ -446,11 +494,14 @@ def end_to_end(device, iters, blocks):
     on, off = record['on'], record['off']
     rb = record['rollback'][10:]
     mean_on, mean_off = statistics.mean(on), statistics.mean(off)
-    se = math.sqrt(statistics.variance(on) / len(on) +
-                   statistics.variance(off) / len(off))
+    se = math.sqrt(
+        statistics.variance(on) / len(on) +
+        statistics.variance(off) / len(off))
     return dict(
         model='demo Mask R-CNN (R18/4 FPN, 128 px, batch 4)',
-        iterations_each=len(on), iter_s_with=mean_on, iter_s_without=mean_off,
+        iterations_each=len(on),
+        iter_s_with=mean_on,
+        iter_s_without=mean_off,
         ab_overhead=(mean_on - mean_off) / mean_off,
         ab_overhead_95ci=[(mean_on - mean_off - 1.96 * se) / mean_off,
                           (mean_on - mean_off + 1.96 * se) / mean_off],
@@ -460,13 +511,15 @@ def end_to_end(device, iters, blocks):
 
 def _rollback_tables(result):
     """The OLOR-vs-plain step table and the memory table."""
-    lines = ['The rollback alone: OLOR vs the same optimizer without it, '
-             'same layout and implementation:', '',
-             '| parameter set | optimizer (torch impl) | layout | groups | '
-             'plain (ms) | '
-             'OLOR (ms) | OLOR / plain | reference loop (ms) | '
-             'reference / OLOR (same layout) | reference / OLOR (merged) |',
-             '|' + '---|' * 10]
+    lines = [
+        'The rollback alone: OLOR vs the same optimizer without it, '
+        'same layout and implementation:', '',
+        '| parameter set | optimizer (torch impl) | layout | groups | '
+        'plain (ms) | '
+        'OLOR (ms) | OLOR / plain | reference loop (ms) | '
+        'reference / OLOR (same layout) | reference / OLOR (merged) |',
+        '|' + '---|' * 10
+    ]
     for r in result['steps']:
         ref = r.get('reference_loop_ms')
         lines.append(
@@ -474,12 +527,14 @@ def _rollback_tables(result):
             f"{r['layout']} | "
             f"{r['groups']} | {r['plain_ms']:.1f} | {r['olor_ms']:.1f} | "
             f"{r['ratio']:.3f} | " + ('-' if ref is None else f'{ref:.1f}') +
+            ' | ' +
+            ('-' if ref is None else f"{r['reference_loop_over_olor']:.1f}") +
             ' | ' + ('-' if ref is None else
-                     f"{r['reference_loop_over_olor']:.1f}") + ' | ' +
-            ('-' if ref is None else
-             f"{r['reference_loop_over_olor_merged']:.1f}") + ' |')
-    lines += ['', '| parameter set | parameters | rolled back | parameter '
-              'MiB | theta0 MiB | theta0 / parameters |', '|' + '---|' * 6]
+                     f"{r['reference_loop_over_olor_merged']:.1f}") + ' |')
+    lines += [
+        '', '| parameter set | parameters | rolled back | parameter '
+        'MiB | theta0 MiB | theta0 / parameters |', '|' + '---|' * 6
+    ]
     for m in result['memory']:
         lines.append(f"| {m['set']} | {m['params']:,} | "
                      f"{m['rolled_params']:,} | {m['param_mib']:.1f} | "
@@ -489,17 +544,21 @@ def _rollback_tables(result):
 
 
 def markdown(result):
-    lines = [f"Device: {result['device']}; torch {result['torch']}; "
-             f"{result['date']}. Median of {result['reps']} steps after "
-             'warm-up; ratios from the same run.', '']
+    lines = [
+        f"Device: {result['device']}; torch {result['torch']}; "
+        f"{result['date']}. Median of {result['reps']} steps after "
+        'warm-up; ratios from the same run.', ''
+    ]
     if result.get('stock'):
-        lines += ['Stock MMEngine set-up (the upstream `paramwise_cfg`, '
-                  "plain OptimWrapper, torch's default implementation) vs "
-                  "olor-mm's (merged groups, the kernel it picks, rollback "
-                  'on):', '',
-                  '| parameter set | optimizer | stock groups | stock (ms) '
-                  '| olor-mm groups | olor-mm kernel | olor-mm (ms) | '
-                  'olor-mm / stock |', '|' + '---|' * 8]
+        lines += [
+            'Stock MMEngine set-up (the upstream `paramwise_cfg`, '
+            "plain OptimWrapper, torch's default implementation) vs "
+            "olor-mm's (merged groups, the kernel it picks, rollback "
+            'on):', '',
+            '| parameter set | optimizer | stock groups | stock (ms) '
+            '| olor-mm groups | olor-mm kernel | olor-mm (ms) | '
+            'olor-mm / stock |', '|' + '---|' * 8
+        ]
         for r in result['stock']:
             lines.append(
                 f"| {r['set']} | {r['optimizer']} | {r['stock_groups']} | "
@@ -511,26 +570,30 @@ def markdown(result):
         lines += _rollback_tables(result)
     a = result.get('anchor_dtype')
     if a:
-        lines += ['', f"anchor_dtype (ResNet-18 backbone, AdamW, "
-                  f"{a['steps']} steps): theta0 "
-                  f"{a['float32']['theta0_mib']:.1f} MiB (float32) -> "
-                  f"{a['bfloat16']['theta0_mib']:.1f} MiB (bfloat16); step "
-                  f"{a['float32']['step_ms']:.1f} -> "
-                  f"{a['bfloat16']['step_ms']:.1f} ms; max abs difference "
-                  f"of the weights {a['max_abs_error_after_steps']:.2e} "
-                  f"(largest weight {a['max_abs_weight']:.2f}, largest "
-                  f"drift from theta0 {a['max_abs_drift_from_theta0']:.2e})."]
+        lines += [
+            '', f"anchor_dtype (ResNet-18 backbone, AdamW, "
+            f"{a['steps']} steps): theta0 "
+            f"{a['float32']['theta0_mib']:.1f} MiB (float32) -> "
+            f"{a['bfloat16']['theta0_mib']:.1f} MiB (bfloat16); step "
+            f"{a['float32']['step_ms']:.1f} -> "
+            f"{a['bfloat16']['step_ms']:.1f} ms; max abs difference "
+            f"of the weights {a['max_abs_error_after_steps']:.2e} "
+            f"(largest weight {a['max_abs_weight']:.2f}, largest "
+            f"drift from theta0 {a['max_abs_drift_from_theta0']:.2e})."
+        ]
     e = result.get('end_to_end')
     if e:
         lo, hi = e['ab_overhead_95ci']
-        lines += ['', f"End to end ({e['model']}): the rollback takes "
-                  f"{e['rollback_ms_median']:.2f} ms of a "
-                  f"{e['iter_s_with'] * 1e3:.0f} ms iteration "
-                  f"({100 * e['rollback_share']:.2f} %). Iterations "
-                  "alternately with and without the rollback, "
-                  f"{e['iterations_each']} each way: "
-                  f"{100 * e['ab_overhead']:+.2f} % "
-                  f"(95 % CI {100 * lo:+.2f} % .. {100 * hi:+.2f} %)."]
+        lines += [
+            '', f"End to end ({e['model']}): the rollback takes "
+            f"{e['rollback_ms_median']:.2f} ms of a "
+            f"{e['iter_s_with'] * 1e3:.0f} ms iteration "
+            f"({100 * e['rollback_share']:.2f} %). Iterations "
+            "alternately with and without the rollback, "
+            f"{e['iterations_each']} each way: "
+            f"{100 * e['ab_overhead']:+.2f} % "
+            f"(95 % CI {100 * lo:+.2f} % .. {100 * hi:+.2f} %)."
+        ]
     return '\n'.join(lines) + '\n'
 
 
@@ -538,26 +601,40 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--reps', type=int, default=20)
-    parser.add_argument('--sets', nargs='+', default=[
-        'ResNet-50 backbone', 'Mask R-CNN R50-FPN', 'Swin-T UperNet'])
-    parser.add_argument('--parts', nargs='+',
-                        default=['stock', 'rollback', 'anchor', 'e2e'],
-                        choices=['stock', 'rollback', 'anchor', 'e2e'],
-                        help='stock: the stock MMEngine set-up vs olor-mm; '
-                        'rollback: OLOR vs plain per layout; anchor: '
-                        'bfloat16 theta0; e2e: a demo training iteration')
+    parser.add_argument(
+        '--sets',
+        nargs='+',
+        default=['ResNet-50 backbone', 'Mask R-CNN R50-FPN', 'Swin-T UperNet'])
+    parser.add_argument(
+        '--parts',
+        nargs='+',
+        default=['stock', 'rollback', 'anchor', 'e2e'],
+        choices=['stock', 'rollback', 'anchor', 'e2e'],
+        help='stock: the stock MMEngine set-up vs olor-mm; '
+        'rollback: OLOR vs plain per layout; anchor: '
+        'bfloat16 theta0; e2e: a demo training iteration')
     parser.add_argument('--drift-steps', type=int, default=1000)
-    parser.add_argument('--e2e-iters', type=int, default=1,
-                        help='iterations per interleaved block (0: skip)')
-    parser.add_argument('--e2e-blocks', type=int, default=50,
-                        help='blocks each way (with and without rollback)')
-    parser.add_argument('--out', default=osp.join(ROOT, 'benchmarks',
-                                                  'results'))
-    parser.add_argument('--dump-shapes', metavar='JSON',
-                        help='write the parameter sets\' shapes and exit')
-    parser.add_argument('--from-shapes', metavar='JSON',
-                        help='rebuild the parameter sets from such a file '
-                        '(for a machine without mmcv\'s ops)')
+    parser.add_argument(
+        '--e2e-iters',
+        type=int,
+        default=1,
+        help='iterations per interleaved block (0: skip)')
+    parser.add_argument(
+        '--e2e-blocks',
+        type=int,
+        default=50,
+        help='blocks each way (with and without rollback)')
+    parser.add_argument(
+        '--out', default=osp.join(ROOT, 'benchmarks', 'results'))
+    parser.add_argument(
+        '--dump-shapes',
+        metavar='JSON',
+        help='write the parameter sets\' shapes and exit')
+    parser.add_argument(
+        '--from-shapes',
+        metavar='JSON',
+        help='rebuild the parameter sets from such a file '
+        '(for a machine without mmcv\'s ops)')
     args = parser.parse_args(argv)
     if args.dump_shapes:
         dump_shapes(args.sets + ['ResNet-18 backbone'], args.dump_shapes)
@@ -571,13 +648,19 @@ def main(argv=None):
         device=(torch.cuda.get_device_name(device) if device.type == 'cuda'
                 else f'CPU ({platform.processor() or platform.machine()}, '
                 f'{torch.get_num_threads()} threads)'),
-        torch=torch.__version__, date=time.strftime('%Y-%m-%d'),
-        reps=args.reps, steps=[], memory=[], stock=[])
+        torch=torch.__version__,
+        date=time.strftime('%Y-%m-%d'),
+        reps=args.reps,
+        steps=[],
+        memory=[],
+        stock=[])
     from progress import bar
     todo = [(part, name) for part in ('stock', 'rollback')
             if part in args.parts for name in args.sets]
-    progress = bar(len(todo) + ('anchor' in args.parts) +
-                   ('e2e' in args.parts), 'bench_step', unit='part')
+    progress = bar(
+        len(todo) + ('anchor' in args.parts) + ('e2e' in args.parts),
+        'bench_step',
+        unit='part')
     for part, name in todo:
         if part == 'stock':
             rows = bench_stock(name, device, args.reps)

@@ -86,47 +86,97 @@ def config(suffix):
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description='OLOR forgetting benchmark')
-    p.add_argument('--sweep', action='store_true',
-                   help='run the rollback_max x rollback_power sweep')
-    p.add_argument('--fronts', action='store_true',
-                   help='retention-vs-downstream fronts of OLOR, WiSE-FT, '
-                   'OLOR + WiSE-FT and L2-SP in every setting')
-    p.add_argument('--front-max', nargs='+', type=float,
-                   default=list(FRONT_MAX), help='--fronts: rollback_max')
-    p.add_argument('--front-gamma', nargs='+', type=float,
-                   default=list(FRONT_GAMMA),
-                   help='--fronts: rollback_power')
-    p.add_argument('--front-wise', nargs='+', type=float,
-                   default=list(FRONT_WISE), help='--fronts: WiSE-FT alpha')
-    p.add_argument('--front-wise-olor', nargs=2, type=float,
-                   default=list(OLOR_DEFAULT), metavar=('MAX', 'GAMMA'),
-                   help='--fronts: the OLOR run (rollback_max, '
-                   'rollback_power) that OLOR + WiSE-FT interpolates; '
-                   'trained even where the grid does not hold it')
-    p.add_argument('--front-l2sp', nargs='+', type=float,
-                   default=list(FRONT_L2SP), help='--fronts: L2-SP alpha')
-    p.add_argument('--seeds', type=int, default=3,
-                   help='fine-tuning seeds per method and setting')
-    p.add_argument('--iters', type=int, default=250,
-                   help='fine-tuning iterations (batch 4)')
+    p.add_argument(
+        '--sweep',
+        action='store_true',
+        help='run the rollback_max x rollback_power sweep')
+    p.add_argument(
+        '--fronts',
+        action='store_true',
+        help='retention-vs-downstream fronts of OLOR, WiSE-FT, '
+        'OLOR + WiSE-FT and L2-SP in every setting')
+    p.add_argument(
+        '--front-max',
+        nargs='+',
+        type=float,
+        default=list(FRONT_MAX),
+        help='--fronts: rollback_max')
+    p.add_argument(
+        '--front-gamma',
+        nargs='+',
+        type=float,
+        default=list(FRONT_GAMMA),
+        help='--fronts: rollback_power')
+    p.add_argument(
+        '--front-wise',
+        nargs='+',
+        type=float,
+        default=list(FRONT_WISE),
+        help='--fronts: WiSE-FT alpha')
+    p.add_argument(
+        '--front-wise-olor',
+        nargs=2,
+        type=float,
+        default=list(OLOR_DEFAULT),
+        metavar=('MAX', 'GAMMA'),
+        help='--fronts: the OLOR run (rollback_max, '
+        'rollback_power) that OLOR + WiSE-FT interpolates; '
+        'trained even where the grid does not hold it')
+    p.add_argument(
+        '--front-l2sp',
+        nargs='+',
+        type=float,
+        default=list(FRONT_L2SP),
+        help='--fronts: L2-SP alpha')
+    p.add_argument(
+        '--seeds',
+        type=int,
+        default=3,
+        help='fine-tuning seeds per method and setting')
+    p.add_argument(
+        '--iters',
+        type=int,
+        default=250,
+        help='fine-tuning iterations (batch 4)')
     p.add_argument('--pretrain-iters', type=int, default=1200)
-    p.add_argument('--num-train', type=int, default=300,
-                   help='training images per set (full regime)')
-    p.add_argument('--num-low', type=int, default=32,
-                   help='training images of the low-data regime')
+    p.add_argument(
+        '--num-train',
+        type=int,
+        default=300,
+        help='training images per set (full regime)')
+    p.add_argument(
+        '--num-low',
+        type=int,
+        default=32,
+        help='training images of the low-data regime')
     p.add_argument('--num-val', type=int, default=60)
-    p.add_argument('--settings', nargs='+', default=list(SETTINGS),
-                   choices=list(SETTINGS), metavar='SETTING')
-    p.add_argument('--methods', nargs='+', default=list(METHODS),
-                   choices=list(METHODS), metavar='METHOD')
-    p.add_argument('--jobs', type=int, default=2,
-                   help='runs at a time (one CPU thread each)')
-    p.add_argument('--reuse-pretrained', action='store_true',
-                   help='keep an existing upstream checkpoint of WORK_DIR')
+    p.add_argument(
+        '--settings',
+        nargs='+',
+        default=list(SETTINGS),
+        choices=list(SETTINGS),
+        metavar='SETTING')
+    p.add_argument(
+        '--methods',
+        nargs='+',
+        default=list(METHODS),
+        choices=list(METHODS),
+        metavar='METHOD')
+    p.add_argument(
+        '--jobs',
+        type=int,
+        default=2,
+        help='runs at a time (one CPU thread each)')
+    p.add_argument(
+        '--reuse-pretrained',
+        action='store_true',
+        help='keep an existing upstream checkpoint of WORK_DIR')
     p.add_argument('--data-root', default='data/digits')
     p.add_argument('--work-dir', default='work_dirs/forgetting')
-    p.add_argument('--out', default='benchmarks/results/forgetting',
-                   help='results path without extension')
+    p.add_argument(
+        '--out',
+        default='benchmarks/results/forgetting',
+        help='results path without extension')
     return p.parse_args(argv)
 
 
@@ -136,8 +186,10 @@ def _quiet():
 
 
 def data_options(root, train_ann='instances_train.json'):
-    opts = {f'{d}_dataloader.dataset.data_root': root + '/'
-            for d in ('train', 'val', 'test')}
+    opts = {
+        f'{d}_dataloader.dataset.data_root': root + '/'
+        for d in ('train', 'val', 'test')
+    }
     opts['train_dataloader.dataset.ann_file'] = train_ann
     for e in ('val', 'test'):
         opts[f'{e}_evaluator.ann_file'] = f'{root}/instances_val.json'
@@ -145,9 +197,13 @@ def data_options(root, train_ann='instances_train.json'):
 
 
 def schedule_options(iters):
-    return {'train_cfg.max_iters': iters, 'train_cfg.val_interval': iters,
-            'default_hooks.checkpoint.interval': iters,
-            'param_scheduler.1.T_max': iters, 'param_scheduler.1.end': iters}
+    return {
+        'train_cfg.max_iters': iters,
+        'train_cfg.val_interval': iters,
+        'default_hooks.checkpoint.interval': iters,
+        'param_scheduler.1.T_max': iters,
+        'param_scheduler.1.end': iters
+    }
 
 
 _RUN_IDS = itertools.count()
@@ -178,8 +234,9 @@ def evaluate(path, options, checkpoint, work_dir):
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools' report
         m = Runner.from_cfg(cfg).test()
     # CocoMetric returns no key when the model detected nothing: mAP 0
-    return dict(bbox=100 * float(m.get('coco/bbox_mAP', 0.0)),
-                segm=100 * float(m.get('coco/segm_mAP', 0.0)))
+    return dict(
+        bbox=100 * float(m.get('coco/bbox_mAP', 0.0)),
+        segm=100 * float(m.get('coco/segm_mAP', 0.0)))
 
 
 def train(path, options, work_dir, progress=None):
@@ -209,8 +266,11 @@ def _load(path):
 def strip_class_specific(pretrained, out):
     """The pretrained checkpoint without its class-specific layers."""
     import torch
-    state = {k: v for k, v in _load(pretrained)['state_dict'].items()
-             if not k.startswith(CLASS_SPECIFIC)}
+    state = {
+        k: v
+        for k, v in _load(pretrained)['state_dict'].items()
+        if not k.startswith(CLASS_SPECIFIC)
+    }
     torch.save(dict(state_dict=state), out)
     return out
 
@@ -235,14 +295,20 @@ def signature(job):
     """What a run's result depends on: a finished run is reused only if
     this matches (another --iters, data or config reruns it)."""
     keys = ('config', 'options', 'seed', 'load_from', 'alpha', 'finetuned')
-    return json.dumps({k: job.get(k) for k in keys}, sort_keys=True,
+    return json.dumps({k: job.get(k)
+                       for k in keys},
+                      sort_keys=True,
                       default=str)
 
 
 def _finish(job, result, t0):
     """Write the run's result next to it (a stopped benchmark resumes)."""
-    result = dict(job['key'], work_dir=job['work_dir'], **result,
-                  total_s=time.time() - t0, signature=signature(job))
+    result = dict(
+        job['key'],
+        work_dir=job['work_dir'],
+        **result,
+        total_s=time.time() - t0,
+        signature=signature(job))
     with open(_result_path(job['work_dir']), 'w') as f:
         json.dump(result, f)
     return result
@@ -256,8 +322,11 @@ def run_one(job):
     from olor_mm.drift import state_dict_drift
     t0 = time.time()
     work = job['work_dir']
-    opts = dict(job['options'], **{'randomness.seed': job['seed'],
-                                   'load_from': job['load_from']})
+    opts = dict(
+        job['options'], **{
+            'randomness.seed': job['seed'],
+            'load_from': job['load_from']
+        })
     ckpt = train(job['config'], opts, work)
     train_s = time.time() - t0
     down = evaluate(job['config'], opts, ckpt, osp.join(work, 'eval_down'))
@@ -266,15 +335,22 @@ def run_one(job):
     up = evaluate(job['up_config'], job['up_options'], merged,
                   osp.join(work, 'eval_up'))
     state = _load(ckpt)['state_dict']
-    drift = state_dict_drift(state, _load(job['pretrained'])['state_dict'],
+    drift = state_dict_drift(state,
+                             _load(job['pretrained'])['state_dict'],
                              ('backbone.', 'neck.'))
     if job.get('keep_weights'):  # for WiSE-FT, without the optimizer
         torch.save(dict(state_dict=state), osp.join(work, 'weights.pth'))
     for path in (ckpt, merged):
         os.remove(path)
-    return _finish(job, dict(down_bbox=down['bbox'], down_segm=down['segm'],
-                             up_bbox=up['bbox'], up_segm=up['segm'],
-                             drift=drift, train_s=train_s), t0)
+    return _finish(
+        job,
+        dict(
+            down_bbox=down['bbox'],
+            down_segm=down['segm'],
+            up_bbox=up['bbox'],
+            up_segm=up['segm'],
+            drift=drift,
+            train_s=train_s), t0)
 
 
 def run_wise(job):
@@ -296,9 +372,14 @@ def run_wise(job):
                   osp.join(work, 'eval_up'))
     for path in (ckpt, merged):
         os.remove(path)
-    return _finish(job, dict(down_bbox=down['bbox'], down_segm=down['segm'],
-                             up_bbox=up['bbox'], up_segm=up['segm'],
-                             train_s=0.0), t0)
+    return _finish(
+        job,
+        dict(
+            down_bbox=down['bbox'],
+            down_segm=down['segm'],
+            up_bbox=up['bbox'],
+            up_segm=up['segm'],
+            train_s=0.0), t0)
 
 
 def _run_job(job):
@@ -354,19 +435,25 @@ def pretrain(args, roots):
     import torch
     torch.set_num_threads(max(1, args.jobs))
     _quiet()
-    up_opts = dict(data_options(roots['upstream']),
-                   **schedule_options(args.pretrain_iters))
+    up_opts = dict(
+        data_options(roots['upstream']),
+        **schedule_options(args.pretrain_iters))
     up_opts['randomness.seed'] = 0
     work = osp.join(args.work_dir, 'upstream')
     ckpt = osp.join(work, f'iter_{args.pretrain_iters}.pth')
     t0 = time.time()
     if not (args.reuse_pretrained and osp.isfile(ckpt)):
-        ckpt = train(config('upstream'), up_opts, work,
-                     progress='pre-training on upstream')
-    print(f'pre-trained on upstream: {ckpt} ({time.time() - t0:.0f} s)',
-          flush=True)
-    up = evaluate(config('upstream'), up_opts, ckpt,
-                  osp.join(args.work_dir, 'eval_upstream'))
+        ckpt = train(
+            config('upstream'),
+            up_opts,
+            work,
+            progress='pre-training on upstream')
+    print(
+        f'pre-trained on upstream: {ckpt} ({time.time() - t0:.0f} s)',
+        flush=True)
+    up = evaluate(
+        config('upstream'), up_opts, ckpt,
+        osp.join(args.work_dir, 'eval_upstream'))
     stripped = strip_class_specific(
         ckpt, osp.join(args.work_dir, 'pretrained_shared.pth'))
     return ckpt, stripped, up_opts, up
@@ -383,18 +470,28 @@ def make_jobs(args, roots, ckpt, stripped, up_opts, variants):
     for setting, method, path, extra, seed, *more in variants:
         more = more[0] if more else {}
         data, ann = SETTINGS[setting]
-        jobs.append(dict(
-            key=dict(setting=setting, method=method, seed=seed,
-                     **{k: v for k, v in more.items()
-                        if k in ('family', 'param')}),
-            config=path,
-            options=dict(data_options(roots[data], ann),
-                         **schedule_options(args.iters), **extra),
-            seed=seed, load_from=stripped, pretrained=ckpt,
-            up_config=config('upstream'), up_options=up_opts,
-            keep_weights=more.get('keep_weights', False),
-            work_dir=osp.join(args.work_dir, 'runs',
-                              _tag(setting, method, seed))))
+        jobs.append(
+            dict(
+                key=dict(
+                    setting=setting,
+                    method=method,
+                    seed=seed,
+                    **{
+                        k: v
+                        for k, v in more.items() if k in ('family', 'param')
+                    }),
+                config=path,
+                options=dict(
+                    data_options(roots[data], ann),
+                    **schedule_options(args.iters), **extra),
+                seed=seed,
+                load_from=stripped,
+                pretrained=ckpt,
+                up_config=config('upstream'),
+                up_options=up_opts,
+                keep_weights=more.get('keep_weights', False),
+                work_dir=osp.join(args.work_dir, 'runs',
+                                  _tag(setting, method, seed))))
     return jobs
 
 
@@ -407,23 +504,23 @@ def front_variants(args):
     wise = tuple(args.front_wise_olor)
     grid = [(m, g) for g in args.front_gamma for m in args.front_max]
     for m, g in grid + ([] if wise in grid else [wise]):
-        out.append((f'olor max={m} gamma={g}', config(METHODS['olor']),
-                    {'optim_wrapper.paramwise_cfg.rollback_max': m,
-                     'optim_wrapper.paramwise_cfg.rollback_power': g},
-                    dict(family=f'OLOR gamma={g}', param=m,
-                         keep_weights=(m, g) == wise)))
+        out.append((f'olor max={m} gamma={g}', config(METHODS['olor']), {
+            'optim_wrapper.paramwise_cfg.rollback_max': m,
+            'optim_wrapper.paramwise_cfg.rollback_power': g
+        }, dict(
+            family=f'OLOR gamma={g}', param=m, keep_weights=(m, g) == wise)))
     for a in args.front_l2sp:
-        out.append((f'l2sp alpha={a}', config(METHODS['l2sp']),
-                    {'optim_wrapper.alpha': a},
-                    dict(family='L2-SP', param=a)))
+        out.append((f'l2sp alpha={a}', config(METHODS['l2sp']), {
+            'optim_wrapper.alpha': a
+        }, dict(family='L2-SP', param=a)))
     return out
 
 
 def wise_jobs(args, roots, ckpt, stripped, up_opts):
     """WiSE-FT of the plain run and of one OLOR run, every alpha."""
     m, g = args.front_wise_olor
-    sources = (('plain', 'WiSE-FT'),
-               (f'olor max={m} gamma={g}', 'OLOR + WiSE-FT'))
+    sources = (('plain', 'WiSE-FT'), (f'olor max={m} gamma={g}',
+                                      'OLOR + WiSE-FT'))
     jobs = []
     for setting in args.settings:
         data, ann = SETTINGS[setting]
@@ -433,16 +530,25 @@ def wise_jobs(args, roots, ckpt, stripped, up_opts):
                                    _tag(setting, source, seed), 'weights.pth')
                 for alpha in args.front_wise:
                     method = f'{family} alpha={alpha}'
-                    jobs.append(dict(
-                        key=dict(setting=setting, method=method, seed=seed,
-                                 family=family, param=alpha),
-                        config=config(METHODS['plain']),
-                        options=dict(data_options(roots[data], ann)),
-                        seed=seed, load_from=stripped, pretrained=ckpt,
-                        finetuned=weights, alpha=alpha,
-                        up_config=config('upstream'), up_options=up_opts,
-                        work_dir=osp.join(args.work_dir, 'runs',
-                                          _tag(setting, method, seed))))
+                    jobs.append(
+                        dict(
+                            key=dict(
+                                setting=setting,
+                                method=method,
+                                seed=seed,
+                                family=family,
+                                param=alpha),
+                            config=config(METHODS['plain']),
+                            options=dict(data_options(roots[data], ann)),
+                            seed=seed,
+                            load_from=stripped,
+                            pretrained=ckpt,
+                            finetuned=weights,
+                            alpha=alpha,
+                            up_config=config('upstream'),
+                            up_options=up_opts,
+                            work_dir=osp.join(args.work_dir, 'runs',
+                                              _tag(setting, method, seed))))
     return jobs
 
 
@@ -460,36 +566,43 @@ def summary_tables(results, up, settings, methods):
         f'Pretrained model on upstream val (digits 0-4): bbox mAP '
         f'{up["bbox"]:.1f}, segm mAP {up["segm"]:.1f}. Retention = the '
         'same upstream val score of the fine-tuned shared layers with the '
-        'pretrained class-specific layers put back. Mean ± std over seeds.',
-        '']
+        'pretrained class-specific layers put back. Mean ± std over seeds.', ''
+    ]
     head = ('| method | downstream bbox mAP | downstream segm mAP | '
             'retention bbox mAP | retention segm mAP | backbone drift | '
             'neck drift |')
     for setting in settings:
         lines += [f'### {setting}', '', head, '|' + '---|' * 7]
         for method in methods:
-            rs = [r for r in results
-                  if r['setting'] == setting and r['method'] == method]
+            rs = [
+                r for r in results
+                if r['setting'] == setting and r['method'] == method
+            ]
             if not rs:
                 continue
             lines.append('| ' + ' | '.join([
-                method, _pm([r['down_bbox'] for r in rs]),
+                method,
+                _pm([r['down_bbox'] for r in rs]),
                 _pm([r['down_segm'] for r in rs]),
                 _pm([r['up_bbox'] for r in rs]),
                 _pm([r['up_segm'] for r in rs]),
                 _pm([r['drift']['backbone'] for r in rs], '{:.3f}'),
-                _pm([r['drift']['neck'] for r in rs], '{:.3f}')]) + ' |')
+                _pm([r['drift']['neck'] for r in rs], '{:.3f}')
+            ]) + ' |')
         lines.append('')
-    lines += ['### backbone drift per stage, ||theta - theta0|| / '
-              '||theta0|| (mean over settings and seeds)', '',
-              '| method | ' + ' | '.join(STAGES) + ' |',
-              '|' + '---|' * (len(STAGES) + 1)]
+    lines += [
+        '### backbone drift per stage, ||theta - theta0|| / '
+        '||theta0|| (mean over settings and seeds)', '',
+        '| method | ' + ' | '.join(STAGES) + ' |',
+        '|' + '---|' * (len(STAGES) + 1)
+    ]
     for method in methods:
         rs = [r for r in results if r['method'] == method]
         if rs:
-            lines.append('| ' + ' | '.join(
-                [method] + [f"{statistics.mean(r['drift'][f'backbone.{s}'] for r in rs):.4f}"  # noqa: E501
-                            for s in STAGES]) + ' |')
+            lines.append('| ' + ' | '.join([method] + [
+                f"{statistics.mean(r['drift'][f'backbone.{s}'] for r in rs):.4f}"  # noqa: E501
+                for s in STAGES
+            ]) + ' |')
     return '\n'.join(lines)
 
 
@@ -500,8 +613,8 @@ def plot(results, up, panels, label_of, out_png, title):
     import matplotlib.pyplot as plt
     cols = min(2, len(panels))
     rows = -(-len(panels) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 4.2 * rows),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(5.2 * cols, 4.2 * rows), squeeze=False)
     axes = axes.ravel()
     labels = list(dict.fromkeys(label_of(r) for r in results))
     colours = plt.cm.tab10.colors
@@ -511,9 +624,12 @@ def plot(results, up, panels, label_of, out_png, title):
             rs = [r for r in results if keep(r) and label_of(r) == label]
             if rs:
                 ax.scatter([r['down_bbox'] for r in rs],
-                           [r['up_bbox'] for r in rs], label=label,
-                           color=colours[k % 10], marker=markers[k % 12],
-                           s=36, alpha=0.85)
+                           [r['up_bbox'] for r in rs],
+                           label=label,
+                           color=colours[k % 10],
+                           marker=markers[k % 12],
+                           s=36,
+                           alpha=0.85)
         ax.axhline(up['bbox'], color='grey', ls='--', lw=1)
         ax.set_title(panel, fontsize=10)
         ax.set_xlabel('downstream bbox mAP')
@@ -542,57 +658,63 @@ def main(argv=None):
     args = parse_args(argv)
     t_start = time.time()
     from make_digit_data import make_digit_sets
-    roots = make_digit_sets(args.data_root, num_train=args.num_train,
-                            num_low=args.num_low, num_val=args.num_val)
+    roots = make_digit_sets(
+        args.data_root,
+        num_train=args.num_train,
+        num_low=args.num_low,
+        num_val=args.num_val)
     os.makedirs(args.work_dir, exist_ok=True)
     ckpt, stripped, up_opts, up = pretrain(args, roots)
-    print(f'pretrained upstream val: bbox {up["bbox"]:.1f}, segm '
-          f'{up["segm"]:.1f}', flush=True)
+    print(
+        f'pretrained upstream val: bbox {up["bbox"]:.1f}, segm '
+        f'{up["segm"]:.1f}',
+        flush=True)
     command = 'python benchmarks/forgetting.py ' + ' '.join(
         sys.argv[1:] if argv is None else argv)
     if args.fronts:
-        variants = [(s, m, path, extra, seed, more)
-                    for s in args.settings for seed in range(args.seeds)
+        variants = [(s, m, path, extra, seed, more) for s in args.settings
+                    for seed in range(args.seeds)
                     for m, path, extra, more in front_variants(args)]
         jobs = make_jobs(args, roots, ckpt, stripped, up_opts, variants)
         results = run_jobs(jobs, args.jobs)
-        results += run_jobs(wise_jobs(args, roots, ckpt, stripped, up_opts),
-                            args.jobs)
+        results += run_jobs(
+            wise_jobs(args, roots, ckpt, stripped, up_opts), args.jobs)
         from fronts import write_fronts
         m, g = args.front_wise_olor
         text, summary = write_fronts(
-            results, up, args.settings, args.out + '_fronts',
+            results,
+            up,
+            args.settings,
+            args.out + '_fronts',
             olor_default=f'olor max={m} gamma={g}')
         out = args.out + '_fronts'
     elif args.sweep:
         setting = args.settings[0]
         variants = [(setting, 'plain', config(METHODS['plain']), {}, 0)]
-        variants += [
-            (setting, f'olor max={m} gamma={g}',
-             config(METHODS['olor']),
-             {'optim_wrapper.paramwise_cfg.rollback_max': m,
-              'optim_wrapper.paramwise_cfg.rollback_power': g}, 0)
-            for m in SWEEP_MAX for g in SWEEP_POWER]
+        variants += [(setting, f'olor max={m} gamma={g}',
+                      config(METHODS['olor']), {
+                          'optim_wrapper.paramwise_cfg.rollback_max': m,
+                          'optim_wrapper.paramwise_cfg.rollback_power': g
+                      }, 0) for m in SWEEP_MAX for g in SWEEP_POWER]
         jobs = make_jobs(args, roots, ckpt, stripped, up_opts, variants)
         results = run_jobs(jobs, args.jobs)
-        results.sort(key=lambda r: [v[1] for v in variants].index(
-            r['method']))
+        results.sort(key=lambda r: [v[1] for v in variants].index(r['method']))
         text = sweep_table(results, up, setting)
         plot_sweep(results, up, args.out + '_sweep.png', setting)
         out = args.out + '_sweep'
     else:
-        variants = [(s, m, config(METHODS[m]), {}, seed)
-                    for s in args.settings for m in args.methods
-                    for seed in range(args.seeds)]
+        variants = [(s, m, config(METHODS[m]), {}, seed) for s in args.settings
+                    for m in args.methods for seed in range(args.seeds)]
         jobs = make_jobs(args, roots, ckpt, stripped, up_opts, variants)
         results = run_jobs(jobs, args.jobs)
         order = list(SETTINGS), list(METHODS)
-        results.sort(key=lambda r: (order[0].index(r['setting']),
-                                    order[1].index(r['method']), r['seed']))
+        results.sort(key=lambda r: (order[0].index(r['setting']), order[1].
+                                    index(r['method']), r['seed']))
         text = summary_tables(results, up, args.settings, args.methods)
-        plot(results, up, {s: (lambda r, s=s: r['setting'] == s)
-                           for s in args.settings},
-             lambda r: r['method'], args.out + '.png',
+        plot(results, up,
+             {s: (lambda r, s=s: r['setting'] == s)
+              for s in args.settings}, lambda r: r['method'],
+             args.out + '.png',
              'Forgetting vs learning: one point per method and seed')
         out = args.out
     wall = time.time() - t_start
@@ -602,8 +724,7 @@ def main(argv=None):
             f'Generated by `{command.strip()}` in {wall / 60:.1f} min '
             f'({args.jobs} jobs; fine-tuning {args.iters} iterations of '
             f'batch 4, pre-training {args.pretrain_iters}).\n\n' + text)
-    payload = dict(args=vars(args), upstream=up, results=results,
-                   wall_s=wall)
+    payload = dict(args=vars(args), upstream=up, results=results, wall_s=wall)
     if args.fronts:
         payload['summary'] = summary
     write_results(out, text, payload)
@@ -621,20 +742,29 @@ def plot_sweep(results, up, out_png, setting):
     for k, g in enumerate(SWEEP_POWER):
         rs = [by[f'olor max={m} gamma={g}'] for m in SWEEP_MAX]
         ax.plot([r['down_bbox'] for r in rs], [r['up_bbox'] for r in rs],
-                marker='os^'[k % 3], color=plt.cm.tab10.colors[k + 1],
+                marker='os^'[k % 3],
+                color=plt.cm.tab10.colors[k + 1],
                 label=f'OLOR gamma={g}')
         for m, r in zip(SWEEP_MAX, rs):
-            ax.annotate(f'{m}', (r['down_bbox'], r['up_bbox']), fontsize=7,
-                        xytext=(4, 3), textcoords='offset points')
+            ax.annotate(
+                f'{m}', (r['down_bbox'], r['up_bbox']),
+                fontsize=7,
+                xytext=(4, 3),
+                textcoords='offset points')
     plain = by['plain']
-    ax.scatter([plain['down_bbox']], [plain['up_bbox']], marker='*', s=160,
-               color='black', label='plain', zorder=3)
-    ax.axhline(up['bbox'], color='grey', ls='--', lw=1,
-               label='pretrained model')
+    ax.scatter([plain['down_bbox']], [plain['up_bbox']],
+               marker='*',
+               s=160,
+               color='black',
+               label='plain',
+               zorder=3)
+    ax.axhline(
+        up['bbox'], color='grey', ls='--', lw=1, label='pretrained model')
     ax.set_xlabel('downstream bbox mAP')
     ax.set_ylabel('upstream retention bbox mAP')
-    ax.set_title(f'OLOR sweep ({setting}, seed 0): labels are rollback_max',
-                 fontsize=10)
+    ax.set_title(
+        f'OLOR sweep ({setting}, seed 0): labels are rollback_max',
+        fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc='center left')
     fig.tight_layout()
@@ -644,11 +774,13 @@ def plot_sweep(results, up, out_png, setting):
 
 
 def sweep_table(results, up, setting):
-    lines = [f'Setting: {setting}, seed 0. Pretrained upstream val bbox mAP '
-             f'{up["bbox"]:.1f}.', '',
-             '| run | downstream bbox mAP | downstream segm mAP | '
-             'retention bbox mAP | retention segm mAP | backbone drift | '
-             'neck drift |', '|' + '---|' * 7]
+    lines = [
+        f'Setting: {setting}, seed 0. Pretrained upstream val bbox mAP '
+        f'{up["bbox"]:.1f}.', '',
+        '| run | downstream bbox mAP | downstream segm mAP | '
+        'retention bbox mAP | retention segm mAP | backbone drift | '
+        'neck drift |', '|' + '---|' * 7
+    ]
     for r in results:
         lines.append(
             f"| {r['method']} | {r['down_bbox']:.1f} | {r['down_segm']:.1f}"

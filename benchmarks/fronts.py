@@ -41,18 +41,17 @@ def hypervolume(points: Iterable[Point], ref: Point = (0.0, 0.0)) -> float:
 
 
 def mean_std(xs: Sequence[float]) -> Tuple[float, float]:
-    return (statistics.mean(xs),
-            statistics.stdev(xs) if len(xs) > 1 else 0.0)
+    return (statistics.mean(xs), statistics.stdev(xs) if len(xs) > 1 else 0.0)
 
 
-def family_hypervolumes(points_by_seed: Dict[int, List[Point]]
-                        ) -> Dict[int, float]:
+def family_hypervolumes(
+        points_by_seed: Dict[int, List[Point]]) -> Dict[int, float]:
     """Hypervolume of a family's points in each seed."""
     return {seed: hypervolume(pts) for seed, pts in points_by_seed.items()}
 
 
-def dominance(a: Dict[int, List[Point]], b: Dict[int, List[Point]]
-              ) -> Dict[str, float]:
+def dominance(a: Dict[int, List[Point]],
+              b: Dict[int, List[Point]]) -> Dict[str, float]:
     """How front ``a`` compares with front ``b``, seed by seed.
 
     Returns the mean and std over seeds of ``hv(a) - hv(b)`` and the share
@@ -67,8 +66,10 @@ def dominance(a: Dict[int, List[Point]], b: Dict[int, List[Point]]
             covered += any(p[0] >= q[0] and p[1] >= q[1] and p != q
                            for p in a[seed])
     m, s = mean_std(diffs) if diffs else (float('nan'), float('nan'))
-    return dict(hv_diff_mean=m, hv_diff_std=s,
-                dominated_share=covered / total if total else float('nan'))
+    return dict(
+        hv_diff_mean=m,
+        hv_diff_std=s,
+        dominated_share=covered / total if total else float('nan'))
 
 
 #: the families of --fronts besides OLOR's (one per rollback_power), each
@@ -79,8 +80,10 @@ OTHER_FAMILIES = ('WiSE-FT', 'OLOR + WiSE-FT', 'L2-SP')
 
 def families(results) -> List[str]:
     """OLOR's families (``'OLOR gamma=G'``, sorted), then the others."""
-    olor = sorted({r['family'] for r in results
-                   if str(r.get('family', '')).startswith('OLOR gamma=')})
+    olor = sorted({
+        r['family']
+        for r in results if str(r.get('family', '')).startswith('OLOR gamma=')
+    })
     return olor + list(OTHER_FAMILIES)
 
 
@@ -114,7 +117,10 @@ def _slug(setting: str) -> str:
     return setting.replace(', ', '_').replace(' ', '-')
 
 
-def write_fronts(results, up, settings, out,
+def write_fronts(results,
+                 up,
+                 settings,
+                 out,
                  olor_default='olor max=0.01 gamma=1.0'):
     """One plot per setting (``{out}_{setting}.png``); returns the tables
     (markdown) and the summary (hypervolumes, OLOR vs WiSE-FT) per setting.
@@ -128,24 +134,30 @@ def write_fronts(results, up, settings, out,
         'the area of the (downstream, retention) plane a family\'s points '
         'dominate above (0, 0), in mAP^2 / 100, per seed; every family '
         'includes its zero-regularisation end (plain fine-tuning; the OLOR '
-        'run for OLOR + WiSE-FT).', '']
+        'run for OLOR + WiSE-FT).', ''
+    ]
     summary = {}
     for setting in settings:
-        fam = {f: family_points(results, setting, f, olor_default)
-               for f in families(results)}
+        fam = {
+            f: family_points(results, setting, f, olor_default)
+            for f in families(results)
+        }
         fam = {f: v for f, v in fam.items() if v[0]}
-        lines += [f'## {setting}', '',
-                  '| family | hyper-parameter | downstream | retention |',
-                  '|---|---|---|---|']
+        lines += [
+            f'## {setting}', '',
+            '| family | hyper-parameter | downstream | retention |',
+            '|---|---|---|---|'
+        ]
         for f, (_, by_param) in fam.items():
             for param in sorted(by_param):
                 rs = by_param[param]
-                lines.append(
-                    f'| {f} | {param} | '
-                    f'{_pm([r["down_bbox"] for r in rs])} | '
-                    f'{_pm([r["up_bbox"] for r in rs])} |')
-        frozen = [r for r in results if r['setting'] == setting
-                  and r['method'] == 'frozen backbone']
+                lines.append(f'| {f} | {param} | '
+                             f'{_pm([r["down_bbox"] for r in rs])} | '
+                             f'{_pm([r["up_bbox"] for r in rs])} |')
+        frozen = [
+            r for r in results
+            if r['setting'] == setting and r['method'] == 'frozen backbone'
+        ]
         if frozen:
             lines.append(f'| frozen backbone | - | '
                          f'{_pm([r["down_bbox"] for r in frozen])} | '
@@ -153,27 +165,32 @@ def write_fronts(results, up, settings, out,
         hv = {f: family_hypervolumes(v[0]) for f, v in fam.items()}
         lines += ['', '| family | hypervolume (mAP^2 / 100) |', '|---|---|']
         for f, per_seed in hv.items():
-            lines.append(f'| {f} | '
-                         + _pm([v / 100 for v in per_seed.values()]) + ' |')
+            lines.append(f'| {f} | ' +
+                         _pm([v / 100 for v in per_seed.values()]) + ' |')
         olor = [f for f in fam if f.startswith('OLOR gamma')]
-        best = max(olor, key=lambda f: mean_std(list(hv[f].values()))[0],
-                   default=None)
+        best = max(
+            olor,
+            key=lambda f: mean_std(list(hv[f].values()))[0],
+            default=None)
         cmp = {}
         if best and 'WiSE-FT' in fam:
             cmp = dominance(fam[best][0], fam['WiSE-FT'][0])
             back = dominance(fam['WiSE-FT'][0], fam[best][0])
-            lines += ['', f'{best} vs WiSE-FT: hypervolume difference '
-                      f'{cmp["hv_diff_mean"] / 100:+.1f} ± '
-                      f'{cmp["hv_diff_std"] / 100:.1f} (per seed, mAP^2 / '
-                      f'100); {100 * cmp["dominated_share"]:.0f} % of '
-                      "WiSE-FT's front points are dominated by an OLOR "
-                      f'point, {100 * back["dominated_share"]:.0f} % of '
-                      "OLOR's by a WiSE-FT point."]
+            lines += [
+                '', f'{best} vs WiSE-FT: hypervolume difference '
+                f'{cmp["hv_diff_mean"] / 100:+.1f} ± '
+                f'{cmp["hv_diff_std"] / 100:.1f} (per seed, mAP^2 / '
+                f'100); {100 * cmp["dominated_share"]:.0f} % of '
+                "WiSE-FT's front points are dominated by an OLOR "
+                f'point, {100 * back["dominated_share"]:.0f} % of '
+                "OLOR's by a WiSE-FT point."
+            ]
             cmp['reverse_dominated_share'] = back['dominated_share']
             cmp['olor_family'] = best
         lines.append('')
         summary[setting] = dict(
-            hypervolume={f: v for f, v in hv.items()}, olor_vs_wise=cmp)
+            hypervolume={f: v
+                         for f, v in hv.items()}, olor_vs_wise=cmp)
         plot_setting(fam, frozen, up, setting, f'{out}_{_slug(setting)}.png')
     return '\n'.join(lines), summary
 
@@ -194,21 +211,39 @@ def plot_setting(fam, frozen, up, setting, path):
         pts.sort(key=lambda p: p[0][0])
         marker, colour = styles[f]
         ax.errorbar([p[0][0] for p in pts], [p[1][0] for p in pts],
-                    xerr=[p[0][1] for p in pts], yerr=[p[1][1] for p in pts],
-                    marker=marker, color=colour, label=f, capsize=2, lw=1.2,
+                    xerr=[p[0][1] for p in pts],
+                    yerr=[p[1][1] for p in pts],
+                    marker=marker,
+                    color=colour,
+                    label=f,
+                    capsize=2,
+                    lw=1.2,
                     ms=5)
         for d, u, param in pts:
             if param not in (0.0, 1.0) or 'WiSE' not in f:
-                ax.annotate(f'{param:g}', (d[0], u[0]), fontsize=6,
-                            xytext=(3, 3), textcoords='offset points',
-                            color=colour)
+                ax.annotate(
+                    f'{param:g}', (d[0], u[0]),
+                    fontsize=6,
+                    xytext=(3, 3),
+                    textcoords='offset points',
+                    color=colour)
     if frozen:
         d = mean_std([r['down_bbox'] for r in frozen])
         u = mean_std([r['up_bbox'] for r in frozen])
-        ax.errorbar([d[0]], [u[0]], xerr=[d[1]], yerr=[u[1]], marker='s',
-                    color='black', ms=7, label='frozen backbone', capsize=2)
-    ax.scatter([0.0], [up['bbox']], marker='*', s=150, color='grey',
-               label='pretrained model', zorder=3)
+        ax.errorbar([d[0]], [u[0]],
+                    xerr=[d[1]],
+                    yerr=[u[1]],
+                    marker='s',
+                    color='black',
+                    ms=7,
+                    label='frozen backbone',
+                    capsize=2)
+    ax.scatter([0.0], [up['bbox']],
+               marker='*',
+               s=150,
+               color='grey',
+               label='pretrained model',
+               zorder=3)
     ax.set_xlabel('downstream bbox mAP')
     ax.set_ylabel('retention bbox mAP (upstream, old heads)')
     ax.set_title(f'{setting}: mean of the seeds, bars = std', fontsize=10)

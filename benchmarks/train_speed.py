@@ -44,16 +44,16 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, osp.join(ROOT, 'tools'))
 
-from smoke_train import (find_pretrained, layout_of, point_to_data,  # noqa
-                         quiet_into, set_pretrained, shrink)
+from smoke_train import point_to_data  # noqa
+from smoke_train import (find_pretrained, layout_of, quiet_into,
+                         set_pretrained, shrink)
 
 import olor_mm  # noqa: E402
 from olor_mm.cli import build_runner, enable_amp  # noqa: E402
 
 #: image size (height, width) the generated data is drawn at, per layout,
 #: so that the upstream pipelines see full-size images
-FULL_SIZES = dict(coco=(800, 1333), ade20k=(512, 512),
-                  cityscapes=(1024, 2048))
+FULL_SIZES = dict(coco=(800, 1333), ade20k=(512, 512), cityscapes=(1024, 2048))
 
 
 def _sync():
@@ -88,7 +88,10 @@ class Clocks:
                 _sync()
                 clocks._t = time.perf_counter()
 
-            def after_train_iter(self, runner, batch_idx, data_batch=None,
+            def after_train_iter(self,
+                                 runner,
+                                 batch_idx,
+                                 data_batch=None,
                                  outputs=None):
                 _sync()
                 if clocks.timing():
@@ -136,11 +139,15 @@ def prepare_data(cfg, work_dir: str, scale: float, batch: int) -> None:
     root = osp.join(out, 'ADEChallengeData2016') if layout == 'ade20k' \
         else out
     if not osp.isdir(root):
-        classes = cfg.train_dataloader.dataset.get('metainfo', {}).get(
-            'classes')
-        write_layout(layout, out, num_train=max(4, batch * 2), num_val=1,
-                     size=size,
-                     classes=classes if layout == 'coco' else None)
+        classes = cfg.train_dataloader.dataset.get('metainfo',
+                                                   {}).get('classes')
+        write_layout(
+            layout,
+            out,
+            num_train=max(4, batch * 2),
+            num_val=1,
+            size=size,
+            classes=classes if layout == 'coco' else None)
     point_to_data(cfg, root)
 
 
@@ -152,15 +159,16 @@ def upstream_config(path: str):
     from mmengine.config import Config
     with open(path) as f:
         tree = ast.parse(f.read())
-    bases = next(ast.literal_eval(node.value) for node in tree.body
-                 if isinstance(node, ast.Assign)
-                 and getattr(node.targets[0], 'id', None) == '_base_')
+    bases = next(
+        ast.literal_eval(node.value) for node in tree.body
+        if isinstance(node, ast.Assign)
+        and getattr(node.targets[0], 'id', None) == '_base_')
     for base in [bases] if isinstance(bases, str) else bases:
         if '::' in base:
             package, rel = base.split('::')
             module = __import__(package)
-            return Config.fromfile(osp.join(osp.dirname(module.__file__),
-                                            '.mim', 'configs', rel))
+            return Config.fromfile(
+                osp.join(osp.dirname(module.__file__), '.mim', 'configs', rel))
     raise ValueError(f'{path}: no mmdet:: / mmseg:: base to compare with')
 
 
@@ -200,13 +208,13 @@ def speed_cfg(cfg, variant: str, mode: str, args, work_dir: str):
             write_pretrained(cfg, path, key == 'load_from',
                              80 if key == 'load_from' else None)
         set_pretrained(cfg, key, path)
-    cfg.train_cfg = dict(type='IterBasedTrainLoop',
-                         max_iters=args.warmup + args.iters)
+    cfg.train_cfg = dict(
+        type='IterBasedTrainLoop', max_iters=args.warmup + args.iters)
     for k in ('val_cfg', 'val_dataloader', 'val_evaluator', 'test_cfg',
               'test_dataloader', 'test_evaluator'):
         cfg[k] = None
-    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=-1,
-                                        save_last=False)
+    cfg.default_hooks.checkpoint = dict(
+        type='CheckpointHook', interval=-1, save_last=False)
     cfg.default_hooks.logger.interval = 10**6
     if variant == 'plain':  # olor-mm's set-up without the rollback
         cfg.optim_wrapper.paramwise_cfg.rollback_max = 0.0
@@ -245,10 +253,14 @@ def time_run(cfg, warmup: int) -> dict:
         wrapper=type(runner.optim_wrapper).__name__,
         rolled_params=sum(p.numel() for p in handle.anchored_params)
         if handle is not None and handle.active else 0,
-        iters_timed=len(clocks.iters), iters_per_s=1.0 / it,
-        median_iter_ms=it * 1e3, median_step_ms=step * 1e3,
-        median_rollback_ms=rb * 1e3, step_share=step / it,
-        rollback_share=rb / it, peak_mem_mib=peak)
+        iters_timed=len(clocks.iters),
+        iters_per_s=1.0 / it,
+        median_iter_ms=it * 1e3,
+        median_step_ms=step * 1e3,
+        median_rollback_ms=rb * 1e3,
+        step_share=step / it,
+        rollback_share=rb / it,
+        peak_mem_mib=peak)
 
 
 def machine() -> str:
@@ -284,8 +296,10 @@ def write_markdown(results: dict, path: str) -> None:
             f'{r["median_iter_ms"]:.0f} | {100 * r["step_share"]:.1f} | '
             f'{100 * r["rollback_share"]:.2f} | {r["peak_mem_mib"]:.0f} |')
     if results.get('left_out'):
-        lines += ['', 'Not run in the last call: ' +
-                  ', '.join(results['left_out']) + '.']
+        lines += [
+            '',
+            'Not run in the last call: ' + ', '.join(results['left_out']) + '.'
+        ]
     with open(path, 'w') as f:
         f.write('\n'.join(lines) + '\n')
 
@@ -293,25 +307,39 @@ def write_markdown(results: dict, path: str) -> None:
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('configs', nargs='+')
-    parser.add_argument('--variants', nargs='+', default=['olor', 'plain'],
-                        choices=['olor', 'plain', 'stock'])
-    parser.add_argument('--modes', nargs='+', default=['fp32', 'amp'],
-                        choices=['fp32', 'amp'])
+    parser.add_argument(
+        '--variants',
+        nargs='+',
+        default=['olor', 'plain'],
+        choices=['olor', 'plain', 'stock'])
+    parser.add_argument(
+        '--modes', nargs='+', default=['fp32', 'amp'], choices=['fp32', 'amp'])
     parser.add_argument('--iters', type=int, default=20)
     parser.add_argument('--warmup', type=int, default=5)
-    parser.add_argument('--scale', type=float, default=1.0,
-                        help='factor on every image size (1: upstream)')
-    parser.add_argument('--batch', type=int, default=None,
-                        help='images per iteration (default: the '
-                        "config's per-GPU batch)")
+    parser.add_argument(
+        '--scale',
+        type=float,
+        default=1.0,
+        help='factor on every image size (1: upstream)')
+    parser.add_argument(
+        '--batch',
+        type=int,
+        default=None,
+        help='images per iteration (default: the '
+        "config's per-GPU batch)")
     parser.add_argument('--workers', type=int, default=2)
     parser.add_argument('--work-dir', default='work_dirs/train_speed')
-    parser.add_argument('--out', default=None,
-                        help='JSON of the runs (default benchmarks/'
-                        'results/train_speed_<cpu|cuda>.json); a .md is '
-                        'written beside it')
-    parser.add_argument('--deadline', type=float, default=None,
-                        help='seconds; no run starts after it')
+    parser.add_argument(
+        '--out',
+        default=None,
+        help='JSON of the runs (default benchmarks/'
+        'results/train_speed_<cpu|cuda>.json); a .md is '
+        'written beside it')
+    parser.add_argument(
+        '--deadline',
+        type=float,
+        default=None,
+        help='seconds; no run starts after it')
     return parser.parse_args(argv)
 
 
@@ -334,8 +362,10 @@ def main(argv=None):
     for k, (path, variant, mode) in enumerate(todo):
         name = osp.splitext(osp.basename(path))[0]
         if (name, variant, mode, args.iters, args.scale) in done:
-            print(f'[{k + 1}/{len(todo)}] {name} {variant} {mode}: done '
-                  'before, skipped', flush=True)
+            print(
+                f'[{k + 1}/{len(todo)}] {name} {variant} {mode}: done '
+                'before, skipped',
+                flush=True)
             continue
         if args.deadline and time.time() - start > args.deadline:
             results['left_out'].append(f'{name} {variant} {mode} (deadline)')
@@ -345,23 +375,29 @@ def main(argv=None):
             continue
         t = time.time()
         with quiet_into(log):
-            run_cfg = speed_cfg(Config.fromfile(path), variant, mode, args,
-                                osp.join(args.work_dir, name, variant, mode))
+            run_cfg = speed_cfg(
+                Config.fromfile(path), variant, mode, args,
+                osp.join(args.work_dir, name, variant, mode))
             record = time_run(run_cfg, args.warmup)
-        record.update(config=name, variant=variant, mode=mode,
-                      iters=args.iters, scale=args.scale,
-                      batch=run_cfg.train_dataloader.batch_size,
-                      date=datetime.date.today().isoformat(),
-                      wall_s=time.time() - t)
+        record.update(
+            config=name,
+            variant=variant,
+            mode=mode,
+            iters=args.iters,
+            scale=args.scale,
+            batch=run_cfg.train_dataloader.batch_size,
+            date=datetime.date.today().isoformat(),
+            wall_s=time.time() - t)
         results['runs'].append(record)
         with open(out, 'w') as f:
             json.dump(results, f, indent=1)
-        print(f'[{k + 1}/{len(todo)}] {name} {variant} {mode}: '
-              f'{record["iters_per_s"]:.2f} it/s, step '
-              f'{100 * record["step_share"]:.1f} %, rollback '
-              f'{100 * record["rollback_share"]:.2f} %, peak '
-              f'{record["peak_mem_mib"]:.0f} MiB ({record["wall_s"]:.0f} s)',
-              flush=True)
+        print(
+            f'[{k + 1}/{len(todo)}] {name} {variant} {mode}: '
+            f'{record["iters_per_s"]:.2f} it/s, step '
+            f'{100 * record["step_share"]:.1f} %, rollback '
+            f'{100 * record["rollback_share"]:.2f} %, peak '
+            f'{record["peak_mem_mib"]:.0f} MiB ({record["wall_s"]:.0f} s)',
+            flush=True)
     with open(out, 'w') as f:
         json.dump(results, f, indent=1)
     write_markdown(results, osp.splitext(out)[0] + '.md')

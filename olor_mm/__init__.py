@@ -46,9 +46,11 @@ def _mmengine_installed() -> bool:
 if _mmengine_installed():
     # one error naming every unsupported version (as mmdet checks mmcv)
     import mmengine
-    check_versions(dict(torch=torch.__version__,
-                        mmengine=mmengine.__version__,
-                        **installed_versions('mmcv')))
+    check_versions(
+        dict(
+            torch=torch.__version__,
+            mmengine=mmengine.__version__,
+            **installed_versions('mmcv')))
     from .compat import apply_compat_fixes
     from .constructors import LayerwiseRollbackConstructor
     from .fsdp import shard_theta0_with_fsdp

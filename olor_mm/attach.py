@@ -52,7 +52,6 @@ STATE_KEY = 'olor_rollback'
 
 __all__ = ['attach_rollback', 'find_rollback', 'RollbackHandle', 'STATE_KEY']
 
-
 #: keys of the set-up that decide the layers: must match on resume
 STRUCTURAL_KEYS = ('pretrained_prefixes', 'layer_unit', 'layer_patterns')
 #: hyper-parameters: the checkpoint's apply on resume
@@ -72,7 +71,9 @@ class RollbackHandle(Anchor):
         anchor_dtype (torch.dtype | None): dtype ``theta0`` is kept in.
     """
 
-    def __init__(self, optimizer, scale_with_lr: bool = True,
+    def __init__(self,
+                 optimizer,
+                 scale_with_lr: bool = True,
                  anchor_dtype: Union[str, torch.dtype, None] = None,
                  warn_if_inert: bool = True):
         if not isinstance(scale_with_lr, bool):
@@ -81,8 +82,12 @@ class RollbackHandle(Anchor):
                 '(whether the rollback follows lr_t / lr_0).')
         self.scale_with_lr = scale_with_lr
         check_groups(optimizer.param_groups, scale_with_lr)
-        super().__init__(optimizer, _rolls_back, STATE_KEY, anchor_dtype,
-                         owner='OLOR rollback')
+        super().__init__(
+            optimizer,
+            _rolls_back,
+            STATE_KEY,
+            anchor_dtype,
+            owner='OLOR rollback')
         self._handles += [
             optimizer.register_step_pre_hook(self._pre_step),
             optimizer.register_step_post_hook(self._post_step),
@@ -142,15 +147,18 @@ class RollbackHandle(Anchor):
         """
         from .param_groups import _frozen
         saved, mine = entry.get('config') or {}, self.config or {}
-        diff = [k for k in STRUCTURAL_KEYS if k in saved and k in mine
-                and _frozen(saved[k]) != _frozen(mine[k])]
+        diff = [
+            k for k in STRUCTURAL_KEYS if k in saved and k in mine
+            and _frozen(saved[k]) != _frozen(mine[k])
+        ]
         if diff:
             from .theta0 import _from_checkpoint
             raise ValueError(
                 f'{self.owner}: the optimizer state{_from_checkpoint()} was '
-                'written with ' + ', '.join(
-                    f'{k}={saved[k]!r}' for k in diff) + ', this config has '
-                + ', '.join(f'{k}={mine[k]!r}' for k in diff) + ': its layers '
+                'written with ' + ', '.join(f'{k}={saved[k]!r}'
+                                            for k in diff) +
+                ', this config has ' +
+                ', '.join(f'{k}={mine[k]!r}' for k in diff) + ': its layers '
                 'and theta0 are numbered differently. Resume with the '
                 "checkpoint's values, or start a new fine-tune from its "
                 'weights with load_from=<ckpt> and resume=False.')
@@ -171,8 +179,10 @@ class RollbackHandle(Anchor):
         if 'scale_with_lr' in entry:
             self.scale_with_lr = bool(entry['scale_with_lr'])
         saved, mine = entry.get('config') or {}, self.config or {}
-        changed = [k for k in TUNABLE_KEYS
-                   if k in saved and k in mine and saved[k] != mine[k]]
+        changed = [
+            k for k in TUNABLE_KEYS
+            if k in saved and k in mine and saved[k] != mine[k]
+        ]
         if changed:
             logger.warning(
                 'resume: the checkpoint\'s OLOR hyper-parameters apply (%s), '
@@ -182,8 +192,10 @@ class RollbackHandle(Anchor):
                 ', '.join(f'{k}={saved[k]}' for k in changed),
                 ', '.join(f'{k}={mine[k]}' for k in changed))
         if self.config is not None:
-            self.config = dict(self.config, **{
-                k: saved[k] for k in TUNABLE_KEYS if k in saved})
+            self.config = dict(
+                self.config,
+                **{k: saved[k]
+                   for k in TUNABLE_KEYS if k in saved})
 
     # ------------------------------------------------------------ maths
     def lr_ratios(self) -> List[float]:
@@ -245,8 +257,10 @@ def check_groups(groups: List[dict], scale_with_lr: bool) -> None:
                 '[0, 1]; set rollback_max / rollback_min in [0, 1] '
                 '(paramwise_cfg in a config).')
     if scale_with_lr:
-        zero = [gi for gi, g in enumerate(groups)
-                if _rolls_back(g) and not g.get('initial_lr', g.get('lr'))]
+        zero = [
+            gi for gi, g in enumerate(groups)
+            if _rolls_back(g) and not g.get('initial_lr', g.get('lr'))
+        ]
         if zero:
             raise ValueError(
                 f'param groups {zero[:5]} roll back but their lr is 0 '
@@ -255,10 +269,10 @@ def check_groups(groups: List[dict], scale_with_lr: bool) -> None:
                 'lr (or lr_mult), or scale_with_lr=False.')
 
 
-def attach_rollback(optimizer: torch.optim.Optimizer,
-                    scale_with_lr: bool = True,
-                    anchor_dtype: Union[str, torch.dtype, None] = None
-                    ) -> RollbackHandle:
+def attach_rollback(
+        optimizer: torch.optim.Optimizer,
+        scale_with_lr: bool = True,
+        anchor_dtype: Union[str, torch.dtype, None] = None) -> RollbackHandle:
     """Attach OLOR's rollback to ``optimizer``; returns its handle.
 
     Args:

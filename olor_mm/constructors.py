@@ -44,9 +44,12 @@ ROLLBACK_DEFAULTS = dict(scale_with_lr=True, anchor_dtype=None)
 
 #: keys of how the optimizer is built (merged groups, the kernel) and of
 #: layer-wise learning-rate decay (olor_mm.lr_decay)
-BUILD_DEFAULTS = dict(merge_groups=True, optimizer_impl='auto',
-                      decay_rate=None, decay_type='layer_wise',
-                      num_layers=None)
+BUILD_DEFAULTS = dict(
+    merge_groups=True,
+    optimizer_impl='auto',
+    decay_rate=None,
+    decay_type='layer_wise',
+    num_layers=None)
 
 #: paramwise_cfg keys of MMEngine's DefaultOptimWrapperConstructor
 UPSTREAM_KEYS = ('custom_keys', 'bias_lr_mult', 'bias_decay_mult',
@@ -69,9 +72,9 @@ def _check_unknown_keys(paramwise_cfg: dict) -> None:
             for k in unknown
         }
         raise ValueError(
-            'paramwise_cfg has unknown keys ' + ', '.join(
-                f'{k!r}' + (f' (did you mean {h[0]!r}?)' if h else '')
-                for k, h in hints.items()) +
+            'paramwise_cfg has unknown keys ' +
+            ', '.join(f'{k!r}' + (f' (did you mean {h[0]!r}?)' if h else '')
+                      for k, h in hints.items()) +
             f' for LayerwiseRollbackConstructor; it reads {known}.')
 
 
@@ -171,8 +174,7 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
         # validate everything before any model is seen
         layer_lams(1, cfg['rollback_max'], cfg['rollback_min'],
                    cfg['rollback_power'])
-        cfg['pretrained_prefixes'] = check_prefixes(
-            cfg['pretrained_prefixes'])
+        cfg['pretrained_prefixes'] = check_prefixes(cfg['pretrained_prefixes'])
         optim_wrapper_cfg = dict(optim_wrapper_cfg)
         self._take_wrapper_keys(optim_wrapper_cfg)
         super().__init__(optim_wrapper_cfg, paramwise_cfg)
@@ -191,8 +193,9 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
                 f'paramwise_cfg.optimizer_impl={cfg["optimizer_impl"]!r} is '
                 f'unknown; use one of {IMPLS}.')
         if cfg['decay_rate'] is not None or cfg['decay_type'] != 'layer_wise':
-            check_decay(1.0 if cfg['decay_rate'] is None else
-                        cfg['decay_rate'], cfg['decay_type'])
+            check_decay(
+                1.0 if cfg['decay_rate'] is None else cfg['decay_rate'],
+                cfg['decay_type'])
 
     def _wrapper_class(self, optim_wrapper_cfg: dict) -> type:
         kind = optim_wrapper_cfg.get('type', 'OptimWrapper')
@@ -249,13 +252,12 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
         optimizer = self.build_optimizer(model)
         if self.attaches:
             rollback = dict(ROLLBACK_DEFAULTS, **self.rollback_cfg)
-            handle = RollbackHandle(optimizer, warn_if_inert=False,
-                                    **rollback)
+            handle = RollbackHandle(optimizer, warn_if_inert=False, **rollback)
             # saved with theta0: a resume with another numbering is refused,
             # edited hyper-parameters are named
-            handle.config = dict(
-                {k: self.olor_cfg[k] for k in OLOR_DEFAULTS},
-                scale_with_lr=handle.scale_with_lr)
+            handle.config = dict({k: self.olor_cfg[k]
+                                  for k in OLOR_DEFAULTS},
+                                 scale_with_lr=handle.scale_with_lr)
             if not handle.active:
                 self._warn_nothing_rolls_back(model)
         wrapper_cfg = self.optim_wrapper_cfg.copy()
@@ -282,7 +284,8 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
                    'every trainable pretrained layer')
         print_log(
             f'LayerwiseRollbackConstructor: nothing will roll back: {why}.',
-            logger='current', level=logging.WARNING)
+            logger='current',
+            level=logging.WARNING)
 
     def build_optimizer(self, model: nn.Module):
         """The torch optimizer over the tagged groups.
@@ -318,11 +321,12 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
         optimizer = OPTIMIZERS.build(optimizer_cfg)
         guard_group_layout(optimizer, self.build_cfg['merge_groups'])
         print_log(
-            f'{optimizer_cls.__name__}: {before} param groups'
-            + (f' merged into {len(params)}' if len(params) != before else
-               (' (one per parameter: merge_groups=False)'
-                if not self.build_cfg['merge_groups'] else ''))
-            + f'; kernel: {impl}', logger='current')
+            f'{optimizer_cls.__name__}: {before} param groups' +
+            (f' merged into {len(params)}' if len(params) != before else
+             (' (one per parameter: merge_groups=False)'
+              if not self.build_cfg['merge_groups'] else '')) +
+            f'; kernel: {impl}',
+            logger='current')
         return optimizer
 
     def add_params(self,
@@ -341,8 +345,8 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
             name = self._param_names[id(param)]
             layer = self._layer_of.get(name)
             group['layer_id'] = layer
-            group['rollback'] = (0.0 if layer is None else
-                                 self._layer_lams[layer])
+            group['rollback'] = (0.0
+                                 if layer is None else self._layer_lams[layer])
             if name in mults:
                 group['lr'] = group.get('lr', self.base_lr) * mults[name]
         self._log_table(params[start:])
@@ -361,13 +365,14 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
             print_log(
                 f'paramwise_cfg.num_layers={cfg["num_layers"]}: the lr decay '
                 f'follows the rollback\'s numbering, {count} layers (upstream '
-                'counts num_layers + 2).', logger='current',
+                'counts num_layers + 2).',
+                logger='current',
                 level=logging.WARNING)
         stage_of, stages = {}, 0
         if cfg['decay_type'] == 'stage_wise':
             from .drift import drift_groups
-            for k, names in enumerate(drift_groups(list(self._layer_of))
-                                      .values()):
+            for k, names in enumerate(
+                    drift_groups(list(self._layer_of)).values()):
                 stage_of.update({n: k for n in names})
                 stages = k + 1
         return lr_decay_mults(self._layer_of, count, cfg['decay_rate'],
@@ -380,9 +385,10 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
         for each prefix is logged.
         """
         cfg = self.olor_cfg
-        layer_of, count, notes = number_pretrained(
-            model, cfg['pretrained_prefixes'], cfg['layer_unit'],
-            cfg['layer_patterns'])
+        layer_of, count, notes = number_pretrained(model,
+                                                   cfg['pretrained_prefixes'],
+                                                   cfg['layer_unit'],
+                                                   cfg['layer_patterns'])
         for note in notes:
             print_log(f'OLOR layers of {note}', logger='current')
         lams = layer_lams(count, cfg['rollback_max'], cfg['rollback_min'],
@@ -411,5 +417,7 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
             f'OLOR rolls back {sum(n for _, n in rolled):,} parameters in '
             f'{sum(t for t, _ in rolled)} tensors; {len(rows)} pretrained '
             'layers.')
-        print_log('OLOR layer-wise rollback:\n' + '\n'.join(lines),
-                  logger='current', level=logging.INFO)
+        print_log(
+            'OLOR layer-wise rollback:\n' + '\n'.join(lines),
+            logger='current',
+            level=logging.INFO)

@@ -79,8 +79,8 @@ def relative_drift(params: Mapping[str, torch.Tensor],
         diff = torch._foreach_sub(cur, ref)
         num = sum(float(x)**2 for x in torch._foreach_norm(diff))
         den = sum(float(x)**2 for x in torch._foreach_norm(ref))
-        out[group] = (num / den)**0.5 if den else (0.0 if num == 0 else
-                                                   float('inf'))
+        out[group] = (num /
+                      den)**0.5 if den else (0.0 if num == 0 else float('inf'))
     return out
 
 
@@ -94,14 +94,15 @@ def state_dict_drift(state: Mapping[str, torch.Tensor],
     ``prefixes``; with ``whole`` an extra entry per prefix holds the drift of
     all its tensors together (e.g. ``backbone``).
     """
-    names = [k for k, v in theta0.items()
-             if k.startswith(prefixes) and v.is_floating_point()
-             and not k.rsplit('.', 1)[-1].startswith(('running_',
-                                                      'num_batches'))]
+    names = [
+        k for k, v in theta0.items()
+        if k.startswith(prefixes) and v.is_floating_point()
+        and not k.rsplit('.', 1)[-1].startswith(('running_', 'num_batches'))
+    ]
     out = relative_drift(state, theta0, drift_groups(names))
     if whole:
         for prefix in prefixes:
             sel = [n for n in names if n.startswith(prefix)]
-            out.update(relative_drift(state, theta0,
-                                      {prefix.rstrip('.'): sel}))
+            out.update(
+                relative_drift(state, theta0, {prefix.rstrip('.'): sel}))
     return out

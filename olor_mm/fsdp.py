@@ -64,11 +64,12 @@ def shard_theta0_with_fsdp() -> None:
         anchor = find_anchor(self.optim_wrapper.optimizer)
         entries = {
             key: state_dict.pop(key)
-            for key in ({anchor.state_key} if anchor else set()) |
-            {LEGACY_STATE_KEY} if key in state_dict
+            for key in ({anchor.state_key} if anchor else set())
+            | {LEGACY_STATE_KEY} if key in state_dict
         }
         optim_state = FSDP.optim_state_dict_to_load(
-            model=self.model, optim=self.optim_wrapper.optimizer,
+            model=self.model,
+            optim=self.optim_wrapper.optimizer,
             optim_state_dict=state_dict)
         optim_state.update(entries)
         self.optim_wrapper.load_state_dict(optim_state)
@@ -78,8 +79,8 @@ def shard_theta0_with_fsdp() -> None:
         wrapper = getattr(self, 'optim_wrapper', None)
         anchor = None if wrapper is None else find_anchor(wrapper.optimizer)
         if anchor is not None:
-            anchor.start_training(checkpoint['meta'].get('iter', 0),
-                                  where=f' from {filename}')
+            anchor.start_training(
+                checkpoint['meta'].get('iter', 0), where=f' from {filename}')
         return checkpoint
 
     optim_state_dict._olor = load_optim_state_dict._olor = True

@@ -62,7 +62,8 @@ class RollbackDriftHook(Hook):
 
     priority = 'NORMAL'  # before the LoggerHook (BELOW_NORMAL) writes
 
-    def __init__(self, interval: Optional[int] = None,
+    def __init__(self,
+                 interval: Optional[int] = None,
                  prefixes: Sequence[str] = ('backbone', )):
         if interval is not None and (not isinstance(interval, int)
                                      or interval < 1):
@@ -109,8 +110,10 @@ class RollbackDriftHook(Hook):
         anchor = find_anchor(optimizer)
         anchors = {}
         if anchor is not None and anchor.theta0 is not None:
-            anchors = {id(p): t for p, t in zip(anchor.anchored_params,
-                                                anchor.theta0)}
+            anchors = {
+                id(p): t
+                for p, t in zip(anchor.anchored_params, anchor.theta0)
+            }
         resumed = runner.iter > 0
         self._own = {}
         for n, p in named:
@@ -130,7 +133,8 @@ class RollbackDriftHook(Hook):
         self._names = [n for n, _ in named]
         self._params = dict(named)
         self._theta0 = {
-            n: anchors.get(id(p), self._own.get(n)) for n, p in named
+            n: anchors.get(id(p), self._own.get(n))
+            for n, p in named
         }
         self._groups = drift_groups(self._names)
         rollback = find_rollback(optimizer)
@@ -141,18 +145,21 @@ class RollbackDriftHook(Hook):
             c.__name__ == 'FullyShardedDataParallel'
             for c in type(runner.model).__mro__)
         print_log(
-            'RollbackDriftHook: drift of ' + ', '.join(
-                f'{g} ({len(ns)} tensors)' for g, ns in self._groups.items())
-            + f' every {self.interval} iterations', logger='current',
+            'RollbackDriftHook: drift of ' +
+            ', '.join(f'{g} ({len(ns)} tensors)'
+                      for g, ns in self._groups.items()) +
+            f' every {self.interval} iterations',
+            logger='current',
             level=logging.INFO)
 
     def _lam_index(self, optimizer) -> Optional[Dict[str, List]]:
         """(param group index, numel) of each group's trainable tensors."""
         if self._rollback is None:
             return None
-        where = {id(p): gi
-                 for gi, g in enumerate(optimizer.param_groups)
-                 for p in g['params']}
+        where = {
+            id(p): gi
+            for gi, g in enumerate(optimizer.param_groups) for p in g['params']
+        }
         params = self._params
         return {
             group: [(where[id(params[n])], params[n].numel()) for n in names
@@ -172,12 +179,13 @@ class RollbackDriftHook(Hook):
         for group, names in self._groups.items():
             cur = [self._params[n] for n in names]
             ref = [self._theta0[n] for n in names]
-            ref = [r.to(c.dtype) if r.dtype != c.dtype else r
-                   for c, r in zip(cur, ref)]
+            ref = [
+                r.to(c.dtype) if r.dtype != c.dtype else r
+                for c, r in zip(cur, ref)
+            ]
             diff = torch._foreach_sub(cur, ref)
             sq = torch.stack([
-                torch.stack(torch._foreach_norm(diff)).double().square()
-                .sum(),
+                torch.stack(torch._foreach_norm(diff)).double().square().sum(),
                 torch.stack(torch._foreach_norm(ref)).double().square().sum()
             ])
             if self._sharded:
@@ -189,8 +197,8 @@ class RollbackDriftHook(Hook):
             for group, members in self._lam_groups.items():
                 total = sum(n for _, n in members)
                 if total:
-                    out[f'lam_eff/{group}'] = sum(
-                        lam[gi] * n for gi, n in members) / total
+                    out[f'lam_eff/{group}'] = sum(lam[gi] * n
+                                                  for gi, n in members) / total
         return out
 
     def _logs_now(self, runner, batch_idx: int) -> bool:
@@ -206,11 +214,15 @@ class RollbackDriftHook(Hook):
         from mmengine.runner import IterBasedTrainLoop
         if isinstance(runner.train_loop, IterBasedTrainLoop):
             return False
-        return self.end_of_epoch(runner.train_dataloader, batch_idx) and (
-            not self._ignore_last
-            or len(runner.train_dataloader) <= self.interval)
+        return self.end_of_epoch(
+            runner.train_dataloader,
+            batch_idx) and (not self._ignore_last
+                            or len(runner.train_dataloader) <= self.interval)
 
-    def after_train_iter(self, runner, batch_idx: int, data_batch=None,
+    def after_train_iter(self,
+                         runner,
+                         batch_idx: int,
+                         data_batch=None,
                          outputs=None) -> None:
         if self._logs_now(runner, batch_idx):
             for key, value in self.compute(runner).items():

@@ -41,7 +41,9 @@ def fused_works(optimizer_cls, device: torch.device,
     return True
 
 
-def choose_impl(optimizer_cls, groups: List[dict], requested: str = 'auto',
+def choose_impl(optimizer_cls,
+                groups: List[dict],
+                requested: str = 'auto',
                 optimizer_kwargs: Dict = None) -> Tuple[str, Dict]:
     """The implementation to build ``optimizer_cls`` with.
 
@@ -70,8 +72,8 @@ def choose_impl(optimizer_cls, groups: List[dict], requested: str = 'auto',
     if requested == 'auto':
         for key in ('fused', 'foreach'):
             if kwargs.get(key) is not None:
-                return (f'{key} (optimizer.{key}={kwargs[key]})' if kwargs[
-                    key] else 'torch_default'), {}
+                return (f'{key} (optimizer.{key}={kwargs[key]})'
+                        if kwargs[key] else 'torch_default'), {}
     if requested == 'torch_default':
         return 'torch_default', {}
     first = next((p for g in groups for p in g['params']), None)

@@ -15,7 +15,6 @@ loss gradient before the optimizer step (and before gradient clipping)::
 so it needs no change to the model or its loss.
 """
 import logging
-import math
 from typing import Union
 
 import torch
@@ -24,16 +23,15 @@ from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmengine.registry import OPTIM_WRAPPERS
 
 from .optim_wrappers import CPUAmpMixin
-from .rollback import group_by_device_and_dtype
-from .theta0 import Anchor
+from .rollback import group_by_device_and_dtype, is_real
+from .theta0 import Anchor, AnchorViewsMixin
 
 #: key of L2-SP's entry (its theta0) in the optimizer state dict
 STATE_KEY = 'l2sp_anchor'
 
 
 def _check_coefficient(key: str, value) -> float:
-    if (isinstance(value, bool) or not isinstance(value, (int, float))
-            or not math.isfinite(value) or value < 0):
+    if not is_real(value) or value < 0:
         raise ValueError(
             f'optim_wrapper.{key}={value!r} must be a finite number >= 0 '
             '(the weight of the L2-SP penalty; Li et al. use alpha=0.1, '
@@ -41,7 +39,7 @@ def _check_coefficient(key: str, value) -> float:
     return float(value)
 
 
-class L2SPMixin:
+class L2SPMixin(AnchorViewsMixin):
     """The L2-SP penalty on an MMEngine OptimWrapper (see below)."""
 
     #: LayerwiseRollbackConstructor gives this wrapper the groups only
@@ -57,9 +55,12 @@ class L2SPMixin:
                 "pretrained: build it with constructor='"
                 "LayerwiseRollbackConstructor' and paramwise_cfg."
                 "pretrained_prefixes (e.g. ('backbone',)).")
-        self.anchor = Anchor(self.optimizer,
-                             lambda g: g.get('layer_id') is not None,
-                             STATE_KEY, anchor_dtype, owner='L2-SP anchor')
+        self.anchor = Anchor(
+            self.optimizer,
+            lambda g: g.get('layer_id') is not None,
+            STATE_KEY,
+            anchor_dtype,
+            owner='L2-SP anchor')
         anchored = self.anchor.anchored
         if not anchored:
             raise ValueError(
@@ -67,26 +68,20 @@ class L2SPMixin:
                 'pretrained (all of paramwise_cfg.pretrained_prefixes are '
                 'frozen); unfreeze them or use a plain OptimWrapper.')
         anchored_ids = {id(p) for _, p in anchored}
-        new = [p for g in groups for p in g['params']
-               if p.requires_grad and id(p) not in anchored_ids]
-        self._new_buckets = [[new[k] for k in idx] for idx in
-                             group_by_device_and_dtype(new).values()]
+        new = [
+            p for g in groups for p in g['params']
+            if p.requires_grad and id(p) not in anchored_ids
+        ]
+        self._new_buckets = [[
+            new[k] for k in idx
+        ] for idx in group_by_device_and_dtype(new).values()]
         print_log(
             f'L2-SP: alpha={self.alpha} on {len(anchored)} pretrained tensors '
             f'({sum(p.numel() for _, p in anchored):,} parameters, every '
             f'pretrained layer: the rollback_* keys are unused), beta='
-            f'{self.beta} on {len(new)} new tensors.', logger='current',
+            f'{self.beta} on {len(new)} new tensors.',
+            logger='current',
             level=logging.INFO)
-
-    @property
-    def theta0(self):
-        """``w0_S``: the pretrained values of the anchored tensors."""
-        return self.anchor.theta0
-
-    @property
-    def anchored_params(self):
-        """The anchored (pretrained, trainable) parameters."""
-        return self.anchor.anchored_params
 
     def initialize_count_status(self, model, init_counts: int,
                                 max_counts: int) -> None:
@@ -108,13 +103,15 @@ class L2SPMixin:
                     continue
                 params = [b.params[k] for k in sel]
                 diff = torch._foreach_sub(params, [b.anchors[k] for k in sel])
-                torch._foreach_add_([p.grad for p in params], diff,
+                torch._foreach_add_([p.grad for p in params],
+                                    diff,
                                     alpha=self.alpha * scale)
         if self.beta:
             for params in self._new_buckets:
                 params = [p for p in params if p.grad is not None]
                 if params:
-                    torch._foreach_add_([p.grad for p in params], params,
+                    torch._foreach_add_([p.grad for p in params],
+                                        params,
                                         alpha=self.beta * scale)
 
     def penalty(self) -> float:
@@ -122,8 +119,9 @@ class L2SPMixin:
         self.anchor.ensure_theta0()
         with torch.no_grad():
             anchored = sum(
-                float(sum(n.double()**2 for n in torch._foreach_norm(
-                    torch._foreach_sub(b.params, b.anchors))))
+                float(
+                    sum(n.double()**2 for n in torch._foreach_norm(
+                        torch._foreach_sub(b.params, b.anchors))))
                 for b in self.anchor.buckets)
             new = sum(
                 float(sum(n.double()**2 for n in torch._foreach_norm(ps)))

@@ -99,8 +99,8 @@ def compile_rules(rules: Sequence[Rule]) -> List[CompiledRule]:
                 'string or a (regex, suffix) pair; write e.g. '
                 "[r'^stem\\.', r'^blocks\\.(\\d+)\\.']")
         try:
-            compiled.append((re.compile(pattern),
-                             tuple(float(s) for s in suffix)))
+            compiled.append(
+                (re.compile(pattern), tuple(float(s) for s in suffix)))
         except re.error as err:
             raise ValueError('paramwise_cfg.layer_patterns: pattern '
                              f'{pattern!r} does not compile: {err}') from err
@@ -151,10 +151,11 @@ def assign_param_ids(names: Sequence[str]) -> Tuple[List[int], int]:
     return list(range(len(names))), len(names)
 
 
-def number_layers(module,
-                  layer_unit: str = 'block',
-                  layer_patterns: Optional[Sequence[Rule]] = None
-                  ) -> Tuple[Dict[str, int], int, str]:
+def number_layers(
+    module,
+    layer_unit: str = 'block',
+    layer_patterns: Optional[Sequence[Rule]] = None
+) -> Tuple[Dict[str, int], int, str]:
     """Number the layers of ``module`` (an ``nn.Module``) by depth.
 
     Args:
@@ -207,8 +208,10 @@ def _children_ids(module, names: Sequence[str]):
     offset = 0
     parts = []
     for head in heads:
-        members = [n for n in names
-                   if (n.split('.', 1)[0] if '.' in n else '') == head]
+        members = [
+            n for n in names
+            if (n.split('.', 1)[0] if '.' in n else '') == head
+        ]
         scheme, rules = (None, None) if head not in children else \
             find_scheme(type(children[head]))
         if rules is not None:

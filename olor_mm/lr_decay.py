@@ -22,8 +22,9 @@ compatibility and only checked against the numbering.
 
 This module imports nothing of MMEngine.
 """
-import math
 from typing import Dict, Optional
+
+from .rollback import is_real
 
 #: ``decay_type`` values; ``layer_wise_vit`` is upstream's BEiT alias
 DECAY_TYPES = ('layer_wise', 'stage_wise', 'layer_wise_vit')
@@ -32,9 +33,7 @@ DECAY_KEYS = ('decay_rate', 'decay_type', 'num_layers')
 
 def check_decay(decay_rate, decay_type: str) -> None:
     """Raises ValueError naming the key for a bad rate or type."""
-    if (isinstance(decay_rate, bool)
-            or not isinstance(decay_rate, (int, float))
-            or not math.isfinite(decay_rate) or not 0 < decay_rate <= 1):
+    if not is_real(decay_rate) or not 0 < decay_rate <= 1:
         raise ValueError(
             f'paramwise_cfg.decay_rate={decay_rate!r} must be a number in '
             '(0, 1]: the learning rate of each layer is decay_rate times '
@@ -45,7 +44,9 @@ def check_decay(decay_rate, decay_type: str) -> None:
             f"'layer_wise' or 'stage_wise'.")
 
 
-def lr_decay_mults(layer_of: Dict[str, int], count: int, decay_rate: float,
+def lr_decay_mults(layer_of: Dict[str, int],
+                   count: int,
+                   decay_rate: float,
                    decay_type: str = 'layer_wise',
                    stage_of: Optional[Dict[str, int]] = None,
                    stages: int = 0) -> Dict[str, float]:
@@ -61,7 +62,9 @@ def lr_decay_mults(layer_of: Dict[str, int], count: int, decay_rate: float,
     """
     check_decay(decay_rate, decay_type)
     if decay_type == 'stage_wise':
-        return {name: decay_rate**(stages - 1 - s)
-                for name, s in stage_of.items()}
+        return {
+            name: decay_rate**(stages - 1 - s)
+            for name, s in stage_of.items()
+        }
     n = count - 1
     return {name: decay_rate**(n - i) for name, i in layer_of.items()}

@@ -23,6 +23,7 @@ from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmengine.registry import OPTIM_WRAPPERS
 
 from .attach import RollbackHandle, find_rollback
+from .theta0 import AnchorViewsMixin
 
 #: "not given": the wrapper keys default to what the constructor attached
 _UNSET = object()
@@ -62,7 +63,7 @@ def guard_training_start(optim_wrapper) -> None:
     optim_wrapper.initialize_count_status = initialize_count_status
 
 
-class RollbackWrapperMixin:
+class RollbackWrapperMixin(AnchorViewsMixin):
     """The shell: wrapper keys, theta0 at training start, read-only views.
 
     ``scale_with_lr`` / ``anchor_dtype`` given to the wrapper configure the
@@ -82,9 +83,10 @@ class RollbackWrapperMixin:
                 warn_if_inert=False)
         else:
             from .theta0 import parse_anchor_dtype
-            for key, value, have in (
-                    ('scale_with_lr', scale_with_lr, handle.scale_with_lr),
-                    ('anchor_dtype', anchor_dtype, handle.anchor_dtype)):
+            for key, value, have in (('scale_with_lr', scale_with_lr,
+                                      handle.scale_with_lr),
+                                     ('anchor_dtype', anchor_dtype,
+                                      handle.anchor_dtype)):
                 if key == 'anchor_dtype' and value is not _UNSET:
                     value = parse_anchor_dtype(value)
                 if value is not _UNSET and value != have:
@@ -100,7 +102,8 @@ class RollbackWrapperMixin:
                 'so nothing will roll back. Build it with '
                 "constructor='LayerwiseRollbackConstructor' and "
                 'rollback_max > 0, or use a plain OptimWrapper.',
-                logger='current', level=logging.WARNING)
+                logger='current',
+                level=logging.WARNING)
 
     def initialize_count_status(self, model, init_counts: int,
                                 max_counts: int) -> None:
@@ -118,14 +121,9 @@ class RollbackWrapperMixin:
         return self.rollback_handle.anchor_dtype
 
     @property
-    def theta0(self):
-        """Pretrained values of the rolled-back tensors (None if untaken)."""
-        return self.rollback_handle.theta0
-
-    @property
-    def anchored_params(self):
-        """The rolled-back parameters, in the order of :attr:`theta0`."""
-        return self.rollback_handle.anchored_params
+    def anchor(self) -> RollbackHandle:
+        """The rollback (an :class:`~olor_mm.theta0.Anchor`)."""
+        return self.rollback_handle
 
     def snapshot_theta0(self) -> None:
         """Take ``theta0`` now (what training start does)."""
@@ -214,9 +212,13 @@ class CPUAmpMixin:
     def _init_amp(self, optimizer, loss_scale, dtype, use_fsdp, **kwargs):
         from mmengine.device import get_device
         if get_device() != 'cpu':
-            AmpOptimWrapper.__init__(self, loss_scale=loss_scale, dtype=dtype,
-                                     use_fsdp=use_fsdp, optimizer=optimizer,
-                                     **kwargs)
+            AmpOptimWrapper.__init__(
+                self,
+                loss_scale=loss_scale,
+                dtype=dtype,
+                use_fsdp=use_fsdp,
+                optimizer=optimizer,
+                **kwargs)
             return
         if dtype not in (None, 'bfloat16', torch.bfloat16):
             raise ValueError(
@@ -234,8 +236,7 @@ class CPUAmpMixin:
 
 
 @OPTIM_WRAPPERS.register_module()
-class AmpOLOROptimWrapper(RollbackWrapperMixin, CPUAmpMixin,
-                          AmpOptimWrapper):
+class AmpOLOROptimWrapper(RollbackWrapperMixin, CPUAmpMixin, AmpOptimWrapper):
     """AmpOptimWrapper with OLOR's rollback (see :class:`OLOROptimWrapper`).
 
     A step the loss scaler skips (inf/NaN gradients) never reaches the

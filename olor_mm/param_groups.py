@@ -21,9 +21,10 @@ import torch.nn as nn
 from .layer_schemes import Rule, number_layers
 from .rollback import check_rollback_range, layerwise_rollback
 
-__all__ = ['check_prefixes', 'number_pretrained', 'layer_lams',
-           'layerwise_rollback_groups', 'merge_param_groups',
-           'guard_group_layout']
+__all__ = [
+    'check_prefixes', 'number_pretrained', 'layer_lams',
+    'layerwise_rollback_groups', 'merge_param_groups', 'guard_group_layout'
+]
 
 
 def check_prefixes(prefixes) -> Tuple[str, ...]:
@@ -44,8 +45,10 @@ def check_prefixes(prefixes) -> Tuple[str, ...]:
             "module names, e.g. ('backbone',), or ('',) for the whole "
             'model.')
     for prefix in prefixes:
-        nested = [q for q in prefixes if q != prefix and (
-            prefix == '' or q.startswith(prefix + '.'))]
+        nested = [
+            q for q in prefixes
+            if q != prefix and (prefix == '' or q.startswith(prefix + '.'))
+        ]
         if nested or list(prefixes).count(prefix) > 1:
             raise ValueError(
                 f'pretrained_prefixes: {nested or [prefix]} lie inside (or '
@@ -54,9 +57,10 @@ def check_prefixes(prefixes) -> Tuple[str, ...]:
 
 
 def number_pretrained(
-        model: nn.Module, pretrained_prefixes: Sequence[str] = ('backbone', ),
-        layer_unit: str = 'block',
-        layer_patterns: Optional[Sequence[Rule]] = None
+    model: nn.Module,
+    pretrained_prefixes: Sequence[str] = ('backbone', ),
+    layer_unit: str = 'block',
+    layer_patterns: Optional[Sequence[Rule]] = None
 ) -> Tuple[Dict[str, int], int, List[str]]:
     """Layer id of every pretrained parameter name of ``model``.
 
@@ -101,9 +105,13 @@ def layer_lams(count: int, rollback_max: float, rollback_min: float,
     """``lam_i`` of layers ``0..count-1`` (Eq. 8/9), validated once."""
     check_rollback_range(rollback_max, rollback_min, rollback_power)
     return [
-        layerwise_rollback(i, count - 1, rollback_max, rollback_min,
-                           rollback_power, check=False)
-        for i in range(count)
+        layerwise_rollback(
+            i,
+            count - 1,
+            rollback_max,
+            rollback_min,
+            rollback_power,
+            check=False) for i in range(count)
     ]
 
 
@@ -171,9 +179,12 @@ def layerwise_rollback_groups(
         layer = layer_of.get(name)
         (others if layer is None else layers[layer]).append(p)
     groups = [
-        dict(params=params, rollback=lams[i], layer_id=i,
-             **(pretrained_options or {}))
-        for i, params in enumerate(layers) if params
+        dict(
+            params=params,
+            rollback=lams[i],
+            layer_id=i,
+            **(pretrained_options or {})) for i, params in enumerate(layers)
+        if params
     ]
     if others:
         groups.append(dict(params=others, rollback=0.0, layer_id=None))
@@ -204,8 +215,8 @@ def merge_param_groups(groups: List[dict]) -> List[dict]:
     """
     merged: Dict[tuple, dict] = {}
     for group in groups:
-        key = tuple(sorted((k, _frozen(v)) for k, v in group.items()
-                           if k != 'params'))
+        key = tuple(
+            sorted((k, _frozen(v)) for k, v in group.items() if k != 'params'))
         if key in merged:
             merged[key]['params'] += list(group['params'])
         else:
@@ -213,7 +224,8 @@ def merge_param_groups(groups: List[dict]) -> List[dict]:
     return list(merged.values())
 
 
-def guard_group_layout(optimizer, merged: bool,
+def guard_group_layout(optimizer,
+                       merged: bool,
                        key: str = 'paramwise_cfg.merge_groups'):
     """Name ``key`` when a state dict of the other group layout is loaded.
 
@@ -235,19 +247,18 @@ def guard_group_layout(optimizer, merged: bool,
             anchor.check_entry(entry)
         saved = state_dict.get('param_groups', [])
         here = opt.param_groups
-        if [len(g['params']) for g in saved] == [
-                len(g['params']) for g in here]:
+        if [len(g['params'])
+                for g in saved] == [len(g['params']) for g in here]:
             return None
-        per_param = bool(saved) and all(len(g['params']) == 1
-                                        for g in saved)
+        per_param = bool(saved) and all(len(g['params']) == 1 for g in saved)
         raise ValueError(
             f'the optimizer state to load has {len(saved)} param groups, '
-            f'this optimizer {len(here)}: '
-            + (f'the checkpoint was written with one group per parameter; '
-               f'set {key}=False to resume it.' if per_param and merged else
-               f'the checkpoint was written with merged groups; set '
-               f'{key}=True to resume it.' if not merged else
-               'the model or the param-group options changed since the '
-               'checkpoint was written.'))
+            f'this optimizer {len(here)}: ' +
+            (f'the checkpoint was written with one group per parameter; '
+             f'set {key}=False to resume it.' if per_param and merged else
+             f'the checkpoint was written with merged groups; set '
+             f'{key}=True to resume it.' if not merged else
+             'the model or the param-group options changed since the '
+             'checkpoint was written.'))
 
     return optimizer.register_load_state_dict_pre_hook(check, prepend=True)

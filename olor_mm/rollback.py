@@ -27,8 +27,16 @@ from typing import Dict, Iterable, List, Tuple
 
 import torch
 
-__all__ = ['layerwise_rollback', 'check_rollback_range', 'rollback_',
-           'group_by_device_and_dtype']
+__all__ = [
+    'layerwise_rollback', 'check_rollback_range', 'rollback_',
+    'group_by_device_and_dtype', 'is_real'
+]
+
+
+def is_real(value) -> bool:
+    """A finite int or float, and not a bool (config values' check)."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
 
 
 def check_rollback_range(iota1: float, iota2: float, gamma: float) -> None:
@@ -40,8 +48,7 @@ def check_rollback_range(iota1: float, iota2: float, gamma: float) -> None:
             ``rollback_power`` (gamma) is negative or not finite.
     """
     for key, value in (('rollback_max', iota1), ('rollback_min', iota2)):
-        if (isinstance(value, bool) or not isinstance(value, (int, float))
-                or not 0.0 <= value <= 1.0):
+        if not is_real(value) or not 0.0 <= value <= 1.0:
             raise ValueError(
                 f'{key}={value!r} is not a number in [0, 1]: it is the '
                 'fraction of the way back to the pretrained weights taken '
@@ -52,16 +59,19 @@ def check_rollback_range(iota1: float, iota2: float, gamma: float) -> None:
             f'rollback_min={iota2} > rollback_max={iota1}: the '
             'shallowest layer gets rollback_max and the deepest rollback_min; '
             'swap them or set rollback_min <= rollback_max.')
-    if (isinstance(gamma, bool) or not isinstance(gamma, (int, float))
-            or not math.isfinite(gamma) or gamma < 0):
+    if not is_real(gamma) or gamma < 0:
         raise ValueError(
             f'rollback_power={gamma!r} must be a finite number '
             '>= 0 (gamma of Eq. 9; 0 gives a uniform rollback_max, 1 a '
             'linear decay with depth).')
 
 
-def layerwise_rollback(i: int, n: int, iota1: float, iota2: float,
-                       gamma: float, check: bool = True) -> float:
+def layerwise_rollback(i: int,
+                       n: int,
+                       iota1: float,
+                       iota2: float,
+                       gamma: float,
+                       check: bool = True) -> float:
     """Rollback coefficient ``lam_i`` of layer ``i`` (Eq. 8/9).
 
     ``lam_i = iota2 + (1 - i / n) ** gamma * (iota1 - iota2)``, with
@@ -93,7 +103,7 @@ def layerwise_rollback(i: int, n: int, iota1: float, iota2: float,
 
 
 def group_by_device_and_dtype(
-        tensors: Iterable[torch.Tensor]
+    tensors: Iterable[torch.Tensor]
 ) -> Dict[Tuple[torch.device, torch.dtype], List[int]]:
     """Indices of ``tensors`` bucketed by (device, dtype), order kept.
 

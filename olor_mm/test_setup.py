@@ -75,8 +75,8 @@ def enable_tta(cfg) -> None:
                       'we will set it as default.')
         cfg.tta_model = dict(
             type='DetTTAModel',
-            tta_cfg=dict(nms=dict(type='nms', iou_threshold=0.5),
-                         max_per_img=100))
+            tta_cfg=dict(
+                nms=dict(type='nms', iou_threshold=0.5), max_per_img=100))
     if 'tta_pipeline' not in cfg:
         warnings.warn('Cannot find ``tta_pipeline`` in config, '
                       'we will set it as default.')
@@ -86,12 +86,17 @@ def enable_tta(cfg) -> None:
         cfg.tta_pipeline = copy.deepcopy(data.pipeline)
         cfg.tta_pipeline[-1] = dict(
             type='TestTimeAug',
-            transforms=[[dict(type='RandomFlip', prob=1.),
-                         dict(type='RandomFlip', prob=0.)],
-                        [dict(type='PackDetInputs',
-                              meta_keys=('img_id', 'img_path', 'ori_shape',
-                                         'img_shape', 'scale_factor', 'flip',
-                                         'flip_direction'))]])
+            transforms=[[
+                dict(type='RandomFlip', prob=1.),
+                dict(type='RandomFlip', prob=0.)
+            ],
+                        [
+                            dict(
+                                type='PackDetInputs',
+                                meta_keys=('img_id', 'img_path', 'ori_shape',
+                                           'img_shape', 'scale_factor', 'flip',
+                                           'flip_direction'))
+                        ]])
     cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
     cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
 

@@ -82,6 +82,23 @@ def parse_anchor_dtype(
     return parsed
 
 
+class AnchorViewsMixin:
+    """Read-only views of a wrapper's :attr:`anchor` (an :class:`Anchor`),
+    for tools, hooks and tests: the same names under OLOR and L2-SP."""
+
+    @property
+    def theta0(self) -> Optional[List[torch.Tensor]]:
+        """``theta0`` (the paper's; ``w0_S`` in L2-SP): the pretrained values
+        of the anchored tensors, or None until taken."""
+        return self.anchor.theta0
+
+    @property
+    def anchored_params(self) -> List[torch.Tensor]:
+        """The anchored (pretrained, trainable) parameters, in the order of
+        :attr:`theta0`."""
+        return self.anchor.anchored_params
+
+
 def find_anchor(optimizer, state_key: Optional[str] = None):
     """The anchor attached to ``optimizer`` (under ``state_key``), or None.
 
@@ -108,7 +125,9 @@ class Anchor:
         owner (str): Name used in messages (e.g. ``'OLOR rollback'``).
     """
 
-    def __init__(self, optimizer, select: Callable[[dict], bool],
+    def __init__(self,
+                 optimizer,
+                 select: Callable[[dict], bool],
                  state_key: str,
                  anchor_dtype: Union[str, torch.dtype, None] = None,
                  owner: str = 'anchor'):
@@ -134,15 +153,13 @@ class Anchor:
         self._handles = [
             optimizer.register_state_dict_post_hook(self._save_hook),
             optimizer.register_load_state_dict_pre_hook(self._load_pre_hook),
-            optimizer.register_load_state_dict_post_hook(
-                self._load_post_hook),
+            optimizer.register_load_state_dict_post_hook(self._load_post_hook),
         ]
         attached[state_key] = self
 
     # ------------------------------------------------------------ what
     def _current_anchored(self) -> List[Tuple[int, torch.Tensor]]:
-        return [(gi, p)
-                for gi, g in enumerate(self.optimizer.param_groups)
+        return [(gi, p) for gi, g in enumerate(self.optimizer.param_groups)
                 if self._select(g) for p in g['params'] if p.requires_grad]
 
     @property
@@ -181,8 +198,10 @@ class Anchor:
                 what every later step is pulled toward, it must be finite.
         """
         anchored = self._current_anchored()
-        bad = [k for k, (_, p) in enumerate(anchored)
-               if not bool(torch.isfinite(p).all())]
+        bad = [
+            k for k, (_, p) in enumerate(anchored)
+            if not bool(torch.isfinite(p).all())
+        ]
         if bad:
             shapes = [tuple(anchored[k][1].shape) for k in bad[:3]]
             raise ValueError(
@@ -315,8 +334,9 @@ class Anchor:
             return
         (self._anchored, saved), self._pending = self._pending, None
         self._set_theta0([
-            t.to(device=p.device, dtype=self.anchor_dtype or p.dtype,
-                 copy=True) for t, (_, p) in zip(saved, self._anchored)
+            t.to(
+                device=p.device, dtype=self.anchor_dtype or p.dtype, copy=True)
+            for t, (_, p) in zip(saved, self._anchored)
         ])
 
     def remove(self) -> None:

@@ -31,13 +31,12 @@ MMENGINE_EXACT_RESUME = '0.10.3'
 def parse_version(version: str) -> Tuple[int, ...]:
     """``'2.13.0+cpu'`` -> (2, 13, 0, 0, 0); ``'2.0.0rc4'`` -> (2, 0, 0,
     -1, 4): a pre-release sorts before its release."""
-    m = re.match(r'(\d+)\.(\d+)(?:\.(\d+))?(?:\.?(a|b|rc|dev)(\d*))?',
-                 version)
+    m = re.match(r'(\d+)\.(\d+)(?:\.(\d+))?(?:\.?(a|b|rc|dev)(\d*))?', version)
     if m is None:
         raise ValueError(f'cannot read the version {version!r}')
     major, minor, patch, pre, num = m.groups()
-    return (int(major), int(minor), int(patch or 0), -1 if pre else 0,
-            int(num or 0))
+    return (int(major), int(minor), int(patch
+                                        or 0), -1 if pre else 0, int(num or 0))
 
 
 def _range(name: str) -> str:
@@ -64,12 +63,13 @@ def check_versions(installed: Dict[str, Optional[str]]) -> None:
         if v < parse_version(low) or (high and v >= parse_version(high)):
             bad.append((name, version))
     if bad:
-        raise ImportError(
-            'olor-mm ' + __version__ + ' does not support ' + ', '.join(
-                f'{name} {version} (supported: {_range(name)})'
-                for name, version in bad) + '. Install supported versions, '
-            'e.g. pip install ' + ' '.join(f'"{_range(n)}"' for n, _ in bad)
-            + '.')
+        raise ImportError('olor-mm ' + __version__ + ' does not support ' +
+                          ', '.join(
+                              f'{name} {version} (supported: {_range(name)})'
+                              for name, version in bad) +
+                          '. Install supported versions, '
+                          'e.g. pip install ' +
+                          ' '.join(f'"{_range(n)}"' for n, _ in bad) + '.')
     mmengine = installed.get('mmengine')
     if mmengine and parse_version(mmengine) < parse_version(
             MMENGINE_EXACT_RESUME):

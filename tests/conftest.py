@@ -32,3 +32,11 @@ def mm_log():
     logger.addHandler(handler)
     yield records
     logger.removeHandler(handler)
+
+
+@pytest.fixture
+def toy_pretrained(tmp_path):
+    """``(path, state_dict)`` of a 'pretrained' ToyClassifier checkpoint
+    (:func:`toy.pretrained_checkpoint`), unlike any random init."""
+    from toy import pretrained_checkpoint
+    return pretrained_checkpoint(tmp_path)

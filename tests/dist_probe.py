@@ -23,12 +23,18 @@ class DumpReplicaHook(Hook):
         ow = runner.optim_wrapper
         names = {id(p): n for n, p in model.named_parameters()}
         torch.save(
-            dict(params={n: p.detach().cpu()
-                         for n, p in model.named_parameters()},
-                 theta0={names[id(p)]: t.cpu()
-                         for p, t in zip(ow.anchored_params, ow.theta0)},
-                 world_size=runner.world_size,
-                 drift={k[len('train/drift/'):]: v.current()
-                        for k, v in runner.message_hub.log_scalars.items()
-                        if k.startswith('train/drift/')}),
-            osp.join(runner.work_dir, f'replica_rank{get_rank()}.pth'))
+            dict(
+                params={
+                    n: p.detach().cpu()
+                    for n, p in model.named_parameters()
+                },
+                theta0={
+                    names[id(p)]: t.cpu()
+                    for p, t in zip(ow.anchored_params, ow.theta0)
+                },
+                world_size=runner.world_size,
+                drift={
+                    k[len('train/drift/'):]: v.current()
+                    for k, v in runner.message_hub.log_scalars.items()
+                    if k.startswith('train/drift/')
+                }), osp.join(runner.work_dir, f'replica_rank{get_rank()}.pth'))

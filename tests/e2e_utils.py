@@ -15,7 +15,8 @@ sys.path.insert(0, osp.join(ROOT, 'tools'))
 def options(data_root, iters, ckpt_interval=None, coco=True):
     """--cfg-options for a short run on tiny data, logging every iter."""
     opts = [
-        f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
+        f'train_cfg.max_iters={iters}',
+        f'train_cfg.val_interval={iters}',
         f'default_hooks.checkpoint.interval={ckpt_interval or iters}',
         'default_hooks.checkpoint.max_keep_ckpts=-1',
         'default_hooks.logger.interval=1',
@@ -29,15 +30,21 @@ def options(data_root, iters, ckpt_interval=None, coco=True):
 
 
 def train_cmd(config, work_dir, opts, *extra):
-    return [sys.executable, osp.join(ROOT, 'tools', 'train.py'), config,
-            '--work-dir', str(work_dir), *extra, '--cfg-options', *opts]
+    return [
+        sys.executable,
+        osp.join(ROOT, 'tools', 'train.py'), config, '--work-dir',
+        str(work_dir), *extra, '--cfg-options', *opts
+    ]
 
 
 def train(config, work_dir, opts, *extra):
     """Run tools/train.py; fail with its output's tail; return the output."""
-    out = subprocess.run(train_cmd(config, work_dir, opts, *extra),
-                         cwd=ROOT, capture_output=True, text=True,
-                         timeout=600)
+    out = subprocess.run(
+        train_cmd(config, work_dir, opts, *extra),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return out.stdout + out.stderr
 
@@ -45,8 +52,8 @@ def train(config, work_dir, opts, *extra):
 def scalars(work_dir):
     """Every row of the run's vis_data/scalars.json, in order."""
     rows = []
-    for path in sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
-                                          'scalars.json'))):
+    for path in sorted(
+            glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))):
         with open(path) as f:
             rows += [json.loads(line) for line in f]
     return rows
@@ -59,7 +66,8 @@ def state(path):
 def drift(ckpt, reference, prefix):
     """||theta - theta_ref|| over the float parameters under ``prefix``."""
     a, b = state(ckpt)['state_dict'], state(reference)['state_dict']
-    keys = [k for k in a if k.startswith(prefix) and 'running_' not in k
-            and a[k].is_floating_point() and k in b
-            and a[k].shape == b[k].shape]
+    keys = [
+        k for k in a if k.startswith(prefix) and 'running_' not in k
+        and a[k].is_floating_point() and k in b and a[k].shape == b[k].shape
+    ]
     return sum(float((a[k] - b[k]).pow(2).sum()) for k in keys)**0.5

@@ -22,11 +22,14 @@ class Net(nn.Module):
 
 
 def _amp(model, **kwargs):
-    return build_optim_wrapper(model, dict(
-        type='AmpOLOROptimWrapper',
-        optimizer=dict(type='SGD', lr=0.1),
-        constructor='LayerwiseRollbackConstructor',
-        paramwise_cfg=dict(rollback_max=0.5), **kwargs))
+    return build_optim_wrapper(
+        model,
+        dict(
+            type='AmpOLOROptimWrapper',
+            optimizer=dict(type='SGD', lr=0.1),
+            constructor='LayerwiseRollbackConstructor',
+            paramwise_cfg=dict(rollback_max=0.5),
+            **kwargs))
 
 
 def test_cpu_amp_runs_in_bfloat16():

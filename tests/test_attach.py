@@ -20,8 +20,11 @@ import olor_mm
 from olor_mm import attach_rollback, layerwise_rollback_groups
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-OLOR = dict(rollback_max=0.3, rollback_min=0.05, rollback_power=1.0,
-            layer_patterns=TOY_LAYERS)
+OLOR = dict(
+    rollback_max=0.3,
+    rollback_min=0.05,
+    rollback_power=1.0,
+    layer_patterns=TOY_LAYERS)
 
 
 def _batches(n=5, seed=1):
@@ -48,16 +51,20 @@ def _train_torch(model, opt, batches):
 
 
 def _wrapper(kind, optimizer, impl='auto'):
-    return dict(type=kind, optimizer=optimizer,
-                constructor='LayerwiseRollbackConstructor',
-                paramwise_cfg=dict(OLOR, optimizer_impl=impl))
+    return dict(
+        type=kind,
+        optimizer=optimizer,
+        constructor='LayerwiseRollbackConstructor',
+        paramwise_cfg=dict(OLOR, optimizer_impl=impl))
 
 
 @pytest.mark.parametrize('impl', ['torch_default', 'fused'])
-@pytest.mark.parametrize('optimizer', [
-    dict(type='SGD', lr=0.1, momentum=0.9),
-    dict(type='AdamW', lr=1e-2, weight_decay=0.05),
-], ids=lambda o: o['type'])
+@pytest.mark.parametrize(
+    'optimizer', [
+        dict(type='SGD', lr=0.1, momentum=0.9),
+        dict(type='AdamW', lr=1e-2, weight_decay=0.05),
+    ],
+    ids=lambda o: o['type'])
 def test_every_path_gives_bit_identical_weights(optimizer, impl):
     """The same kernel on every path (the constructor merges groups, the
     plain API makes one per layer: bit-identical all the same)."""
@@ -65,8 +72,8 @@ def test_every_path_gives_bit_identical_weights(optimizer, impl):
     start = ToyClassifier()
     batches = _batches()
     kernel = dict(fused=True) if impl == 'fused' else {}
-    kwargs = dict({k: v for k, v in optimizer.items() if k != 'type'},
-                  **kernel)
+    kwargs = dict({k: v
+                   for k, v in optimizer.items() if k != 'type'}, **kernel)
     results = {}
     for kind in ('OptimWrapper', 'OLOROptimWrapper'):
         model = copy.deepcopy(start)
@@ -86,8 +93,7 @@ def test_every_path_gives_bit_identical_weights(optimizer, impl):
                                                       **kwargs)
     # toy layers: stem 0, layer1.0 1, layer2.0 2, layer2.1 3 (n = 3)
     lam = [0.05 + (1 - i / 3) * 0.25 for i in range(4)]
-    depth = {'conv1': 0, 'bn1': 0, 'layer1.0': 1, 'layer2.0': 2,
-             'layer2.1': 3}
+    depth = {'conv1': 0, 'bn1': 0, 'layer1.0': 1, 'layer2.0': 2, 'layer2.1': 3}
     theta0 = {n: p.detach().clone() for n, p in ref.named_parameters()}
     for b in batches:
         ref_opt.zero_grad()
@@ -96,8 +102,7 @@ def test_every_path_gives_bit_identical_weights(optimizer, impl):
         with torch.no_grad():
             for n, p in ref.named_parameters():
                 key = next(
-                    (k for k in depth if n.startswith(f'backbone.{k}.')),
-                    None)
+                    (k for k in depth if n.startswith(f'backbone.{k}.')), None)
                 if key is not None:
                     p.lerp_(theta0[n], lam[depth[key]])
     names = [n for n, _ in start.named_parameters()]
@@ -107,8 +112,8 @@ def test_every_path_gives_bit_identical_weights(optimizer, impl):
                 (kind, n)
             # the lerp by hand rounds like _foreach_lerp_, the optimizer is
             # the same single-tensor code: equal up to float rounding
-            torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-7,
-                                       msg=f'{kind} {n}')
+            torch.testing.assert_close(
+                p, q, rtol=1e-6, atol=1e-7, msg=f'{kind} {n}')
     assert not torch.equal(results['plain API'].backbone.conv1.weight,
                            start.backbone.conv1.weight)
 
@@ -117,13 +122,16 @@ def test_groups_carry_rollback_and_layer_id():
     model = ToyClassifier(blocks=(1, 2))
     model.backbone.layer1.requires_grad_(False)  # frozen: keeps its place
     groups = layerwise_rollback_groups(
-        model, ('backbone', ), rollback_max=0.4, rollback_min=0.1,
-        rollback_power=2.0, layer_patterns=TOY_LAYERS,
+        model, ('backbone', ),
+        rollback_max=0.4,
+        rollback_min=0.1,
+        rollback_power=2.0,
+        layer_patterns=TOY_LAYERS,
         pretrained_options=dict(weight_decay=0.0))
     # layers 0 (stem), 2, 3 are trainable; lam_i = 0.1 + (1 - i/3)^2 * 0.3
     assert [g['layer_id'] for g in groups] == [0, 2, 3, None]
-    assert [g['rollback'] for g in groups] == pytest.approx(
-        [0.4, 0.1 + 0.3 / 9, 0.1, 0.0])
+    assert [g['rollback']
+            for g in groups] == pytest.approx([0.4, 0.1 + 0.3 / 9, 0.1, 0.0])
     assert [len(g['params']) for g in groups] == [3, 2, 2, 2]
     assert all(g['weight_decay'] == 0.0 for g in groups[:3])
     assert 'weight_decay' not in groups[3]
@@ -131,17 +139,18 @@ def test_groups_carry_rollback_and_layer_id():
 
 def test_theta0_is_taken_at_the_first_step_and_saved_in_the_state_dict():
     model = ToyClassifier()
-    opt = torch.optim.SGD(layerwise_rollback_groups(model, rollback_max=0.1,
-                                                    layer_patterns=TOY_LAYERS),
-                          lr=0.1)
+    opt = torch.optim.SGD(
+        layerwise_rollback_groups(
+            model, rollback_max=0.1, layer_patterns=TOY_LAYERS),
+        lr=0.1)
     handle = attach_rollback(opt)
     assert handle.theta0 is None
     assert opt.state_dict()['olor_rollback']['theta0'] is None
     with torch.no_grad():  # weights loaded after the optimizer was built
         model.backbone.conv1.weight.fill_(0.25)
     _train_torch(model, opt, _batches(1))
-    assert torch.equal(handle.theta0[0], torch.full_like(handle.theta0[0],
-                                                         0.25))
+    assert torch.equal(handle.theta0[0],
+                       torch.full_like(handle.theta0[0], 0.25))
     saved = opt.state_dict()['olor_rollback']['theta0']
     assert len(saved) == len(handle.anchored_params) > 0
     assert torch.equal(saved[0], handle.theta0[0])
@@ -212,16 +221,16 @@ def test_remove_detaches_everything():
     batches = _batches(3)
     _train_torch(a, opt_a, batches)
     _train_torch(b, opt_b, batches)
-    assert all(torch.equal(p, q) for p, q in zip(a.parameters(),
-                                                 b.parameters()))
+    assert all(
+        torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
     assert opt_a.state_dict().keys() == opt_b.state_dict().keys()
     assert olor_mm.find_rollback(opt_a) is None
     attach_rollback(opt_a)  # can be attached again
 
 
 def test_attaching_twice_is_refused():
-    opt = torch.optim.SGD(layerwise_rollback_groups(ToyClassifier(), **OLOR),
-                          lr=0.1)
+    opt = torch.optim.SGD(
+        layerwise_rollback_groups(ToyClassifier(), **OLOR), lr=0.1)
     attach_rollback(opt)
     with pytest.raises(RuntimeError, match='remove'):
         attach_rollback(opt)
@@ -242,8 +251,9 @@ def test_nothing_anchored_leaves_the_optimizer_as_torch_made_it():
 def test_grad_scaler_skip_and_no_gradient_skip_the_rollback():
     torch.manual_seed(0)
     model = ToyClassifier()
-    opt = torch.optim.SGD(layerwise_rollback_groups(
-        model, rollback_max=1.0, rollback_min=1.0), lr=0.1)
+    opt = torch.optim.SGD(
+        layerwise_rollback_groups(model, rollback_max=1.0, rollback_min=1.0),
+        lr=0.1)
     handle = attach_rollback(opt, scale_with_lr=False)
     scaler = torch.amp.GradScaler('cpu', init_scale=4.0)
     handle.snapshot()
@@ -318,8 +328,11 @@ handle.remove()
 assert 'olor_rollback' not in opt.state_dict()
 print('plain ok')
 ''')
-    out = subprocess.run([sys.executable, str(script)], cwd=ROOT,
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, str(script)],
+                         cwd=ROOT,
+                         capture_output=True,
+                         text=True,
+                         timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
     assert 'plain ok' in out.stdout
 
@@ -327,11 +340,13 @@ print('plain ok')
 def test_wrapper_level_keys_reach_the_rollback_under_any_wrapper():
     """What upstream --amp does: type rewritten, OLOR keys kept."""
     model = ToyClassifier()
-    cfg = dict(type='OptimWrapper', scale_with_lr=False,
-               anchor_dtype='bfloat16',
-               optimizer=dict(type='SGD', lr=0.1),
-               constructor='LayerwiseRollbackConstructor',
-               paramwise_cfg=dict(OLOR))
+    cfg = dict(
+        type='OptimWrapper',
+        scale_with_lr=False,
+        anchor_dtype='bfloat16',
+        optimizer=dict(type='SGD', lr=0.1),
+        constructor='LayerwiseRollbackConstructor',
+        paramwise_cfg=dict(OLOR))
     ow = build_optim_wrapper(model, cfg)
     assert type(ow) is OptimWrapper
     handle = olor_mm.find_rollback(ow.optimizer)

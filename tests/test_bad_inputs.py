@@ -18,10 +18,11 @@ from olor_mm.cli import enable_amp
 
 def _build(model=None, wrapper=None, **paramwise):
     paramwise.setdefault('layer_patterns', TOY_LAYERS)
-    cfg = dict(type='OptimWrapper',
-               optimizer=dict(type='SGD', lr=0.1),
-               constructor='LayerwiseRollbackConstructor',
-               paramwise_cfg=paramwise)
+    cfg = dict(
+        type='OptimWrapper',
+        optimizer=dict(type='SGD', lr=0.1),
+        constructor='LayerwiseRollbackConstructor',
+        paramwise_cfg=paramwise)
     cfg.update(wrapper or {})
     return build_optim_wrapper(model or ToyClassifier(), cfg)
 
@@ -55,8 +56,7 @@ def _bad_group():
 
 
 def _zero_lr():
-    _build(wrapper=dict(optimizer=dict(type='SGD', lr=0.0)),
-           rollback_max=0.1)
+    _build(wrapper=dict(optimizer=dict(type='SGD', lr=0.0)), rollback_max=0.1)
 
 
 def _shell_contradicts():
@@ -70,15 +70,18 @@ def _drift_hook(interval):
 
 
 def _amp(kind):
-    enable_amp(Config(dict(optim_wrapper=dict(
-        type=kind, optimizer=dict(type='SGD', lr=0.1)))))
+    enable_amp(
+        Config(
+            dict(
+                optim_wrapper=dict(
+                    type=kind, optimizer=dict(type='SGD', lr=0.1)))))
 
 
 def _layout(name):
     import os.path as osp
     import sys
-    sys.path.insert(0, osp.join(osp.dirname(osp.dirname(
-        osp.abspath(__file__))), 'tools'))
+    sys.path.insert(
+        0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools'))
     from upstream_layouts import write_layout
     write_layout(name, '/tmp/olor_bad_layout')
 
@@ -91,15 +94,15 @@ def _compat(value, monkeypatch):
 
 # (id, call, exception, the key, the fix)
 CASES = [
-    ('rollback_max out of range', lambda: _build(rollback_max=1.2),
-     ValueError, r'rollback_max=1\.2', r'set it in \[0, 1\]'),
-    ('rollback_max a string', lambda: _build(rollback_max='0.01'),
-     ValueError, r"rollback_max='0\.01'", r'set it in \[0, 1\]'),
+    ('rollback_max out of range', lambda: _build(rollback_max=1.2), ValueError,
+     r'rollback_max=1\.2', r'set it in \[0, 1\]'),
+    ('rollback_max a string', lambda: _build(rollback_max='0.01'), ValueError,
+     r"rollback_max='0\.01'", r'set it in \[0, 1\]'),
     ('rollback_min above rollback_max',
      lambda: _build(rollback_max=0.01, rollback_min=0.1), ValueError,
      r'rollback_min=0\.1 > rollback_max', r'swap them'),
-    ('rollback_power negative', lambda: _build(rollback_power=-1),
-     ValueError, r'rollback_power=-1', r'finite number >= 0'),
+    ('rollback_power negative', lambda: _build(rollback_power=-1), ValueError,
+     r'rollback_power=-1', r'finite number >= 0'),
     ('rollback_power not a number', lambda: _build(rollback_power=None),
      ValueError, r'rollback_power=None', r'finite number >= 0'),
     ('unknown layer_unit', lambda: _build(layer_unit='stage'), ValueError,
@@ -124,42 +127,42 @@ CASES = [
     ('pattern that does not compile',
      lambda: _build(layer_patterns=[r'^(conv']), ValueError,
      r'layer_patterns: pattern', r'does not compile'),
-    ('non-float anchor_dtype', lambda: _build(anchor_dtype='int8'),
-     ValueError, r"anchor_dtype='int8'", r"'bfloat16'"),
+    ('non-float anchor_dtype', lambda: _build(anchor_dtype='int8'), ValueError,
+     r"anchor_dtype='int8'", r"'bfloat16'"),
     ('scale_with_lr not a bool', lambda: _build(scale_with_lr='yes'),
      TypeError, r"scale_with_lr='yes'", r'True or False'),
-    ('scale_with_lr in two places', lambda: _build(
-        wrapper=dict(scale_with_lr=False), scale_with_lr=True), ValueError,
-     r'optim_wrapper\.scale_with_lr=False and paramwise_cfg', r'one place'),
-    ('merge_groups not a bool', lambda: _build(merge_groups='yes'),
-     ValueError, r"merge_groups='yes'", r'True \(one group per'),
+    ('scale_with_lr in two places',
+     lambda: _build(wrapper=dict(scale_with_lr=False), scale_with_lr=True),
+     ValueError, r'optim_wrapper\.scale_with_lr=False and paramwise_cfg',
+     r'one place'),
+    ('merge_groups not a bool', lambda: _build(merge_groups='yes'), ValueError,
+     r"merge_groups='yes'", r'True \(one group per'),
     ('unknown optimizer_impl', lambda: _build(optimizer_impl='cuda_graph'),
      ValueError, r"optimizer_impl='cuda_graph'", r'use one of'),
     ('decay_rate above 1', lambda: _build(decay_rate=1.5), ValueError,
      r'decay_rate=1\.5', r'number in \(0, 1\]'),
-    ('unknown decay_type', lambda: _build(decay_type='block_wise'),
-     ValueError, r"decay_type='block_wise'", r"use 'layer_wise'"),
+    ('unknown decay_type', lambda: _build(decay_type='block_wise'), ValueError,
+     r"decay_type='block_wise'", r"use 'layer_wise'"),
     ('lr 0 with scale_with_lr', _zero_lr, ValueError, r'lr is 0',
      r'scale_with_lr=False'),
     ('every parameter frozen', lambda: _build(model=_frozen()), ValueError,
      r'requires_grad=False', r'Unfreeze'),
     ('model without parameters', lambda: _build(model=_empty()), ValueError,
      r"pretrained_prefixes entry 'backbone'", r'name the pretrained'),
-    ('L2-SP alpha negative', lambda: _build(wrapper=dict(
-        type='L2SPOptimWrapper', alpha=-0.1)), ValueError,
-     r'optim_wrapper\.alpha=-0\.1', r'alpha=0\.1'),
+    ('L2-SP alpha negative',
+     lambda: _build(wrapper=dict(type='L2SPOptimWrapper', alpha=-0.1)),
+     ValueError, r'optim_wrapper\.alpha=-0\.1', r'alpha=0\.1'),
     ('L2-SP without the constructor', lambda: build_optim_wrapper(
-        ToyClassifier(), dict(type='L2SPOptimWrapper',
-                              optimizer=dict(type='SGD', lr=0.1))),
+        ToyClassifier(),
+        dict(type='L2SPOptimWrapper', optimizer=dict(type='SGD', lr=0.1))),
      ValueError, r'pretrained', r"constructor='LayerwiseRollbackConstructor'"),
-    ('CPU mixed precision in float16', lambda: _build(wrapper=dict(
-        type='AmpOLOROptimWrapper', dtype='float16')), ValueError,
-     r"optim_wrapper\.dtype='float16'", r"set dtype='bfloat16'"),
+    ('CPU mixed precision in float16',
+     lambda: _build(wrapper=dict(type='AmpOLOROptimWrapper', dtype='float16')),
+     ValueError, r"optim_wrapper\.dtype='float16'", r"set dtype='bfloat16'"),
     ('wrapper key contradicting the attached rollback', _shell_contradicts,
      ValueError, r'optim_wrapper\.scale_with_lr=False', r'one place'),
-    ('plain API: rollback_max out of range',
-     lambda: _groups(rollback_max=2.0), ValueError, r'rollback_max=2\.0',
-     r'set it in \[0, 1\]'),
+    ('plain API: rollback_max out of range', lambda: _groups(rollback_max=2.0),
+     ValueError, r'rollback_max=2\.0', r'set it in \[0, 1\]'),
     ('plain API: pretrained_options setting rollback',
      lambda: _groups(pretrained_options=dict(rollback=0.5)), ValueError,
      r"pretrained_options has 'rollback'", r'use rollback_max'),
@@ -181,8 +184,8 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize('call, error, key, fix', [c[1:] for c in CASES],
-                         ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    'call, error, key, fix', [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_bad_input_names_the_key_and_the_fix(call, error, key, fix):
     with pytest.raises(error) as info:
         call()
@@ -192,8 +195,9 @@ def test_bad_input_names_the_key_and_the_fix(call, error, key, fix):
 
 
 def test_unknown_compat_switch_names_the_variable(monkeypatch):
-    with pytest.raises(ValueError, match=r"OLOR_MM_COMPAT='x'.*use all, "
-                       'none'):
+    with pytest.raises(
+            ValueError, match=r"OLOR_MM_COMPAT='x'.*use all, "
+            'none'):
         _compat('x', monkeypatch)
 
 

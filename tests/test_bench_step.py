@@ -8,11 +8,17 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 def test_stock_vs_olormm_runs_and_records(tmp_path):
-    out = subprocess.run(
-        [sys.executable, osp.join(ROOT, 'benchmarks', 'bench_step.py'),
-         '--device', 'cpu', '--parts', 'stock', '--sets',
-         'ResNet-18 backbone', '--reps', '2', '--out', str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    out = subprocess.run([
+        sys.executable,
+        osp.join(ROOT, 'benchmarks',
+                 'bench_step.py'), '--device', 'cpu', '--parts', 'stock',
+        '--sets', 'ResNet-18 backbone', '--reps', '2', '--out',
+        str(tmp_path)
+    ],
+                         cwd=ROOT,
+                         capture_output=True,
+                         text=True,
+                         timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     with open(tmp_path / 'bench_step_cpu.json') as f:
         result = json.load(f)

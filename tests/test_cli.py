@@ -6,8 +6,9 @@ from olor_mm.cli import enable_amp
 
 
 def _cfg(kind):
-    return Config(dict(optim_wrapper=dict(
-        type=kind, optimizer=dict(type='SGD', lr=0.1))))
+    return Config(
+        dict(
+            optim_wrapper=dict(type=kind, optimizer=dict(type='SGD', lr=0.1))))
 
 
 @pytest.mark.parametrize('kind', ['OLOROptimWrapper', 'L2SPOptimWrapper'])

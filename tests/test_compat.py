@@ -37,9 +37,12 @@ def test_local_scheme_loads_mmengine_objects_weights_only(tmp_path):
     log.update(1.0)
     log.update(2.0)
     import numpy as np
-    torch.save(dict(message_hub=dict(log=log, eta=np.float64(3.5),
-                                     counts=np.arange(3, dtype=np.int32))),
-               path)
+    torch.save(
+        dict(
+            message_hub=dict(
+                log=log,
+                eta=np.float64(3.5),
+                counts=np.arange(3, dtype=np.int32))), path)
     with pytest.raises(Exception, match='HistoryBuffer|weights_only'):
         torch.load(path)  # torch >= 2.6 default
     assert CheckpointLoader._schemes[''] is load_from_local_safe
@@ -56,9 +59,10 @@ def test_local_scheme_loads_mmengine_objects_weights_only(tmp_path):
 def test_a_foreign_global_is_refused_naming_it_and_the_fix(tmp_path):
     path = str(tmp_path / 'foreign.pth')
     torch.save(dict(state_dict={}, meta=dict(obj=Foreign())), path)
-    with pytest.raises(pickle.UnpicklingError,
-                       match=f'{path} holds the global '
-                       'test_compat.Foreign.*add_safe_globals'):
+    with pytest.raises(
+            pickle.UnpicklingError,
+            match=f'{path} holds the global '
+            'test_compat.Foreign.*add_safe_globals'):
         CheckpointLoader.load_checkpoint(path)
     torch.save(dict(x=SneakyGetattr()), path)
     with pytest.raises(pickle.UnpicklingError, match='getattr'):
@@ -66,8 +70,8 @@ def test_a_foreign_global_is_refused_naming_it_and_the_fix(tmp_path):
     # allowed by the user, it loads (and is still weights-only otherwise)
     with torch.serialization.safe_globals([Foreign]):
         torch.save(dict(meta=dict(obj=Foreign())), path)
-        assert isinstance(CheckpointLoader.load_checkpoint(path)['meta'][
-            'obj'], Foreign)
+        assert isinstance(
+            CheckpointLoader.load_checkpoint(path)['meta']['obj'], Foreign)
 
 
 def test_each_fix_finds_its_bug_on_this_stack():
@@ -106,11 +110,13 @@ def test_checkpoint_bug_is_absent_before_torch_2_6(monkeypatch):
     assert checkpoint.has_bug() is True
 
 
-@pytest.mark.parametrize('value, applied', [
-    (None, ['checkpoint', 'dist', 'mmcv_ops']),
-    ('all', ['checkpoint', 'dist', 'mmcv_ops']),
-    ('0', []), ('off', []), ('none', []), ('dist', ['dist']),
-    ('checkpoint, mmcv_ops', ['checkpoint', 'mmcv_ops'])])
+@pytest.mark.parametrize('value, applied',
+                         [(None, ['checkpoint', 'dist', 'mmcv_ops']),
+                          ('all', ['checkpoint', 'dist', 'mmcv_ops']),
+                          ('0', []), ('off', []), ('none', []),
+                          ('dist', ['dist']),
+                          ('checkpoint, mmcv_ops', ['checkpoint', 'mmcv_ops'])]
+                         )
 def test_the_environment_variable_chooses_the_fixes(value, applied,
                                                     monkeypatch):
     if value is None:
@@ -131,9 +137,11 @@ def test_switched_off_nothing_is_patched():
             'from mmengine.runner.checkpoint import CheckpointLoader as C; '
             'print(C._schemes[""].__module__, '
             'getattr(d._init_dist_pytorch, "_olor_cpu", False))')
-    out = subprocess.run([sys.executable, '-c', code], capture_output=True,
-                         text=True, env=dict(__import__('os').environ,
-                                             OLOR_MM_COMPAT='0'))
+    out = subprocess.run([sys.executable, '-c', code],
+                         capture_output=True,
+                         text=True,
+                         env=dict(
+                             __import__('os').environ, OLOR_MM_COMPAT='0'))
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ['mmengine.runner.checkpoint', 'False']
 
@@ -196,10 +204,15 @@ def test_cpu_ddp_wrapper_gets_device_ids_none():
     # MMEngine's own defaults, with device_ids=None (its default would be
     # [LOCAL_RANK], which DistributedDataParallel refuses for CPU modules)
     assert cfg.model_wrapper_cfg == dict(
-        type='MMDistributedDataParallel', broadcast_buffers=False,
-        find_unused_parameters=True, device_ids=None)
-    cfg = Config(dict(launcher='pytorch', model_wrapper_cfg=dict(
-        type='MMDistributedDataParallel', broadcast_buffers=True)))
+        type='MMDistributedDataParallel',
+        broadcast_buffers=False,
+        find_unused_parameters=True,
+        device_ids=None)
+    cfg = Config(
+        dict(
+            launcher='pytorch',
+            model_wrapper_cfg=dict(
+                type='MMDistributedDataParallel', broadcast_buffers=True)))
     cpu_ddp_model_wrapper_cfg(cfg)
     assert cfg.model_wrapper_cfg.broadcast_buffers is True
     assert cfg.model_wrapper_cfg.device_ids is None

@@ -11,21 +11,23 @@ import olor_mm
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(
-    p for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'),
-                         recursive=True) if '_base_' not in p)
+    p for p in glob.glob(
+        osp.join(ROOT, 'configs', '**', '*.py'), recursive=True)
+    if '_base_' not in p)
 
 
 def test_there_are_configs():
     names = {osp.basename(p) for p in CONFIGS}
-    assert {'mask-rcnn_r50_fpn_olor_1x_coco.py',
-            'faster-rcnn_r50_fpn_olor_1x_coco.py',
-            'cascade-mask-rcnn_r50_fpn_olor_1x_coco.py',
-            'retinanet_r50_fpn_olor_1x_coco.py',
-            'mask-rcnn_swin-t-p4-w7_fpn_olor_1x_coco.py'} <= names
+    assert {
+        'mask-rcnn_r50_fpn_olor_1x_coco.py',
+        'faster-rcnn_r50_fpn_olor_1x_coco.py',
+        'cascade-mask-rcnn_r50_fpn_olor_1x_coco.py',
+        'retinanet_r50_fpn_olor_1x_coco.py',
+        'mask-rcnn_swin-t-p4-w7_fpn_olor_1x_coco.py'
+    } <= names
 
 
-@pytest.mark.parametrize('path', CONFIGS,
-                         ids=lambda p: osp.relpath(p, ROOT))
+@pytest.mark.parametrize('path', CONFIGS, ids=lambda p: osp.relpath(p, ROOT))
 def test_config_builds(path):
     cfg = Config.fromfile(path)
     assert cfg.custom_imports['imports'] == ['olor_mm']
@@ -42,8 +44,10 @@ def test_config_builds(path):
         assert [h['type'] for h in cfg.custom_hooks] == ['RollbackDriftHook']
     if cfg.optim_wrapper.type == 'L2SPOptimWrapper':
         assert isinstance(ow, olor_mm.L2SPOptimWrapper)
-        pretrained = {id(p) for g in groups if g['layer_id'] is not None
-                      for p in g['params']}
+        pretrained = {
+            id(p)
+            for g in groups if g['layer_id'] is not None for p in g['params']
+        }
         assert {id(p) for p in ow.anchored_params} == pretrained
     if 'rollback_max' in cfg.optim_wrapper.get('paramwise_cfg', {}) and \
             cfg.optim_wrapper.type != 'L2SPOptimWrapper':
@@ -59,8 +63,10 @@ def test_config_builds(path):
         assert new and all(
             g['weight_decay'] == cfg.optim_wrapper.optimizer.weight_decay
             for g in new if g['params'][0].ndim > 1)
-        lams = {g['layer_id']: g['rollback'] for g in groups
-                if g['layer_id'] is not None}
+        lams = {
+            g['layer_id']: g['rollback']
+            for g in groups if g['layer_id'] is not None
+        }
         assert lams[min(lams)] == pytest.approx(
             cfg.optim_wrapper.paramwise_cfg.rollback_max *
             (1 - min(lams) / max(max(lams), 1)))
@@ -86,22 +92,27 @@ def test_mmseg_layer_table(name, mm_log):
         model = MODELS.build(cfg.model)
         ow = build_optim_wrapper(model, cfg.optim_wrapper)
     names = {id(p): n for n, p in model.named_parameters()}
-    ids = {names[id(g['params'][0])]: g['layer_id']
-           for g in ow.optimizer.param_groups if g['layer_id'] is not None}
+    ids = {
+        names[id(g['params'][0])]: g['layer_id']
+        for g in ow.optimizer.param_groups if g['layer_id'] is not None
+    }
     n = MMSEG_LAYERS[name] - 1
     assert sorted(set(ids.values())) == list(range(n + 1))  # 0..n, all used
     assert all(k.startswith('backbone.') for k in ids)
     # lam_i strictly decreases with depth, from rollback_max to 0
-    lam = {g['layer_id']: g['rollback'] for g in ow.optimizer.param_groups
-           if g['layer_id'] is not None}
+    lam = {
+        g['layer_id']: g['rollback']
+        for g in ow.optimizer.param_groups if g['layer_id'] is not None
+    }
     assert lam[0] == 0.01 and lam[n] == 0.0
     assert all(lam[i] > lam[i + 1] for i in range(n))
     # monotone with depth along the blocks of each stage
     import re
     blocks = {}
     for k, i in ids.items():
-        m = re.search(r'(?:layer(\d+)|stages\.(\d+)\.blocks|layers\.(\d+)\.1)'
-                      r'\.(\d+)\.', k)
+        m = re.search(
+            r'(?:layer(\d+)|stages\.(\d+)\.blocks|layers\.(\d+)\.1)'
+            r'\.(\d+)\.', k)
         if m:
             stage = int(next(g for g in m.groups()[:3] if g is not None))
             blocks[(stage, int(m.group(4)))] = i
@@ -110,17 +121,18 @@ def test_mmseg_layer_table(name, mm_log):
     # the logged table has one row per layer
     table = next(r.getMessage() for r in mm_log
                  if 'OLOR layer-wise rollback' in r.getMessage())
-    rows = [line for line in table.splitlines()[2:]
-            if line.split()[0].isdigit()]
+    rows = [
+        line for line in table.splitlines()[2:] if line.split()[0].isdigit()
+    ]
     assert [int(r.split()[0]) for r in rows] == list(range(n + 1))
 
 
-HEADLINE = [p for p in CONFIGS if '/configs/mmdet/' in p or
-            '/configs/mmseg/' in p]
+HEADLINE = [
+    p for p in CONFIGS if '/configs/mmdet/' in p or '/configs/mmseg/' in p
+]
 
 
-@pytest.mark.parametrize('path', HEADLINE,
-                         ids=lambda p: osp.relpath(p, ROOT))
+@pytest.mark.parametrize('path', HEADLINE, ids=lambda p: osp.relpath(p, ROOT))
 def test_upstream_amp_rewrite_keeps_the_rollback(path, monkeypatch):
     """What MMDetection's / MMSegmentation's tools/train.py --amp do.
 

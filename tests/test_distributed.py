@@ -21,8 +21,8 @@ from toy import TOY_LAYERS, olor_wrapper_cfg, pretrained_checkpoint, runner_cfg
 import olor_mm  # noqa: F401
 
 TESTS = osp.dirname(osp.abspath(__file__))
-IMPORTS = dict(imports=['olor_mm', 'toy', 'dist_probe'],
-               allow_failed_imports=False)
+IMPORTS = dict(
+    imports=['olor_mm', 'toy', 'dist_probe'], allow_failed_imports=False)
 
 
 def _free_port():
@@ -33,20 +33,33 @@ def _free_port():
 
 def dist_train(config, work_dir, nproc, *args, expect_ok=True):
     """tools/dist_train.sh CONFIG NPROC --work-dir WORK_DIR ARGS..."""
-    env = dict(os.environ, PYTHON=sys.executable, PORT=str(_free_port()),
-               PYTHONPATH=TESTS + os.pathsep
-               + os.environ.get('PYTHONPATH', ''),
-               OMP_NUM_THREADS='1')
-    out = subprocess.run(
-        ['bash', osp.join(ROOT, 'tools', 'dist_train.sh'), str(config),
-         str(nproc), '--work-dir', str(work_dir), *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    env = dict(
+        os.environ,
+        PYTHON=sys.executable,
+        PORT=str(_free_port()),
+        PYTHONPATH=TESTS + os.pathsep + os.environ.get('PYTHONPATH', ''),
+        OMP_NUM_THREADS='1')
+    out = subprocess.run([
+        'bash',
+        osp.join(ROOT, 'tools', 'dist_train.sh'),
+        str(config),
+        str(nproc), '--work-dir',
+        str(work_dir), *args
+    ],
+                         cwd=ROOT,
+                         env=env,
+                         capture_output=True,
+                         text=True,
+                         timeout=300)
     if not expect_ok:
         assert out.returncode != 0
         return out.stdout + out.stderr
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    return [torch.load(osp.join(work_dir, f'replica_rank{r}.pth'),
-                       weights_only=False) for r in range(nproc)]
+    return [
+        torch.load(
+            osp.join(work_dir, f'replica_rank{r}.pth'), weights_only=False)
+        for r in range(nproc)
+    ]
 
 
 def _assert_identical(a, b):
@@ -62,9 +75,12 @@ def _pretrained(tmp_path):
 def _toy_cfg(work_dir, batch_size, load_from):
     cfg = runner_cfg(
         work_dir,
-        olor_wrapper_cfg(dict(type='SGD', lr=0.05, momentum=0.9),
-                         rollback_max=0.1, layer_patterns=TOY_LAYERS),
-        max_iters=4, load_from=load_from,
+        olor_wrapper_cfg(
+            dict(type='SGD', lr=0.05, momentum=0.9),
+            rollback_max=0.1,
+            layer_patterns=TOY_LAYERS),
+        max_iters=4,
+        load_from=load_from,
         model=dict(type='ToyClassifier', norm=False),
         custom_imports=IMPORTS,
         custom_hooks=[dict(type='DumpReplicaHook')])
@@ -72,8 +88,7 @@ def _toy_cfg(work_dir, batch_size, load_from):
     return cfg
 
 
-def test_two_gloo_processes_match_one_process_with_the_global_batch(
-        tmp_path):
+def test_two_gloo_processes_match_one_process_with_the_global_batch(tmp_path):
     path, pretrained = _pretrained(tmp_path)
     # 2 ranks x 4 images: DefaultSampler gives rank r the images r, r+2, ...
     # so each step's global batch is the 1-process run's batch of 8.
@@ -88,17 +103,18 @@ def test_two_gloo_processes_match_one_process_with_the_global_batch(
 
     single = Runner.from_cfg(_toy_cfg(tmp_path / 'single', 8, path))
     single.train()
-    one = torch.load(tmp_path / 'single' / 'replica_rank0.pth',
-                     weights_only=False)
+    one = torch.load(
+        tmp_path / 'single' / 'replica_rank0.pth', weights_only=False)
     _assert_identical(rank0['theta0'], one['theta0'])
-    moved = max(float((one['params'][n] - pretrained[n]).abs().max())
-                for n in pretrained)
+    moved = max(
+        float((one['params'][n] - pretrained[n]).abs().max())
+        for n in pretrained)
     assert moved > 1e-2  # the runs trained
     # DDP averages the two ranks' mean gradients: the 8-image mean up to
     # float rounding (summation order)
     for n, p in one['params'].items():
-        torch.testing.assert_close(rank0['params'][n], p, rtol=1e-5,
-                                   atol=1e-6, msg=n)
+        torch.testing.assert_close(
+            rank0['params'][n], p, rtol=1e-5, atol=1e-6, msg=n)
 
 
 @pytest.fixture(scope='module')
@@ -122,13 +138,12 @@ def test_olor_mask_rcnn_replicas_stay_identical(demo_data, tmp_path):
     torch.save(dict(state_dict=model.state_dict()), ckpt)
 
     probe = tmp_path / 'olor_probe.py'
-    probe.write_text(
-        f'_base_ = {config!r}\n'
-        f'custom_imports = {IMPORTS!r}\n'
-        "custom_hooks = [dict(type='DumpReplicaHook')]\n")
-    replicas = dist_train(
-        probe, tmp_path / 'ddp', 2, '--cfg-options',
-        *options(demo_data['downstream'], 3), f'load_from={ckpt}')
+    probe.write_text(f'_base_ = {config!r}\n'
+                     f'custom_imports = {IMPORTS!r}\n'
+                     "custom_hooks = [dict(type='DumpReplicaHook')]\n")
+    replicas = dist_train(probe, tmp_path / 'ddp', 2, '--cfg-options',
+                          *options(demo_data['downstream'], 3),
+                          f'load_from={ckpt}')
     rank0, rank1 = replicas
     _assert_identical(rank0['params'], rank1['params'])
     _assert_identical(rank0['theta0'], rank1['theta0'])
@@ -136,8 +151,10 @@ def test_olor_mask_rcnn_replicas_stay_identical(demo_data, tmp_path):
     assert len(rank0['theta0']) > 50
     for n, t in rank0['theta0'].items():
         assert torch.equal(t, state[n]), n
-    moved = [n for n, p in rank0['params'].items()
-             if n.startswith('backbone.') and not torch.equal(p, state[n])]
+    moved = [
+        n for n, p in rank0['params'].items()
+        if n.startswith('backbone.') and not torch.equal(p, state[n])
+    ]
     assert moved  # the replicas trained (and stayed equal)
 
 
@@ -147,15 +164,20 @@ def _fsdp_cfg(work_dir, max_iters, pretrained, **kwargs):
     # upstream configs' ImageNet backbones do
     cfg = _toy_cfg(work_dir, 4, None)
     cfg.update(
-        max_iters=max_iters, runner_type='FlexibleRunner',
-        model=dict(type='ToyClassifier', norm=False, init_cfg=dict(
-            type='Pretrained', checkpoint=pretrained)),
+        max_iters=max_iters,
+        runner_type='FlexibleRunner',
+        model=dict(
+            type='ToyClassifier',
+            norm=False,
+            init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
         # theta0 is taken from the sharded parameters: use_orig_params
-        strategy=dict(type='FSDPStrategy',
-                      model_wrapper=dict(use_orig_params=True,
-                                         device_id='cpu')),
-        custom_hooks=[dict(type='DumpReplicaHook'),
-                      dict(type='RollbackDriftHook', interval=1)],
+        strategy=dict(
+            type='FSDPStrategy',
+            model_wrapper=dict(use_orig_params=True, device_id='cpu')),
+        custom_hooks=[
+            dict(type='DumpReplicaHook'),
+            dict(type='RollbackDriftHook', interval=1)
+        ],
         # FlexibleRunner.from_cfg needs it (MMDetection's runtime has it)
         env_cfg=dict(dist_cfg=dict(backend='nccl')),
         **kwargs)
@@ -167,13 +189,16 @@ def _fsdp_cfg(work_dir, max_iters, pretrained, **kwargs):
 def test_fsdp_shards_theta0_like_the_parameters_and_resumes(tmp_path):
     path, pretrained = _pretrained(tmp_path)
     runs = {}
-    for name, work, iters, extra in (
-            ('straight', 'a', 4, {}), ('first', 'b', 2, {}),
-            ('resumed', 'b', 4, dict(resume=True, load_from=str(
-                tmp_path / 'b' / 'iter_2.pth')))):
+    for name, work, iters, extra in (('straight', 'a', 4, {}), ('first', 'b',
+                                                                2, {}),
+                                     ('resumed', 'b', 4,
+                                      dict(
+                                          resume=True,
+                                          load_from=str(tmp_path / 'b' /
+                                                        'iter_2.pth')))):
         config = tmp_path / f'fsdp_{name}.py'
-        Config(_fsdp_cfg(tmp_path / work, iters, path, **extra)).dump(
-            str(config))
+        Config(_fsdp_cfg(tmp_path / work, iters, path,
+                         **extra)).dump(str(config))
         runs[name] = dist_train(config, tmp_path / work, 2)
     straight, resumed = runs['straight'], runs['resumed']
     for rank in (0, 1):
@@ -188,16 +213,22 @@ def test_fsdp_shards_theta0_like_the_parameters_and_resumes(tmp_path):
     assert any(s.numel() == 0 for s in shards[0].values())  # truly sharded
     for n in shards[0]:
         torch.testing.assert_close(
-            torch.cat([shards[0][n], shards[1][n]]), pretrained[n].flatten(),
-            rtol=0, atol=0, msg=n)
+            torch.cat([shards[0][n], shards[1][n]]),
+            pretrained[n].flatten(),
+            rtol=0,
+            atol=0,
+            msg=n)
     # the drift hook reduces its norms over the shards: both ranks log the
     # drift of the whole tensors
-    params = {n: torch.cat([straight[r]['params'][n] for r in (0, 1)])
-              for n in straight[0]['params']}
+    params = {
+        n: torch.cat([straight[r]['params'][n] for r in (0, 1)])
+        for n in straight[0]['params']
+    }
     stem = ['backbone.conv1.weight']  # norm=False: the stem is one conv
-    expect = (sum(float((params[n] - pretrained[n].flatten()).pow(2).sum())
-                  for n in stem) /
-              sum(float(pretrained[n].pow(2).sum()) for n in stem))**0.5
+    expect = (sum(
+        float((params[n] - pretrained[n].flatten()).pow(2).sum())
+        for n in stem) / sum(float(pretrained[n].pow(2).sum())
+                             for n in stem))**0.5
     for rank in (0, 1):
         assert straight[rank]['drift']['backbone.stem'] == pytest.approx(
             expect, rel=1e-6)
@@ -213,8 +244,7 @@ def test_fsdp_full_state_dict_with_theta0_is_refused(tmp_path):
     assert "strategy.state_dict_cfg='local'" in log
 
 
-def test_unused_parameters_on_one_rank_keep_the_replicas_identical(
-        tmp_path):
+def test_unused_parameters_on_one_rank_keep_the_replicas_identical(tmp_path):
     """Rank 0's forward skips backbone.layer2 (find_unused_parameters):
     DDP still hands it the other rank's averaged gradient, so both ranks
     roll the same tensors back and stay bit-identical."""

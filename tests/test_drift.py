@@ -7,33 +7,48 @@ import sys
 import pytest
 import torch
 from mmengine.runner import Runner
-from toy import TOY_LAYERS, olor_wrapper_cfg, pretrained_checkpoint, runner_cfg
+from toy import TOY_LAYERS, olor_wrapper_cfg, runner_cfg
 
 import olor_mm  # noqa: F401
 from olor_mm.drift import drift_groups, relative_drift
 
-sys.path.insert(0, osp.join(osp.dirname(osp.dirname(__file__)), 'tools',
-                            'analysis_tools'))
+sys.path.insert(
+    0, osp.join(osp.dirname(osp.dirname(__file__)), 'tools', 'analysis_tools'))
 import plot_drift  # noqa: E402
 
 
 def test_groups_follow_the_stages():
-    resnet = ['backbone.conv1.weight', 'backbone.bn1.weight',
-              'backbone.layer1.0.conv1.weight', 'backbone.layer2.1.bn2.bias',
-              'neck.lateral_convs.0.conv.weight']
-    assert {k: len(v) for k, v in drift_groups(resnet).items()} == {
-        'backbone.stem': 2, 'backbone.stage1': 1, 'backbone.stage2': 1,
-        'neck': 1}
-    swin = ['backbone.patch_embed.projection.weight',
-            'backbone.stages.0.blocks.0.attn.w_msa.qkv.weight',
-            'backbone.norm0.weight', 'backbone.stages.3.downsample.norm.bias',
-            'backbone.norm3.bias']
-    assert {k: len(v) for k, v in drift_groups(swin).items()} == {
-        'backbone.stem': 1, 'backbone.stage1': 2, 'backbone.stage4': 2}
-    vit = ['backbone.cls_token', 'backbone.layers.0.ln1.weight',
-           'backbone.layers.1.ln1.weight', 'backbone.ln1.weight']
+    resnet = [
+        'backbone.conv1.weight', 'backbone.bn1.weight',
+        'backbone.layer1.0.conv1.weight', 'backbone.layer2.1.bn2.bias',
+        'neck.lateral_convs.0.conv.weight'
+    ]
+    assert {k: len(v)
+            for k, v in drift_groups(resnet).items()} == {
+                'backbone.stem': 2,
+                'backbone.stage1': 1,
+                'backbone.stage2': 1,
+                'neck': 1
+            }
+    swin = [
+        'backbone.patch_embed.projection.weight',
+        'backbone.stages.0.blocks.0.attn.w_msa.qkv.weight',
+        'backbone.norm0.weight', 'backbone.stages.3.downsample.norm.bias',
+        'backbone.norm3.bias'
+    ]
+    assert {k: len(v)
+            for k, v in drift_groups(swin).items()} == {
+                'backbone.stem': 1,
+                'backbone.stage1': 2,
+                'backbone.stage4': 2
+            }
+    vit = [
+        'backbone.cls_token', 'backbone.layers.0.ln1.weight',
+        'backbone.layers.1.ln1.weight', 'backbone.ln1.weight'
+    ]
     assert list(drift_groups(vit)) == [
-        'backbone.stem', 'backbone.stage1', 'backbone.stage2', 'backbone.top']
+        'backbone.stem', 'backbone.stage1', 'backbone.stage2', 'backbone.top'
+    ]
 
 
 def test_relative_drift_by_hand():
@@ -43,20 +58,20 @@ def test_relative_drift_by_hand():
     assert relative_drift(now, theta0, dict(g=['a', 'b'])) == dict(g=0.2)
 
 
-def _pretrained(tmp_path):
-    return pretrained_checkpoint(tmp_path)
-
-
-HOOKS = dict(logger=dict(type='LoggerHook', interval=2),
-             checkpoint=dict(type='CheckpointHook', interval=3,
-                             by_epoch=False))
+HOOKS = dict(
+    logger=dict(type='LoggerHook', interval=2),
+    checkpoint=dict(type='CheckpointHook', interval=3, by_epoch=False))
 
 
 def _train(tmp_path, name, wrapper, path, max_iters=6):
-    runner = Runner.from_cfg(runner_cfg(
-        tmp_path / name, wrapper, max_iters=max_iters, load_from=path,
-        custom_hooks=[dict(type='RollbackDriftHook', interval=2)],
-        default_hooks=HOOKS))
+    runner = Runner.from_cfg(
+        runner_cfg(
+            tmp_path / name,
+            wrapper,
+            max_iters=max_iters,
+            load_from=path,
+            custom_hooks=[dict(type='RollbackDriftHook', interval=2)],
+            default_hooks=HOOKS))
     runner.train()
     return runner
 
@@ -64,52 +79,59 @@ def _train(tmp_path, name, wrapper, path, max_iters=6):
 def _direct(runner, pretrained, stage_names):
     """||theta - theta0|| / ||theta0|| over the named tensors, in float64."""
     params = {n: p.detach() for n, p in runner.model.named_parameters()}
-    num = sum(float((params[n].double() - pretrained[n].double()).pow(
-        2).sum()) for n in stage_names)
+    num = sum(
+        float((params[n].double() - pretrained[n].double()).pow(2).sum())
+        for n in stage_names)
     den = sum(float(pretrained[n].double().pow(2).sum()) for n in stage_names)
     return (num / den)**0.5
 
 
 STAGES = {
-    'backbone.stem': ['backbone.conv1.weight', 'backbone.bn1.weight',
-                      'backbone.bn1.bias'],
-    'backbone.stage1': ['backbone.layer1.0.0.weight',
-                        'backbone.layer1.0.0.bias'],
-    'backbone.stage2': [f'backbone.layer2.{j}.0.{k}' for j in (0, 1)
-                        for k in ('weight', 'bias')],
+    'backbone.stem':
+    ['backbone.conv1.weight', 'backbone.bn1.weight', 'backbone.bn1.bias'],
+    'backbone.stage1':
+    ['backbone.layer1.0.0.weight', 'backbone.layer1.0.0.bias'],
+    'backbone.stage2':
+    [f'backbone.layer2.{j}.0.{k}' for j in (0, 1) for k in ('weight', 'bias')],
 }
 
 
-def test_hook_logs_drift_and_lam_eff_of_olor(tmp_path):
-    path, pretrained = _pretrained(tmp_path)
+def test_hook_logs_drift_and_lam_eff_of_olor(tmp_path, toy_pretrained):
+    path, pretrained = toy_pretrained
     wrapper = olor_wrapper_cfg(
-        dict(type='SGD', lr=0.1), rollback_max=0.2, rollback_min=0.0,
+        dict(type='SGD', lr=0.1),
+        rollback_max=0.2,
+        rollback_min=0.0,
         layer_patterns=TOY_LAYERS)
     runner = _train(tmp_path, 'olor', wrapper, path)
     hub = runner.message_hub
     for group, names in STAGES.items():
         logged = hub.get_scalar(f'train/drift/{group}').current()
-        assert logged == pytest.approx(_direct(runner, pretrained, names),
-                                       rel=1e-6), group
+        assert logged == pytest.approx(
+            _direct(runner, pretrained, names), rel=1e-6), group
         assert logged > 0
     # layers 0..3 (stem, layer1.0, layer2.0, layer2.1) of n = 3, no
     # scheduler: lam_eff = lam_i = 0.2 * (1 - i / 3); the stage's mean is
     # parameter-weighted, and layer2's two blocks have equal sizes.
-    lam = {'backbone.stem': 0.2, 'backbone.stage1': 0.2 * 2 / 3,
-           'backbone.stage2': (0.2 / 3 + 0.0) / 2}
+    lam = {
+        'backbone.stem': 0.2,
+        'backbone.stage1': 0.2 * 2 / 3,
+        'backbone.stage2': (0.2 / 3 + 0.0) / 2
+    }
     for group, value in lam.items():
         assert hub.get_scalar(f'train/lam_eff/{group}').current() == \
             pytest.approx(value, rel=1e-12), group
     # the text log's scalars.json holds them at the logged iterations
-    (scalars, ) = glob.glob(str(tmp_path / 'olor' / '*' / 'vis_data' /
-                                'scalars.json'))
+    (scalars, ) = glob.glob(
+        str(tmp_path / 'olor' / '*' / 'vis_data' / 'scalars.json'))
     entries = [json.loads(line) for line in open(scalars)]
-    assert [e['step'] for e in entries if 'drift/backbone.stem' in e] == [
-        2, 4, 6]
+    assert [e['step'] for e in entries
+            if 'drift/backbone.stem' in e] == [2, 4, 6]
 
 
-def test_hook_measures_plain_runs_from_the_loaded_weights(tmp_path):
-    path, pretrained = _pretrained(tmp_path)
+def test_hook_measures_plain_runs_from_the_loaded_weights(
+        tmp_path, toy_pretrained):
+    path, pretrained = toy_pretrained
     plain = dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.1))
     runner = _train(tmp_path, 'plain', plain, path)
     hub = runner.message_hub
@@ -119,73 +141,92 @@ def test_hook_measures_plain_runs_from_the_loaded_weights(tmp_path):
     assert 'train/lam_eff/backbone.stem' not in hub.log_scalars
 
 
-def test_plot_drift_overlays_runs(tmp_path):
-    path, _ = _pretrained(tmp_path)
-    wrapper = olor_wrapper_cfg(dict(type='SGD', lr=0.1), rollback_max=0.2,
-                               layer_patterns=TOY_LAYERS)
+def test_plot_drift_overlays_runs(tmp_path, toy_pretrained):
+    path, _ = toy_pretrained
+    wrapper = olor_wrapper_cfg(
+        dict(type='SGD', lr=0.1), rollback_max=0.2, layer_patterns=TOY_LAYERS)
     _train(tmp_path, 'olor', wrapper, path)
-    _train(tmp_path, 'plain', dict(type='OptimWrapper',
-                                   optimizer=dict(type='SGD', lr=0.1)), path)
+    _train(tmp_path, 'plain',
+           dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.1)), path)
     out = str(tmp_path / 'drift.png')
-    plot_drift.main([str(tmp_path / 'olor'), str(tmp_path / 'plain'),
-                     '--legend', 'OLOR', 'plain', '--out', out, '--lam'])
+    plot_drift.main([
+        str(tmp_path / 'olor'),
+        str(tmp_path / 'plain'), '--legend', 'OLOR', 'plain', '--out', out,
+        '--lam'
+    ])
     with open(out, 'rb') as f:
         assert f.read(8) == b'\x89PNG\r\n\x1a\n'
-    series = plot_drift.load_series(plot_drift.find_scalars(
-        str(tmp_path / 'olor')))
+    series = plot_drift.load_series(
+        plot_drift.find_scalars(str(tmp_path / 'olor')))
     assert series['drift/backbone.stage2'][0] == [2, 4, 6]
 
 
 def test_unknown_prefix_fails_at_train_start(tmp_path):
-    runner = Runner.from_cfg(runner_cfg(
-        tmp_path / 'bad', dict(type='OptimWrapper',
-                               optimizer=dict(type='SGD', lr=0.1)),
-        custom_hooks=[dict(type='RollbackDriftHook', prefixes=('encoder',))]))
+    runner = Runner.from_cfg(
+        runner_cfg(
+            tmp_path / 'bad',
+            dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.1)),
+            custom_hooks=[
+                dict(type='RollbackDriftHook', prefixes=('encoder', ))
+            ]))
     with pytest.raises(ValueError, match='RollbackDriftHook.prefixes'):
         runner.train()
 
 
-def test_the_hook_only_reads(tmp_path):
+def test_the_hook_only_reads(tmp_path, toy_pretrained):
     """Training with the hook is bit for bit training without it."""
-    path, _ = _pretrained(tmp_path)
-    wrapper = olor_wrapper_cfg(dict(type='SGD', lr=0.1, momentum=0.9),
-                               rollback_max=0.2, layer_patterns=TOY_LAYERS)
+    path, _ = toy_pretrained
+    wrapper = olor_wrapper_cfg(
+        dict(type='SGD', lr=0.1, momentum=0.9),
+        rollback_max=0.2,
+        layer_patterns=TOY_LAYERS)
     hooked = _train(tmp_path, 'hooked', wrapper, path)
-    bare = Runner.from_cfg(runner_cfg(tmp_path / 'bare', wrapper,
-                                      max_iters=6, load_from=path))
+    bare = Runner.from_cfg(
+        runner_cfg(tmp_path / 'bare', wrapper, max_iters=6, load_from=path))
     bare.train()
     a = dict(hooked.model.named_parameters())
     for n, p in bare.model.named_parameters():
         assert torch.equal(a[n], p), n
 
 
-def test_resumed_plain_run_keeps_measuring_from_the_start(tmp_path):
-    path, pretrained = _pretrained(tmp_path)
+def test_resumed_plain_run_keeps_measuring_from_the_start(
+        tmp_path, toy_pretrained):
+    path, pretrained = toy_pretrained
     plain = dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.1))
     _train(tmp_path, 'run', plain, path, max_iters=3)
-    resumed = Runner.from_cfg(runner_cfg(
-        tmp_path / 'run', plain, max_iters=6, resume=True,
-        load_from=str(tmp_path / 'run' / 'iter_3.pth'),
-        custom_hooks=[dict(type='RollbackDriftHook', interval=2)],
-        default_hooks=HOOKS))
+    resumed = Runner.from_cfg(
+        runner_cfg(
+            tmp_path / 'run',
+            plain,
+            max_iters=6,
+            resume=True,
+            load_from=str(tmp_path / 'run' / 'iter_3.pth'),
+            custom_hooks=[dict(type='RollbackDriftHook', interval=2)],
+            default_hooks=HOOKS))
     resumed.train()
     names = STAGES['backbone.stage2']
     logged = resumed.message_hub.get_scalar(
         'train/drift/backbone.stage2').current()
     # from the loaded pretrained weights, not from the resumed ones
-    assert logged == pytest.approx(_direct(resumed, pretrained, names),
-                                   rel=1e-6)
+    assert logged == pytest.approx(
+        _direct(resumed, pretrained, names), rel=1e-6)
 
 
-def test_resume_from_a_checkpoint_written_without_the_hook_fails(tmp_path):
-    path, _ = _pretrained(tmp_path)
+def test_resume_from_a_checkpoint_written_without_the_hook_fails(
+        tmp_path, toy_pretrained):
+    path, _ = toy_pretrained
     plain = dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.1))
-    Runner.from_cfg(runner_cfg(tmp_path / 'run', plain, max_iters=3,
-                               load_from=path)).train()
-    resumed = Runner.from_cfg(runner_cfg(
-        tmp_path / 'run', plain, max_iters=6, resume=True,
-        load_from=str(tmp_path / 'run' / 'iter_3.pth'),
-        custom_hooks=[dict(type='RollbackDriftHook')]))
+    Runner.from_cfg(
+        runner_cfg(tmp_path / 'run', plain, max_iters=3,
+                   load_from=path)).train()
+    resumed = Runner.from_cfg(
+        runner_cfg(
+            tmp_path / 'run',
+            plain,
+            max_iters=6,
+            resume=True,
+            load_from=str(tmp_path / 'run' / 'iter_3.pth'),
+            custom_hooks=[dict(type='RollbackDriftHook')]))
     with pytest.raises(RuntimeError, match='olor_drift_theta0'):
         resumed.train()
 
@@ -201,7 +242,10 @@ class _Probe:
         class ProbeHook(Hook):
             priority = 'LOWEST'
 
-            def after_train_iter(self, runner, batch_idx, data_batch=None,
+            def after_train_iter(self,
+                                 runner,
+                                 batch_idx,
+                                 data_batch=None,
                                  outputs=None):
                 model = runner.model
                 anchor = olor_mm.find_rollback(runner.optim_wrapper.optimizer)
@@ -210,8 +254,10 @@ class _Probe:
                 for p, t in zip(anchor.anchored_params, anchor.theta0):
                     n = names[id(p)]
                     now[n], ref[n] = p.detach(), t
-                stem = [n for n in now if n.startswith('backbone.conv1')
-                        or n.startswith('backbone.bn1')]
+                stem = [
+                    n for n in now if n.startswith('backbone.conv1')
+                    or n.startswith('backbone.bn1')
+                ]
                 # the loop counts this iteration after the hooks ran
                 probe.values[runner.iter + 1] = relative_drift(
                     now, ref, dict(stem=stem))['stem']
@@ -219,32 +265,39 @@ class _Probe:
         self.hook = ProbeHook()
 
 
-def test_epoch_based_run_logs_the_drift_of_the_logged_iteration(tmp_path):
+def test_epoch_based_run_logs_the_drift_of_the_logged_iteration(
+        tmp_path, toy_pretrained):
     """LoggerHook counts iterations within the epoch in epoch-based runs:
     the drift logged at every line is that iteration's, also after epoch 1
     (6 iterations per epoch, a log line every 4 and at each epoch's end)."""
-    path, _ = _pretrained(tmp_path)
-    wrapper = olor_wrapper_cfg(dict(type='SGD', lr=0.05, momentum=0.9),
-                               rollback_max=0.3, layer_patterns=TOY_LAYERS)
+    path, _ = toy_pretrained
+    wrapper = olor_wrapper_cfg(
+        dict(type='SGD', lr=0.05, momentum=0.9),
+        rollback_max=0.3,
+        layer_patterns=TOY_LAYERS)
     cfg = runner_cfg(
-        tmp_path / 'epochs', wrapper, load_from=path,
+        tmp_path / 'epochs',
+        wrapper,
+        load_from=path,
         train_cfg=dict(by_epoch=True, max_epochs=3),
         custom_hooks=[dict(type='RollbackDriftHook')],
         default_hooks=dict(
             logger=dict(type='LoggerHook', interval=4, ignore_last=False),
             checkpoint=dict(type='CheckpointHook', interval=1)))
-    cfg['train_dataloader']['sampler'] = dict(type='DefaultSampler',
-                                              shuffle=False)
+    cfg['train_dataloader']['sampler'] = dict(
+        type='DefaultSampler', shuffle=False)
     runner = Runner.from_cfg(cfg)
     probe = _Probe()
     runner.register_hook(probe.hook)
     runner.train()
-    (scalars, ) = glob.glob(str(tmp_path / 'epochs' / '*' / 'vis_data' /
-                                'scalars.json'))
+    (scalars, ) = glob.glob(
+        str(tmp_path / 'epochs' / '*' / 'vis_data' / 'scalars.json'))
     with open(scalars) as f:
         rows = [json.loads(line) for line in f]
-    logged = {r['step']: r['drift/backbone.stem'] for r in rows
-              if 'drift/backbone.stem' in r}
+    logged = {
+        r['step']: r['drift/backbone.stem']
+        for r in rows if 'drift/backbone.stem' in r
+    }
     # lines at inner iterations 4 and 6 of each epoch: global 4, 6, 10, ...
     assert sorted(logged) == [4, 6, 10, 12, 16, 18]
     for step, value in logged.items():

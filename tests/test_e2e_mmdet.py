@@ -40,10 +40,13 @@ def test_olor_mask_rcnn_trains_and_pulls_the_backbone_back(
     """--cfg-options sets rollback_max; OLOR vs plain under one seed."""
     opts = options(data['downstream'], 6) + [
         f'load_from={pretrained}', 'param_scheduler.0.start_factor=1.0',
-        'custom_hooks.0.interval=3']  # the configs' RollbackDriftHook
-    log = train(OLOR, tmp_path / 'olor', opts + [
-        'optim_wrapper.paramwise_cfg.rollback_max=0.5',
-        'optim_wrapper.scale_with_lr=False'])
+        'custom_hooks.0.interval=3'
+    ]  # the configs' RollbackDriftHook
+    log = train(
+        OLOR, tmp_path / 'olor', opts + [
+            'optim_wrapper.paramwise_cfg.rollback_max=0.5',
+            'optim_wrapper.scale_with_lr=False'
+        ])
     train(PLAIN, tmp_path / 'plain', opts)
 
     # the override reached the constructor: lam of layer 0 is 0.5
@@ -73,8 +76,9 @@ def test_olor_mask_rcnn_trains_and_pulls_the_backbone_back(
     # what the checkpoints say
     from olor_mm.drift import state_dict_drift
     for run, path in (('olor', ckpt), ('plain', plain_ckpt)):
-        logged = [r for r in scalars(tmp_path / run)
-                  if 'drift/backbone.stage4' in r]
+        logged = [
+            r for r in scalars(tmp_path / run) if 'drift/backbone.stage4' in r
+        ]
         assert [r['step'] for r in logged] == [3, 4, 5, 6]
         assert logged[0]['drift/backbone.stage4'] == logged[2][
             'drift/backbone.stage4'] != logged[3]['drift/backbone.stage4']
@@ -90,8 +94,9 @@ def test_olor_mask_rcnn_trains_and_pulls_the_backbone_back(
     assert new and all(g['rollback'] == 0.0 for g in new)
     assert any(g['rollback'] == 0.5 for g in groups)
     cls_olor = [r['loss_cls'] for r in losses]
-    cls_plain = [r['loss_cls'] for r in scalars(tmp_path / 'plain')
-                 if 'loss_cls' in r]
+    cls_plain = [
+        r['loss_cls'] for r in scalars(tmp_path / 'plain') if 'loss_cls' in r
+    ]
     assert len(cls_plain) == 6
     assert cls_olor[0] == pytest.approx(cls_plain[0], rel=1e-4)
     assert cls_olor[-1] < cls_olor[0] and cls_plain[-1] < cls_plain[0]
@@ -101,8 +106,7 @@ def test_olor_mask_rcnn_trains_and_pulls_the_backbone_back(
 def upstream_train_py(package):
     """The tools/train.py that MMDetection / MMSegmentation install."""
     module = __import__(package)
-    path = osp.join(osp.dirname(module.__file__), '.mim', 'tools',
-                    'train.py')
+    path = osp.join(osp.dirname(module.__file__), '.mim', 'tools', 'train.py')
     assert osp.isfile(path), path
     return path
 
@@ -112,18 +116,26 @@ def test_upstream_mmdet_train_py_rolls_back(data, pretrained, tmp_path):
     plain OptimWrapper (as its --amp rewrites it to AmpOptimWrapper): the
     constructor attached the rollback, so it still rolls back."""
     opts = options(data['downstream'], 4) + [
-        f'load_from={pretrained}', 'param_scheduler.0.start_factor=1.0']
+        f'load_from={pretrained}', 'param_scheduler.0.start_factor=1.0'
+    ]
     runs = {
-        'olor': (OLOR, ['optim_wrapper.type=OptimWrapper',
-                        'optim_wrapper.scale_with_lr=False',
-                        'optim_wrapper.paramwise_cfg.rollback_max=0.5']),
+        'olor': (OLOR, [
+            'optim_wrapper.type=OptimWrapper',
+            'optim_wrapper.scale_with_lr=False',
+            'optim_wrapper.paramwise_cfg.rollback_max=0.5'
+        ]),
         'plain': (PLAIN, []),
     }
     for run, (config, extra) in runs.items():
-        out = subprocess.run(
-            [sys.executable, upstream_train_py('mmdet'), config,
-             '--work-dir', str(tmp_path / run), '--cfg-options', *opts,
-             *extra], cwd=ROOT, capture_output=True, text=True, timeout=600)
+        out = subprocess.run([
+            sys.executable,
+            upstream_train_py('mmdet'), config, '--work-dir',
+            str(tmp_path / run), '--cfg-options', *opts, *extra
+        ],
+                             cwd=ROOT,
+                             capture_output=True,
+                             text=True,
+                             timeout=600)
         assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     ckpt = tmp_path / 'olor' / 'iter_4.pth'
     optim = state(ckpt)['optimizer']
@@ -155,11 +167,13 @@ def test_faster_rcnn_variant(data, pretrained, tmp_path):
 
 def test_resume_after_interruption(data, pretrained, tmp_path):
     work_dir = tmp_path / 'resume'
-    opts = options(data['downstream'], 16, ckpt_interval=3) + [
-        f'load_from={pretrained}']
-    proc = subprocess.Popen(train_cmd(OLOR, work_dir, opts), cwd=ROOT,
-                            stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    opts = options(
+        data['downstream'], 16, ckpt_interval=3) + [f'load_from={pretrained}']
+    proc = subprocess.Popen(
+        train_cmd(OLOR, work_dir, opts),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while not (work_dir / 'last_checkpoint').is_file():
         assert proc.poll() is None and time.time() < deadline
@@ -202,20 +216,28 @@ def test_amp_on_cpu_refuses_the_plain_wrapper(data, tmp_path):
     out = subprocess.run(
         train_cmd(PLAIN, tmp_path / 'amp_plain',
                   options(data['downstream'], 2), '--amp'),
-        cwd=ROOT, capture_output=True, text=True, timeout=300)
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300)
     assert out.returncode != 0
     assert '--amp without a GPU' in out.stderr
 
 
 def test_tools_test_evaluates_a_checkpoint(data, pretrained, tmp_path):
     root = data['upstream']
-    out = subprocess.run(
-        [sys.executable, osp.join(ROOT, 'tools', 'test.py'), UPSTREAM,
-         pretrained, '--work-dir', str(tmp_path), '--out',
-         str(tmp_path / 'preds.pkl'), '--cfg-options',
-         f'test_dataloader.dataset.data_root={root}/',
-         f'test_evaluator.ann_file={root}/instances_val.json'],
-        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    out = subprocess.run([
+        sys.executable,
+        osp.join(ROOT, 'tools', 'test.py'), UPSTREAM, pretrained, '--work-dir',
+        str(tmp_path), '--out',
+        str(tmp_path / 'preds.pkl'), '--cfg-options',
+        f'test_dataloader.dataset.data_root={root}/',
+        f'test_evaluator.ann_file={root}/instances_val.json'
+    ],
+                         cwd=ROOT,
+                         capture_output=True,
+                         text=True,
+                         timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert 'coco/segm_mAP' in out.stdout + out.stderr
     assert (tmp_path / 'preds.pkl').is_file()

@@ -13,8 +13,8 @@ PLAIN = osp.join(DEMO, 'upernet_r18-tiny_demo-downstream_plain.py')
 
 
 def _options(data_root, iters):
-    return _base_options(data_root, iters, coco=False) + [
-        'param_scheduler.0.start_factor=1.0']
+    return _base_options(
+        data_root, iters, coco=False) + ['param_scheduler.0.start_factor=1.0']
 
 
 @pytest.fixture(scope='module')
@@ -34,9 +34,11 @@ def pretrained(data, tmp_path_factory):
 def test_olor_upernet_trains_evaluates_and_pulls_back(data, pretrained,
                                                       tmp_path):
     opts = _options(data['downstream'], 6) + [f'load_from={pretrained}']
-    train(OLOR, tmp_path / 'olor', opts + [
-        'optim_wrapper.paramwise_cfg.rollback_max=0.5',
-        'optim_wrapper.scale_with_lr=False'])
+    train(
+        OLOR, tmp_path / 'olor', opts + [
+            'optim_wrapper.paramwise_cfg.rollback_max=0.5',
+            'optim_wrapper.scale_with_lr=False'
+        ])
     train(PLAIN, tmp_path / 'plain', opts)
     ckpt = tmp_path / 'olor' / 'iter_6.pth'
     assert ckpt.is_file()
@@ -81,15 +83,28 @@ def test_tools_test_shows_and_writes_predictions_like_mmseg(
     root = data['upstream']
     show, out = tmp_path / 'show', tmp_path / 'pred'
     run = subprocess.run(
-        [sys.executable, osp.join(ROOT, 'tools', 'test.py'), UPSTREAM,
-         pretrained, '--work-dir', str(tmp_path / 'work'), '--show-dir',
-         str(show), '--out', str(out), '--cfg-options',
-         f'test_dataloader.dataset.data_root={root}/',
-         # SegVisualizationHook paints every `interval` (50) images and
-         # reads runner.iter, which builds the train loop (its data too)
-         'default_hooks.visualization.interval=1',
-         f'train_dataloader.dataset.data_root={root}/'],
-        cwd=ROOT, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            osp.join(ROOT, 'tools', 'test.py'),
+            UPSTREAM,
+            pretrained,
+            '--work-dir',
+            str(tmp_path / 'work'),
+            '--show-dir',
+            str(show),
+            '--out',
+            str(out),
+            '--cfg-options',
+            f'test_dataloader.dataset.data_root={root}/',
+            # SegVisualizationHook paints every `interval` (50) images and
+            # reads runner.iter, which builds the train loop (its data too)
+            'default_hooks.visualization.interval=1',
+            f'train_dataloader.dataset.data_root={root}/'
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
     assert 'mIoU' in run.stdout + run.stderr
     painted = glob.glob(str(show / '**' / '*.png'), recursive=True)

@@ -31,8 +31,8 @@ TESTS = osp.join(ROOT, 'tests')
 def _wrapper(**paramwise):
     paramwise.setdefault('rollback_max', 0.2)
     paramwise.setdefault('layer_patterns', TOY_LAYERS)
-    return olor_wrapper_cfg(dict(type='AdamW', lr=1e-2, weight_decay=0.0),
-                            **paramwise)
+    return olor_wrapper_cfg(
+        dict(type='AdamW', lr=1e-2, weight_decay=0.0), **paramwise)
 
 
 def _state(path):
@@ -42,13 +42,15 @@ def _state(path):
 # ----------------------------------------------------------- killed runs
 def _toy_config(tmp_path, max_iters):
     path, _ = pretrained_checkpoint(tmp_path)
-    cfg = runner_cfg('unused', _wrapper(), max_iters=max_iters,
-                     load_from=path,
-                     custom_imports=dict(imports=['olor_mm', 'toy'],
-                                         allow_failed_imports=False))
+    cfg = runner_cfg(
+        'unused',
+        _wrapper(),
+        max_iters=max_iters,
+        load_from=path,
+        custom_imports=dict(
+            imports=['olor_mm', 'toy'], allow_failed_imports=False))
     cfg['default_hooks']['checkpoint'] = dict(
-        type='CheckpointHook', interval=40, by_epoch=False,
-        max_keep_ckpts=-1)
+        type='CheckpointHook', interval=40, by_epoch=False, max_keep_ckpts=-1)
     cfg['default_hooks']['logger']['interval'] = 50
     cfg['train_dataloader']['dataset'] = dict(type='ToyDataset', size=64)
     cfg.pop('work_dir')
@@ -58,12 +60,17 @@ def _toy_config(tmp_path, max_iters):
 
 
 def _train_cmd(config, work_dir, *extra):
-    return [sys.executable, osp.join(ROOT, 'tools', 'train.py'), config,
-            '--work-dir', str(work_dir), *extra]
+    return [
+        sys.executable,
+        osp.join(ROOT, 'tools', 'train.py'), config, '--work-dir',
+        str(work_dir), *extra
+    ]
 
 
-_ENV = dict(os.environ, PYTHONPATH=TESTS + os.pathsep +
-            os.environ.get('PYTHONPATH', ''), OMP_NUM_THREADS='1')
+_ENV = dict(
+    os.environ,
+    PYTHONPATH=TESTS + os.pathsep + os.environ.get('PYTHONPATH', ''),
+    OMP_NUM_THREADS='1')
 
 
 def test_sigkill_after_a_checkpoint_then_resume_is_bit_identical(tmp_path):
@@ -71,12 +78,20 @@ def test_sigkill_after_a_checkpoint_then_resume_is_bit_identical(tmp_path):
     checkpoint, restarted with --resume: the same final weights and theta0
     as a run never interrupted (a model without random sampling)."""
     config = _toy_config(tmp_path, max_iters=400)
-    subprocess.run(_train_cmd(config, tmp_path / 'straight'), env=_ENV,
-                   cwd=ROOT, check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        _train_cmd(config, tmp_path / 'straight'),
+        env=_ENV,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=600)
     work = tmp_path / 'killed'
-    proc = subprocess.Popen(_train_cmd(config, work), env=_ENV, cwd=ROOT,
-                            stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _train_cmd(config, work),
+        env=_ENV,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while not (work / 'last_checkpoint').is_file():
         assert proc.poll() is None and time.time() < deadline
@@ -85,8 +100,13 @@ def test_sigkill_after_a_checkpoint_then_resume_is_bit_identical(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (work / 'iter_400.pth').is_file(), 'killed too late'
-    subprocess.run(_train_cmd(config, work, '--resume'), env=_ENV, cwd=ROOT,
-                   check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        _train_cmd(config, work, '--resume'),
+        env=_ENV,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=600)
     a = _state(tmp_path / 'straight' / 'iter_400.pth')
     b = _state(work / 'iter_400.pth')
     for k in a['state_dict']:
@@ -114,15 +134,21 @@ def test_killed_while_saving_resume_takes_the_last_complete(tmp_path):
     damaged.write_bytes(data[:len(data) // 2])
     (work / 'last_checkpoint').write_text(str(work / 'iter_3.pth'))
     # naming the damaged file explicitly: which file, and the way out
-    explicit = Runner.from_cfg(runner_cfg(
-        tmp_path / 'other', _wrapper(), max_iters=6, resume=True,
-        load_from=str(damaged)))
-    with pytest.raises(RuntimeError, match=f'{damaged} cannot be read: it is '
-                       'damaged or incomplete.*iter_3.pth'):
+    explicit = Runner.from_cfg(
+        runner_cfg(
+            tmp_path / 'other',
+            _wrapper(),
+            max_iters=6,
+            resume=True,
+            load_from=str(damaged)))
+    with pytest.raises(
+            RuntimeError,
+            match=f'{damaged} cannot be read: it is '
+            'damaged or incomplete.*iter_3.pth'):
         explicit.train()
     # --resume without a path: MMEngine's last_checkpoint, the complete one
-    resumed = Runner.from_cfg(runner_cfg(work, _wrapper(), max_iters=6,
-                                         resume=True))
+    resumed = Runner.from_cfg(
+        runner_cfg(work, _wrapper(), max_iters=6, resume=True))
     resumed.train()
     assert resumed.iter == 6
     names = {id(p): n for n, p in resumed.model.named_parameters()}
@@ -133,45 +159,59 @@ def test_killed_while_saving_resume_takes_the_last_complete(tmp_path):
 
 # -------------------------------------------------------- wrong checkpoints
 def test_a_plain_checkpoint_names_the_file_and_the_missing_theta0(tmp_path):
-    plain = Runner.from_cfg(runner_cfg(
-        tmp_path / 'plain',
-        dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.1)),
-        max_iters=3))
+    plain = Runner.from_cfg(
+        runner_cfg(
+            tmp_path / 'plain',
+            dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.1)),
+            max_iters=3))
     plain.train()
     ckpt = str(tmp_path / 'plain' / 'iter_3.pth')
-    resumed = Runner.from_cfg(runner_cfg(tmp_path / 'olor', _wrapper(),
-                                         max_iters=6, resume=True,
-                                         load_from=ckpt))
-    with pytest.raises(KeyError, match=f"checkpoint {ckpt}.*'olor_rollback'"
-                       '.*load_from'):
+    resumed = Runner.from_cfg(
+        runner_cfg(
+            tmp_path / 'olor',
+            _wrapper(),
+            max_iters=6,
+            resume=True,
+            load_from=ckpt))
+    with pytest.raises(
+            KeyError, match=f"checkpoint {ckpt}.*'olor_rollback'"
+            '.*load_from'):
         resumed.train()
 
 
 def test_a_checkpoint_of_another_model_names_the_file(tmp_path):
-    Runner.from_cfg(runner_cfg(tmp_path / 'small', _wrapper(), max_iters=3,
-                               model=dict(type='ToyClassifier', width=4)
-                               )).train()
+    Runner.from_cfg(
+        runner_cfg(
+            tmp_path / 'small',
+            _wrapper(),
+            max_iters=3,
+            model=dict(type='ToyClassifier', width=4))).train()
     ckpt = str(tmp_path / 'small' / 'iter_3.pth')
-    resumed = Runner.from_cfg(runner_cfg(
-        tmp_path / 'wide', _wrapper(), max_iters=6, resume=True,
-        load_from=ckpt, model=dict(type='ToyClassifier', width=6)))
+    resumed = Runner.from_cfg(
+        runner_cfg(
+            tmp_path / 'wide',
+            _wrapper(),
+            max_iters=6,
+            resume=True,
+            load_from=ckpt,
+            model=dict(type='ToyClassifier', width=6)))
     with pytest.raises(ValueError, match=f'checkpoint {ckpt}.*shape'):
         resumed.train()
 
 
-@pytest.mark.parametrize('key, value', [
-    ('layer_unit', 'param'), ('pretrained_prefixes', ('', ))])
-def test_another_numbering_is_refused_naming_both_values(tmp_path, key,
-                                                         value):
+@pytest.mark.parametrize('key, value', [('layer_unit', 'param'),
+                                        ('pretrained_prefixes', ('', ))])
+def test_another_numbering_is_refused_naming_both_values(tmp_path, key, value):
     work, _ = _two_checkpoints(tmp_path)
     edited = _wrapper(**{key: value})
     if key == 'pretrained_prefixes':
         edited['paramwise_cfg'].pop('layer_patterns')
-    resumed = Runner.from_cfg(runner_cfg(work, edited, max_iters=9,
-                                         resume=True))
+    resumed = Runner.from_cfg(
+        runner_cfg(work, edited, max_iters=9, resume=True))
     import re
-    with pytest.raises(ValueError, match=f'{key}=.*this config has {key}='
-                       + re.escape(repr(value))):
+    with pytest.raises(
+            ValueError,
+            match=f'{key}=.*this config has {key}=' + re.escape(repr(value))):
         resumed.train()
 
 
@@ -180,10 +220,10 @@ def test_edited_hyper_parameters_the_checkpoints_apply(tmp_path):
     and its resume: the checkpoint's apply (as torch restores every
     group's values), in the Runner and in the plain API alike."""
     work, _ = _two_checkpoints(tmp_path)
-    edited = _wrapper(rollback_max=0.5, rollback_power=2.0,
-                      scale_with_lr=False)
-    resumed = Runner.from_cfg(runner_cfg(work, edited, max_iters=9,
-                                         resume=True))
+    edited = _wrapper(
+        rollback_max=0.5, rollback_power=2.0, scale_with_lr=False)
+    resumed = Runner.from_cfg(
+        runner_cfg(work, edited, max_iters=9, resume=True))
     resumed.train()
     handle = olor_mm.find_rollback(resumed.optim_wrapper.optimizer)
     assert handle.scale_with_lr is True  # the checkpoint's
@@ -193,8 +233,10 @@ def test_edited_hyper_parameters_the_checkpoints_apply(tmp_path):
     import glob
     log = max(glob.glob(str(work / '*' / '*.log')), key=osp.getmtime)
     with open(log) as f:  # in the run's own log, one line
-        notice = [line for line in f
-                  if "the checkpoint's OLOR hyper-parameters apply" in line]
+        notice = [
+            line for line in f
+            if "the checkpoint's OLOR hyper-parameters apply" in line
+        ]
     assert len(notice) == 1
     assert 'rollback_max=0.2' in notice[0] and 'rollback_max=0.5' in notice[0]
     # the plain API follows the same rule for scale_with_lr
@@ -203,8 +245,8 @@ def test_edited_hyper_parameters_the_checkpoints_apply(tmp_path):
     opt = torch.optim.SGD(groups, lr=0.1)
     olor_mm.attach_rollback(opt, scale_with_lr=False).snapshot()
     state = opt.state_dict()
-    opt2 = torch.optim.SGD(olor_mm.layerwise_rollback_groups(
-        model, rollback_max=0.1), lr=0.1)
+    opt2 = torch.optim.SGD(
+        olor_mm.layerwise_rollback_groups(model, rollback_max=0.1), lr=0.1)
     h2 = olor_mm.attach_rollback(opt2, scale_with_lr=True)
     opt2.load_state_dict(state)
     assert h2.scale_with_lr is False

@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 from mmengine.optim import build_optim_wrapper
 from mmengine.runner import Runner
-from toy import TOY_LAYERS, ToyClassifier, pretrained_checkpoint, runner_cfg
+from toy import TOY_LAYERS, ToyClassifier, param_copies, runner_cfg
 
 import olor_mm  # noqa: F401
 
@@ -23,11 +23,14 @@ class Tiny(nn.Module):
 
 
 def l2sp_cfg(optimizer, alpha=0.5, beta=0.2, **kwargs):
-    return dict(type='L2SPOptimWrapper', alpha=alpha, beta=beta,
-                optimizer=optimizer,
-                constructor='LayerwiseRollbackConstructor',
-                paramwise_cfg=dict(pretrained_prefixes=('backbone', )),
-                **kwargs)
+    return dict(
+        type='L2SPOptimWrapper',
+        alpha=alpha,
+        beta=beta,
+        optimizer=optimizer,
+        constructor='LayerwiseRollbackConstructor',
+        paramwise_cfg=dict(pretrained_prefixes=('backbone', )),
+        **kwargs)
 
 
 def _sum_loss(model):
@@ -46,13 +49,16 @@ def test_sgd_steps_match_a_hand_computation():
     # (w0 = -1): w1 = -1.1;  w2 = -1.1 - 0.1 * (1 + 0.5 * -0.1) = -1.195
     # new v (v0 = 3, no anchor): v1 = 3 - 0.1 * (1 + 0.2 * 3) = 2.84
     #                            v2 = 2.84 - 0.1 * (1 + 0.2 * 2.84) = 2.6832
-    torch.testing.assert_close(model.backbone.weight.detach(),
-                               torch.tensor([[1.805, -1.195]],
-                                            dtype=torch.double),
-                               rtol=0, atol=1e-12)
-    torch.testing.assert_close(model.head.weight.detach(),
-                               torch.tensor([[2.6832]], dtype=torch.double),
-                               rtol=0, atol=1e-12)
+    torch.testing.assert_close(
+        model.backbone.weight.detach(),
+        torch.tensor([[1.805, -1.195]], dtype=torch.double),
+        rtol=0,
+        atol=1e-12)
+    torch.testing.assert_close(
+        model.head.weight.detach(),
+        torch.tensor([[2.6832]], dtype=torch.double),
+        rtol=0,
+        atol=1e-12)
 
 
 def test_adamw_equals_autograd_of_the_penalised_loss():
@@ -82,29 +88,34 @@ def test_adamw_equals_autograd_of_the_penalised_loss():
     for (n, p), q in zip(a.named_parameters(), b.parameters()):
         torch.testing.assert_close(p, q, rtol=0, atol=1e-12, msg=n)
     assert ow.penalty() == pytest.approx(
-        alpha / 2 * sum(float((q - w0[n]).detach().pow(2).sum())
-                        for n, q in b.named_parameters()
-                        if n.startswith('backbone.')) +
-        beta / 2 * sum(float(q.detach().pow(2).sum())
-                       for n, q in b.named_parameters()
-                       if not n.startswith('backbone.')), rel=1e-9)
+        alpha / 2 * sum(
+            float((q - w0[n]).detach().pow(2).sum())
+            for n, q in b.named_parameters() if n.startswith('backbone.')) +
+        beta / 2 * sum(
+            float(q.detach().pow(2).sum())
+            for n, q in b.named_parameters() if not n.startswith('backbone.')),
+        rel=1e-9)
 
 
 def test_accumulation_adds_the_penalty_once_per_update():
     model = Tiny().double()
-    ow = build_optim_wrapper(model, l2sp_cfg(dict(type='SGD', lr=0.1),
-                                             accumulative_counts=2))
+    ow = build_optim_wrapper(
+        model, l2sp_cfg(dict(type='SGD', lr=0.1), accumulative_counts=2))
     ow.initialize_count_status(model, 0, 2)
     for _ in range(2):
         ow.update_params(_sum_loss(model))
     # one update with the mean gradient 1 and the penalty at w = w0:
     # v = 3 - 0.1 * (1 + 0.2 * 3) = 2.84, w = w0 - 0.1
-    torch.testing.assert_close(model.head.weight.detach(),
-                               torch.tensor([[2.84]], dtype=torch.double),
-                               rtol=0, atol=1e-12)
-    torch.testing.assert_close(model.backbone.weight.detach(),
-                               torch.tensor([[1.9, -1.1]], dtype=torch.double),
-                               rtol=0, atol=1e-12)
+    torch.testing.assert_close(
+        model.head.weight.detach(),
+        torch.tensor([[2.84]], dtype=torch.double),
+        rtol=0,
+        atol=1e-12)
+    torch.testing.assert_close(
+        model.backbone.weight.detach(),
+        torch.tensor([[1.9, -1.1]], dtype=torch.double),
+        rtol=0,
+        atol=1e-12)
 
 
 @pytest.mark.parametrize('key, value', [('alpha', -0.1), ('beta', 'x'),
@@ -123,56 +134,60 @@ def test_without_the_layerwise_constructor_it_fails_at_build():
         build_optim_wrapper(Tiny(), cfg)
 
 
-def _pretrained(tmp_path):
-    return pretrained_checkpoint(tmp_path)
-
-
 def _wrapper():
-    return dict(type='L2SPOptimWrapper', alpha=1.0, beta=0.01,
-                optimizer=dict(type='AdamW', lr=1e-2, weight_decay=0.0),
-                constructor='LayerwiseRollbackConstructor',
-                paramwise_cfg=dict(rollback_max=0.1,
-                                   layer_patterns=TOY_LAYERS))
-
-
-def _params(runner):
-    return {n: p.detach().clone() for n, p in runner.model.named_parameters()}
+    return dict(
+        type='L2SPOptimWrapper',
+        alpha=1.0,
+        beta=0.01,
+        optimizer=dict(type='AdamW', lr=1e-2, weight_decay=0.0),
+        constructor='LayerwiseRollbackConstructor',
+        paramwise_cfg=dict(rollback_max=0.1, layer_patterns=TOY_LAYERS))
 
 
 @pytest.mark.exact_resume
-def test_theta0_is_loaded_saved_and_restored_on_resume(tmp_path):
-    path, pretrained = _pretrained(tmp_path)
-    straight = Runner.from_cfg(runner_cfg(
-        tmp_path / 'straight', _wrapper(), max_iters=6, load_from=path))
+def test_theta0_is_loaded_saved_and_restored_on_resume(tmp_path,
+                                                       toy_pretrained):
+    path, pretrained = toy_pretrained
+    straight = Runner.from_cfg(
+        runner_cfg(
+            tmp_path / 'straight', _wrapper(), max_iters=6, load_from=path))
     straight.train()
-    names = [n for n, _ in straight.model.named_parameters()
-             if n.startswith('backbone.')]
+    names = [
+        n for n, _ in straight.model.named_parameters()
+        if n.startswith('backbone.')
+    ]
     # every pretrained tensor is anchored, the deepest layer too
     assert len(straight.optim_wrapper.theta0) == len(names)
     for n, t0 in zip(names, straight.optim_wrapper.theta0):
         assert torch.equal(t0, pretrained[n]), n
 
-    first = Runner.from_cfg(runner_cfg(
-        tmp_path / 'split', _wrapper(), max_iters=3, load_from=path))
+    first = Runner.from_cfg(
+        runner_cfg(
+            tmp_path / 'split', _wrapper(), max_iters=3, load_from=path))
     first.train()
-    second = Runner.from_cfg(runner_cfg(
-        tmp_path / 'split', _wrapper(), max_iters=6, resume=True,
-        load_from=str(tmp_path / 'split' / 'iter_3.pth')))
+    second = Runner.from_cfg(
+        runner_cfg(
+            tmp_path / 'split',
+            _wrapper(),
+            max_iters=6,
+            resume=True,
+            load_from=str(tmp_path / 'split' / 'iter_3.pth')))
     second.train()
     for n, t0 in zip(names, second.optim_wrapper.theta0):
         assert torch.equal(t0, pretrained[n]), n  # restored, not re-taken
-    a, b = _params(straight), _params(second)
+    a, b = param_copies(straight), param_copies(second)
     for n in a:
         assert torch.equal(a[n], b[n]), n
 
 
-def test_l2sp_keeps_the_backbone_closer_than_plain_adamw(tmp_path):
-    path, pretrained = _pretrained(tmp_path)
+def test_l2sp_keeps_the_backbone_closer_than_plain_adamw(
+        tmp_path, toy_pretrained):
+    path, pretrained = toy_pretrained
     drift = {}
     plain = dict(_wrapper(), alpha=0.0, beta=0.0)
     for tag, wrapper in (('l2sp', _wrapper()), ('plain', plain)):
-        runner = Runner.from_cfg(runner_cfg(
-            tmp_path / tag, wrapper, max_iters=6, load_from=path))
+        runner = Runner.from_cfg(
+            runner_cfg(tmp_path / tag, wrapper, max_iters=6, load_from=path))
         runner.train()
         drift[tag] = sum((p - pretrained[n]).norm()**2
                          for n, p in runner.model.named_parameters()
@@ -193,8 +208,9 @@ def test_amp_twin_follows_the_fp32_rule_before_clipping(clip):
     for kind in ('L2SPOptimWrapper', 'AmpL2SPOptimWrapper'):
         model = Tiny().double()
         extra = dict(loss_scale=1024.) if kind.startswith('Amp') else {}
-        cfg = dict(l2sp_cfg(dict(type='SGD', lr=0.1), clip_grad=clip,
-                            **extra), type=kind)
+        cfg = dict(
+            l2sp_cfg(dict(type='SGD', lr=0.1), clip_grad=clip, **extra),
+            type=kind)
         ow = build_optim_wrapper(model, cfg)
         for _ in range(3):
             with ow.optim_context(model):
@@ -207,5 +223,5 @@ def test_amp_twin_follows_the_fp32_rule_before_clipping(clip):
         w = torch.tensor([[1.805, -1.195]], dtype=torch.double)
         w0 = torch.tensor([[2.0, -1.0]], dtype=torch.double)
         w = w - 0.1 * (1 + 0.5 * (w - w0))
-        torch.testing.assert_close(out['AmpL2SPOptimWrapper'][0], w,
-                                   rtol=0, atol=1e-12)
+        torch.testing.assert_close(
+            out['AmpL2SPOptimWrapper'][0], w, rtol=0, atol=1e-12)

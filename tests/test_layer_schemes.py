@@ -34,8 +34,10 @@ def _groups(model, **paramwise):
     ow = build_optim_wrapper(
         model, olor_wrapper_cfg(dict(type='SGD', lr=0.1), **paramwise))
     names = {id(p): n for n, p in model.named_parameters()}
-    return {names[id(p)]: g for g in ow.optimizer.param_groups
-            for p in g['params']}
+    return {
+        names[id(p)]: g
+        for g in ow.optimizer.param_groups for p in g['params']
+    }
 
 
 def _layer_ids(model, **paramwise):
@@ -58,13 +60,17 @@ def _resnet_expected(name, depths):
     return 1 + sum(depths[:s - 1]) + j
 
 
-@pytest.mark.parametrize('build,cfg', [
-    (_det, dict(type='ResNet', depth=50)),
-    (_det, dict(type='ResNetV1d', depth=50)),
-    (_det, dict(type='ResNeXt', depth=50, groups=32, base_width=4)),
-    (_seg, dict(type='ResNetV1c', depth=50)),
-], ids=['mmdet-ResNet50', 'mmdet-ResNetV1d50', 'mmdet-ResNeXt50',
-        'mmseg-ResNetV1c50'])
+@pytest.mark.parametrize(
+    'build,cfg', [
+        (_det, dict(type='ResNet', depth=50)),
+        (_det, dict(type='ResNetV1d', depth=50)),
+        (_det, dict(type='ResNeXt', depth=50, groups=32, base_width=4)),
+        (_seg, dict(type='ResNetV1c', depth=50)),
+    ],
+    ids=[
+        'mmdet-ResNet50', 'mmdet-ResNetV1d50', 'mmdet-ResNeXt50',
+        'mmseg-ResNetV1c50'
+    ])
 def test_resnet50_stem_then_blocks(build, cfg):
     model = Detector(build(cfg))
     ids = _layer_ids(model)
@@ -81,14 +87,16 @@ def test_resnet50_stem_then_blocks(build, cfg):
     lams = {g['layer_id']: g['rollback'] for g in groups.values()}
     # default iota1 = 0.2 in these tests, iota2 = 0, gamma = 1, n = 16
     assert lams == pytest.approx({
-        **{i: 0.2 * (1 - i / 16) for i in range(17)}, None: 0.0})
+        **{i: 0.2 * (1 - i / 16)
+           for i in range(17)}, None: 0.0
+    })
 
 
 def test_frozen_stem_changes_no_other_lam():
-    free = _groups(Detector(_det(
-        dict(type='ResNet', depth=50, frozen_stages=-1))))
-    frozen = _groups(Detector(_det(
-        dict(type='ResNet', depth=50, frozen_stages=1))))
+    free = _groups(
+        Detector(_det(dict(type='ResNet', depth=50, frozen_stages=-1))))
+    frozen = _groups(
+        Detector(_det(dict(type='ResNet', depth=50, frozen_stages=1))))
     assert 'backbone.conv1.weight' not in frozen  # not in the optimizer
     assert 'backbone.layer1.0.conv1.weight' not in frozen
     for name, g in frozen.items():
@@ -113,12 +121,15 @@ def _swin_expected(name, depths):
     return 0
 
 
-@pytest.mark.parametrize('build', [_det, _seg],
-                         ids=['mmdet', 'mmseg'])
+@pytest.mark.parametrize('build', [_det, _seg], ids=['mmdet', 'mmseg'])
 def test_swin_t(build):
-    model = Detector(build(
-        dict(type='SwinTransformer', embed_dims=96, depths=(2, 2, 6, 2),
-             num_heads=(3, 6, 12, 24))))
+    model = Detector(
+        build(
+            dict(
+                type='SwinTransformer',
+                embed_dims=96,
+                depths=(2, 2, 6, 2),
+                num_heads=(3, 6, 12, 24))))
     ids = _layer_ids(model)
     for name, i in ids.items():
         if name.startswith('backbone.'):
@@ -133,16 +144,27 @@ def test_swin_t(build):
 
 
 def test_swin_absolute_pos_embed_is_in_the_stem():
-    model = Detector(_det(
-        dict(type='SwinTransformer', use_abs_pos_embed=True,
-             pretrain_img_size=32, depths=(2, 2, 2, 2))))
+    model = Detector(
+        _det(
+            dict(
+                type='SwinTransformer',
+                use_abs_pos_embed=True,
+                pretrain_img_size=32,
+                depths=(2, 2, 2, 2))))
     assert _layer_ids(model)['backbone.absolute_pos_embed'] == 0
 
 
 def test_mmseg_vit():
-    model = Detector(_seg(
-        dict(type='VisionTransformer', img_size=(32, 32), patch_size=16,
-             embed_dims=32, num_layers=3, num_heads=2, final_norm=True)))
+    model = Detector(
+        _seg(
+            dict(
+                type='VisionTransformer',
+                img_size=(32, 32),
+                patch_size=16,
+                embed_dims=32,
+                num_layers=3,
+                num_heads=2,
+                final_norm=True)))
     ids = _layer_ids(model)
     assert ids['backbone.cls_token'] == ids['backbone.pos_embed'] == 0
     assert ids['backbone.patch_embed.projection.weight'] == 0
@@ -152,9 +174,14 @@ def test_mmseg_vit():
 
 
 def test_mmseg_mit():
-    model = Detector(_seg(
-        dict(type='MixVisionTransformer', in_channels=3, embed_dims=16,
-             num_layers=[2, 2, 2, 2], num_heads=[1, 2, 4, 8])))
+    model = Detector(
+        _seg(
+            dict(
+                type='MixVisionTransformer',
+                in_channels=3,
+                embed_dims=16,
+                num_layers=[2, 2, 2, 2],
+                num_heads=[1, 2, 4, 8])))
     ids = _layer_ids(model)
     # per stage: patch embed, 2 blocks, norm -> 4 layers per stage
     for s in range(4):
@@ -181,21 +208,27 @@ class ConvNeXt(nn.Module):
 def test_convnext_names():
     ids = _layer_ids(Detector(ConvNeXt()))
     expected = {
-        'downsample_layers.0.weight': 0, 'stages.0.0.weight': 1,
-        'downsample_layers.1.weight': 2, 'stages.1.0.weight': 3,
-        'downsample_layers.2.weight': 4, 'stages.2.0.weight': 5,
-        'stages.2.1.weight': 6, 'downsample_layers.3.weight': 7,
-        'stages.3.0.weight': 8, 'norm3.weight': 9}
+        'downsample_layers.0.weight': 0,
+        'stages.0.0.weight': 1,
+        'downsample_layers.1.weight': 2,
+        'stages.1.0.weight': 3,
+        'downsample_layers.2.weight': 4,
+        'stages.2.0.weight': 5,
+        'stages.2.1.weight': 6,
+        'downsample_layers.3.weight': 7,
+        'stages.3.0.weight': 8,
+        'norm3.weight': 9
+    }
     for name, i in expected.items():
         assert ids['backbone.' + name] == i, name
 
 
 def test_param_unit_matches_reference_numbering():
-    model = Detector(_det(
-        dict(type='ResNet', depth=50, frozen_stages=1)))
+    model = Detector(_det(dict(type='ResNet', depth=50, frozen_stages=1)))
     groups = _groups(model, layer_unit='param', rollback_max=0.01)
-    names = [n for n, _ in model.named_parameters()
-             if n.startswith('backbone.')]
+    names = [
+        n for n, _ in model.named_parameters() if n.startswith('backbone.')
+    ]
     n = len(names) - 1
     for k, name in enumerate(names):
         if name in groups:  # frozen ones are numbered but not optimized
@@ -205,8 +238,8 @@ def test_param_unit_matches_reference_numbering():
 
 
 def test_unknown_backbone_falls_back_to_children_order(mm_log):
-    model = Detector(nn.Sequential(nn.Linear(2, 2), nn.ReLU(),
-                                   nn.Linear(2, 2)))
+    model = Detector(
+        nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 2)))
     ids = _layer_ids(model, rollback_max=0.1)
     assert ids['backbone.0.weight'] == 0 and ids['backbone.2.bias'] == 1
     assert any('fallback to registration order' in r.getMessage()
@@ -230,12 +263,16 @@ def test_custom_layer_patterns():
 
 def test_default_constructor_keys_keep_working():
     model = Detector(_det(dict(type='ResNet', depth=18)))
-    ow = build_optim_wrapper(model, dict(
-        type='OLOROptimWrapper',
-        optimizer=dict(type='SGD', lr=0.1, weight_decay=1e-4),
-        constructor='LayerwiseRollbackConstructor',
-        paramwise_cfg=dict(custom_keys={'backbone': dict(decay_mult=0.)},
-                           norm_decay_mult=0., bias_decay_mult=0.5)))
+    ow = build_optim_wrapper(
+        model,
+        dict(
+            type='OLOROptimWrapper',
+            optimizer=dict(type='SGD', lr=0.1, weight_decay=1e-4),
+            constructor='LayerwiseRollbackConstructor',
+            paramwise_cfg=dict(
+                custom_keys={'backbone': dict(decay_mult=0.)},
+                norm_decay_mult=0.,
+                bias_decay_mult=0.5)))
     names = {id(p): n for n, p in model.named_parameters()}
     by_name = {names[id(g['params'][0])]: g for g in ow.optimizer.param_groups}
     assert by_name['backbone.conv1.weight']['weight_decay'] == 0.0

@@ -45,16 +45,16 @@ def layouts(tmp_path_factory):
     out = tmp_path_factory.mktemp('layouts')
     roots = {}
     for layout in UPSTREAM_DATA:
-        roots[layout] = write_layout(layout, str(out / layout), num_train=3,
-                                     num_val=2)['root']
+        roots[layout] = write_layout(
+            layout, str(out / layout), num_train=3, num_val=2)['root']
     return roots
 
 
 def _upstream(layout, root):
     package, rel = UPSTREAM_DATA[layout]
     module = __import__(package)
-    cfg = Config.fromfile(osp.join(osp.dirname(module.__file__), '.mim',
-                                   'configs', rel))
+    cfg = Config.fromfile(
+        osp.join(osp.dirname(module.__file__), '.mim', 'configs', rel))
     cfg.default_scope = package
     point_to_data(cfg, root)
     return cfg
@@ -63,10 +63,10 @@ def _upstream(layout, root):
 def test_coco_layout_loads_with_mmdets_coco_dataset(layouts):
     from mmdet.datasets import CocoDataset
     root = layouts['coco']
-    assert sorted(os.listdir(root)) == ['annotations', 'train2017',
-                                        'val2017']
+    assert sorted(os.listdir(root)) == ['annotations', 'train2017', 'val2017']
     assert sorted(os.listdir(osp.join(root, 'annotations'))) == [
-        'instances_train2017.json', 'instances_val2017.json']
+        'instances_train2017.json', 'instances_val2017.json'
+    ]
     cfg = _upstream('coco', root)
     assert cfg.val_evaluator.ann_file == osp.join(
         root, 'annotations/instances_val2017.json')
@@ -81,8 +81,8 @@ def test_coco_layout_loads_with_mmdets_coco_dataset(layouts):
         assert inst.labels.max() < 80
 
 
-@pytest.mark.parametrize('layout, classes, ignore', [
-    ('ade20k', 150, True), ('cityscapes', 19, False)])
+@pytest.mark.parametrize('layout, classes, ignore',
+                         [('ade20k', 150, True), ('cityscapes', 19, False)])
 def test_seg_layouts_load_with_mmsegs_datasets(layouts, layout, classes,
                                                ignore):
     cfg = _upstream(layout, layouts[layout])
@@ -108,13 +108,14 @@ def test_seg_layouts_load_with_mmsegs_datasets(layouts, layout, classes,
     assert ((seg < classes) | (seg == 255)).all()
 
 
-HEADLINE = sorted(glob.glob(osp.join(ROOT, 'configs', 'mmdet', '*.py')) +
-                  glob.glob(osp.join(ROOT, 'configs', 'mmseg', '*.py')))
+HEADLINE = sorted(
+    glob.glob(osp.join(ROOT, 'configs', 'mmdet', '*.py')) +
+    glob.glob(osp.join(ROOT, 'configs', 'mmseg', '*.py')))
 
 
-@pytest.mark.parametrize('path', [p for p in HEADLINE
-                                  if 'custom' not in p],
-                         ids=lambda p: osp.basename(p))
+@pytest.mark.parametrize(
+    'path', [p for p in HEADLINE if 'custom' not in p],
+    ids=lambda p: osp.basename(p))
 def test_stand_in_checkpoint_loads_through_the_configs_init_cfg(
         path, tmp_path, mm_log):
     cfg = Config.fromfile(path)
@@ -137,17 +138,19 @@ def test_stand_in_checkpoint_loads_through_the_configs_init_cfg(
     assert not any('missing keys' in r.getMessage() for r in mm_log)
     # unlike the random init a failed load would leave
     fresh = build_model(cfg).state_dict()
-    assert not torch.equal(fresh['backbone.' + next(
-        k for k in model.backbone.state_dict() if 'weight' in k)],
-        state['backbone.' + next(k for k in model.backbone.state_dict()
-                                 if 'weight' in k)])
+    assert not torch.equal(
+        fresh['backbone.' +
+              next(k for k in model.backbone.state_dict() if 'weight' in k)],
+        state['backbone.' +
+              next(k for k in model.backbone.state_dict() if 'weight' in k)])
 
 
 def test_full_detector_checkpoint_has_coco_heads(tmp_path):
-    cfg = Config.fromfile(osp.join(
-        ROOT, 'configs', 'mmdet', 'mask-rcnn_r50_fpn_olor_custom-finetune.py'))
-    values = write_pretrained(cfg, str(tmp_path / 'det.pth'),
-                              full_detector=True, num_classes=80)
+    cfg = Config.fromfile(
+        osp.join(ROOT, 'configs', 'mmdet',
+                 'mask-rcnn_r50_fpn_olor_custom-finetune.py'))
+    values = write_pretrained(
+        cfg, str(tmp_path / 'det.pth'), full_detector=True, num_classes=80)
     assert values['roi_head.bbox_head.fc_cls.weight'].shape[0] == 81
     assert values['roi_head.mask_head.conv_logits.weight'].shape[0] == 80
     saved = torch.load(tmp_path / 'det.pth', weights_only=False)
@@ -160,32 +163,36 @@ def test_missing_annotation_file_names_the_path(layouts, tmp_path):
     write_layout('coco', root, num_train=2, num_val=1)
     os.remove(osp.join(root, 'annotations', 'instances_val2017.json'))
     cfg = _upstream('coco', root)
-    with pytest.raises(SmokeError, match='val_dataloader.dataset.*'
-                       'instances_val2017.json'):
+    with pytest.raises(
+            SmokeError, match='val_dataloader.dataset.*'
+            'instances_val2017.json'):
         check_data(cfg)
 
 
 def test_zero_images_names_the_data_root(tmp_path):
-    root = write_layout('ade20k', str(tmp_path / 'ade'), num_train=2,
-                        num_val=1)['root']
+    root = write_layout(
+        'ade20k', str(tmp_path / 'ade'), num_train=2, num_val=1)['root']
     for f in glob.glob(osp.join(root, 'images', 'training', '*')):
         os.remove(f)
     cfg = _upstream('ade20k', root)
-    with pytest.raises(SmokeError, match='train_dataloader.dataset has zero '
-                       f'images under data_root={root!r}'):
+    with pytest.raises(
+            SmokeError,
+            match='train_dataloader.dataset has zero '
+            f'images under data_root={root!r}'):
         check_data(cfg)
 
 
 def test_labels_outside_the_classes_name_the_file(tmp_path):
-    root = write_layout('cityscapes', str(tmp_path / 'cs'), num_train=2,
-                        num_val=1)['root']
+    root = write_layout(
+        'cityscapes', str(tmp_path / 'cs'), num_train=2, num_val=1)['root']
     (bad, ) = glob.glob(osp.join(root, 'gtFine', 'val', '*', '*.png'))
     label = cv2.imread(bad, cv2.IMREAD_UNCHANGED)
     label[0, 0] = 40  # Cityscapes has train ids 0..18
     cv2.imwrite(bad, label)
     cfg = _upstream('cityscapes', root)
-    with pytest.raises(SmokeError, match=f'{bad} holds \\[40\\], outside '
-                       '0..18'):
+    with pytest.raises(
+            SmokeError, match=f'{bad} holds \\[40\\], outside '
+            '0..18'):
         check_data(cfg)
 
 
@@ -199,8 +206,9 @@ def test_unknown_layout_and_misplaced_classes_are_refused(tmp_path):
 def test_frozen_pretrained_module_says_nothing_rolls_back(mm_log):
     from mmdet.registry import MODELS
     from mmengine.optim import build_optim_wrapper
-    cfg = Config.fromfile(osp.join(ROOT, 'configs', 'mmdet',
-                                   'retinanet_r50_fpn_olor_1x_coco.py'))
+    cfg = Config.fromfile(
+        osp.join(ROOT, 'configs', 'mmdet',
+                 'retinanet_r50_fpn_olor_1x_coco.py'))
     cfg.model.backbone.frozen_stages = 4  # stem and all four stages
     cfg.model.backbone.init_cfg = None
     with DefaultScope.overwrite_default_scope('mmdet'):

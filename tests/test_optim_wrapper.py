@@ -39,8 +39,12 @@ def test_sgd_equals_eq6_by_hand():
     theta0 = [p.detach().clone() for p in model.parameters()]
     coeffs = [torch.randn_like(p) for p in model.parameters()]
     eta, iota1 = 0.1, 0.3
-    ow = _build(model, dict(type='SGD', lr=eta), rollback_max=iota1,
-                rollback_min=0.0, rollback_power=1.0)
+    ow = _build(
+        model,
+        dict(type='SGD', lr=eta),
+        rollback_max=iota1,
+        rollback_min=0.0,
+        rollback_power=1.0)
     # backbone.0.* is layer 0 (lam = iota1), backbone.1.* layer 1 (lam = 0):
     # n = 1, so lam_1 = 0 and only backbone.0 rolls back.
     lam = [iota1, iota1, 0.0, 0.0, 0.0, 0.0]
@@ -80,8 +84,11 @@ def test_full_rollback_returns_every_pretrained_tensor_to_theta0():
     model = ToyClassifier()
     backbone0 = copy.deepcopy(model.backbone.state_dict())
     head0 = model.head.weight.detach().clone()
-    ow = _build(model, dict(type='SGD', lr=0.5, momentum=0.9),
-                rollback_max=1.0, rollback_min=1.0)
+    ow = _build(
+        model,
+        dict(type='SGD', lr=0.5, momentum=0.9),
+        rollback_max=1.0,
+        rollback_min=1.0)
     _train(model, ow)
     for name, p in model.backbone.named_parameters():
         assert torch.equal(p, backbone0[name]), name
@@ -102,11 +109,17 @@ def test_equals_optimizer_then_explicit_lerp(optimizer):
     torch.manual_seed(0)
     model = ToyClassifier(blocks=(1, 2))
     ref = copy.deepcopy(model)
-    ow = _build(model, optimizer, rollback_max=0.2, rollback_min=0.05,
-                rollback_power=1.5, layer_patterns=TOY_LAYERS)
-    ref_opt = getattr(torch.optim, optimizer['type'])(
-        ref.parameters(), **{k: v for k, v in optimizer.items()
-                             if k != 'type'})
+    ow = _build(
+        model,
+        optimizer,
+        rollback_max=0.2,
+        rollback_min=0.05,
+        rollback_power=1.5,
+        layer_patterns=TOY_LAYERS)
+    ref_opt = getattr(torch.optim, optimizer['type'])(ref.parameters(), **{
+        k: v
+        for k, v in optimizer.items() if k != 'type'
+    })
     # toy backbone layers: stem (0), layer1.0 (1), layer2.0 (2), layer2.1 (3)
     lam_of_layer = [0.05 + (1 - i / 3)**1.5 * 0.15 for i in range(4)]
     layer = {'conv1': 0, 'bn1': 0, 'layer1': 1, 'layer2.0': 2, 'layer2.1': 3}
@@ -209,8 +222,8 @@ def test_scale_with_lr_off_keeps_lam_constant():
 
 def test_tensors_without_gradient_are_left_untouched():
     model = Linear2()
-    ow = _build(model, dict(type='SGD', lr=0.1), rollback_max=1.0,
-                rollback_min=1.0)
+    ow = _build(
+        model, dict(type='SGD', lr=0.1), rollback_max=1.0, rollback_min=1.0)
     ow.snapshot_theta0()
     with torch.no_grad():
         for p in model.backbone.parameters():
@@ -235,8 +248,8 @@ def test_gradient_accumulation_rolls_back_only_on_real_updates():
     assert torch.equal(model.backbone[0].weight, w0)  # no step, no rollback
     ow.update_params(_fixed_grad_loss(model, coeffs))
     # accumulated grad 2 * 1/2 = 1: w = (1 - 0.5) (w0 - 0.1) + 0.5 w0
-    torch.testing.assert_close(model.backbone[0].weight.detach(),
-                               w0 - 0.05, rtol=0, atol=1e-15)
+    torch.testing.assert_close(
+        model.backbone[0].weight.detach(), w0 - 0.05, rtol=0, atol=1e-15)
 
 
 def test_theta0_taken_at_first_update_outside_a_runner():
@@ -306,10 +319,10 @@ def test_load_state_dict_with_wrong_theta0_shape_fails():
 
 def test_warns_when_nothing_rolls_back(mm_log):
     build_optim_wrapper(
-        Linear2(), dict(type='OLOROptimWrapper',
-                        optimizer=dict(type='SGD', lr=0.1)))
-    assert any(r.levelname == 'WARNING' and 'nothing will roll back' in
-               r.getMessage() for r in mm_log)
+        Linear2(),
+        dict(type='OLOROptimWrapper', optimizer=dict(type='SGD', lr=0.1)))
+    assert any(r.levelname == 'WARNING'
+               and 'nothing will roll back' in r.getMessage() for r in mm_log)
 
 
 def test_multi_tensor_path_with_one_group_per_parameter(monkeypatch):
@@ -335,8 +348,8 @@ def test_bfloat16_anchor():
     """theta0 kept in bfloat16: half the memory, theta0 rounded once."""
     torch.manual_seed(0)
     model = Linear2()
-    cfg = olor_wrapper_cfg(dict(type='SGD', lr=0.1), rollback_max=1.0,
-                           rollback_min=1.0)
+    cfg = olor_wrapper_cfg(
+        dict(type='SGD', lr=0.1), rollback_max=1.0, rollback_min=1.0)
     cfg['anchor_dtype'] = 'bfloat16'
     ow = build_optim_wrapper(model, cfg)
     w0 = model.backbone[0].weight.detach().clone()
@@ -344,8 +357,11 @@ def test_bfloat16_anchor():
     assert ow.theta0[0].dtype == torch.bfloat16
     assert model.backbone[0].weight.dtype == torch.float32
     # lam = 1: back to theta0 as bfloat16 holds it
-    torch.testing.assert_close(model.backbone[0].weight.detach(),
-                               w0.bfloat16().float(), rtol=0, atol=1e-6)
+    torch.testing.assert_close(
+        model.backbone[0].weight.detach(),
+        w0.bfloat16().float(),
+        rtol=0,
+        atol=1e-6)
     state = ow.state_dict()
     assert state['olor_rollback']['theta0'][0].dtype == torch.bfloat16
     ow2 = build_optim_wrapper(Linear2(), cfg)

@@ -14,10 +14,14 @@ OPENMMLAB = ('mmcv', 'mmdet', 'mmsegmentation', 'mmengine')
 @pytest.fixture(scope='module')
 def metadata(tmp_path_factory):
     out = tmp_path_factory.mktemp('wheel')
-    build = subprocess.run(
-        [sys.executable, '-m', 'pip', 'wheel', '-q', '--no-deps',
-         '--no-build-isolation', ROOT, '-w', str(out)],
-        capture_output=True, text=True, timeout=300)
+    build = subprocess.run([
+        sys.executable, '-m', 'pip', 'wheel', '-q', '--no-deps',
+        '--no-build-isolation', ROOT, '-w',
+        str(out)
+    ],
+                           capture_output=True,
+                           text=True,
+                           timeout=300)
     assert build.returncode == 0, build.stderr[-3000:]
     (wheel, ) = out.glob('olor_mm-*.whl')
     with zipfile.ZipFile(wheel) as z:
@@ -47,8 +51,7 @@ def test_no_exact_pins_and_the_stacks_only_in_extras(metadata):
             assert extra in ('mmdet', 'mmseg', 'all'), (req, extra)
     by_extra = {}
     for req, extra in requires:
-        by_extra.setdefault(extra, set()).add(
-            req.split('<')[0].split('>')[0])
+        by_extra.setdefault(extra, set()).add(req.split('<')[0].split('>')[0])
     assert 'mmsegmentation' not in by_extra['mmdet']  # mmdet users: no mmseg
     assert 'mmdet' not in by_extra['mmseg']
     assert {'mmcv', 'mmdet', 'mmsegmentation'} <= by_extra['all']
@@ -75,7 +78,9 @@ mm = ('mmc', 'mmd', 'mms', 'mme')
 print('imported', sorted(m for m in sys.modules
                          if m.startswith(mm) and '.' not in m))
 '''
-    out = subprocess.run([sys.executable, '-c', code], capture_output=True,
-                         text=True, timeout=120)
+    out = subprocess.run([sys.executable, '-c', code],
+                         capture_output=True,
+                         text=True,
+                         timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip() == "imported ['mmengine']"

@@ -28,8 +28,10 @@ def test_found_from_mmdet_and_mmseg_scopes():
     for scope, registry in (('mmdet', DET_C), ('mmseg', SEG_C)):
         with DefaultScope.overwrite_default_scope(scope):
             cfg = olor_wrapper_cfg(dict(type='SGD', lr=0.1))
-            constructor = registry.build(dict(
-                type=cfg.pop('constructor'), optim_wrapper_cfg=cfg,
-                paramwise_cfg=cfg.pop('paramwise_cfg')))
+            constructor = registry.build(
+                dict(
+                    type=cfg.pop('constructor'),
+                    optim_wrapper_cfg=cfg,
+                    paramwise_cfg=cfg.pop('paramwise_cfg')))
             ow = constructor(_model())
         assert isinstance(ow, olor_mm.OLOROptimWrapper), scope

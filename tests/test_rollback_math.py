@@ -6,21 +6,23 @@ from olor_mm.rollback import (group_by_device_and_dtype, layerwise_rollback,
                               rollback_)
 
 
-@pytest.mark.parametrize('iota1,iota2,gamma,n,expected', [
-    # linear decay, n = 4: 0.01 * (1, .75, .5, .25, 0)
-    (0.01, 0.0, 1.0, 4, [0.01, 0.0075, 0.005, 0.0025, 0.0]),
-    # with a floor: 0.002 + (1 - i/2) * 0.008
-    (0.01, 0.002, 1.0, 2, [0.01, 0.006, 0.002]),
-    # gamma = 2: 0.1 * (1 - i/4)^2 = 0.1 * (1, 9/16, 1/4, 1/16, 0)
-    (0.1, 0.0, 2.0, 4, [0.1, 0.05625, 0.025, 0.00625, 0.0]),
-    # gamma = 0.5 (non-integer; the deepest layer stays real): sqrt(1 - i/4)
-    (0.1, 0.0, 0.5, 4,
-     [0.1, 0.1 * 0.75**0.5, 0.1 * 0.5**0.5, 0.1 * 0.5, 0.0]),
-    # gamma = 0: uniform iota1, the deepest layer included
-    (0.03, 0.01, 0.0, 3, [0.03, 0.03, 0.03, 0.03]),
-    # a single layer (n = 0): iota1
-    (0.05, 0.01, 1.0, 0, [0.05]),
-])
+@pytest.mark.parametrize(
+    'iota1,iota2,gamma,n,expected',
+    [
+        # linear decay, n = 4: 0.01 * (1, .75, .5, .25, 0)
+        (0.01, 0.0, 1.0, 4, [0.01, 0.0075, 0.005, 0.0025, 0.0]),
+        # with a floor: 0.002 + (1 - i/2) * 0.008
+        (0.01, 0.002, 1.0, 2, [0.01, 0.006, 0.002]),
+        # gamma = 2: 0.1 * (1 - i/4)^2 = 0.1 * (1, 9/16, 1/4, 1/16, 0)
+        (0.1, 0.0, 2.0, 4, [0.1, 0.05625, 0.025, 0.00625, 0.0]),
+        # gamma = 0.5 (non-integer; deepest layer stays real): sqrt(1 - i/4)
+        (0.1, 0.0, 0.5, 4,
+         [0.1, 0.1 * 0.75**0.5, 0.1 * 0.5**0.5, 0.1 * 0.5, 0.0]),
+        # gamma = 0: uniform iota1, the deepest layer included
+        (0.03, 0.01, 0.0, 3, [0.03, 0.03, 0.03, 0.03]),
+        # a single layer (n = 0): iota1
+        (0.05, 0.01, 1.0, 0, [0.05]),
+    ])
 def test_layerwise_rollback_matches_eq9(iota1, iota2, gamma, n, expected):
     got = [layerwise_rollback(i, n, iota1, iota2, gamma) for i in range(n + 1)]
     assert got == pytest.approx(expected, rel=1e-12, abs=1e-15)
@@ -71,13 +73,19 @@ def test_rollback_uniform_weight():
 
 
 def test_group_by_device_and_dtype_keeps_order():
-    ts = [torch.zeros(1), torch.zeros(1, dtype=torch.float64),
-          torch.zeros(1), torch.zeros(1, dtype=torch.bfloat16)]
+    ts = [
+        torch.zeros(1),
+        torch.zeros(1, dtype=torch.float64),
+        torch.zeros(1),
+        torch.zeros(1, dtype=torch.bfloat16)
+    ]
     buckets = group_by_device_and_dtype(ts)
     cpu = torch.device('cpu')
-    assert buckets == {(cpu, torch.float32): [0, 2],
-                       (cpu, torch.float64): [1],
-                       (cpu, torch.bfloat16): [3]}
+    assert buckets == {
+        (cpu, torch.float32): [0, 2],
+        (cpu, torch.float64): [1],
+        (cpu, torch.bfloat16): [3]
+    }
 
 
 def test_rollback_with_narrower_anchors_closed_form():

@@ -6,7 +6,7 @@ import pytest
 import torch
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader
-from toy import TOY_LAYERS, olor_wrapper_cfg, pretrained_checkpoint, runner_cfg
+from toy import TOY_LAYERS, olor_wrapper_cfg, param_copies, runner_cfg
 
 import olor_mm  # noqa: F401
 
@@ -14,40 +14,39 @@ import olor_mm  # noqa: F401
 def _wrapper():
     return olor_wrapper_cfg(
         dict(type='AdamW', lr=1e-2, weight_decay=0.05),
-        rollback_max=0.1, layer_patterns=TOY_LAYERS,
+        rollback_max=0.1,
+        layer_patterns=TOY_LAYERS,
         custom_keys={'backbone': dict(decay_mult=0.)})
 
 
-def _pretrained(tmp_path):
-    return pretrained_checkpoint(tmp_path)
-
-
-def _params(runner):
-    return {n: p.detach().clone() for n, p in runner.model.named_parameters()}
-
-
-def test_theta0_is_the_loaded_weights_not_the_random_init(tmp_path):
-    path, pretrained = _pretrained(tmp_path)
-    runner = Runner.from_cfg(runner_cfg(
-        tmp_path / 'ft', _wrapper(), max_iters=3, load_from=path))
+def test_theta0_is_the_loaded_weights_not_the_random_init(
+        tmp_path, toy_pretrained):
+    path, pretrained = toy_pretrained
+    runner = Runner.from_cfg(
+        runner_cfg(tmp_path / 'ft', _wrapper(), max_iters=3, load_from=path))
     runner.train()
     ow = runner.optim_wrapper
-    rolled = [n for n, p in runner.model.named_parameters()
-              if any(p is q for q in ow.anchored_params)]
+    rolled = [
+        n for n, p in runner.model.named_parameters()
+        if any(p is q for q in ow.anchored_params)
+    ]
     assert rolled and all(n.startswith('backbone.') for n in rolled)
     for name, t0 in zip(rolled, ow.theta0):
         assert torch.equal(t0, pretrained[name]), name
 
 
 @pytest.mark.exact_resume
-def test_resume_continues_identically_and_restores_theta0(tmp_path):
-    path, pretrained = _pretrained(tmp_path)
-    straight = Runner.from_cfg(runner_cfg(
-        tmp_path / 'straight', _wrapper(), max_iters=6, load_from=path))
+def test_resume_continues_identically_and_restores_theta0(
+        tmp_path, toy_pretrained):
+    path, pretrained = toy_pretrained
+    straight = Runner.from_cfg(
+        runner_cfg(
+            tmp_path / 'straight', _wrapper(), max_iters=6, load_from=path))
     straight.train()
 
-    first = Runner.from_cfg(runner_cfg(
-        tmp_path / 'split', _wrapper(), max_iters=3, load_from=path))
+    first = Runner.from_cfg(
+        runner_cfg(
+            tmp_path / 'split', _wrapper(), max_iters=3, load_from=path))
     first.train()
     ckpt = osp.join(tmp_path, 'split', 'iter_3.pth')
     assert osp.isfile(ckpt)
@@ -58,43 +57,56 @@ def test_resume_continues_identically_and_restores_theta0(tmp_path):
     saved = CheckpointLoader.load_checkpoint(ckpt)
     assert 'olor_rollback' in saved['optimizer']
 
-    second = Runner.from_cfg(runner_cfg(
-        tmp_path / 'split', _wrapper(), max_iters=6, resume=True,
-        load_from=ckpt))
+    second = Runner.from_cfg(
+        runner_cfg(
+            tmp_path / 'split',
+            _wrapper(),
+            max_iters=6,
+            resume=True,
+            load_from=ckpt))
     second.train()
     assert second.iter == 6
-    for name, t0 in zip([n for n, _ in second.model.named_parameters()
-                         if n.startswith('backbone.')],
-                        second.optim_wrapper.theta0):
+    for name, t0 in zip([
+            n for n, _ in second.model.named_parameters()
+            if n.startswith('backbone.')
+    ], second.optim_wrapper.theta0):
         # restored, not re-taken
         assert torch.equal(t0, pretrained[name]), name
-    a, b = _params(straight), _params(second)
+    a, b = param_copies(straight), param_copies(second)
     for name in a:
         assert torch.equal(a[name], b[name]), name
 
 
 @pytest.mark.parametrize('kind', ['OLOROptimWrapper', 'L2SPOptimWrapper'])
 def test_resume_from_a_checkpoint_without_theta0_fails(tmp_path, kind):
-    plain = Runner.from_cfg(runner_cfg(
-        tmp_path / 'plain',
-        dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.1)),
-        max_iters=3))
+    plain = Runner.from_cfg(
+        runner_cfg(
+            tmp_path / 'plain',
+            dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.1)),
+            max_iters=3))
     plain.train()
-    resumed = Runner.from_cfg(runner_cfg(
-        tmp_path / 'plain', dict(_wrapper(), type=kind), max_iters=6,
-        resume=True,
-        load_from=str(tmp_path / 'plain' / 'iter_3.pth')))
+    resumed = Runner.from_cfg(
+        runner_cfg(
+            tmp_path / 'plain',
+            dict(_wrapper(), type=kind),
+            max_iters=6,
+            resume=True,
+            load_from=str(tmp_path / 'plain' / 'iter_3.pth')))
     with pytest.raises(KeyError, match='theta0'):
         resumed.train()
 
 
 def test_resume_without_optimizer_state_fails(tmp_path):
-    first = Runner.from_cfg(runner_cfg(tmp_path / 'a', _wrapper(),
-                                       max_iters=3))
+    first = Runner.from_cfg(
+        runner_cfg(tmp_path / 'a', _wrapper(), max_iters=3))
     first.train()
-    resumed = Runner.from_cfg(runner_cfg(
-        tmp_path / 'a', _wrapper(), max_iters=6, resume=True,
-        load_from=str(tmp_path / 'a' / 'iter_3.pth')))
+    resumed = Runner.from_cfg(
+        runner_cfg(
+            tmp_path / 'a',
+            _wrapper(),
+            max_iters=6,
+            resume=True,
+            load_from=str(tmp_path / 'a' / 'iter_3.pth')))
     orig = resumed.resume
 
     def resume_without_optimizer(filename, **kwargs):
@@ -105,17 +117,16 @@ def test_resume_without_optimizer_state_fails(tmp_path):
         resumed.train()
 
 
-def test_rollback_pulls_the_backbone_toward_theta0(tmp_path):
-    path, pretrained = _pretrained(tmp_path)
+def test_rollback_pulls_the_backbone_toward_theta0(tmp_path, toy_pretrained):
+    path, pretrained = toy_pretrained
     plain_wrapper = copy.deepcopy(_wrapper())
     plain_wrapper['paramwise_cfg'].update(rollback_max=0.0)
     drift = {}
     for tag, wrapper in (('olor', _wrapper()), ('plain', plain_wrapper)):
-        runner = Runner.from_cfg(runner_cfg(
-            tmp_path / tag, wrapper, max_iters=6, load_from=path))
+        runner = Runner.from_cfg(
+            runner_cfg(tmp_path / tag, wrapper, max_iters=6, load_from=path))
         runner.train()
-        drift[tag] = sum(
-            (p - pretrained[n]).norm()**2
-            for n, p in runner.model.named_parameters()
-            if n.startswith('backbone.'))**0.5
+        drift[tag] = sum((p - pretrained[n]).norm()**2
+                         for n, p in runner.model.named_parameters()
+                         if n.startswith('backbone.'))**0.5
     assert drift['olor'] < 0.9 * drift['plain']

@@ -17,10 +17,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs', 'mmdet', '*.py')) +
-                 glob.glob(osp.join(ROOT, 'configs', 'mmseg', '*.py')))
-CHECKS = ('data', 'pretrained', 'losses', 'theta0', 'rollback',
-          'checkpoint', 'resume', 'evaluate')
+CONFIGS = sorted(
+    glob.glob(osp.join(ROOT, 'configs', 'mmdet', '*.py')) +
+    glob.glob(osp.join(ROOT, 'configs', 'mmseg', '*.py')))
+CHECKS = ('data', 'pretrained', 'losses', 'theta0', 'rollback', 'checkpoint',
+          'resume', 'evaluate')
 
 
 def _name(path):
@@ -34,10 +35,16 @@ def smoke_runs(tmp_path_factory):
     env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
 
     def run(path):
-        out = subprocess.run(
-            [sys.executable, osp.join(ROOT, 'tools', 'smoke_train.py'), path,
-             '--work-dir', str(root / _name(path)), '--iters', '2'],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+        out = subprocess.run([
+            sys.executable,
+            osp.join(ROOT, 'tools', 'smoke_train.py'), path, '--work-dir',
+            str(root / _name(path)), '--iters', '2'
+        ],
+                             cwd=ROOT,
+                             env=env,
+                             capture_output=True,
+                             text=True,
+                             timeout=900)
         return _name(path), (out.returncode, out.stdout + out.stderr)
 
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -53,8 +60,10 @@ def test_every_headline_config_is_covered():
 @pytest.mark.parametrize('path', CONFIGS, ids=_name)
 def test_config_trains_rolls_back_resumes_and_evaluates(path, smoke_runs):
     code, output = smoke_runs[_name(path)]
-    lines = {line.split()[1]: line for line in output.splitlines()
-             if line.startswith(('PASS ', 'FAIL '))}
+    lines = {
+        line.split()[1]: line
+        for line in output.splitlines() if line.startswith(('PASS ', 'FAIL '))
+    }
     assert code == 0 and set(lines) == set(CHECKS), output[-4000:]
     assert all(line.startswith('PASS') for line in lines.values()), output
     # theta0 is the checkpoint's, every rolled-back tensor of it

@@ -7,11 +7,15 @@ from olor_mm.test_setup import enable_show, enable_tta, set_out
 
 def _cfg(scope, **extra):
     cfg = dict(
-        default_scope=scope, model=dict(type='M'),
+        default_scope=scope,
+        model=dict(type='M'),
         default_hooks=dict(visualization=dict(type='V', draw=False)),
         visualizer=dict(type='Vis'),
-        test_dataloader=dict(dataset=dict(pipeline=[
-            dict(type='LoadImageFromFile'), dict(type='PackDetInputs')])),
+        test_dataloader=dict(
+            dataset=dict(pipeline=[
+                dict(type='LoadImageFromFile'),
+                dict(type='PackDetInputs')
+            ])),
         test_evaluator=dict(type='IoUMetric'))
     cfg.update(extra)
     return Config(cfg)
@@ -47,8 +51,10 @@ def test_tta_like_each_scopes_test_py():
     assert det.model.type == 'DetTTAModel'
     assert det.model.module.type == 'M'
     assert det.test_dataloader.dataset.pipeline[-1].type == 'TestTimeAug'
-    seg = _cfg('mmseg', tta_model=dict(type='SegTTAModel'),
-               tta_pipeline=[dict(type='LoadImageFromFile')])
+    seg = _cfg(
+        'mmseg',
+        tta_model=dict(type='SegTTAModel'),
+        tta_pipeline=[dict(type='LoadImageFromFile')])
     enable_tta(seg)
     assert seg.model.type == 'SegTTAModel' and seg.model.module.type == 'M'
     with pytest.raises(RuntimeError, match='tta_pipeline'):

@@ -10,12 +10,17 @@ CONFIG = osp.join(ROOT, 'configs', 'mmseg',
 
 
 def _run(tmp_path):
-    out = subprocess.run(
-        [sys.executable, osp.join(ROOT, 'benchmarks', 'train_speed.py'),
-         CONFIG, '--iters', '2', '--warmup', '1', '--scale', '0.25',
-         '--workers', '0', '--work-dir', str(tmp_path / 'work'), '--out',
-         str(tmp_path / 'speed.json')],
-        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    out = subprocess.run([
+        sys.executable,
+        osp.join(ROOT, 'benchmarks', 'train_speed.py'), CONFIG, '--iters', '2',
+        '--warmup', '1', '--scale', '0.25', '--workers', '0', '--work-dir',
+        str(tmp_path / 'work'), '--out',
+        str(tmp_path / 'speed.json')
+    ],
+                         cwd=ROOT,
+                         capture_output=True,
+                         text=True,
+                         timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return out.stdout
 

@@ -5,19 +5,23 @@ import sys
 import pytest
 import torch
 
-sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.abspath(
-    __file__))), 'tools'))
+sys.path.insert(
+    0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools'))
 
 from wise_ft import interpolate, main  # noqa: E402
 
 
 def _states():
     g = torch.Generator().manual_seed(0)
-    pre = {'backbone.w': torch.randn(3, 3, generator=g),
-           'neck.b': torch.randn(3, generator=g),
-           'head.fc_cls.weight': torch.randn(5, 3, generator=g)}  # old head
-    ft = {k: v + torch.randn(v.shape, generator=g) for k, v in pre.items()
-          if k != 'head.fc_cls.weight'}
+    pre = {
+        'backbone.w': torch.randn(3, 3, generator=g),
+        'neck.b': torch.randn(3, generator=g),
+        'head.fc_cls.weight': torch.randn(5, 3, generator=g)
+    }  # old head
+    ft = {
+        k: v + torch.randn(v.shape, generator=g)
+        for k, v in pre.items() if k != 'head.fc_cls.weight'
+    }
     ft['head.fc_cls.weight'] = torch.randn(2, 3, generator=g)  # new shape
     ft['bn.num_batches_tracked'] = torch.tensor(7)  # integer buffer
     return pre, ft
@@ -43,16 +47,19 @@ def test_alpha_one_is_the_fine_tuned_model():
 def test_alpha_between_is_the_closed_form():
     pre, ft = _states()
     out, _, _ = interpolate(pre, ft, 0.25)
-    torch.testing.assert_close(out['backbone.w'], 0.75 * pre['backbone.w'] +
-                               0.25 * ft['backbone.w'])
+    torch.testing.assert_close(
+        out['backbone.w'], 0.75 * pre['backbone.w'] + 0.25 * ft['backbone.w'])
 
 
 def test_the_command_writes_a_checkpoint(tmp_path):
     pre, ft = _states()
     torch.save(dict(state_dict=pre), tmp_path / 'pre.pth')
     torch.save(dict(state_dict=ft), tmp_path / 'ft.pth')
-    main([str(tmp_path / 'pre.pth'), str(tmp_path / 'ft.pth'), '--alpha',
-          '0.5', '--out', str(tmp_path / 'wise.pth')])
+    main([
+        str(tmp_path / 'pre.pth'),
+        str(tmp_path / 'ft.pth'), '--alpha', '0.5', '--out',
+        str(tmp_path / 'wise.pth')
+    ])
     saved = torch.load(tmp_path / 'wise.pth', weights_only=False)
     assert saved['meta']['wise_ft']['alpha'] == 0.5
     torch.testing.assert_close(saved['state_dict']['neck.b'],

@@ -38,6 +38,7 @@ def cls(request):
 
 
 def _mock_method(optim_wrapper):
+
     def mock_method(loss):
         optim_wrapper._inner_count += 1
         optim_wrapper.scaled_loss = loss
@@ -187,8 +188,10 @@ def test_same_training_same_everything():
     for cls in WRAPPERS:
         torch.manual_seed(0)
         model = ToyModel()
-        ow = cls(Adam(model.parameters(), lr=0.1), accumulative_counts=2,
-                 clip_grad=dict(max_norm=1.0))
+        ow = cls(
+            Adam(model.parameters(), lr=0.1),
+            accumulative_counts=2,
+            clip_grad=dict(max_norm=1.0))
         ow.initialize_count_status(model, 0, 4)
         for i in range(4):
             ow.update_params(model(torch.full((1, 1, 2, 2), i + 1.)).sum())

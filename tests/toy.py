@@ -18,9 +18,13 @@ class ToyBackbone(nn.Module):
         # over data-parallel ranks equals the whole batch's
         self.bn1 = nn.BatchNorm2d(width) if norm else nn.Identity()
         for s, n in enumerate(blocks, 1):
-            setattr(self, f'layer{s}', nn.Sequential(*[
-                nn.Sequential(nn.Conv2d(width, width, 3, padding=1),
-                              nn.ReLU()) for _ in range(n)]))
+            setattr(
+                self, f'layer{s}',
+                nn.Sequential(*[
+                    nn.Sequential(
+                        nn.Conv2d(width, width, 3, padding=1), nn.ReLU())
+                    for _ in range(n)
+                ]))
         self.num_stages = len(blocks)
 
     def forward(self, x):
@@ -34,7 +38,11 @@ class ToyBackbone(nn.Module):
 class ToyClassifier(BaseModel):
     """``backbone`` (pretrained part) + ``head`` (new), MSE on one-hots."""
 
-    def __init__(self, width=4, blocks=(1, 2), num_classes=3, norm=True,
+    def __init__(self,
+                 width=4,
+                 blocks=(1, 2),
+                 num_classes=3,
+                 norm=True,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         self.backbone = ToyBackbone(width, blocks, norm)
@@ -105,14 +113,14 @@ def runner_cfg(work_dir, optim_wrapper, max_iters=6, **kwargs):
         train_cfg=dict(by_epoch=False, max_iters=max_iters),
         default_hooks=dict(
             logger=dict(type='LoggerHook', interval=1),
-            checkpoint=dict(
-                type='CheckpointHook', interval=3, by_epoch=False)),
+            checkpoint=dict(type='CheckpointHook', interval=3,
+                            by_epoch=False)),
         randomness=dict(seed=0),
         # what MMDetection's runtime sets; MMEngine < 0.9 needs it
-        env_cfg=dict(cudnn_benchmark=False,
-                     mp_cfg=dict(mp_start_method='fork',
-                                 opencv_num_threads=0),
-                     dist_cfg=dict(backend='gloo')),
+        env_cfg=dict(
+            cudnn_benchmark=False,
+            mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+            dist_cfg=dict(backend='gloo')),
         custom_imports=dict(imports=['olor_mm'], allow_failed_imports=False),
         default_scope=None,
         log_level='WARNING',
@@ -156,3 +164,9 @@ class ToyUnevenClassifier(ToyClassifier):
                                                        list) else labels
             return dict(loss=nn.functional.cross_entropy(logits, labels))
         return logits
+
+
+def param_copies(runner_or_model):
+    """``{name: detached copy}`` of a model's (or a Runner's) parameters."""
+    model = getattr(runner_or_model, 'model', runner_or_model)
+    return {n: p.detach().clone() for n, p in model.named_parameters()}

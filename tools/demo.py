@@ -62,44 +62,67 @@ class Part:
 
 
 PARTS = {
-    'det': Part('detection: Mask R-CNN (R18/4 FPN), bbox / segm mAP',
-                'mask-rcnn_r18-tiny', 'demo', 'instance',
-                ('roi_head.bbox_head.fc_cls.', 'roi_head.bbox_head.fc_reg.',
-                 'roi_head.mask_head.conv_logits.'),
-                {'bbox mAP': 'coco/bbox_mAP', 'segm mAP': 'coco/segm_mAP'},
-                pretrain_iters=1500, finetune_iters=600, coco=True),
-    'seg': Part('segmentation: UperNet (R18/4), mIoU', 'upernet_r18-tiny',
-                'demo_seg', 'semseg',
-                ('decode_head.conv_seg.', 'auxiliary_head.conv_seg.'),
-                dict(mIoU='mIoU'), pretrain_iters=2000, finetune_iters=1000,
-                coco=False),
+    'det':
+    Part(
+        'detection: Mask R-CNN (R18/4 FPN), bbox / segm mAP',
+        'mask-rcnn_r18-tiny',
+        'demo',
+        'instance',
+        ('roi_head.bbox_head.fc_cls.', 'roi_head.bbox_head.fc_reg.',
+         'roi_head.mask_head.conv_logits.'), {
+             'bbox mAP': 'coco/bbox_mAP',
+             'segm mAP': 'coco/segm_mAP'
+         },
+        pretrain_iters=1500,
+        finetune_iters=600,
+        coco=True),
+    'seg':
+    Part(
+        'segmentation: UperNet (R18/4), mIoU',
+        'upernet_r18-tiny',
+        'demo_seg',
+        'semseg', ('decode_head.conv_seg.', 'auxiliary_head.conv_seg.'),
+        dict(mIoU='mIoU'),
+        pretrain_iters=2000,
+        finetune_iters=1000,
+        coco=False),
 }
 METHODS = ('plain', 'olor')
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='olor-mm demo')
-    parser.add_argument('--part', choices=['all', 'det', 'seg'],
-                        default='all')
+    parser.add_argument('--part', choices=['all', 'det', 'seg'], default='all')
     parser.add_argument('--work-dir', default='work_dirs/demo')
     parser.add_argument('--data-root', default='data')
-    parser.add_argument('--iters-scale', type=float, default=1.0,
-                        help='multiply every training length (for tests)')
-    parser.add_argument('--num-train', type=int, default=200,
-                        help='training images per data set')
+    parser.add_argument(
+        '--iters-scale',
+        type=float,
+        default=1.0,
+        help='multiply every training length (for tests)')
+    parser.add_argument(
+        '--num-train',
+        type=int,
+        default=200,
+        help='training images per data set')
     parser.add_argument('--num-val', type=int, default=40)
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--num-vis', type=int, default=4,
-                        help='val images drawn in predictions.png')
+    parser.add_argument(
+        '--num-vis',
+        type=int,
+        default=4,
+        help='val images drawn in predictions.png')
     return parser.parse_args(argv)
 
 
 def schedule_options(part, iters, data_root):
     """--cfg-options that set the length of a run and its data."""
     opts = [
-        f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
+        f'train_cfg.max_iters={iters}',
+        f'train_cfg.val_interval={iters}',
         f'default_hooks.checkpoint.interval={iters}',
-        f'param_scheduler.1.T_max={iters}', f'param_scheduler.1.end={iters}',
+        f'param_scheduler.1.T_max={iters}',
+        f'param_scheduler.1.end={iters}',
     ]
     for loader in ('train', 'val', 'test'):
         opts.append(f'{loader}_dataloader.dataset.data_root={data_root}/')
@@ -112,12 +135,17 @@ def schedule_options(part, iters, data_root):
 
 def train(config, work_dir, options):
     """tools/train.py in a subprocess; returns the last checkpoint."""
-    cmd = [sys.executable, osp.join(ROOT, 'tools', 'train.py'), config,
-           '--work-dir', work_dir, '--cfg-options', *options]
-    print(f'  $ tools/train.py {osp.relpath(config, ROOT)} --work-dir '
-          f'{work_dir}  (log: {work_dir}.log)', flush=True)
-    train_with_progress(cmd, work_dir + '.log',
-                        f'  {osp.basename(work_dir)}', cwd=ROOT)
+    cmd = [
+        sys.executable,
+        osp.join(ROOT, 'tools', 'train.py'), config, '--work-dir', work_dir,
+        '--cfg-options', *options
+    ]
+    print(
+        f'  $ tools/train.py {osp.relpath(config, ROOT)} --work-dir '
+        f'{work_dir}  (log: {work_dir}.log)',
+        flush=True)
+    train_with_progress(
+        cmd, work_dir + '.log', f'  {osp.basename(work_dir)}', cwd=ROOT)
     with open(osp.join(work_dir, 'last_checkpoint')) as f:
         return f.read().strip()
 
@@ -146,8 +174,9 @@ def merge_for_retention(part, finetuned, pretrained, out):
     """Fine-tuned shared layers + the pretrained class-specific layers."""
     ft, pre = _load(finetuned), _load(pretrained)
     state = dict(ft['state_dict'])
-    swapped = [k for k in pre['state_dict']
-               if k.startswith(part.class_specific)]
+    swapped = [
+        k for k in pre['state_dict'] if k.startswith(part.class_specific)
+    ]
     assert len(swapped) == 2 * len(part.class_specific), swapped
     for k in swapped:
         state[k] = pre['state_dict'][k]
@@ -183,11 +212,12 @@ def _predict_tiles(part, config, checkpoint, images):
     vis.dataset_meta = model.dataset_meta
     tiles = []
     for path in images:
-        img = cv2.resize(cv2.imread(path), None, fx=3, fy=3,
-                         interpolation=cv2.INTER_LINEAR)[..., ::-1]
+        img = cv2.resize(
+            cv2.imread(path), None, fx=3, fy=3,
+            interpolation=cv2.INTER_LINEAR)[..., ::-1]
         kwargs = dict(pred_score_thr=0.5) if part.coco else {}
-        vis.add_datasample('p', img, infer(model, img), draw_gt=False,
-                           **kwargs)
+        vis.add_datasample(
+            'p', img, infer(model, img), draw_gt=False, **kwargs)
         tiles.append(vis.get_image()[..., ::-1])
     return tiles
 
@@ -204,16 +234,19 @@ def draw_predictions(rows, out_file):
                         cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1)
         grid.append(np.hstack([label] + tiles))
     width = max(g.shape[1] for g in grid)
-    grid = [np.pad(g, ((0, 0), (0, width - g.shape[1]), (0, 0)),
-                   constant_values=255) for g in grid]
+    grid = [
+        np.pad(
+            g, ((0, 0), (0, width - g.shape[1]), (0, 0)), constant_values=255)
+        for g in grid
+    ]
     cv2.imwrite(out_file, np.vstack(grid))
 
 
 def format_table(part, rows):
     cols = list(part.metrics)
     header = (['model'] + [f'downstream {c}' for c in cols] +
-              [f'upstream {c} (retention)' for c in cols] +
-              ['backbone drift', 'train time'])
+              [f'upstream {c} (retention)'
+               for c in cols] + ['backbone drift', 'train time'])
     lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
     for r in rows:
         cells = [r['model']]
@@ -230,26 +263,31 @@ def run_part(key, args):
     from make_demo_data import make_instance_sets, make_semseg_sets
     part = PARTS[key]
     print(f'\n== {part.title}', flush=True)
-    make: Callable = dict(instance=make_instance_sets,
-                          semseg=make_semseg_sets)[part.task]
-    roots = make(osp.join(args.data_root, part.data_dir),
-                 num_train=args.num_train, num_val=args.num_val,
-                 seed=args.seed)
+    make: Callable = dict(
+        instance=make_instance_sets, semseg=make_semseg_sets)[part.task]
+    roots = make(
+        osp.join(args.data_root, part.data_dir),
+        num_train=args.num_train,
+        num_val=args.num_val,
+        seed=args.seed)
     scale = args.iters_scale
-    up_opts = schedule_options(part, max(2, round(part.pretrain_iters *
-                                                  scale)), roots['upstream'])
-    down_opts = schedule_options(part, max(2, round(part.finetune_iters *
-                                                    scale)),
+    up_opts = schedule_options(part, max(2,
+                                         round(part.pretrain_iters * scale)),
+                               roots['upstream'])
+    down_opts = schedule_options(part,
+                                 max(2, round(part.finetune_iters * scale)),
                                  roots['downstream'])
     seed = [f'randomness.seed={args.seed}']
     work = osp.join(args.work_dir, key)
     os.makedirs(work, exist_ok=True)
 
     t0 = time.time()
-    pretrained = train(part.config('upstream'), osp.join(work, 'upstream'),
-                       up_opts + seed)
-    rows = [dict(model='pretrained (upstream)', train_s=time.time() - t0,
-                 drift=0.0)]
+    pretrained = train(
+        part.config('upstream'), osp.join(work, 'upstream'), up_opts + seed)
+    rows = [
+        dict(
+            model='pretrained (upstream)', train_s=time.time() - t0, drift=0.0)
+    ]
     finetuned = {}
     for name in METHODS:
         t0 = time.time()
@@ -257,8 +295,8 @@ def run_part(key, args):
             part.config(f'downstream_{name}'),
             osp.join(work, f'downstream_{name}'),
             down_opts + seed + [f'load_from={pretrained}'])
-        rows.append(dict(model=f'fine-tuned: {name}',
-                         train_s=time.time() - t0))
+        rows.append(
+            dict(model=f'fine-tuned: {name}', train_s=time.time() - t0))
 
     up = evaluate(part, part.config('upstream'), pretrained,
                   osp.join(work, 'eval_upstream'), up_opts)
@@ -266,8 +304,8 @@ def run_part(key, args):
     for row, (name, ckpt) in zip(rows[1:], finetuned.items()):
         down = evaluate(part, part.config(f'downstream_{name}'), ckpt,
                         osp.join(work, f'eval_down_{name}'), down_opts)
-        merged = merge_for_retention(
-            part, ckpt, pretrained, osp.join(work, f'retention_{name}.pth'))
+        merged = merge_for_retention(part, ckpt, pretrained,
+                                     osp.join(work, f'retention_{name}.pth'))
         up = evaluate(part, part.config('upstream'), merged,
                       osp.join(work, f'eval_retention_{name}'), up_opts)
         row.update({f'down_{k}': v for k, v in down.items()})
@@ -279,9 +317,8 @@ def run_part(key, args):
     images = sorted(f for f in os.listdir(img_dir) if f.startswith('val_'))
     images = [osp.join(img_dir, f) for f in images[:args.num_vis]]
     vis_rows = [(f'{key}: fine-tuned\n{name}',
-                 _predict_tiles(part, part.config(f'downstream_{name}'),
-                                ckpt, images))
-                for name, ckpt in finetuned.items()]
+                 _predict_tiles(part, part.config(f'downstream_{name}'), ckpt,
+                                images)) for name, ckpt in finetuned.items()]
     return part, rows, vis_rows
 
 

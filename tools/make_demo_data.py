@@ -125,15 +125,13 @@ def draw_image(rng, size, classes, max_objects, shapes=None):
         for _try in range(20):
             label = int(rng.integers(len(classes)))
             radius = rng.uniform(0.08, 0.2) * min(h, w)
-            cx, cy = rng.uniform(radius + 1,
-                                 np.array([w, h]) - radius - 1)
+            cx, cy = rng.uniform(radius + 1, np.array([w, h]) - radius - 1)
             poly = shape_polygon(shapes[label], radius,
                                  rng.uniform(0, 2 * np.pi))
             mask = np.zeros((h, w), np.uint8)
             if poly is None:  # ring: outer minus inner disc
                 cv2.circle(mask, (int(cx), int(cy)), int(radius), 1, -1)
-                cv2.circle(mask, (int(cx), int(cy)), int(radius * 0.55), 0,
-                           -1)
+                cv2.circle(mask, (int(cx), int(cy)), int(radius * 0.55), 0, -1)
             else:
                 poly = poly + (cx, cy)
                 cv2.fillPoly(mask, [np.round(poly).astype(np.int32)], 1)
@@ -152,8 +150,7 @@ def draw_image(rng, size, classes, max_objects, shapes=None):
     return np.clip(img, 0, 255).astype(np.uint8), instances
 
 
-def write_coco_split(root, split, classes, num_images, size, max_objects,
-                     rng):
+def write_coco_split(root, split, classes, num_images, size, max_objects, rng):
     """Images under root/images and root/instances_<split>.json."""
     os.makedirs(osp.join(root, 'images'), exist_ok=True)
     images, annotations = [], []
@@ -162,15 +159,18 @@ def write_coco_split(root, split, classes, num_images, size, max_objects,
         file_name = f'{split}_{k:05d}.png'
         cv2.imwrite(osp.join(root, 'images', file_name), img[..., ::-1])
         image_id = len(images) + 1
-        images.append(dict(id=image_id, file_name=file_name, width=size,
-                           height=size))
+        images.append(
+            dict(id=image_id, file_name=file_name, width=size, height=size))
         for label, mask, poly in instances:
-            annotations.append(coco_annotation(
-                len(annotations) + 1, image_id, label + 1, mask, poly))
+            annotations.append(
+                coco_annotation(
+                    len(annotations) + 1, image_id, label + 1, mask, poly))
     categories = [dict(id=i + 1, name=n) for i, n in enumerate(classes)]
     with open(osp.join(root, f'instances_{split}.json'), 'w') as f:
-        json.dump(dict(images=images, annotations=annotations,
-                       categories=categories), f)
+        json.dump(
+            dict(
+                images=images, annotations=annotations, categories=categories),
+            f)
 
 
 def coco_annotation(ann_id, image_id, category_id, mask, poly=None):
@@ -185,22 +185,31 @@ def coco_annotation(ann_id, image_id, category_id, mask, poly=None):
     h, w = mask.shape
     if poly is None:
         rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-        segmentation = dict(size=rle['size'],
-                            counts=rle['counts'].decode('ascii'))
+        segmentation = dict(
+            size=rle['size'], counts=rle['counts'].decode('ascii'))
     else:
         segmentation = [np.round(poly, 2).ravel().tolist()]
         rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, h, w))
-    return dict(id=ann_id, image_id=image_id, category_id=category_id,
-                bbox=bbox, area=float(mask_utils.area(rle)),
-                segmentation=segmentation, iscrowd=0)
+    return dict(
+        id=ann_id,
+        image_id=image_id,
+        category_id=category_id,
+        bbox=bbox,
+        area=float(mask_utils.area(rle)),
+        segmentation=segmentation,
+        iscrowd=0)
 
 
-def make_instance_sets(out, img_size=128, num_train=200, num_val=40,
-                       max_objects=4, seed=0):
+def make_instance_sets(out,
+                       img_size=128,
+                       num_train=200,
+                       num_val=40,
+                       max_objects=4,
+                       seed=0):
     """Write OUT/upstream and OUT/downstream; returns their paths."""
     roots = {}
-    for offset, (name, classes) in enumerate(
-            (('upstream', UPSTREAM), ('downstream', DOWNSTREAM))):
+    sets = (('upstream', UPSTREAM), ('downstream', DOWNSTREAM))
+    for offset, (name, classes) in enumerate(sets):
         rng = np.random.default_rng([seed, offset])
         root = osp.join(out, name)
         write_coco_split(root, 'train', classes, num_train, img_size,
@@ -226,12 +235,16 @@ def write_semseg_split(root, split, classes, num_images, size, max_objects,
         cv2.imwrite(osp.join(root, 'ann_dir', split, name), label)
 
 
-def make_semseg_sets(out, img_size=128, num_train=200, num_val=40,
-                     max_objects=4, seed=0):
+def make_semseg_sets(out,
+                     img_size=128,
+                     num_train=200,
+                     num_val=40,
+                     max_objects=4,
+                     seed=0):
     """Write OUT/upstream and OUT/downstream label-map sets."""
     roots = {}
-    for offset, (name, classes) in enumerate(
-            (('upstream', UPSTREAM), ('downstream', DOWNSTREAM))):
+    sets = (('upstream', UPSTREAM), ('downstream', DOWNSTREAM))
+    for offset, (name, classes) in enumerate(sets):
         rng = np.random.default_rng([seed, offset, 1])
         root = osp.join(out, name)
         write_semseg_split(root, 'train', classes, num_train, img_size,
@@ -245,23 +258,34 @@ def make_semseg_sets(out, img_size=128, num_train=200, num_val=40,
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--out', default='data/demo', help='output folder')
-    parser.add_argument('--task', choices=['instance', 'semseg'],
-                        default='instance')
     parser.add_argument(
-        '--layout', choices=['coco', 'ade20k', 'cityscapes'],
+        '--task', choices=['instance', 'semseg'], default='instance')
+    parser.add_argument(
+        '--layout',
+        choices=['coco', 'ade20k', 'cityscapes'],
         help='write one data set in the layout of the real one instead of '
         'the demo sets (see tools/upstream_layouts.py): --out data/coco, '
         'data/ade or data/cityscapes is what the upstream configs open')
-    parser.add_argument('--classes',
-                        help='--layout coco: comma-separated class names '
-                        'instead of COCO\'s 80 (a custom data set)')
-    parser.add_argument('--img-size', type=int, default=None,
-                        help='square image side (default 128; with '
-                        '--layout, the layout\'s own shape)')
-    parser.add_argument('--num-train', type=int, default=None,
-                        help='training images per set (200; --layout: 8)')
-    parser.add_argument('--num-val', type=int, default=None,
-                        help='validation images per set (40; --layout: 2)')
+    parser.add_argument(
+        '--classes',
+        help='--layout coco: comma-separated class names '
+        'instead of COCO\'s 80 (a custom data set)')
+    parser.add_argument(
+        '--img-size',
+        type=int,
+        default=None,
+        help='square image side (default 128; with '
+        '--layout, the layout\'s own shape)')
+    parser.add_argument(
+        '--num-train',
+        type=int,
+        default=None,
+        help='training images per set (200; --layout: 8)')
+    parser.add_argument(
+        '--num-val',
+        type=int,
+        default=None,
+        help='validation images per set (40; --layout: 2)')
     parser.add_argument('--max-objects', type=int, default=4)
     parser.add_argument('--seed', type=int, default=0)
     return parser.parse_args(argv)
@@ -271,10 +295,9 @@ def main(argv=None):
     args = parse_args(argv)
     if args.layout:
         from upstream_layouts import write_layout
-        out = write_layout(
-            args.layout, args.out, args.num_train or 8, args.num_val or 2,
-            args.img_size, args.seed,
-            args.classes.split(',') if args.classes else None)
+        out = write_layout(args.layout, args.out, args.num_train or 8,
+                           args.num_val or 2, args.img_size, args.seed,
+                           args.classes.split(',') if args.classes else None)
         print(f'{args.layout}: {out["root"]}')
         return
     args.img_size = args.img_size or 128

@@ -87,8 +87,8 @@ def draw_canvas(rng, size, classes, pool, look, max_objects):
             digits = pool[classes[label]]
             digit = digits[rng.integers(len(digits))]
             side = int(round(28 * rng.uniform(1.0, 1.8)))
-            glyph = cv2.resize(digit, (side, side),
-                               interpolation=cv2.INTER_LINEAR)
+            glyph = cv2.resize(
+                digit, (side, side), interpolation=cv2.INTER_LINEAR)
             x0, y0 = rng.integers(0, size - side + 1, 2)
             mask = np.zeros((size, size), bool)
             mask[y0:y0 + side, x0:x0 + side] = glyph > 127
@@ -119,24 +119,31 @@ def write_split(root, split, classes, pool, look, num_images, size,
                                      max_objects)
         file_name = f'{split}_{k:05d}.png'
         cv2.imwrite(osp.join(root, 'images', file_name), img[..., ::-1])
-        images.append(dict(id=k + 1, file_name=file_name, width=size,
-                           height=size))
+        images.append(
+            dict(id=k + 1, file_name=file_name, width=size, height=size))
         for label, mask in instances:
             ys, xs = np.nonzero(mask)
             x0, y0 = float(xs.min()), float(ys.min())
             rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-            annotations.append(dict(
-                id=len(annotations) + 1, image_id=k + 1,
-                category_id=label + 1,
-                bbox=[x0, y0, float(xs.max()) + 1 - x0,
-                      float(ys.max()) + 1 - y0],
-                area=float(mask_utils.area(rle)),
-                segmentation=dict(size=rle['size'],
-                                  counts=rle['counts'].decode('ascii')),
-                iscrowd=0))
-    coco = dict(images=images, annotations=annotations,
-                categories=[dict(id=i + 1, name=n)
-                            for i, n in enumerate(classes)])
+            annotations.append(
+                dict(
+                    id=len(annotations) + 1,
+                    image_id=k + 1,
+                    category_id=label + 1,
+                    bbox=[
+                        x0, y0,
+                        float(xs.max()) + 1 - x0,
+                        float(ys.max()) + 1 - y0
+                    ],
+                    area=float(mask_utils.area(rle)),
+                    segmentation=dict(
+                        size=rle['size'],
+                        counts=rle['counts'].decode('ascii')),
+                    iscrowd=0))
+    coco = dict(
+        images=images,
+        annotations=annotations,
+        categories=[dict(id=i + 1, name=n) for i, n in enumerate(classes)])
     with open(osp.join(root, f'instances_{split}.json'), 'w') as f:
         json.dump(coco, f)
     return coco
@@ -145,15 +152,22 @@ def write_split(root, split, classes, pool, look, num_images, size,
 def write_subset(root, coco, split, num_images):
     """instances_<split>.json: the first ``num_images`` images of ``coco``."""
     keep = {im['id'] for im in coco['images'][:num_images]}
-    sub = dict(coco, images=coco['images'][:num_images],
-               annotations=[a for a in coco['annotations']
-                            if a['image_id'] in keep])
+    sub = dict(
+        coco,
+        images=coco['images'][:num_images],
+        annotations=[a for a in coco['annotations'] if a['image_id'] in keep])
     with open(osp.join(root, f'instances_{split}.json'), 'w') as f:
         json.dump(sub, f)
 
 
-def make_digit_sets(out, img_size=96, num_train=300, num_low=32, num_val=60,
-                    max_objects=3, seed=0, sets=tuple(SETS)):
+def make_digit_sets(out,
+                    img_size=96,
+                    num_train=300,
+                    num_low=32,
+                    num_val=60,
+                    max_objects=3,
+                    seed=0,
+                    sets=tuple(SETS)):
     """Write the sets named in ``sets`` under OUT; returns their paths."""
     pools = load_digits(seed)
     roots = {}
@@ -177,12 +191,15 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--out', default='data/digits', help='output folder')
     parser.add_argument('--img-size', type=int, default=96)
-    parser.add_argument('--num-train', type=int, default=300,
-                        help='training images per set')
-    parser.add_argument('--num-low', type=int, default=32,
-                        help='training images of the low-data regime')
-    parser.add_argument('--num-val', type=int, default=60,
-                        help='validation images per set')
+    parser.add_argument(
+        '--num-train', type=int, default=300, help='training images per set')
+    parser.add_argument(
+        '--num-low',
+        type=int,
+        default=32,
+        help='training images of the low-data regime')
+    parser.add_argument(
+        '--num-val', type=int, default=60, help='validation images per set')
     parser.add_argument('--max-objects', type=int, default=3)
     parser.add_argument('--seed', type=int, default=0)
     return parser.parse_args(argv)

@@ -69,7 +69,9 @@ def build_model(cfg, num_classes: Optional[int] = None):
 
 
 @torch.no_grad()
-def calibrate_norms(backbone, seed: int = 0, size: int = 64,
+def calibrate_norms(backbone,
+                    seed: int = 0,
+                    size: int = 64,
                     batches: int = 3) -> None:
     """Give BatchNorm layers the running statistics of their inputs.
 
@@ -147,8 +149,8 @@ def backbone_checkpoint(cfg, backbone, seed: int = 0):
     values = pretrained_values(backbone, seed)
     bcfg = cfg.model.backbone
     kind = type(backbone).__name__
-    source = str((bcfg.get('init_cfg') or {}).get('checkpoint', '') or
-                 cfg.model.get('pretrained', '') or '')
+    source = str((bcfg.get('init_cfg') or {}).get('checkpoint', '')
+                 or cfg.model.get('pretrained', '') or '')
     if kind == 'SwinTransformer' and bcfg.get('convert_weights', False):
         return dict(model=to_original_swin(values)), values
     if source.startswith('torchvision://'):
@@ -156,7 +158,9 @@ def backbone_checkpoint(cfg, backbone, seed: int = 0):
     return dict(state_dict=values), values
 
 
-def write_pretrained(cfg, out: str, full_detector: bool = False,
+def write_pretrained(cfg,
+                     out: str,
+                     full_detector: bool = False,
                      num_classes: Optional[int] = None,
                      seed: int = 0) -> Dict[str, torch.Tensor]:
     """Write the checkpoint; returns the expected values by model name.
@@ -170,8 +174,10 @@ def write_pretrained(cfg, out: str, full_detector: bool = False,
     os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
     if full_detector:
         values = pretrained_values(model, seed)
-        torch.save(dict(state_dict=values,
-                        meta=dict(note='olor-mm stand-in checkpoint')), out)
+        torch.save(
+            dict(
+                state_dict=values,
+                meta=dict(note='olor-mm stand-in checkpoint')), out)
         return dict(values)
     ckpt, values = backbone_checkpoint(cfg, model.backbone, seed)
     torch.save(ckpt, out)
@@ -182,12 +188,17 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config')
     parser.add_argument('--out', required=True, help='checkpoint path')
-    parser.add_argument('--full-detector', action='store_true',
-                        help='the whole model (for load_from) instead of '
-                        'the backbone (for init_cfg)')
-    parser.add_argument('--num-classes', type=int, default=None,
-                        help='with --full-detector: build the heads for '
-                        'this many classes (80 = a COCO detector)')
+    parser.add_argument(
+        '--full-detector',
+        action='store_true',
+        help='the whole model (for load_from) instead of '
+        'the backbone (for init_cfg)')
+    parser.add_argument(
+        '--num-classes',
+        type=int,
+        default=None,
+        help='with --full-detector: build the heads for '
+        'this many classes (80 = a COCO detector)')
     parser.add_argument('--seed', type=int, default=0)
     return parser.parse_args(argv)
 

@@ -27,9 +27,14 @@ _FIELD = re.compile(r'\b(eta|loss):\s*([0-9.:e+-]+)')
 def bar(total: int, label: str, unit: str = 'it') -> tqdm:
     """A tqdm bar on stderr, quiet enough for CI logs."""
     tty = sys.stderr.isatty()
-    return tqdm(total=total, desc=label, unit=unit, dynamic_ncols=True,
-                mininterval=0.5 if tty else NON_TTY_INTERVAL,
-                file=sys.stderr, leave=True)
+    return tqdm(
+        total=total,
+        desc=label,
+        unit=unit,
+        dynamic_ncols=True,
+        mininterval=0.5 if tty else NON_TTY_INTERVAL,
+        file=sys.stderr,
+        leave=True)
 
 
 def parse_progress(line: str, max_epochs: Optional[int] = None):
@@ -51,7 +56,10 @@ def parse_progress(line: str, max_epochs: Optional[int] = None):
     return done, total, dict(_FIELD.findall(line))
 
 
-def train_with_progress(cmd, log_path: str, label: str, cwd=None,
+def train_with_progress(cmd,
+                        log_path: str,
+                        label: str,
+                        cwd=None,
                         max_epochs: Optional[int] = None,
                         poll: float = 1.0) -> None:
     """Run ``cmd`` (a training) with its output in ``log_path`` and a bar.
@@ -63,8 +71,8 @@ def train_with_progress(cmd, log_path: str, label: str, cwd=None,
     progress = None
     seen, pending = 0, b''
     with open(log_path, 'wb') as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                cwd=cwd)
+        proc = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, cwd=cwd)
         try:
             while True:
                 finished = proc.poll() is not None
@@ -114,7 +122,10 @@ def progress_hook(label: str, log_path: Optional[str] = None):
             self.bar = bar(runner.max_iters, label)
             self.bar.n = runner.iter
 
-        def after_train_iter(self, runner, batch_idx, data_batch=None,
+        def after_train_iter(self,
+                             runner,
+                             batch_idx,
+                             data_batch=None,
                              outputs=None):
             self.bar.n = runner.iter + 1
             loss = runner.message_hub.get_scalar('train/loss')

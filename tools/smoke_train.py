@@ -50,13 +50,12 @@ import olor_mm  # noqa: E402
 from olor_mm.cli import build_runner, evaluate  # noqa: E402
 
 #: dataset class (by name) -> upstream layout
-LAYOUT_OF = dict(CocoDataset='coco', ADE20KDataset='ade20k',
-                 CityscapesDataset='cityscapes')
+LAYOUT_OF = dict(
+    CocoDataset='coco', ADE20KDataset='ade20k', CityscapesDataset='cityscapes')
 #: the pull of the comparison run: lam = 0.5 on every rolled-back layer,
 #: not scaled by the (warm-up) lr, so that two iterations show it
 STRONG = dict(rollback_max=0.5, rollback_min=0.5, scale_with_lr=False)
-SPATIAL_KEYS = ('scale', 'scales', 'crop_size', 'img_scale', 'size',
-                'stride')
+SPATIAL_KEYS = ('scale', 'scales', 'crop_size', 'img_scale', 'size', 'stride')
 
 
 class SmokeError(Exception):
@@ -65,8 +64,7 @@ class SmokeError(Exception):
 
 def _is_pair(v):
     return (isinstance(v, (list, tuple)) and len(v) == 2
-            and all(isinstance(x, int) and not isinstance(x, bool)
-                    for x in v))
+            and all(isinstance(x, int) and not isinstance(x, bool) for x in v))
 
 
 def shrink(node, factor: float):
@@ -74,12 +72,14 @@ def shrink(node, factor: float):
     if isinstance(node, dict):
         for key, value in node.items():
             if key in SPATIAL_KEYS and _is_pair(value):
-                node[key] = type(value)(max(8, int(round(v * factor)))
-                                        for v in value)
+                node[key] = type(value)(
+                    max(8, int(round(v * factor))) for v in value)
             elif key in SPATIAL_KEYS and isinstance(value, list) and value \
                     and all(_is_pair(v) for v in value):
-                node[key] = [type(v)(max(8, int(round(x * factor)))
-                                     for x in v) for v in value]
+                node[key] = [
+                    type(v)(max(8, int(round(x * factor))) for x in v)
+                    for v in value
+                ]
             else:
                 shrink(value, factor)
     elif isinstance(node, (list, tuple)):
@@ -104,8 +104,8 @@ def cap(node, limits: dict) -> None:
     """``min(value, limit)`` for the integer keys of ``limits``, nested."""
     if isinstance(node, dict):
         for k, v in node.items():
-            if k in limits and isinstance(v, int) and not isinstance(
-                    v, bool) and v > limits[k]:
+            if k in limits and isinstance(
+                    v, int) and not isinstance(v, bool) and v > limits[k]:
                 node[k] = limits[k]
             else:
                 cap(v, limits)
@@ -120,8 +120,9 @@ CPU_CAPS = dict(nms_pre=200, max_per_img=100, num=64)
 
 
 def dataloaders(cfg):
-    return [(k, cfg[k]) for k in ('train_dataloader', 'val_dataloader',
-                                  'test_dataloader') if cfg.get(k)]
+    return [(k, cfg[k])
+            for k in ('train_dataloader', 'val_dataloader', 'test_dataloader')
+            if cfg.get(k)]
 
 
 def layout_of(cfg) -> str:
@@ -206,9 +207,9 @@ def _check_labels(key, dataset, limit: int = 20) -> None:
             raise SmokeError(
                 f'{key}: label map {path} holds {bad[:5]}, outside 0..'
                 f'{classes - 1} (+255 ignored) for the {classes} classes of '
-                f'{type(dataset).__name__}'
-                + (' after reduce_zero_label' if info.get(
-                    'reduce_zero_label') else '') + '.')
+                f'{type(dataset).__name__}' +
+                (' after reduce_zero_label' if info.get('reduce_zero_label'
+                                                        ) else '') + '.')
 
 
 def find_pretrained(cfg):
@@ -263,8 +264,10 @@ def reduce(cfg, work_dir: str, tag: str, iters: int, scale: float):
         loop.max_iters = iters
         loop.val_interval = 10**6
     hooks = cfg.default_hooks
-    hooks.checkpoint.update(interval=1 if by_epoch else iters,
-                            by_epoch=by_epoch, max_keep_ckpts=-1)
+    hooks.checkpoint.update(
+        interval=1 if by_epoch else iters,
+        by_epoch=by_epoch,
+        max_keep_ckpts=-1)
     hooks.logger.interval = 1
     return cfg
 
@@ -326,8 +329,10 @@ def anchored(runner):
     handle = olor_mm.find_rollback(runner.optim_wrapper.optimizer)
     if handle is None or handle.theta0 is None:
         return {}
-    return {names[id(p)]: t for p, t in zip(handle.anchored_params,
-                                            handle.theta0)}
+    return {
+        names[id(p)]: t
+        for p, t in zip(handle.anchored_params, handle.theta0)
+    }
 
 
 def weights(runner):
@@ -370,11 +375,14 @@ def prepare(args, cfg, report: Report):
             data_root = osp.join(data_root, 'ADEChallengeData2016')
         source = f'generated {layout} layout'
         if not osp.isdir(data_root):
-            classes = cfg.train_dataloader.dataset.get(
-                'metainfo', {}).get('classes')
-            write_layout(layout, osp.join(args.work_dir, 'data', layout),
-                         num_train=max(8, 2 * args.iters + 2), num_val=2,
-                         classes=classes if layout == 'coco' else None)
+            classes = cfg.train_dataloader.dataset.get('metainfo',
+                                                       {}).get('classes')
+            write_layout(
+                layout,
+                osp.join(args.work_dir, 'data', layout),
+                num_train=max(8, 2 * args.iters + 2),
+                num_val=2,
+                classes=classes if layout == 'coco' else None)
     point_to_data(cfg, data_root)
     with quiet():
         counts = check_data(cfg)
@@ -382,22 +390,23 @@ def prepare(args, cfg, report: Report):
     key, source = find_pretrained(cfg)
     expected = {}
     if key is not None:
-        path = osp.join(args.work_dir, 'pretrained',
-                        'detector.pth' if key == 'load_from' else
-                        'backbone.pth')
+        path = osp.join(
+            args.work_dir, 'pretrained',
+            'detector.pth' if key == 'load_from' else 'backbone.pth')
         num_classes = 80 if (key == 'load_from'
                              and cfg.default_scope == 'mmdet') else None
         with quiet():
             expected = write_pretrained(cfg, path, key == 'load_from',
                                         num_classes)
         set_pretrained(cfg, key, path)
-        report.check('pretrained', True,
-                     f'{key} = local stand-in for {source}: {path} '
-                     f'({len(expected)} tensors)')
+        report.check(
+            'pretrained', True, f'{key} = local stand-in for {source}: {path} '
+            f'({len(expected)} tensors)')
     else:
-        report.check('pretrained', True, 'the config loads no pretrained '
-                     'weights: theta0 is checked against the weights at '
-                     'training start')
+        report.check(
+            'pretrained', True, 'the config loads no pretrained '
+            'weights: theta0 is checked against the weights at '
+            'training start')
     return cfg, expected
 
 
@@ -413,9 +422,11 @@ def run(args) -> int:
         raise SmokeError('optim_wrapper.constructor is not '
                          "'LayerwiseRollbackConstructor': there is no "
                          'rollback to check in this config.')
-    print(f'smoke_train: {args.config} ({cfg.default_scope}, scale '
-          f'{args.scale}, {args.iters} iterations, work dir '
-          f'{args.work_dir})', flush=True)
+    print(
+        f'smoke_train: {args.config} ({cfg.default_scope}, scale '
+        f'{args.scale}, {args.iters} iterations, work dir '
+        f'{args.work_dir})',
+        flush=True)
     cfg, expected = prepare(args, cfg, report)
     config_olor = {k: ow.paramwise_cfg.get(k, ow.get(k)) for k in STRONG}
 
@@ -427,42 +438,52 @@ def run(args) -> int:
     for tag, run_cfg in (('olor', olor_cfg), ('plain', plain_cfg)):
         runners[tag] = train(run_cfg, tag)
     values = {tag: losses(r) for tag, r in runners.items()}
-    finite = all(v and all(math.isfinite(x) for x in v)
-                 for v in values.values())
-    report.check('losses', finite, ', '.join(
-        f'{tag}: ' + ' '.join(f'{x:.4g}' for x in v)
-        for tag, v in values.items()))
+    finite = all(
+        v and all(math.isfinite(x) for x in v) for v in values.values())
+    report.check(
+        'losses', finite, ', '.join(f'{tag}: ' + ' '.join(f'{x:.4g}'
+                                                          for x in v)
+                                    for tag, v in values.items()))
 
     theta0 = anchored(runners['olor'])
     if expected:
-        same = [n for n, t in theta0.items()
-                if n in expected and torch.equal(t, expected[n])]
-        report.check('theta0', len(same) == len(theta0) > 0,
-                     f'{len(same)} of {len(theta0)} rolled-back tensors '
-                     "equal the pretrained checkpoint's values")
+        same = [
+            n for n, t in theta0.items()
+            if n in expected and torch.equal(t, expected[n])
+        ]
+        report.check(
+            'theta0',
+            len(same) == len(theta0) > 0,
+            f'{len(same)} of {len(theta0)} rolled-back tensors '
+            "equal the pretrained checkpoint's values")
     else:
-        report.check('theta0', bool(theta0),
-                     f'{len(theta0)} rolled-back tensors anchored at the '
-                     'weights of training start (no checkpoint to compare)')
+        report.check(
+            'theta0', bool(theta0),
+            f'{len(theta0)} rolled-back tensors anchored at the '
+            'weights of training start (no checkpoint to compare)')
 
     w_olor, w_plain = weights(runners['olor']), weights(runners['plain'])
-    d_olor = sum(float((w_olor[n] - t).double().pow(2).sum())
-                 for n, t in theta0.items())**0.5
-    d_plain = sum(float((w_plain[n] - t).double().pow(2).sum())
-                  for n, t in theta0.items())**0.5
-    report.check('rollback', d_olor < 0.95 * d_plain,
-                 f'||theta - theta0|| over them: {d_olor:.3e} with rollback '
-                 f'vs {d_plain:.3e} without '
-                 f'({100 * (d_olor / d_plain - 1) if d_plain else 0:+.0f} %; '
-                 f'lam = {STRONG["rollback_max"]} everywhere for the check; '
-                 f'the config has rollback_max={config_olor["rollback_max"]})')
+    d_olor = sum(
+        float((w_olor[n] - t).double().pow(2).sum())
+        for n, t in theta0.items())**0.5
+    d_plain = sum(
+        float((w_plain[n] - t).double().pow(2).sum())
+        for n, t in theta0.items())**0.5
+    report.check(
+        'rollback', d_olor < 0.95 * d_plain,
+        f'||theta - theta0|| over them: {d_olor:.3e} with rollback '
+        f'vs {d_plain:.3e} without '
+        f'({100 * (d_olor / d_plain - 1) if d_plain else 0:+.0f} %; '
+        f'lam = {STRONG["rollback_max"]} everywhere for the check; '
+        f'the config has rollback_max={config_olor["rollback_max"]})')
 
     ckpt = last_checkpoint(olor_cfg.work_dir)
     from mmengine.runner.checkpoint import CheckpointLoader
     saved = CheckpointLoader.load_checkpoint(ckpt, map_location='cpu')
     entry = saved.get('optimizer', {}).get('olor_rollback', {})
     held = entry.get('theta0') or {}
-    report.check('checkpoint', len(held) == len(theta0) > 0,
+    report.check('checkpoint',
+                 len(held) == len(theta0) > 0,
                  f'{osp.basename(ckpt)} holds theta0 of {len(held)} tensors')
 
     resume_cfg = copy.deepcopy(olor_cfg)
@@ -477,10 +498,11 @@ def run(args) -> int:
     restored = anchored(resumed)
     bit = restored.keys() == theta0.keys() and all(
         torch.equal(restored[n], theta0[n]) for n in theta0)
-    report.check('resume', bit and resumed.iter > runners['olor'].iter,
-                 f'from {osp.basename(ckpt)}: iteration '
-                 f'{runners["olor"].iter} -> {resumed.iter}, theta0 '
-                 + ('restored bit for bit' if bit else 'NOT restored'))
+    report.check(
+        'resume', bit and resumed.iter > runners['olor'].iter,
+        f'from {osp.basename(ckpt)}: iteration '
+        f'{runners["olor"].iter} -> {resumed.iter}, theta0 ' +
+        ('restored bit for bit' if bit else 'NOT restored'))
 
     test_cfg = copy.deepcopy(olor_cfg)
     test_cfg.work_dir = osp.join(args.work_dir, 'test')
@@ -492,10 +514,13 @@ def run(args) -> int:
     with quiet():
         metrics = evaluate(test_cfg, last_checkpoint(resume_cfg.work_dir))
     TIMES['test'] = time.time() - start_test
-    shown = {k: float(v) for k, v in metrics.items()
-             if isinstance(v, numbers.Real)}  # numpy scalars included
-    report.check('evaluate', bool(shown) and all(
-        math.isfinite(v) for v in shown.values()),
+    shown = {
+        k: float(v)
+        for k, v in metrics.items() if isinstance(v, numbers.Real)
+    }  # numpy scalars included
+    report.check(
+        'evaluate',
+        bool(shown) and all(math.isfinite(v) for v in shown.values()),
         'tools/test.py: ' + ', '.join(f'{k}={v:.3f}'
                                       for k, v in list(shown.items())[:4]))
     took = time.time() - start
@@ -504,8 +529,8 @@ def run(args) -> int:
               f'failed ({", ".join(report.failed)}) in {took:.0f} s; the '
               f'runs\' output is in {_OUT["file"].name}')
         return 1
-    print(f'smoke_train: all {report.count} checks passed in {took:.0f} s ('
-          + ', '.join(f'{k} {v:.0f} s' for k, v in TIMES.items()) + ')')
+    print(f'smoke_train: all {report.count} checks passed in {took:.0f} s (' +
+          ', '.join(f'{k} {v:.0f} s' for k, v in TIMES.items()) + ')')
     return 0
 
 
@@ -513,20 +538,26 @@ def parse_args(argv=None):
     from mmengine.config import DictAction
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config')
-    parser.add_argument('--work-dir', default=None,
-                        help='default: work_dirs/smoke/<config name>')
-    parser.add_argument('--iters', type=int, default=2,
-                        help='training iterations per run (2)')
-    parser.add_argument('--scale', type=float, default=0.25,
-                        help='factor on every image size of the config')
-    parser.add_argument('--data-root', default=None,
-                        help='use this data set instead of generating one')
+    parser.add_argument(
+        '--work-dir',
+        default=None,
+        help='default: work_dirs/smoke/<config name>')
+    parser.add_argument(
+        '--iters', type=int, default=2, help='training iterations per run (2)')
+    parser.add_argument(
+        '--scale',
+        type=float,
+        default=0.25,
+        help='factor on every image size of the config')
+    parser.add_argument(
+        '--data-root',
+        default=None,
+        help='use this data set instead of generating one')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     args = parser.parse_args(argv)
     if args.work_dir is None:
-        args.work_dir = osp.join(
-            'work_dirs', 'smoke',
-            osp.splitext(osp.basename(args.config))[0])
+        args.work_dir = osp.join('work_dirs', 'smoke',
+                                 osp.splitext(osp.basename(args.config))[0])
     if args.iters < 1:
         parser.error('--iters must be >= 1')
     return args

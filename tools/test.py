@@ -15,14 +15,14 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import olor_mm  # noqa: E402,F401
-from olor_mm.cli import (add_common_arguments, build_runner,  # noqa: E402
-                         load_config, parse_with_local_rank)
+from olor_mm.cli import build_runner  # noqa: E402
+from olor_mm.cli import (add_common_arguments, load_config,
+                         parse_with_local_rank)
 from olor_mm.test_setup import enable_show, enable_tta, set_out  # noqa
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description='Test (and evaluate) a model')
+    parser = argparse.ArgumentParser(description='Test (and evaluate) a model')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument(
@@ -39,9 +39,11 @@ def parse_args(argv=None):
         'to the work_dir/timestamp/show_dir')
     parser.add_argument(
         '--wait-time', type=float, default=2, help='the interval of show (s)')
-    parser.add_argument('--tta', action='store_true',
-                        help='test-time augmentation (the config\'s '
-                        'tta_model / tta_pipeline)')
+    parser.add_argument(
+        '--tta',
+        action='store_true',
+        help='test-time augmentation (the config\'s '
+        'tta_model / tta_pipeline)')
     add_common_arguments(
         parser, 'the directory to save the file containing evaluation '
         'metrics')

@@ -17,8 +17,9 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import olor_mm  # noqa: E402,F401  (registers the OLOR plug-ins)
-from olor_mm.cli import (add_common_arguments, build_runner,  # noqa: E402
-                         enable_amp, load_config, parse_with_local_rank)
+from olor_mm.cli import build_runner  # noqa: E402
+from olor_mm.cli import (add_common_arguments, enable_amp, load_config,
+                         parse_with_local_rank)
 
 
 def parse_args(argv=None):

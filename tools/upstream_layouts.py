@@ -37,20 +37,21 @@ from make_demo_data import DOWNSTREAM, UPSTREAM, coco_annotation, draw_image
 #: the seven drawable shapes; class k of a layout is drawn as SHAPES[k % 7]
 SHAPES = UPSTREAM + DOWNSTREAM
 
-COCO_CLASSES = (
-    'person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus', 'train',
-    'truck', 'boat', 'traffic light', 'fire hydrant', 'stop sign',
-    'parking meter', 'bench', 'bird', 'cat', 'dog', 'horse', 'sheep', 'cow',
-    'elephant', 'bear', 'zebra', 'giraffe', 'backpack', 'umbrella',
-    'handbag', 'tie', 'suitcase', 'frisbee', 'skis', 'snowboard',
-    'sports ball', 'kite', 'baseball bat', 'baseball glove', 'skateboard',
-    'surfboard', 'tennis racket', 'bottle', 'wine glass', 'cup', 'fork',
-    'knife', 'spoon', 'bowl', 'banana', 'apple', 'sandwich', 'orange',
-    'broccoli', 'carrot', 'hot dog', 'pizza', 'donut', 'cake', 'chair',
-    'couch', 'potted plant', 'bed', 'dining table', 'toilet', 'tv',
-    'laptop', 'mouse', 'remote', 'keyboard', 'cell phone', 'microwave',
-    'oven', 'toaster', 'sink', 'refrigerator', 'book', 'clock', 'vase',
-    'scissors', 'teddy bear', 'hair drier', 'toothbrush')
+COCO_CLASSES = ('person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus',
+                'train', 'truck', 'boat', 'traffic light', 'fire hydrant',
+                'stop sign', 'parking meter', 'bench', 'bird', 'cat', 'dog',
+                'horse', 'sheep', 'cow', 'elephant', 'bear', 'zebra',
+                'giraffe', 'backpack', 'umbrella', 'handbag', 'tie',
+                'suitcase', 'frisbee', 'skis', 'snowboard', 'sports ball',
+                'kite', 'baseball bat', 'baseball glove', 'skateboard',
+                'surfboard', 'tennis racket', 'bottle', 'wine glass', 'cup',
+                'fork', 'knife', 'spoon', 'bowl', 'banana', 'apple',
+                'sandwich', 'orange', 'broccoli', 'carrot', 'hot dog', 'pizza',
+                'donut', 'cake', 'chair', 'couch', 'potted plant', 'bed',
+                'dining table', 'toilet', 'tv', 'laptop', 'mouse', 'remote',
+                'keyboard', 'cell phone', 'microwave', 'oven', 'toaster',
+                'sink', 'refrigerator', 'book', 'clock', 'vase', 'scissors',
+                'teddy bear', 'hair drier', 'toothbrush')
 #: COCO's category ids (91 ids, 80 used)
 COCO_IDS = tuple(
     i for i in range(1, 91)
@@ -60,18 +61,23 @@ CITYSCAPES_NUM_CLASSES = 19
 CITIES = dict(train=('aachen', 'bochum'), val=('frankfurt', ))
 
 #: image size (height, width) of each layout by default
-DEFAULT_SIZES = dict(coco=(240, 320), ade20k=(256, 256),
-                     cityscapes=(128, 256))
+DEFAULT_SIZES = dict(coco=(240, 320), ade20k=(256, 256), cityscapes=(128, 256))
 LAYOUTS = tuple(DEFAULT_SIZES)
 
 
 def _shapes(classes: Sequence[str]):
     """A class named like a shape is drawn as it; the others cycle."""
-    return [c if c in SHAPES else SHAPES[k % len(SHAPES)]
-            for k, c in enumerate(classes)]
+    return [
+        c if c in SHAPES else SHAPES[k % len(SHAPES)]
+        for k, c in enumerate(classes)
+    ]
 
 
-def write_coco(out: str, num_train: int, num_val: int, size, seed: int = 0,
+def write_coco(out: str,
+               num_train: int,
+               num_val: int,
+               size,
+               seed: int = 0,
                classes: Optional[Sequence[str]] = None,
                max_objects: int = 4) -> str:
     """COCO 2017 layout under ``out``; ``classes`` replaces COCO's 80.
@@ -81,13 +87,16 @@ def write_coco(out: str, num_train: int, num_val: int, size, seed: int = 0,
     """
     classes = tuple(classes or COCO_CLASSES)
     ids = COCO_IDS if classes == COCO_CLASSES else tuple(
-        range(1, len(classes) + 1))
-    categories = [dict(id=i, name=n, supercategory='shape')
-                  for i, n in zip(ids, classes)]
+        range(1,
+              len(classes) + 1))
+    categories = [
+        dict(id=i, name=n, supercategory='shape')
+        for i, n in zip(ids, classes)
+    ]
     os.makedirs(osp.join(out, 'annotations'), exist_ok=True)
     image_id = 0
-    for offset, (split, num) in enumerate((('train', num_train),
-                                           ('val', num_val))):
+    splits = (('train', num_train), ('val', num_val))
+    for offset, (split, num) in enumerate(splits):
         rng = np.random.default_rng([seed, offset, 2])
         folder = osp.join(out, f'{split}2017')
         os.makedirs(folder, exist_ok=True)
@@ -99,18 +108,27 @@ def write_coco(out: str, num_train: int, num_val: int, size, seed: int = 0,
             name = f'{image_id:012d}.jpg'
             cv2.imwrite(osp.join(folder, name), img[..., ::-1])
             h, w = img.shape[:2]
-            images.append(dict(id=image_id, file_name=name, width=w,
-                               height=h, license=1))
+            images.append(
+                dict(
+                    id=image_id, file_name=name, width=w, height=h, license=1))
             for label, mask, poly in instances:
-                annotations.append(coco_annotation(
-                    len(annotations) + 1, image_id, ids[label], mask, poly))
-        with open(osp.join(out, 'annotations',
-                           f'instances_{split}2017.json'), 'w') as f:
-            json.dump(dict(
-                info=dict(description='olor-mm generated shapes, COCO '
-                          'layout', version='1.0'),
-                licenses=[dict(id=1, name='generated')], images=images,
-                annotations=annotations, categories=categories), f)
+                annotations.append(
+                    coco_annotation(
+                        len(annotations) + 1, image_id, ids[label], mask,
+                        poly))
+        with open(
+                osp.join(out, 'annotations', f'instances_{split}2017.json'),
+                'w') as f:
+            json.dump(
+                dict(
+                    info=dict(
+                        description='olor-mm generated shapes, COCO '
+                        'layout',
+                        version='1.0'),
+                    licenses=[dict(id=1, name='generated')],
+                    images=images,
+                    annotations=annotations,
+                    categories=categories), f)
     return out
 
 
@@ -121,14 +139,17 @@ def _label_map(shape, instances, background: int, offset: int):
     return label
 
 
-def write_ade20k(out: str, num_train: int, num_val: int, size,
-                 seed: int = 0, max_objects: int = 4) -> str:
+def write_ade20k(out: str,
+                 num_train: int,
+                 num_val: int,
+                 size,
+                 seed: int = 0,
+                 max_objects: int = 4) -> str:
     """ADEChallengeData2016 under ``out``: 0 = other, 1..150 the classes."""
     root = osp.join(out, 'ADEChallengeData2016')
     names = [str(k) for k in range(ADE20K_NUM_CLASSES)]
-    for offset, (split, tag, num) in enumerate(
-            (('training', 'train', num_train),
-             ('validation', 'val', num_val))):
+    splits = (('training', 'train', num_train), ('validation', 'val', num_val))
+    for offset, (split, tag, num) in enumerate(splits):
         rng = np.random.default_rng([seed, offset, 3])
         for sub in ('images', 'annotations'):
             os.makedirs(osp.join(root, sub, split), exist_ok=True)
@@ -136,22 +157,27 @@ def write_ade20k(out: str, num_train: int, num_val: int, size,
             img, instances = draw_image(rng, size, names, max_objects,
                                         _shapes(names))
             name = f'ADE_{tag}_{k:08d}'
-            cv2.imwrite(osp.join(root, 'images', split, name + '.jpg'),
-                        img[..., ::-1])
-            cv2.imwrite(osp.join(root, 'annotations', split, name + '.png'),
-                        _label_map(img.shape[:2], instances, 0, 1))
+            cv2.imwrite(
+                osp.join(root, 'images', split, name + '.jpg'), img[..., ::-1])
+            cv2.imwrite(
+                osp.join(root, 'annotations', split, name + '.png'),
+                _label_map(img.shape[:2], instances, 0, 1))
     return root
 
 
-def write_cityscapes(out: str, num_train: int, num_val: int, size,
-                     seed: int = 0, max_objects: int = 4) -> str:
+def write_cityscapes(out: str,
+                     num_train: int,
+                     num_val: int,
+                     size,
+                     seed: int = 0,
+                     max_objects: int = 4) -> str:
     """Cityscapes leftImg8bit / gtFine (labelTrainIds) under ``out``.
 
     The background is train id 0 (road); the shapes take ids 1..18.
     """
     names = [str(k) for k in range(1, CITYSCAPES_NUM_CLASSES)]
-    for offset, (split, num) in enumerate((('train', num_train),
-                                           ('val', num_val))):
+    splits = (('train', num_train), ('val', num_val))
+    for offset, (split, num) in enumerate(splits):
         rng = np.random.default_rng([seed, offset, 4])
         cities = CITIES[split]
         for k in range(num):
@@ -159,18 +185,23 @@ def write_cityscapes(out: str, num_train: int, num_val: int, size,
             img, instances = draw_image(rng, size, names, max_objects,
                                         _shapes(names))
             stem = f'{city}_000000_{k:06d}'
-            for sub, suffix, data in (
-                    ('leftImg8bit', '_leftImg8bit.png', img[..., ::-1]),
-                    ('gtFine', '_gtFine_labelTrainIds.png',
-                     _label_map(img.shape[:2], instances, 0, 1))):
+            for sub, suffix, data in (('leftImg8bit', '_leftImg8bit.png',
+                                       img[..., ::-1]),
+                                      ('gtFine', '_gtFine_labelTrainIds.png',
+                                       _label_map(img.shape[:2], instances, 0,
+                                                  1))):
                 folder = osp.join(out, sub, split, city)
                 os.makedirs(folder, exist_ok=True)
                 cv2.imwrite(osp.join(folder, stem + suffix), data)
     return out
 
 
-def write_layout(layout: str, out: str, num_train: int = 8,
-                 num_val: int = 2, size=None, seed: int = 0,
+def write_layout(layout: str,
+                 out: str,
+                 num_train: int = 8,
+                 num_val: int = 2,
+                 size=None,
+                 seed: int = 0,
                  classes: Optional[Sequence[str]] = None) -> Dict[str, str]:
     """Write one layout; returns ``dict(root=..., layout=...)``.
 

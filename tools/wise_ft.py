@@ -80,13 +80,18 @@ def _load(path: str):
 def wise_ft(pretrained: str, finetuned: str, alpha: float,
             out: str) -> Dict[str, int]:
     """Write the interpolated checkpoint; returns its counts."""
-    state, mixed, kept = interpolate(state_dict_of(_load(pretrained)),
-                                     state_dict_of(_load(finetuned)), alpha)
+    state, mixed, kept = interpolate(
+        state_dict_of(_load(pretrained)), state_dict_of(_load(finetuned)),
+        alpha)
     os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
-    torch.save(dict(state_dict=state,
-                    meta=dict(wise_ft=dict(alpha=float(alpha),
-                                           pretrained=pretrained,
-                                           finetuned=finetuned))), out)
+    torch.save(
+        dict(
+            state_dict=state,
+            meta=dict(
+                wise_ft=dict(
+                    alpha=float(alpha),
+                    pretrained=pretrained,
+                    finetuned=finetuned))), out)
     return dict(mixed=mixed, kept=kept)
 
 
@@ -94,10 +99,14 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('pretrained', help='the pretrained checkpoint')
     parser.add_argument('finetuned', help='the fine-tuned checkpoint')
-    parser.add_argument('--alpha', type=float, required=True,
-                        help='0: pretrained, 1: fine-tuned')
-    parser.add_argument('--out', required=True, help='the checkpoint to '
-                        'write')
+    parser.add_argument(
+        '--alpha',
+        type=float,
+        required=True,
+        help='0: pretrained, 1: fine-tuned')
+    parser.add_argument(
+        '--out', required=True, help='the checkpoint to '
+        'write')
     return parser.parse_args(argv)
 
 

@@ -1,23 +1,11 @@
 # Step 2b of the demo: the same fine-tuning with OLOR's rollback toward the
-# pretrained weights after every AdamW step.
-_base_ = './_base_/mask-rcnn_r18-tiny_demo-finetune.py'
-
-# Everything the upstream pre-training trained and the downstream task
-# reuses; the class-specific layers (fc_cls, fc_reg, conv_logits) are new.
-pretrained = ('backbone', 'neck', 'rpn_head', 'roi_head.bbox_head.shared_fcs',
-              'roi_head.mask_head.convs', 'roi_head.mask_head.upsample')
-optim_wrapper = dict(
-    type='OLOROptimWrapper',
-    # lam_eff = lam_i * lr_t / lr_0: the warm-up and the cosine decay apply
-    # to the rollback too
-    scale_with_lr=True,
-    constructor='LayerwiseRollbackConstructor',
-    paramwise_cfg=dict(
-        rollback_max=0.01,  # iota1: lam of the stem
-        rollback_min=0.0,  # iota2: lam of the deepest pretrained layer
-        rollback_power=1.0,  # gamma: linear decay with depth
-        # numbered in this order: backbone blocks, FPN, RPN, RoI heads
-        pretrained_prefixes=pretrained,
-        layer_unit='block',  # ResNet stem, blocks; other modules by child
-        # rollback replaces weight decay on the pretrained weights
-        custom_keys={k: dict(decay_mult=0.) for k in pretrained}))
+# pretrained weights after every AdamW step. Everything the upstream
+# pre-training trained and the downstream task reuses rolls back, with the
+# reference code's defaults (configs/_base_/olor_mask-rcnn_finetune.py); the
+# class-specific layers (fc_cls, fc_reg, conv_logits) are new. lam_eff = lam_i
+# * lr_t / lr_0: the warm-up and the cosine decay apply to the rollback too.
+_base_ = [
+    './_base_/mask-rcnn_r18-tiny_demo-finetune.py',
+    '../_base_/olor_mask-rcnn_finetune.py'
+]
+optim_wrapper = {{_base_.olor_optim_wrapper}}

@@ -3,7 +3,10 @@
 # guide, with OLOR: after every step each weight the COCO model learned is
 # pulled back toward its COCO value, except the class-specific layers, which
 # are new. Adapt the three marked blocks; the rest is the upstream config.
-_base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
+_base_ = [
+    'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py',
+    '../_base_/olor_mask-rcnn_finetune.py'
+]
 custom_imports = dict(imports=['olor_mm'], allow_failed_imports=False)
 
 # (1) your classes and data, in COCO format. These are the demo's shapes;
@@ -38,32 +41,14 @@ model = dict(
         mask_head=dict(num_classes=len(classes))))
 load_from = 'https://download.openmmlab.com/mmdetection/v2.0/mask_rcnn/mask_rcnn_r50_fpn_1x_coco/mask_rcnn_r50_fpn_1x_coco_20200205-d4b0c5d6.pth'  # noqa
 
-# (3) OLOR. Everything the COCO model learned and your task reuses rolls
-# back; fc_cls, fc_reg (bbox head) and conv_logits (mask head) are sized by
-# your classes, start random and train freely. For a model with other heads
-# list their class-agnostic parts here instead.
-pretrained = ('backbone', 'neck', 'rpn_head', 'roi_head.bbox_head.shared_fcs',
-              'roi_head.mask_head.convs', 'roi_head.mask_head.upsample')
-optim_wrapper = dict(
-    # the constructor attaches the rollback to the optimizer: any type works,
-    # also the AmpOptimWrapper upstream --amp writes
-    type='OLOROptimWrapper',
-    constructor='LayerwiseRollbackConstructor',
-    paramwise_cfg=dict(
-        # lam_eff = lam_i * lr_t / lr_0: warm-up and decay apply to the
-        # rollback as they do to the learning rate (the reference code's)
-        scale_with_lr=True,
-        rollback_max=0.01,  # iota1: lam of the stem, the shallowest layer
-        rollback_min=0.0,  # iota2: lam of the deepest pretrained layer
-        rollback_power=1.0,  # gamma: lam decays linearly with depth
-        # numbered in this order: ResNet stem and blocks, FPN, RPN, RoI
-        # feature layers (the deepest, lam close to rollback_min)
-        pretrained_prefixes=pretrained,
-        layer_unit='block',
-        # rollback replaces weight decay on the pretrained weights; the new
-        # class-specific layers keep the upstream weight decay
-        custom_keys={k: dict(decay_mult=0.)
-                     for k in pretrained}))
+# (3) OLOR (configs/_base_/olor_mask-rcnn_finetune.py): everything the COCO
+# model learned and your task reuses rolls back, from the stem (lam =
+# rollback_max) to the RoI feature layers (lam close to rollback_min);
+# fc_cls, fc_reg (bbox head) and conv_logits (mask head) are sized by your
+# classes, start random and train freely. For a model with other heads set
+# optim_wrapper.paramwise_cfg.pretrained_prefixes to their class-agnostic
+# parts instead.
+optim_wrapper = {{_base_.olor_optim_wrapper}}
 # per-stage drift from the COCO weights at every log line
 custom_hooks = [dict(type='RollbackDriftHook', prefixes=('backbone', 'neck'))]
 # the upstream schedule (12 epochs, lr 0.02 for 8 GPUs x 2 images); on

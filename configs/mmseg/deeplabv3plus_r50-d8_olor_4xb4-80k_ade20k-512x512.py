@@ -1,30 +1,11 @@
-# DeepLabV3+ R50-D8 80k ADE20K 512x512 fine-tuned with OLOR: after every SGD
-# step each ImageNet-pretrained backbone weight is pulled back toward its
-# pretrained value, by a layer-wise amount. Everything else is the upstream
-# config.
-_base_ = 'mmseg::deeplabv3plus/deeplabv3plus_r50-d8_4xb4-80k_ade20k-512x512.py'
-custom_imports = dict(imports=['olor_mm'], allow_failed_imports=False)
-optim_wrapper = dict(
-    # the constructor attaches the rollback to the optimizer, so the plain
-    # wrapper rolls back; upstream tools/train.py --amp accepts only this
-    # type (and rewrites it to AmpOptimWrapper, which rolls back too)
-    type='OptimWrapper',
-    constructor='LayerwiseRollbackConstructor',
-    paramwise_cfg=dict(
-        # lam_eff = lam_i * lr_t / lr_0: warm-up and poly decay apply to the
-        # rollback as they do to the learning rate (the reference code's)
-        scale_with_lr=True,
-        rollback_max=0.01,  # iota1: lam of the stem, the shallowest layer
-        rollback_min=0.0,  # iota2: lam of the deepest backbone block
-        rollback_power=1.0,  # gamma: lam decays linearly with depth
-        # only the pretrained backbone rolls back; the decode and auxiliary
-        # heads start random and train with the upstream optimizer alone
-        pretrained_prefixes=('backbone', ),
-        # ResNetV1c: the deep stem = 0, then each residual block (R50: 0..16)
-        layer_unit='block',
-        # rollback replaces weight decay on the pretrained weights; the
-        # heads keep the upstream weight decay (and upstream custom_keys)
-        custom_keys={'backbone': dict(decay_mult=0.)}))
-# per-stage drift ||theta - theta0|| / ||theta0|| and lam_eff at every log
-# line (tools/analysis_tools/plot_drift.py draws them)
-custom_hooks = [dict(type='RollbackDriftHook')]
+# DeepLabV3+ R50-D8 80k ADE20K 512x512 fine-tuned with OLOR
+# (configs/_base_/olor_mmseg.py): after every SGD step each
+# ImageNet-pretrained backbone weight is pulled back toward its pretrained
+# value, by a layer-wise amount. Everything else is the upstream config.
+_base_ = [
+    'mmseg::deeplabv3plus/'
+    'deeplabv3plus_r50-d8_4xb4-80k_ade20k-512x512.py',
+    '../_base_/olor_mmseg.py'
+]
+# layers: ResNetV1c: the deep stem = 0, then each residual block (R50: 0..16)
+optim_wrapper = {{_base_.olor_optim_wrapper}}

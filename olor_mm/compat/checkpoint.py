@@ -35,8 +35,7 @@ def _torch_loads_weights_only_by_default() -> bool:
     param = inspect.signature(torch.load).parameters.get('weights_only')
     if param is None:  # torch < 1.13
         return False
-    version = tuple(
-        int(x) for x in re.findall(r'\d+', torch.__version__)[:2])
+    version = tuple(int(x) for x in re.findall(r'\d+', torch.__version__)[:2])
     return param.default is None and version >= (2, 6)
 
 
@@ -82,10 +81,11 @@ def _sharded_tensor_globals() -> list:
         from torch.distributed.remote_device import _remote_device
     except ImportError:  # torch built without distributed
         return []
-    return [ShardMetadata, ShardedTensor, MEM_FORMAT_ENCODING,
-            ShardedTensorMetadata, TensorProperties, Shard,
-            ChunkShardingSpec, _remote_device,
-            ShardedTensor.ProcessGroupState]
+    return [
+        ShardMetadata, ShardedTensor, MEM_FORMAT_ENCODING,
+        ShardedTensorMetadata, TensorProperties, Shard, ChunkShardingSpec,
+        _remote_device, ShardedTensor.ProcessGroupState
+    ]
 
 
 def mmengine_safe_globals() -> list:
@@ -99,12 +99,14 @@ def mmengine_safe_globals() -> list:
         from numpy.core import multiarray
         numpy_core = 'numpy.core.multiarray'
     return [
-        HistoryBuffer, np.ndarray, np.dtype,
+        HistoryBuffer,
+        np.ndarray,
+        np.dtype,
         (multiarray._reconstruct, f'{numpy_core}._reconstruct'),
         (multiarray.scalar, f'{numpy_core}.scalar'),
         (_restricted_getattr, 'builtins.getattr'),
-    ] + [type(np.dtype(c)) for c in '?bhilqBHILQefdgFDG'
-         ] + _sharded_tensor_globals()
+    ] + [type(np.dtype(c))
+         for c in '?bhilqBHILQefdgFDG'] + _sharded_tensor_globals()
 
 
 def load_from_local_safe(filename: str, map_location=None):
@@ -122,8 +124,8 @@ def load_from_local_safe(filename: str, map_location=None):
     note_checkpoint(filename)
     with torch.serialization.safe_globals(mmengine_safe_globals()):
         try:
-            return torch.load(filename, map_location=map_location,
-                              weights_only=True)
+            return torch.load(
+                filename, map_location=map_location, weights_only=True)
         except pickle.UnpicklingError as err:
             found = re.search(r'GLOBAL ([\w.]+)', str(err))
             if found is None and 'Weights only load failed' in str(err):
@@ -138,8 +140,8 @@ def load_from_local_safe(filename: str, map_location=None):
             raise pickle.UnpicklingError(
                 f'{filename} holds the global {name}, which loading with '
                 'weights_only=True does not allow (olor-mm allows only what '
-                'MMEngine writes into its checkpoints). '
-                + ALLOW_HINT.format(name=name)) from err
+                'MMEngine writes into its checkpoints). ' +
+                ALLOW_HINT.format(name=name)) from err
         except (RuntimeError, EOFError, ValueError, OSError) as err:
             raise damaged(filename, err) from err
 
@@ -171,6 +173,6 @@ def apply() -> bool:
     if not has_bug():
         return False
     from mmengine.runner.checkpoint import CheckpointLoader
-    CheckpointLoader.register_scheme(prefixes='', loader=load_from_local_safe,
-                                     force=True)
+    CheckpointLoader.register_scheme(
+        prefixes='', loader=load_from_local_safe, force=True)
     return True

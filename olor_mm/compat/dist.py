@@ -57,9 +57,11 @@ def apply() -> bool:
                 "env_cfg.dist_cfg.backend='gloo' with the torch backend.")
         if backend != 'gloo':
             from mmengine.logging import print_log
-            print_log(f'No GPU: distributed backend {backend!r} replaced by '
-                      "'gloo' (set env_cfg.dist_cfg.backend='gloo' to "
-                      'silence this).', logger='current')
+            print_log(
+                f'No GPU: distributed backend {backend!r} replaced by '
+                "'gloo' (set env_cfg.dist_cfg.backend='gloo' to "
+                'silence this).',
+                logger='current')
             backend = 'gloo'
         torch.distributed.init_process_group(backend=backend, **kwargs)
 
@@ -81,9 +83,10 @@ def cpu_ddp_model_wrapper_cfg(cfg) -> None:
     """
     if cfg.get('launcher', 'none') == 'none' or not _no_accelerator():
         return
-    wrapper = dict(type='MMDistributedDataParallel', broadcast_buffers=False,
-                   find_unused_parameters=cfg.get('find_unused_parameters',
-                                                  False))
+    wrapper = dict(
+        type='MMDistributedDataParallel',
+        broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False))
     wrapper.update(cfg.get('model_wrapper_cfg') or {})
     wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper

@@ -32,8 +32,10 @@ def _in_fp32(function):
         with torch.autocast('cpu', enabled=False):
             out = function(ctx, *args, **kwargs)
         if isinstance(out, tuple):
-            return tuple(o.to(low) if torch.is_tensor(o) and
-                         o.is_floating_point() else o for o in out)
+            return tuple(
+                o.to(low
+                     ) if torch.is_tensor(o) and o.is_floating_point() else o
+                for o in out)
         return out.to(low) if out.is_floating_point() else out
 
     wrapper._olor_fp32_on_cpu = True

@@ -52,20 +52,28 @@ def plot_drift(runs, legends, out, title=None, lam=False):
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    groups = list(OrderedDict.fromkeys(
-        k.split('/', 1)[1] for r in runs for k in r if k.startswith('drift/')))
+    groups = list(
+        OrderedDict.fromkeys(
+            k.split('/', 1)[1] for r in runs for k in r
+            if k.startswith('drift/')))
     rows = 2 if lam else 1
-    fig, axes = plt.subplots(rows, len(groups),
-                             figsize=(3.6 * len(groups), 3.2 * rows),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        rows,
+        len(groups),
+        figsize=(3.6 * len(groups), 3.2 * rows),
+        squeeze=False)
     for col, group in enumerate(groups):
         for row, kind in enumerate(['drift', 'lam_eff'][:rows]):
             ax = axes[row][col]
             for k, (series, legend) in enumerate(zip(runs, legends)):
                 if f'{kind}/{group}' in series:  # a run's colour everywhere
                     xs, ys = series[f'{kind}/{group}']
-                    ax.plot(xs, ys, label=legend, linewidth=1.3,
-                            color=f'C{k % 10}')
+                    ax.plot(
+                        xs,
+                        ys,
+                        label=legend,
+                        linewidth=1.3,
+                        color=f'C{k % 10}')
             ax.set_title(f'{kind} {group}', fontsize=9)
             ax.set_xlabel('iter')
             ax.grid(alpha=0.3)
@@ -84,21 +92,26 @@ def plot_drift(runs, legends, out, title=None, lam=False):
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('work_dirs', nargs='+',
-                        help='work dirs (or scalars.json files) to overlay')
-    parser.add_argument('--legend', nargs='+',
-                        help='one name per run (default: the work dir names)')
+    parser.add_argument(
+        'work_dirs',
+        nargs='+',
+        help='work dirs (or scalars.json files) to overlay')
+    parser.add_argument(
+        '--legend',
+        nargs='+',
+        help='one name per run (default: the work dir names)')
     parser.add_argument('--out', default='drift.png')
     parser.add_argument('--title')
-    parser.add_argument('--lam', action='store_true',
-                        help='also plot lam_eff per group')
+    parser.add_argument(
+        '--lam', action='store_true', help='also plot lam_eff per group')
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    legends = args.legend or [osp.basename(osp.normpath(w))
-                              for w in args.work_dirs]
+    legends = args.legend or [
+        osp.basename(osp.normpath(w)) for w in args.work_dirs
+    ]
     if len(legends) != len(args.work_dirs):
         raise SystemExit(f'--legend has {len(legends)} names for '
                          f'{len(args.work_dirs)} runs')

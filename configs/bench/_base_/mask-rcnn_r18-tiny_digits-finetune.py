@@ -3,7 +3,9 @@
 # load_from is the pretrained checkpoint without its class-specific layers
 # (fc_cls, fc_reg, conv_logits), which start new; benchmarks/forgetting.py
 # writes it and sets load_from.
-_base_ = './mask-rcnn_r18-tiny_digits.py'
+_base_ = [
+    './mask-rcnn_r18-tiny_digits.py', '../../demo/_base_/schedule_finetune.py'
+]
 
 data_root = 'data/digits/downstream/'
 classes = ('5', '6', '7', '8', '9')
@@ -22,13 +24,9 @@ val_evaluator = dict(ann_file=data_root + 'instances_val.json')
 test_evaluator = val_evaluator
 
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
-optim_wrapper = dict(optimizer=dict(lr=1e-3))
+# the demo's fine-tuning schedule with a 30-iteration warm-up
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
-         end=30),
-    dict(type='CosineAnnealingLR', T_max=max_iters, eta_min=1e-5,
-         by_epoch=False, begin=0, end=max_iters),
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, end=30),
+    dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=False)
 ]
 default_hooks = dict(checkpoint=dict(interval=max_iters))
-# per-stage drift and lam_eff at every log line; plot_drift.py draws them
-custom_hooks = [dict(type='RollbackDriftHook')]

@@ -1,6 +1,7 @@
 # A small Mask R-CNN for the CPU demo: ResNet-18 at a quarter of the width,
 # 64-channel FPN and heads, 128 px images, fewer sampled RoIs. It keeps the
-# architecture of the headline config (ResNet + FPN + RPN + RoI heads).
+# architecture of the headline config (ResNet + FPN + RPN + RoI heads). The
+# schedule is ./schedule_pretrain.py or ./schedule_finetune.py.
 _base_ = [
     'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
     'mmdet::_base_/default_runtime.py',
@@ -10,11 +11,13 @@ custom_imports = dict(imports=['olor_mm'], allow_failed_imports=False)
 data_root = 'data/demo/upstream/'
 classes = ('circle', 'square', 'triangle')
 img_scale = (128, 128)
-max_iters = 1500
 
 model = dict(
     backbone=dict(
-        depth=18, base_channels=16, frozen_stages=-1, norm_eval=False,
+        depth=18,
+        base_channels=16,
+        frozen_stages=-1,
+        norm_eval=False,
         init_cfg=None),  # trained here from scratch: no download
     neck=dict(in_channels=[16, 32, 64, 128], out_channels=64),
     rpn_head=dict(
@@ -22,18 +25,20 @@ model = dict(
         anchor_generator=dict(scales=[4])),  # anchors 16..256 px
     roi_head=dict(
         bbox_roi_extractor=dict(out_channels=64),
-        bbox_head=dict(in_channels=64, fc_out_channels=256,
-                       num_classes=len(classes)),
+        bbox_head=dict(
+            in_channels=64, fc_out_channels=256, num_classes=len(classes)),
         mask_roi_extractor=dict(out_channels=64),
-        mask_head=dict(num_convs=2, in_channels=64, conv_out_channels=64,
-                       num_classes=len(classes))),
+        mask_head=dict(
+            num_convs=2,
+            in_channels=64,
+            conv_out_channels=64,
+            num_classes=len(classes))),
     train_cfg=dict(
         rpn=dict(sampler=dict(num=128)),
         rpn_proposal=dict(nms_pre=500, max_per_img=200),
         rcnn=dict(sampler=dict(num=64))),
     test_cfg=dict(
-        rpn=dict(nms_pre=300, max_per_img=100),
-        rcnn=dict(max_per_img=20)))
+        rpn=dict(nms_pre=300, max_per_img=100), rcnn=dict(max_per_img=20)))
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
@@ -46,9 +51,10 @@ test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=img_scale, keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='PackDetInputs',
-         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
-                    'scale_factor')),
+    dict(
+        type='PackDetInputs',
+        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                   'scale_factor')),
 ]
 train_dataloader = dict(
     batch_size=4,
@@ -84,23 +90,8 @@ val_evaluator = dict(
     format_only=False)
 test_evaluator = val_evaluator
 
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
-                 val_interval=max_iters)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=2e-3, weight_decay=0.05))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
-         end=50),
-    dict(type='CosineAnnealingLR', T_max=max_iters, eta_min=2e-5,
-         by_epoch=False, begin=0, end=max_iters),
-]
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=20),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False,
-                    interval=max_iters, max_keep_ckpts=1))
+    # interval: each config's max_iters (one checkpoint, at the end)
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, max_keep_ckpts=1))
 log_processor = dict(by_epoch=False)
-randomness = dict(seed=0)
