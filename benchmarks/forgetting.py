@@ -95,24 +95,17 @@ def parse_args(argv=None):
         action='store_true',
         help='retention-vs-downstream fronts of OLOR, WiSE-FT, '
         'OLOR + WiSE-FT and L2-SP in every setting')
-    p.add_argument(
-        '--front-max',
-        nargs='+',
-        type=float,
-        default=list(FRONT_MAX),
-        help='--fronts: rollback_max')
-    p.add_argument(
-        '--front-gamma',
-        nargs='+',
-        type=float,
-        default=list(FRONT_GAMMA),
-        help='--fronts: rollback_power')
-    p.add_argument(
-        '--front-wise',
-        nargs='+',
-        type=float,
-        default=list(FRONT_WISE),
-        help='--fronts: WiSE-FT alpha')
+    grids = (('--front-max', FRONT_MAX, 'rollback_max'),
+             ('--front-gamma', FRONT_GAMMA,
+              'rollback_power'), ('--front-wise', FRONT_WISE, 'WiSE-FT alpha'),
+             ('--front-l2sp', FRONT_L2SP, 'L2-SP alpha'))
+    for flag, default, what in grids:
+        p.add_argument(
+            flag,
+            nargs='+',
+            type=float,
+            default=list(default),
+            help=f'--fronts: {what}')
     p.add_argument(
         '--front-wise-olor',
         nargs=2,
@@ -122,34 +115,15 @@ def parse_args(argv=None):
         help='--fronts: the OLOR run (rollback_max, '
         'rollback_power) that OLOR + WiSE-FT interpolates; '
         'trained even where the grid does not hold it')
-    p.add_argument(
-        '--front-l2sp',
-        nargs='+',
-        type=float,
-        default=list(FRONT_L2SP),
-        help='--fronts: L2-SP alpha')
-    p.add_argument(
-        '--seeds',
-        type=int,
-        default=3,
-        help='fine-tuning seeds per method and setting')
-    p.add_argument(
-        '--iters',
-        type=int,
-        default=250,
-        help='fine-tuning iterations (batch 4)')
-    p.add_argument('--pretrain-iters', type=int, default=1200)
-    p.add_argument(
-        '--num-train',
-        type=int,
-        default=300,
-        help='training images per set (full regime)')
-    p.add_argument(
-        '--num-low',
-        type=int,
-        default=32,
-        help='training images of the low-data regime')
-    p.add_argument('--num-val', type=int, default=60)
+    counts = (('--seeds', 3, 'fine-tuning seeds per method and setting'),
+              ('--iters', 250, 'fine-tuning iterations (batch 4)'),
+              ('--pretrain-iters', 1200, 'pre-training iterations'),
+              ('--num-train', 300, 'training images per set (full regime)'),
+              ('--num-low', 32, 'training images of the low-data regime'),
+              ('--num-val', 60, 'validation images per set'),
+              ('--jobs', 2, 'runs at a time (one CPU thread each)'))
+    for flag, default, what in counts:
+        p.add_argument(flag, type=int, default=default, help=what)
     p.add_argument(
         '--settings',
         nargs='+',
@@ -163,14 +137,10 @@ def parse_args(argv=None):
         choices=list(METHODS),
         metavar='METHOD')
     p.add_argument(
-        '--jobs',
-        type=int,
-        default=2,
-        help='runs at a time (one CPU thread each)')
-    p.add_argument(
         '--reuse-pretrained',
         action='store_true',
-        help='keep an existing upstream checkpoint of WORK_DIR')
+        help='keep an existing upstream checkpoint of WORK_DIR even if '
+        'its options differ (one of the same options is always kept)')
     p.add_argument('--data-root', default='data/digits')
     p.add_argument('--work-dir', default='work_dirs/forgetting')
     p.add_argument(
@@ -314,6 +284,23 @@ def _finish(job, result, t0):
     return result
 
 
+def _measure(job, opts, ckpt):
+    """Downstream mAP of ``ckpt``, then its retention: upstream mAP with
+    the pretrained class-specific heads swapped back in."""
+    work = job['work_dir']
+    down = evaluate(job['config'], opts, ckpt, osp.join(work, 'eval_down'))
+    merged = retention_checkpoint(ckpt, job['pretrained'],
+                                  osp.join(work, 'retention.pth'))
+    up = evaluate(job['up_config'], job['up_options'], merged,
+                  osp.join(work, 'eval_up'))
+    os.remove(merged)
+    return dict(
+        down_bbox=down['bbox'],
+        down_segm=down['segm'],
+        up_bbox=up['bbox'],
+        up_segm=up['segm'])
+
+
 def run_one(job):
     """One fine-tuning and its measures (runs in a worker process)."""
     import torch
@@ -329,28 +316,15 @@ def run_one(job):
         })
     ckpt = train(job['config'], opts, work)
     train_s = time.time() - t0
-    down = evaluate(job['config'], opts, ckpt, osp.join(work, 'eval_down'))
-    merged = retention_checkpoint(ckpt, job['pretrained'],
-                                  osp.join(work, 'retention.pth'))
-    up = evaluate(job['up_config'], job['up_options'], merged,
-                  osp.join(work, 'eval_up'))
+    measures = _measure(job, opts, ckpt)
     state = _load(ckpt)['state_dict']
     drift = state_dict_drift(state,
                              _load(job['pretrained'])['state_dict'],
                              ('backbone.', 'neck.'))
     if job.get('keep_weights'):  # for WiSE-FT, without the optimizer
         torch.save(dict(state_dict=state), osp.join(work, 'weights.pth'))
-    for path in (ckpt, merged):
-        os.remove(path)
-    return _finish(
-        job,
-        dict(
-            down_bbox=down['bbox'],
-            down_segm=down['segm'],
-            up_bbox=up['bbox'],
-            up_segm=up['segm'],
-            drift=drift,
-            train_s=train_s), t0)
+    os.remove(ckpt)
+    return _finish(job, dict(measures, drift=drift, train_s=train_s), t0)
 
 
 def run_wise(job):
@@ -365,21 +339,9 @@ def run_wise(job):
     ckpt = osp.join(work, 'wise.pth')
     wise_ft(job['load_from'], job['finetuned'], job['alpha'], ckpt)
     opts = dict(job['options'], **{'randomness.seed': job['seed']})
-    down = evaluate(job['config'], opts, ckpt, osp.join(work, 'eval_down'))
-    merged = retention_checkpoint(ckpt, job['pretrained'],
-                                  osp.join(work, 'retention.pth'))
-    up = evaluate(job['up_config'], job['up_options'], merged,
-                  osp.join(work, 'eval_up'))
-    for path in (ckpt, merged):
-        os.remove(path)
-    return _finish(
-        job,
-        dict(
-            down_bbox=down['bbox'],
-            down_segm=down['segm'],
-            up_bbox=up['bbox'],
-            up_segm=up['segm'],
-            train_s=0.0), t0)
+    measures = _measure(job, opts, ckpt)
+    os.remove(ckpt)
+    return _finish(job, dict(measures, train_s=0.0), t0)
 
 
 def _run_job(job):
@@ -442,12 +404,22 @@ def pretrain(args, roots):
     work = osp.join(args.work_dir, 'upstream')
     ckpt = osp.join(work, f'iter_{args.pretrain_iters}.pth')
     t0 = time.time()
-    if not (args.reuse_pretrained and osp.isfile(ckpt)):
+    # a stopped benchmark resumes without pre-training again: the checkpoint
+    # is kept when it was written with this config and these options
+    stamp = osp.join(work, 'pretrain_signature.json')
+    sig = signature(dict(config=config('upstream'), options=up_opts))
+    done = False
+    if osp.isfile(ckpt) and osp.isfile(stamp):
+        with open(stamp) as f:
+            done = f.read() == sig
+    if not (osp.isfile(ckpt) and (args.reuse_pretrained or done)):
         ckpt = train(
             config('upstream'),
             up_opts,
             work,
             progress='pre-training on upstream')
+        with open(stamp, 'w') as f:
+            f.write(sig)
     print(
         f'pre-trained on upstream: {ckpt} ({time.time() - t0:.0f} s)',
         flush=True)

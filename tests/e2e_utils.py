@@ -2,8 +2,10 @@
 import glob
 import json
 import os.path as osp
+import signal
 import subprocess
 import sys
+import time
 
 import torch
 
@@ -47,6 +49,42 @@ def train(config, work_dir, opts, *extra):
         timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return out.stdout + out.stderr
+
+
+def kill_after_checkpoint(cmd, work_dir, delay=0.0, env=None):
+    """Start ``cmd`` (a training run into ``work_dir``), SIGKILL it
+    ``delay`` seconds after its first checkpoint (MMEngine's
+    ``last_checkpoint`` file) appears; fails if the run ends first."""
+    proc = subprocess.Popen(
+        cmd,
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not osp.isfile(osp.join(work_dir, 'last_checkpoint')):
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.05)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+def demo_sets(tmp_path_factory, task):
+    """The demo's upstream and downstream sets, small: 8 train, 4 val."""
+    import make_demo_data
+    make = dict(
+        instance=make_demo_data.make_instance_sets,
+        semseg=make_demo_data.make_semseg_sets)[task]
+    out = tmp_path_factory.mktemp(task)
+    return make(str(out), img_size=128, num_train=8, num_val=4)
+
+
+def pretrain(tmp_path_factory, config, opts, iters):
+    """Train ``config`` upstream for ``iters`` iterations; its checkpoint."""
+    work_dir = tmp_path_factory.mktemp('upstream')
+    train(config, work_dir, opts)
+    return osp.join(work_dir, f'iter_{iters}.pth')
 
 
 def scalars(work_dir):

@@ -7,7 +7,8 @@ import sys
 import pytest
 import torch
 from mmengine.runner import Runner
-from toy import TOY_LAYERS, olor_wrapper_cfg, runner_cfg
+from toy import (TOY_LAYERS, olor_wrapper_cfg, resumed_runner, runner_cfg,
+                 toy_runner)
 
 import olor_mm  # noqa: F401
 from olor_mm.drift import drift_groups, relative_drift
@@ -17,31 +18,33 @@ sys.path.insert(
 import plot_drift  # noqa: E402
 
 
+def group_sizes(names):
+    return {k: len(v) for k, v in drift_groups(names).items()}
+
+
 def test_groups_follow_the_stages():
     resnet = [
         'backbone.conv1.weight', 'backbone.bn1.weight',
         'backbone.layer1.0.conv1.weight', 'backbone.layer2.1.bn2.bias',
         'neck.lateral_convs.0.conv.weight'
     ]
-    assert {k: len(v)
-            for k, v in drift_groups(resnet).items()} == {
-                'backbone.stem': 2,
-                'backbone.stage1': 1,
-                'backbone.stage2': 1,
-                'neck': 1
-            }
+    assert group_sizes(resnet) == {
+        'backbone.stem': 2,
+        'backbone.stage1': 1,
+        'backbone.stage2': 1,
+        'neck': 1
+    }
     swin = [
         'backbone.patch_embed.projection.weight',
         'backbone.stages.0.blocks.0.attn.w_msa.qkv.weight',
         'backbone.norm0.weight', 'backbone.stages.3.downsample.norm.bias',
         'backbone.norm3.bias'
     ]
-    assert {k: len(v)
-            for k, v in drift_groups(swin).items()} == {
-                'backbone.stem': 1,
-                'backbone.stage1': 2,
-                'backbone.stage4': 2
-            }
+    assert group_sizes(swin) == {
+        'backbone.stem': 1,
+        'backbone.stage1': 2,
+        'backbone.stage4': 2
+    }
     vit = [
         'backbone.cls_token', 'backbone.layers.0.ln1.weight',
         'backbone.layers.1.ln1.weight', 'backbone.ln1.weight'
@@ -64,14 +67,13 @@ HOOKS = dict(
 
 
 def _train(tmp_path, name, wrapper, path, max_iters=6):
-    runner = Runner.from_cfg(
-        runner_cfg(
-            tmp_path / name,
-            wrapper,
-            max_iters=max_iters,
-            load_from=path,
-            custom_hooks=[dict(type='RollbackDriftHook', interval=2)],
-            default_hooks=HOOKS))
+    runner = toy_runner(
+        tmp_path / name,
+        wrapper,
+        max_iters=max_iters,
+        load_from=path,
+        custom_hooks=[dict(type='RollbackDriftHook', interval=2)],
+        default_hooks=HOOKS)
     runner.train()
     return runner
 
@@ -162,13 +164,10 @@ def test_plot_drift_overlays_runs(tmp_path, toy_pretrained):
 
 
 def test_unknown_prefix_fails_at_train_start(tmp_path):
-    runner = Runner.from_cfg(
-        runner_cfg(
-            tmp_path / 'bad',
-            dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.1)),
-            custom_hooks=[
-                dict(type='RollbackDriftHook', prefixes=('encoder', ))
-            ]))
+    runner = toy_runner(
+        tmp_path / 'bad',
+        dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.1)),
+        custom_hooks=[dict(type='RollbackDriftHook', prefixes=('encoder', ))])
     with pytest.raises(ValueError, match='RollbackDriftHook.prefixes'):
         runner.train()
 
@@ -181,8 +180,7 @@ def test_the_hook_only_reads(tmp_path, toy_pretrained):
         rollback_max=0.2,
         layer_patterns=TOY_LAYERS)
     hooked = _train(tmp_path, 'hooked', wrapper, path)
-    bare = Runner.from_cfg(
-        runner_cfg(tmp_path / 'bare', wrapper, max_iters=6, load_from=path))
+    bare = toy_runner(tmp_path / 'bare', wrapper, load_from=path)
     bare.train()
     a = dict(hooked.model.named_parameters())
     for n, p in bare.model.named_parameters():
@@ -194,15 +192,12 @@ def test_resumed_plain_run_keeps_measuring_from_the_start(
     path, pretrained = toy_pretrained
     plain = dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.1))
     _train(tmp_path, 'run', plain, path, max_iters=3)
-    resumed = Runner.from_cfg(
-        runner_cfg(
-            tmp_path / 'run',
-            plain,
-            max_iters=6,
-            resume=True,
-            load_from=str(tmp_path / 'run' / 'iter_3.pth'),
-            custom_hooks=[dict(type='RollbackDriftHook', interval=2)],
-            default_hooks=HOOKS))
+    resumed = resumed_runner(
+        tmp_path / 'run',
+        plain,
+        tmp_path / 'run' / 'iter_3.pth',
+        custom_hooks=[dict(type='RollbackDriftHook', interval=2)],
+        default_hooks=HOOKS)
     resumed.train()
     names = STAGES['backbone.stage2']
     logged = resumed.message_hub.get_scalar(
@@ -216,17 +211,12 @@ def test_resume_from_a_checkpoint_written_without_the_hook_fails(
         tmp_path, toy_pretrained):
     path, _ = toy_pretrained
     plain = dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.1))
-    Runner.from_cfg(
-        runner_cfg(tmp_path / 'run', plain, max_iters=3,
-                   load_from=path)).train()
-    resumed = Runner.from_cfg(
-        runner_cfg(
-            tmp_path / 'run',
-            plain,
-            max_iters=6,
-            resume=True,
-            load_from=str(tmp_path / 'run' / 'iter_3.pth'),
-            custom_hooks=[dict(type='RollbackDriftHook')]))
+    toy_runner(tmp_path / 'run', plain, max_iters=3, load_from=path).train()
+    resumed = resumed_runner(
+        tmp_path / 'run',
+        plain,
+        tmp_path / 'run' / 'iter_3.pth',
+        custom_hooks=[dict(type='RollbackDriftHook')])
     with pytest.raises(RuntimeError, match='olor_drift_theta0'):
         resumed.train()
 

@@ -5,15 +5,13 @@ iterations; nothing is downloaded.
 """
 import glob
 import os.path as osp
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
-from e2e_utils import (DEMO, ROOT, drift, options, scalars, state, train,
-                       train_cmd)
+from e2e_utils import (DEMO, ROOT, demo_sets, drift, kill_after_checkpoint,
+                       options, pretrain, scalars, state, train, train_cmd)
 
 UPSTREAM = osp.join(DEMO, 'mask-rcnn_r18-tiny_demo-upstream.py')
 OLOR = osp.join(DEMO, 'mask-rcnn_r18-tiny_demo-downstream_olor.py')
@@ -23,16 +21,13 @@ FASTER = osp.join(DEMO, 'faster-rcnn_r18-tiny_demo-downstream_olor.py')
 
 @pytest.fixture(scope='module')
 def data(tmp_path_factory):
-    from make_demo_data import make_instance_sets
-    out = tmp_path_factory.mktemp('data')
-    return make_instance_sets(str(out), img_size=128, num_train=8, num_val=4)
+    return demo_sets(tmp_path_factory, 'instance')
 
 
 @pytest.fixture(scope='module')
 def pretrained(data, tmp_path_factory):
-    work_dir = tmp_path_factory.mktemp('upstream')
-    train(UPSTREAM, work_dir, options(data['upstream'], 4))
-    return osp.join(work_dir, 'iter_4.pth')
+    return pretrain(tmp_path_factory, UPSTREAM, options(data['upstream'], 4),
+                    4)
 
 
 def test_olor_mask_rcnn_trains_and_pulls_the_backbone_back(
@@ -169,17 +164,8 @@ def test_resume_after_interruption(data, pretrained, tmp_path):
     work_dir = tmp_path / 'resume'
     opts = options(
         data['downstream'], 16, ckpt_interval=3) + [f'load_from={pretrained}']
-    proc = subprocess.Popen(
-        train_cmd(OLOR, work_dir, opts),
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while not (work_dir / 'last_checkpoint').is_file():
-        assert proc.poll() is None and time.time() < deadline
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGKILL)  # interrupted, mid-run
-    proc.wait()
+    # interrupted, mid-run
+    kill_after_checkpoint(train_cmd(OLOR, work_dir, opts), work_dir)
     first = sorted(glob.glob(str(work_dir / 'iter_*.pth')))
     assert first and not (work_dir / 'iter_16.pth').is_file()
     with open(work_dir / 'last_checkpoint') as f:

@@ -3,9 +3,9 @@ import os.path as osp
 
 import pytest
 import torch
-from e2e_utils import DEMO, drift
+from e2e_utils import DEMO, demo_sets, drift
 from e2e_utils import options as _base_options
-from e2e_utils import scalars, state, train
+from e2e_utils import pretrain, scalars, state, train
 
 UPSTREAM = osp.join(DEMO, 'upernet_r18-tiny_demo-upstream.py')
 OLOR = osp.join(DEMO, 'upernet_r18-tiny_demo-downstream_olor.py')
@@ -19,16 +19,13 @@ def _options(data_root, iters):
 
 @pytest.fixture(scope='module')
 def data(tmp_path_factory):
-    from make_demo_data import make_semseg_sets
-    out = tmp_path_factory.mktemp('segdata')
-    return make_semseg_sets(str(out), img_size=128, num_train=8, num_val=4)
+    return demo_sets(tmp_path_factory, 'semseg')
 
 
 @pytest.fixture(scope='module')
 def pretrained(data, tmp_path_factory):
-    work_dir = tmp_path_factory.mktemp('seg_upstream')
-    train(UPSTREAM, work_dir, _options(data['upstream'], 4))
-    return osp.join(work_dir, 'iter_4.pth')
+    return pretrain(tmp_path_factory, UPSTREAM, _options(data['upstream'], 4),
+                    4)
 
 
 def test_olor_upernet_trains_evaluates_and_pulls_back(data, pretrained,

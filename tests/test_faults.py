@@ -9,18 +9,16 @@ import copy
 import os
 import os.path as osp
 import random
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
+from e2e_utils import kill_after_checkpoint
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
-from mmengine.runner import Runner
 from toy import (TOY_LAYERS, ToyClassifier, olor_wrapper_cfg,
-                 pretrained_checkpoint, runner_cfg)
+                 pretrained_checkpoint, resumed_runner, runner_cfg, toy_runner)
 
 import olor_mm
 
@@ -86,19 +84,11 @@ def test_sigkill_after_a_checkpoint_then_resume_is_bit_identical(tmp_path):
         capture_output=True,
         timeout=600)
     work = tmp_path / 'killed'
-    proc = subprocess.Popen(
+    kill_after_checkpoint(
         _train_cmd(config, work),
-        env=_ENV,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while not (work / 'last_checkpoint').is_file():
-        assert proc.poll() is None and time.time() < deadline
-        time.sleep(0.05)
-    time.sleep(random.Random(0).uniform(0.0, 0.5))
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+        work,
+        delay=random.Random(0).uniform(0.0, 0.5),
+        env=_ENV)
     assert not (work / 'iter_400.pth').is_file(), 'killed too late'
     subprocess.run(
         _train_cmd(config, work, '--resume'),
@@ -120,8 +110,7 @@ def test_sigkill_after_a_checkpoint_then_resume_is_bit_identical(tmp_path):
 def _two_checkpoints(tmp_path):
     path, pretrained = pretrained_checkpoint(tmp_path)
     work = tmp_path / 'run'
-    Runner.from_cfg(runner_cfg(work, _wrapper(), max_iters=6,
-                               load_from=path)).train()
+    toy_runner(work, _wrapper(), load_from=path).train()
     return work, pretrained
 
 
@@ -134,21 +123,14 @@ def test_killed_while_saving_resume_takes_the_last_complete(tmp_path):
     damaged.write_bytes(data[:len(data) // 2])
     (work / 'last_checkpoint').write_text(str(work / 'iter_3.pth'))
     # naming the damaged file explicitly: which file, and the way out
-    explicit = Runner.from_cfg(
-        runner_cfg(
-            tmp_path / 'other',
-            _wrapper(),
-            max_iters=6,
-            resume=True,
-            load_from=str(damaged)))
+    explicit = resumed_runner(tmp_path / 'other', _wrapper(), damaged)
     with pytest.raises(
             RuntimeError,
             match=f'{damaged} cannot be read: it is '
             'damaged or incomplete.*iter_3.pth'):
         explicit.train()
     # --resume without a path: MMEngine's last_checkpoint, the complete one
-    resumed = Runner.from_cfg(
-        runner_cfg(work, _wrapper(), max_iters=6, resume=True))
+    resumed = resumed_runner(work, _wrapper())
     resumed.train()
     assert resumed.iter == 6
     names = {id(p): n for n, p in resumed.model.named_parameters()}
@@ -159,20 +141,13 @@ def test_killed_while_saving_resume_takes_the_last_complete(tmp_path):
 
 # -------------------------------------------------------- wrong checkpoints
 def test_a_plain_checkpoint_names_the_file_and_the_missing_theta0(tmp_path):
-    plain = Runner.from_cfg(
-        runner_cfg(
-            tmp_path / 'plain',
-            dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.1)),
-            max_iters=3))
+    plain = toy_runner(
+        tmp_path / 'plain',
+        dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.1)),
+        max_iters=3)
     plain.train()
     ckpt = str(tmp_path / 'plain' / 'iter_3.pth')
-    resumed = Runner.from_cfg(
-        runner_cfg(
-            tmp_path / 'olor',
-            _wrapper(),
-            max_iters=6,
-            resume=True,
-            load_from=ckpt))
+    resumed = resumed_runner(tmp_path / 'olor', _wrapper(), ckpt)
     with pytest.raises(
             KeyError, match=f"checkpoint {ckpt}.*'olor_rollback'"
             '.*load_from'):
@@ -180,21 +155,17 @@ def test_a_plain_checkpoint_names_the_file_and_the_missing_theta0(tmp_path):
 
 
 def test_a_checkpoint_of_another_model_names_the_file(tmp_path):
-    Runner.from_cfg(
-        runner_cfg(
-            tmp_path / 'small',
-            _wrapper(),
-            max_iters=3,
-            model=dict(type='ToyClassifier', width=4))).train()
+    toy_runner(
+        tmp_path / 'small',
+        _wrapper(),
+        max_iters=3,
+        model=dict(type='ToyClassifier', width=4)).train()
     ckpt = str(tmp_path / 'small' / 'iter_3.pth')
-    resumed = Runner.from_cfg(
-        runner_cfg(
-            tmp_path / 'wide',
-            _wrapper(),
-            max_iters=6,
-            resume=True,
-            load_from=ckpt,
-            model=dict(type='ToyClassifier', width=6)))
+    resumed = resumed_runner(
+        tmp_path / 'wide',
+        _wrapper(),
+        ckpt,
+        model=dict(type='ToyClassifier', width=6))
     with pytest.raises(ValueError, match=f'checkpoint {ckpt}.*shape'):
         resumed.train()
 
@@ -206,8 +177,7 @@ def test_another_numbering_is_refused_naming_both_values(tmp_path, key, value):
     edited = _wrapper(**{key: value})
     if key == 'pretrained_prefixes':
         edited['paramwise_cfg'].pop('layer_patterns')
-    resumed = Runner.from_cfg(
-        runner_cfg(work, edited, max_iters=9, resume=True))
+    resumed = resumed_runner(work, edited, max_iters=9)
     import re
     with pytest.raises(
             ValueError,
@@ -222,8 +192,7 @@ def test_edited_hyper_parameters_the_checkpoints_apply(tmp_path):
     work, _ = _two_checkpoints(tmp_path)
     edited = _wrapper(
         rollback_max=0.5, rollback_power=2.0, scale_with_lr=False)
-    resumed = Runner.from_cfg(
-        runner_cfg(work, edited, max_iters=9, resume=True))
+    resumed = resumed_runner(work, edited, max_iters=9)
     resumed.train()
     handle = olor_mm.find_rollback(resumed.optim_wrapper.optimizer)
     assert handle.scale_with_lr is True  # the checkpoint's

@@ -139,8 +139,11 @@ def test_fronts_run_end_to_end_and_resume(tmp_path):
     assert 'vs WiSE-FT: hypervolume difference' in text
     with open(str(out) + '_fronts_digits-5-9_low-data.png', 'rb') as f:
         assert f.read(8) == b'\x89PNG\r\n\x1a\n'
-    # stopped and restarted: nothing trains again
+    # stopped and restarted: nothing trains again, pre-training included
+    pretrained = tmp_path / 'work' / 'upstream' / 'iter_3.pth'
+    written = pretrained.stat().st_mtime_ns
     forgetting.main(argv)
+    assert pretrained.stat().st_mtime_ns == written
     again = json.loads(
         (tmp_path / 'results' / 'forgetting_fronts.json').read_text())
     assert [r['total_s'] for r in again['results']

@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.nn as nn
 from mmengine.optim import build_optim_wrapper
-from mmengine.runner import Runner
-from toy import TOY_LAYERS, ToyClassifier, param_copies, runner_cfg
+from toy import (TOY_LAYERS, ToyClassifier, param_copies, resumed_runner,
+                 toy_runner)
 
 import olor_mm  # noqa: F401
 
@@ -148,9 +148,7 @@ def _wrapper():
 def test_theta0_is_loaded_saved_and_restored_on_resume(tmp_path,
                                                        toy_pretrained):
     path, pretrained = toy_pretrained
-    straight = Runner.from_cfg(
-        runner_cfg(
-            tmp_path / 'straight', _wrapper(), max_iters=6, load_from=path))
+    straight = toy_runner(tmp_path / 'straight', _wrapper(), load_from=path)
     straight.train()
     names = [
         n for n, _ in straight.model.named_parameters()
@@ -161,17 +159,11 @@ def test_theta0_is_loaded_saved_and_restored_on_resume(tmp_path,
     for n, t0 in zip(names, straight.optim_wrapper.theta0):
         assert torch.equal(t0, pretrained[n]), n
 
-    first = Runner.from_cfg(
-        runner_cfg(
-            tmp_path / 'split', _wrapper(), max_iters=3, load_from=path))
+    first = toy_runner(
+        tmp_path / 'split', _wrapper(), max_iters=3, load_from=path)
     first.train()
-    second = Runner.from_cfg(
-        runner_cfg(
-            tmp_path / 'split',
-            _wrapper(),
-            max_iters=6,
-            resume=True,
-            load_from=str(tmp_path / 'split' / 'iter_3.pth')))
+    second = resumed_runner(tmp_path / 'split', _wrapper(),
+                            tmp_path / 'split' / 'iter_3.pth')
     second.train()
     for n, t0 in zip(names, second.optim_wrapper.theta0):
         assert torch.equal(t0, pretrained[n]), n  # restored, not re-taken
@@ -186,8 +178,7 @@ def test_l2sp_keeps_the_backbone_closer_than_plain_adamw(
     drift = {}
     plain = dict(_wrapper(), alpha=0.0, beta=0.0)
     for tag, wrapper in (('l2sp', _wrapper()), ('plain', plain)):
-        runner = Runner.from_cfg(
-            runner_cfg(tmp_path / tag, wrapper, max_iters=6, load_from=path))
+        runner = toy_runner(tmp_path / tag, wrapper, load_from=path)
         runner.train()
         drift[tag] = sum((p - pretrained[n]).norm()**2
                          for n, p in runner.model.named_parameters()

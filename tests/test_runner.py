@@ -4,9 +4,9 @@ import os.path as osp
 
 import pytest
 import torch
-from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader
-from toy import TOY_LAYERS, olor_wrapper_cfg, param_copies, runner_cfg
+from toy import (TOY_LAYERS, olor_wrapper_cfg, param_copies, resumed_runner,
+                 toy_runner)
 
 import olor_mm  # noqa: F401
 
@@ -22,8 +22,8 @@ def _wrapper():
 def test_theta0_is_the_loaded_weights_not_the_random_init(
         tmp_path, toy_pretrained):
     path, pretrained = toy_pretrained
-    runner = Runner.from_cfg(
-        runner_cfg(tmp_path / 'ft', _wrapper(), max_iters=3, load_from=path))
+    runner = toy_runner(
+        tmp_path / 'ft', _wrapper(), max_iters=3, load_from=path)
     runner.train()
     ow = runner.optim_wrapper
     rolled = [
@@ -39,14 +39,11 @@ def test_theta0_is_the_loaded_weights_not_the_random_init(
 def test_resume_continues_identically_and_restores_theta0(
         tmp_path, toy_pretrained):
     path, pretrained = toy_pretrained
-    straight = Runner.from_cfg(
-        runner_cfg(
-            tmp_path / 'straight', _wrapper(), max_iters=6, load_from=path))
+    straight = toy_runner(tmp_path / 'straight', _wrapper(), load_from=path)
     straight.train()
 
-    first = Runner.from_cfg(
-        runner_cfg(
-            tmp_path / 'split', _wrapper(), max_iters=3, load_from=path))
+    first = toy_runner(
+        tmp_path / 'split', _wrapper(), max_iters=3, load_from=path)
     first.train()
     ckpt = osp.join(tmp_path, 'split', 'iter_3.pth')
     assert osp.isfile(ckpt)
@@ -57,13 +54,7 @@ def test_resume_continues_identically_and_restores_theta0(
     saved = CheckpointLoader.load_checkpoint(ckpt)
     assert 'olor_rollback' in saved['optimizer']
 
-    second = Runner.from_cfg(
-        runner_cfg(
-            tmp_path / 'split',
-            _wrapper(),
-            max_iters=6,
-            resume=True,
-            load_from=ckpt))
+    second = resumed_runner(tmp_path / 'split', _wrapper(), ckpt)
     second.train()
     assert second.iter == 6
     for name, t0 in zip([
@@ -79,34 +70,22 @@ def test_resume_continues_identically_and_restores_theta0(
 
 @pytest.mark.parametrize('kind', ['OLOROptimWrapper', 'L2SPOptimWrapper'])
 def test_resume_from_a_checkpoint_without_theta0_fails(tmp_path, kind):
-    plain = Runner.from_cfg(
-        runner_cfg(
-            tmp_path / 'plain',
-            dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.1)),
-            max_iters=3))
+    plain = toy_runner(
+        tmp_path / 'plain',
+        dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.1)),
+        max_iters=3)
     plain.train()
-    resumed = Runner.from_cfg(
-        runner_cfg(
-            tmp_path / 'plain',
-            dict(_wrapper(), type=kind),
-            max_iters=6,
-            resume=True,
-            load_from=str(tmp_path / 'plain' / 'iter_3.pth')))
+    resumed = resumed_runner(tmp_path / 'plain', dict(_wrapper(), type=kind),
+                             tmp_path / 'plain' / 'iter_3.pth')
     with pytest.raises(KeyError, match='theta0'):
         resumed.train()
 
 
 def test_resume_without_optimizer_state_fails(tmp_path):
-    first = Runner.from_cfg(
-        runner_cfg(tmp_path / 'a', _wrapper(), max_iters=3))
+    first = toy_runner(tmp_path / 'a', _wrapper(), max_iters=3)
     first.train()
-    resumed = Runner.from_cfg(
-        runner_cfg(
-            tmp_path / 'a',
-            _wrapper(),
-            max_iters=6,
-            resume=True,
-            load_from=str(tmp_path / 'a' / 'iter_3.pth')))
+    resumed = resumed_runner(tmp_path / 'a', _wrapper(),
+                             tmp_path / 'a' / 'iter_3.pth')
     orig = resumed.resume
 
     def resume_without_optimizer(filename, **kwargs):
@@ -123,8 +102,7 @@ def test_rollback_pulls_the_backbone_toward_theta0(tmp_path, toy_pretrained):
     plain_wrapper['paramwise_cfg'].update(rollback_max=0.0)
     drift = {}
     for tag, wrapper in (('olor', _wrapper()), ('plain', plain_wrapper)):
-        runner = Runner.from_cfg(
-            runner_cfg(tmp_path / tag, wrapper, max_iters=6, load_from=path))
+        runner = toy_runner(tmp_path / tag, wrapper, load_from=path)
         runner.train()
         drift[tag] = sum((p - pretrained[n]).norm()**2
                          for n, p in runner.model.named_parameters()

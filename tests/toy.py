@@ -5,6 +5,7 @@ import torch
 import torch.nn as nn
 from mmengine.model import BaseModel
 from mmengine.registry import DATASETS, MODELS
+from mmengine.runner import Runner
 from torch.utils.data import Dataset
 
 
@@ -127,6 +128,20 @@ def runner_cfg(work_dir, optim_wrapper, max_iters=6, **kwargs):
     )
     cfg.update(kwargs)
     return cfg
+
+
+def toy_runner(work_dir, optim_wrapper, max_iters=6, **kwargs):
+    """A Runner of :func:`runner_cfg`."""
+    return Runner.from_cfg(
+        runner_cfg(work_dir, optim_wrapper, max_iters=max_iters, **kwargs))
+
+
+def resumed_runner(work_dir, optim_wrapper, load_from=None, **kwargs):
+    """A Runner that resumes in ``work_dir``: from ``load_from`` or, when it
+    is None, from MMEngine's ``last_checkpoint`` there."""
+    if load_from is not None:
+        kwargs['load_from'] = str(load_from)
+    return toy_runner(work_dir, optim_wrapper, resume=True, **kwargs)
 
 
 #: Depth rules of ToyBackbone for paramwise_cfg.layer_patterns: the stem is

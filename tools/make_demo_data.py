@@ -200,24 +200,32 @@ def coco_annotation(ann_id, image_id, category_id, mask, poly=None):
         iscrowd=0)
 
 
-def make_instance_sets(out,
-                       img_size=128,
-                       num_train=200,
-                       num_val=40,
-                       max_objects=4,
-                       seed=0):
-    """Write OUT/upstream and OUT/downstream; returns their paths."""
+def _write_sets(out,
+                write_split,
+                salt,
+                img_size=128,
+                num_train=200,
+                num_val=40,
+                max_objects=4,
+                seed=0):
+    """OUT/upstream and OUT/downstream, each with a train and a val split
+    written by ``write_split``; returns their paths. ``salt`` keeps the
+    random streams of the instance and the semantic sets apart."""
     roots = {}
     sets = (('upstream', UPSTREAM), ('downstream', DOWNSTREAM))
     for offset, (name, classes) in enumerate(sets):
-        rng = np.random.default_rng([seed, offset])
+        rng = np.random.default_rng([seed, offset, *salt])
         root = osp.join(out, name)
-        write_coco_split(root, 'train', classes, num_train, img_size,
-                         max_objects, rng)
-        write_coco_split(root, 'val', classes, num_val, img_size, max_objects,
-                         rng)
+        for split, num in (('train', num_train), ('val', num_val)):
+            write_split(root, split, classes, num, img_size, max_objects, rng)
         roots[name] = root
     return roots
+
+
+def make_instance_sets(out, **kwargs):
+    """Write OUT/upstream and OUT/downstream (COCO instances); returns their
+    paths. kwargs: img_size, num_train, num_val, max_objects, seed."""
+    return _write_sets(out, write_coco_split, (), **kwargs)
 
 
 def write_semseg_split(root, split, classes, num_images, size, max_objects,
@@ -235,24 +243,10 @@ def write_semseg_split(root, split, classes, num_images, size, max_objects,
         cv2.imwrite(osp.join(root, 'ann_dir', split, name), label)
 
 
-def make_semseg_sets(out,
-                     img_size=128,
-                     num_train=200,
-                     num_val=40,
-                     max_objects=4,
-                     seed=0):
-    """Write OUT/upstream and OUT/downstream label-map sets."""
-    roots = {}
-    sets = (('upstream', UPSTREAM), ('downstream', DOWNSTREAM))
-    for offset, (name, classes) in enumerate(sets):
-        rng = np.random.default_rng([seed, offset, 1])
-        root = osp.join(out, name)
-        write_semseg_split(root, 'train', classes, num_train, img_size,
-                           max_objects, rng)
-        write_semseg_split(root, 'val', classes, num_val, img_size,
-                           max_objects, rng)
-        roots[name] = root
-    return roots
+def make_semseg_sets(out, **kwargs):
+    """Write OUT/upstream and OUT/downstream label-map sets; kwargs as
+    :func:`make_instance_sets`."""
+    return _write_sets(out, write_semseg_split, (1, ), **kwargs)
 
 
 def parse_args(argv=None):
@@ -304,8 +298,13 @@ def main(argv=None):
     args.num_train = args.num_train or 200
     args.num_val = args.num_val or 40
     make = dict(instance=make_instance_sets, semseg=make_semseg_sets)
-    roots = make[args.task](args.out, args.img_size, args.num_train,
-                            args.num_val, args.max_objects, args.seed)
+    roots = make[args.task](
+        args.out,
+        img_size=args.img_size,
+        num_train=args.num_train,
+        num_val=args.num_val,
+        max_objects=args.max_objects,
+        seed=args.seed)
     for name, root in roots.items():
         print(f'{name}: {root}')
 

@@ -16,18 +16,11 @@ custom_imports = dict(imports=['olor_mm'], allow_failed_imports=False)
 classes = ('star', 'cross', 'ring', 'arrow')
 data_root = 'data/custom/'
 metainfo = dict(classes=classes)
-train_dataloader = dict(
-    dataset=dict(
-        data_root=data_root,
-        metainfo=metainfo,
-        ann_file='annotations/instances_train2017.json',
-        data_prefix=dict(img='train2017/')))
-val_dataloader = dict(
-    dataset=dict(
-        data_root=data_root,
-        metainfo=metainfo,
-        ann_file='annotations/instances_val2017.json',
-        data_prefix=dict(img='val2017/')))
+# ann_file and data_prefix keep the COCO names of the base config
+# (annotations/instances_train2017.json and train2017/, the same with val);
+# set them here if your files are named otherwise.
+train_dataloader = dict(dataset=dict(data_root=data_root, metainfo=metainfo))
+val_dataloader = dict(dataset=dict(data_root=data_root, metainfo=metainfo))
 test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + 'annotations/instances_val2017.json')
 test_evaluator = val_evaluator

@@ -56,17 +56,19 @@ test_pipeline = [
         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
                    'scale_factor')),
 ]
+dataset = dict(
+    type='CocoDataset',
+    data_root=data_root,
+    metainfo=dict(classes=classes),
+    data_prefix=dict(img='images/'))
 train_dataloader = dict(
     batch_size=4,
     num_workers=0,
     sampler=dict(type='InfiniteSampler', shuffle=True),
     batch_sampler=dict(type='AspectRatioBatchSampler'),
     dataset=dict(
-        type='CocoDataset',
-        data_root=data_root,
-        metainfo=dict(classes=classes),
+        **dataset,
         ann_file='instances_train.json',
-        data_prefix=dict(img='images/'),
         filter_cfg=dict(filter_empty_gt=True, min_size=4),
         pipeline=train_pipeline))
 val_dataloader = dict(
@@ -75,11 +77,8 @@ val_dataloader = dict(
     drop_last=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
-        type='CocoDataset',
-        data_root=data_root,
-        metainfo=dict(classes=classes),
+        **dataset,
         ann_file='instances_val.json',
-        data_prefix=dict(img='images/'),
         test_mode=True,
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
