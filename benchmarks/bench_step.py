@@ -251,6 +251,7 @@ def bench_set(name, device, reps):
     model = build_model(name).to(device)
     set_grads(model)
     rows = []
+    memory = None  # measured on the AdamW per-parameter pair below
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     adamw = dict(type='AdamW', lr=1e-4, weight_decay=0.05)
     sgd = dict(type='SGD', lr=0.02, momentum=0.9, weight_decay=1e-4)

@@ -33,7 +33,6 @@ Runs go ``--jobs`` at a time, one CPU thread each (on this 2-core machine,
 2 single-threaded runs train 1.7x faster than one run on 2 threads).
 """
 import argparse
-import itertools
 import json
 import multiprocessing as mp
 import os
@@ -46,6 +45,11 @@ import warnings
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, osp.join(ROOT, 'tools'))
+# the experiment harness shared with tools/demo.py
+import experiment
+from experiment import (build_cfg, checkpoint_metrics, load, schedule_options,
+                        strip_heads, swap_heads)
+
 CONFIGS = osp.join(ROOT, 'configs', 'bench')
 PREFIX = 'mask-rcnn_r18-tiny_digits'
 CLASS_SPECIFIC = ('roi_head.bbox_head.fc_cls.', 'roi_head.bbox_head.fc_reg.',
@@ -155,54 +159,9 @@ def _quiet():
     import olor_mm  # noqa: F401  (registers; loads MMEngine's checkpoints)
 
 
-def data_options(root, train_ann='instances_train.json'):
-    opts = {
-        f'{d}_dataloader.dataset.data_root': root + '/'
-        for d in ('train', 'val', 'test')
-    }
-    opts['train_dataloader.dataset.ann_file'] = train_ann
-    for e in ('val', 'test'):
-        opts[f'{e}_evaluator.ann_file'] = f'{root}/instances_val.json'
-    return opts
-
-
-def schedule_options(iters):
-    return {
-        'train_cfg.max_iters': iters,
-        'train_cfg.val_interval': iters,
-        'default_hooks.checkpoint.interval': iters,
-        'param_scheduler.1.T_max': iters,
-        'param_scheduler.1.end': iters
-    }
-
-
-_RUN_IDS = itertools.count()
-
-
-def _cfg(path, options, work_dir, name):
-    from mmengine.config import Config
-    cfg = Config.fromfile(path)
-    cfg.merge_from_dict(options)
-    cfg.work_dir = work_dir
-    cfg.log_level = 'WARNING'
-    # MMEngine shares loggers and visualizers by name within a process: a
-    # name of its own per Runner keeps each run's logs in its own work dir
-    cfg.experiment_name = f'{name}_{os.getpid()}_{next(_RUN_IDS)}'
-    cfg.visualizer.name = cfg.experiment_name
-    cfg.default_hooks.logger.interval = 50
-    return cfg
-
-
 def evaluate(path, options, checkpoint, work_dir):
     """bbox and segm mAP (percent) of ``checkpoint`` on the val set."""
-    import contextlib
-    import io
-
-    from mmengine.runner import Runner
-    cfg = _cfg(path, options, work_dir, 'eval')
-    cfg.load_from = checkpoint
-    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools' report
-        m = Runner.from_cfg(cfg).test()
+    m = checkpoint_metrics(path, options, checkpoint, work_dir)
     # CocoMetric returns no key when the model detected nothing: mAP 0
     return dict(
         bbox=100 * float(m.get('coco/bbox_mAP', 0.0)),
@@ -216,7 +175,7 @@ def train(path, options, work_dir, progress=None):
     the parallel fine-tunings show one bar over all runs instead).
     """
     from mmengine.runner import Runner
-    cfg = _cfg(path, options, work_dir, 'train')
+    cfg = build_cfg(path, options, work_dir, 'train')
     # evaluate() scores the checkpoint; no validation inside training
     cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     runner = Runner.from_cfg(cfg)
@@ -228,33 +187,8 @@ def train(path, options, work_dir, progress=None):
         return f.read().strip()
 
 
-def _load(path):
-    import torch
-    return torch.load(path, map_location='cpu', weights_only=False)
-
-
-def strip_class_specific(pretrained, out):
-    """The pretrained checkpoint without its class-specific layers."""
-    import torch
-    state = {
-        k: v
-        for k, v in _load(pretrained)['state_dict'].items()
-        if not k.startswith(CLASS_SPECIFIC)
-    }
-    torch.save(dict(state_dict=state), out)
-    return out
-
-
-def retention_checkpoint(finetuned, pretrained, out):
-    """Fine-tuned shared layers + the pretrained class-specific layers."""
-    import torch
-    state = dict(_load(finetuned)['state_dict'])
-    pre = _load(pretrained)['state_dict']
-    for k, v in pre.items():
-        if k.startswith(CLASS_SPECIFIC):
-            state[k] = v
-    torch.save(dict(state_dict=state), out)
-    return out
+def data_options(root, train_ann='instances_train.json'):
+    return experiment.data_options(root, train_ann=train_ann)
 
 
 def _result_path(work):
@@ -289,8 +223,8 @@ def _measure(job, opts, ckpt):
     the pretrained class-specific heads swapped back in."""
     work = job['work_dir']
     down = evaluate(job['config'], opts, ckpt, osp.join(work, 'eval_down'))
-    merged = retention_checkpoint(ckpt, job['pretrained'],
-                                  osp.join(work, 'retention.pth'))
+    merged, _ = swap_heads(ckpt, job['pretrained'], CLASS_SPECIFIC,
+                           osp.join(work, 'retention.pth'))
     up = evaluate(job['up_config'], job['up_options'], merged,
                   osp.join(work, 'eval_up'))
     os.remove(merged)
@@ -317,9 +251,9 @@ def run_one(job):
     ckpt = train(job['config'], opts, work)
     train_s = time.time() - t0
     measures = _measure(job, opts, ckpt)
-    state = _load(ckpt)['state_dict']
+    state = load(ckpt)['state_dict']
     drift = state_dict_drift(state,
-                             _load(job['pretrained'])['state_dict'],
+                             load(job['pretrained'])['state_dict'],
                              ('backbone.', 'neck.'))
     if job.get('keep_weights'):  # for WiSE-FT, without the optimizer
         torch.save(dict(state_dict=state), osp.join(work, 'weights.pth'))
@@ -426,8 +360,8 @@ def pretrain(args, roots):
     up = evaluate(
         config('upstream'), up_opts, ckpt,
         osp.join(args.work_dir, 'eval_upstream'))
-    stripped = strip_class_specific(
-        ckpt, osp.join(args.work_dir, 'pretrained_shared.pth'))
+    stripped = strip_heads(ckpt, CLASS_SPECIFIC,
+                           osp.join(args.work_dir, 'pretrained_shared.pth'))
     return ckpt, stripped, up_opts, up
 
 

@@ -22,6 +22,7 @@ from mmengine.registry import (OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS,
 
 from .attach import RollbackHandle
 from .kernels import IMPLS, choose_impl
+from .layer_schemes import stage_groups
 from .lr_decay import check_decay, lr_decay_mults
 from .param_groups import (check_prefixes, guard_group_layout, layer_lams,
                            merge_param_groups, number_pretrained)
@@ -370,9 +371,8 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
                 level=logging.WARNING)
         stage_of, stages = {}, 0
         if cfg['decay_type'] == 'stage_wise':
-            from .drift import drift_groups
             for k, names in enumerate(
-                    drift_groups(list(self._layer_of)).values()):
+                    stage_groups(list(self._layer_of)).values()):
                 stage_of.update({n: k for n in names})
                 stages = k + 1
         return lr_decay_mults(self._layer_of, count, cfg['decay_rate'],

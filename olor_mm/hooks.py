@@ -27,6 +27,7 @@ from mmengine.registry import HOOKS
 
 from .attach import find_rollback
 from .drift import drift_groups
+from .norms import relative_terms
 from .theta0 import find_anchor
 
 DRIFT_KEY = 'olor_drift_theta0'
@@ -179,15 +180,7 @@ class RollbackDriftHook(Hook):
         for group, names in self._groups.items():
             cur = [self._params[n] for n in names]
             ref = [self._theta0[n] for n in names]
-            ref = [
-                r.to(c.dtype) if r.dtype != c.dtype else r
-                for c, r in zip(cur, ref)
-            ]
-            diff = torch._foreach_sub(cur, ref)
-            sq = torch.stack([
-                torch.stack(torch._foreach_norm(diff)).double().square().sum(),
-                torch.stack(torch._foreach_norm(ref)).double().square().sum()
-            ])
+            sq = torch.stack(relative_terms(cur, ref))
             if self._sharded:
                 all_reduce(sq)
             num, den = float(sq[0]), float(sq[1])

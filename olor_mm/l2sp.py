@@ -22,6 +22,7 @@ from mmengine.logging import print_log
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmengine.registry import OPTIM_WRAPPERS
 
+from .norms import squared_distance, squared_norm
 from .optim_wrappers import CPUAmpMixin
 from .rollback import group_by_device_and_dtype, is_real
 from .theta0 import Anchor, AnchorViewsMixin
@@ -119,13 +120,9 @@ class L2SPMixin(AnchorViewsMixin):
         self.anchor.ensure_theta0()
         with torch.no_grad():
             anchored = sum(
-                float(
-                    sum(n.double()**2 for n in torch._foreach_norm(
-                        torch._foreach_sub(b.params, b.anchors))))
+                float(squared_distance(b.params, b.anchors))
                 for b in self.anchor.buckets)
-            new = sum(
-                float(sum(n.double()**2 for n in torch._foreach_norm(ps)))
-                for ps in self._new_buckets if ps)
+            new = sum(float(squared_norm(ps)) for ps in self._new_buckets)
         return self.alpha / 2 * anchored + self.beta / 2 * new
 
 

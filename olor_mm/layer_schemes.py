@@ -15,14 +15,20 @@ For a ResNet the stem is layer 0, then every residual block in order
 Swin the patch embedding is 0, then every block, with each stage's patch
 merging and output norm as one layer at the end of that stage.
 
+The same rules give a coarse, stage-level view (timm's
+``group_matcher(coarse=True)``), :func:`stage_groups`: the stem, each stage,
+and what follows the last stage. Drift is reported by it and stage-wise lr
+decay counts its stages, so a new backbone is declared once, here.
+
 This module knows nothing of MMEngine: it maps names to ids.
 """
 import re
+from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 __all__ = [
     'LAYER_SCHEMES', 'find_scheme', 'assign_block_ids', 'assign_param_ids',
-    'compile_rules', 'number_layers'
+    'compile_rules', 'number_layers', 'stage_groups'
 ]
 
 _END = float('inf')  # suffix that places a layer after a stage's blocks
@@ -74,6 +80,13 @@ LAYER_SCHEMES: Dict[str, List[Rule]] = {
     'MixVisionTransformer': _MIT,
     'ConvNeXt': _CONVNEXT,
     'ConvModule': _SINGLE_LAYER,
+}
+
+#: the number the scheme's names give their first stage (MMDetection's and
+#: MMSegmentation's ResNets count ``layer1`` ... ``layer4``), 0 if absent
+FIRST_STAGE: Dict[str, int] = {
+    name: 1
+    for name, rules in LAYER_SCHEMES.items() if rules is _RESNET
 }
 
 CompiledRule = Tuple['re.Pattern[str]', Tuple[float, ...]]
@@ -224,3 +237,64 @@ def _children_ids(module, names: Sequence[str]):
         ids.update({n: offset + i for n, i in zip(members, sub)})
         offset += count
     return [ids[n] for n in names], offset, '; '.join(parts)
+
+
+def _coarse_label(name: str, rules: Sequence[CompiledRule]):
+    """Stage of ``name`` under ``rules``: the rule's first captured integer,
+    ``'stem'`` / ``'top'`` for a rule that captures none (``'top'`` if it
+    places its layer after the blocks), None if no rule matches."""
+    for pattern, suffix in rules:
+        m = pattern.search(name)
+        if m:
+            captured = [g for g in m.groups() if g is not None]
+            if captured:
+                return int(captured[0])
+            return 'top' if suffix == (_END, ) else 'stem'
+    return None
+
+
+def _coarse_view(names: Sequence[str]):
+    """(labels, first stage number) under the built-in scheme that places
+    the most of ``names`` in stages; None if none does."""
+    best = None
+    for scheme, rules in LAYER_SCHEMES.items():
+        if rules is _SINGLE_LAYER:
+            continue
+        labels = [_coarse_label(n, compile_rules(rules)) for n in names]
+        staged = sum(isinstance(label, int) for label in labels)
+        if staged and (best is None or staged > best[0]):
+            best = (staged, labels, FIRST_STAGE.get(scheme, 0))
+    return None if best is None else best[1:]
+
+
+def stage_groups(names: Sequence[str]) -> 'OrderedDict[str, List[str]]':
+    """Coarse groups of parameter names (in registration order).
+
+    Names are split by their top-level module (``backbone``, ``neck``, ...).
+    Within one whose names the built-in schemes place in stages, the groups
+    are ``<top>.stem`` (before the first stage), ``<top>.stage{k}`` (k from
+    1) and ``<top>.top`` (after the last stage); a module without stages
+    (a neck, a head) is one group, ``<top>``.
+    """
+    by_top: 'OrderedDict[str, List[str]]' = OrderedDict()
+    for name in names:
+        top, _, rest = name.partition('.')
+        by_top.setdefault(top, []).append(rest)
+    groups: 'OrderedDict[str, List[str]]' = OrderedDict()
+    for top, rests in by_top.items():
+        view = _coarse_view(rests)
+        if view is None:
+            groups[top] = [f'{top}.{r}' for r in rests]
+            continue
+        labels, first = view
+        seen_stage = False
+        for rest, label in zip(rests, labels):
+            if isinstance(label, int):
+                seen_stage = True
+                key = f'stage{label + 1 - first}'
+            elif label is None:  # no rule: where it stands
+                key = 'top' if seen_stage else 'stem'
+            else:
+                key = label
+            groups.setdefault(f'{top}.{key}', []).append(f'{top}.{rest}')
+    return groups

@@ -292,3 +292,18 @@ def test_epoch_based_run_logs_the_drift_of_the_logged_iteration(
     assert sorted(logged) == [4, 6, 10, 12, 16, 18]
     for step, value in logged.items():
         assert value == pytest.approx(probe.values[step], rel=1e-6), step
+
+
+def test_norm_helpers_by_hand():
+    from olor_mm.norms import relative_terms, squared_distance, squared_norm
+    a = [torch.tensor([3.0, 0.0]), torch.tensor([[0.0], [4.0]])]
+    assert float(squared_norm(a)) == 25.0
+    assert float(squared_norm([])) == 0.0
+    # the anchor in bf16 is cast to the parameters' dtype: 1 + 0 + 0 + 4
+    b = [torch.tensor([3.0, 1.0]).bfloat16(), torch.tensor([[0.0], [6.0]])]
+    assert squared_distance(a, b).dtype == torch.float64
+    assert float(squared_distance(a, b)) == 5.0
+    num, den = relative_terms(a, b)
+    # ||(3, 1)|| = sqrt(10) is rounded to float32 before it is squared
+    assert float(num) == 5.0
+    assert float(den) == pytest.approx(9.0 + 1.0 + 36.0, rel=1e-7)

@@ -327,3 +327,44 @@ def test_leaf_modules_and_conv_modules_are_one_layer():
     assert ids['cls_token'] == 0
     assert ids['bottleneck.conv.weight'] == ids['bottleneck.bn.bias'] == 1
     assert ids['conv_seg.weight'] == ids['conv_seg.bias'] == 2
+
+
+def _stage_sizes(model):
+    from olor_mm.layer_schemes import stage_groups
+    groups = stage_groups([n for n, _ in model.named_parameters()])
+    return {k: len(v) for k, v in groups.items()}
+
+
+def test_stage_view_of_real_backbones():
+    """The coarse view counted by hand. ResNet-18: the stem is conv1 + bn1
+    (3 tensors); a basic block has two convs and two BNs (6 tensors), the
+    first block of stages 2-4 also a downsample conv + BN (3 more)."""
+    resnet = Detector(_det(dict(type='ResNet', depth=18)))
+    assert _stage_sizes(resnet) == {
+        'backbone.stem': 3,
+        'backbone.stage1': 12,
+        'backbone.stage2': 15,
+        'backbone.stage3': 15,
+        'backbone.stage4': 15,
+        'neck': 2
+    }
+    # MiT: stage s is its patch embedding, its blocks and its norm
+    mit = Detector(
+        _seg(
+            dict(
+                type='MixVisionTransformer',
+                in_channels=3,
+                embed_dims=16,
+                num_layers=[1, 1, 1, 1],
+                num_heads=[1, 1, 1, 1])))
+    sizes = _stage_sizes(mit)
+    assert list(sizes) == [f'backbone.stage{k}'
+                           for k in range(1, 5)] + ['neck']
+    # ConvNeXt: stage s holds downsample_layers.s; the last norm closes 4
+    assert _stage_sizes(Detector(ConvNeXt())) == {
+        'backbone.stage1': 4,
+        'backbone.stage2': 4,
+        'backbone.stage3': 6,
+        'backbone.stage4': 6,
+        'neck': 2
+    }

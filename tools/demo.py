@@ -23,8 +23,6 @@ Everything runs through tools/train.py and the configs in configs/demo/,
 as a user would run them. ``--part det`` or ``--part seg`` runs one task.
 """
 import argparse
-import contextlib
-import io
 import json
 import os
 import os.path as osp
@@ -34,11 +32,11 @@ import warnings
 from dataclasses import dataclass
 from typing import Callable, Dict, Tuple
 
-import torch
-
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, osp.join(ROOT, 'tools'))
+from experiment import (cfg_options, checkpoint_metrics, data_options, load,
+                        schedule_options, swap_heads)
 from progress import train_with_progress  # noqa: E402
 
 CONFIGS = osp.join(ROOT, 'configs', 'demo')
@@ -115,22 +113,10 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def schedule_options(part, iters, data_root):
-    """--cfg-options that set the length of a run and its data."""
-    opts = [
-        f'train_cfg.max_iters={iters}',
-        f'train_cfg.val_interval={iters}',
-        f'default_hooks.checkpoint.interval={iters}',
-        f'param_scheduler.1.T_max={iters}',
-        f'param_scheduler.1.end={iters}',
-    ]
-    for loader in ('train', 'val', 'test'):
-        opts.append(f'{loader}_dataloader.dataset.data_root={data_root}/')
-    if part.coco:
-        for evaluator in ('val', 'test'):
-            opts.append(f'{evaluator}_evaluator.ann_file='
-                        f'{data_root}/instances_val.json')
-    return opts
+def run_options(part, iters, data_root):
+    """Options that set the length of a run and its data."""
+    return dict(
+        schedule_options(iters), **data_options(data_root, coco=part.coco))
 
 
 def train(config, work_dir, options):
@@ -138,7 +124,7 @@ def train(config, work_dir, options):
     cmd = [
         sys.executable,
         osp.join(ROOT, 'tools', 'train.py'), config, '--work-dir', work_dir,
-        '--cfg-options', *options
+        '--cfg-options', *cfg_options(options)
     ]
     print(
         f'  $ tools/train.py {osp.relpath(config, ROOT)} --work-dir '
@@ -152,48 +138,23 @@ def train(config, work_dir, options):
 
 def evaluate(part, config, checkpoint, work_dir, options):
     """The part's metrics of a checkpoint (MMEngine Runner.test)."""
-    from mmengine.config import Config
-    from mmengine.runner import Runner
-    cfg = Config.fromfile(config)
-    cfg.merge_from_dict(dict(o.split('=', 1) for o in options))
-    cfg.work_dir = work_dir
-    cfg.load_from = checkpoint
-    cfg.log_level = 'WARNING'
-    cfg.experiment_name = f'eval_{osp.basename(work_dir)}'
-    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools' report
-        metrics = Runner.from_cfg(cfg).test()
+    metrics = checkpoint_metrics(config, options, checkpoint, work_dir)
     scale = 100.0 if part.coco else 1.0  # mAP in [0, 1] -> percent
     return {k: float(metrics[v]) * scale for k, v in part.metrics.items()}
 
 
-def _load(path):
-    return torch.load(path, map_location='cpu', weights_only=False)
-
-
 def merge_for_retention(part, finetuned, pretrained, out):
     """Fine-tuned shared layers + the pretrained class-specific layers."""
-    ft, pre = _load(finetuned), _load(pretrained)
-    state = dict(ft['state_dict'])
-    swapped = [
-        k for k in pre['state_dict'] if k.startswith(part.class_specific)
-    ]
+    out, swapped = swap_heads(finetuned, pretrained, part.class_specific, out)
     assert len(swapped) == 2 * len(part.class_specific), swapped
-    for k in swapped:
-        state[k] = pre['state_dict'][k]
-    torch.save(dict(state_dict=state, meta=ft.get('meta', {})), out)
     return out
 
 
 def backbone_drift(checkpoint, pretrained):
     """||theta - theta0|| / ||theta0|| over the backbone's parameters."""
-    ft, pre = _load(checkpoint)['state_dict'], _load(pretrained)['state_dict']
-    num = den = 0.0
-    for k, v in pre.items():
-        if k.startswith('backbone.') and v.is_floating_point() and \
-                'running_' not in k and 'num_batches' not in k:
-            num += float((ft[k] - v).pow(2).sum())
-            den += float(v.pow(2).sum())
-    return (num / den)**0.5
+    from olor_mm.drift import state_dict_drift
+    ft, pre = load(checkpoint)['state_dict'], load(pretrained)['state_dict']
+    return state_dict_drift(ft, pre, ('backbone.', ))['backbone']
 
 
 def _predict_tiles(part, config, checkpoint, images):
@@ -271,19 +232,18 @@ def run_part(key, args):
         num_val=args.num_val,
         seed=args.seed)
     scale = args.iters_scale
-    up_opts = schedule_options(part, max(2,
-                                         round(part.pretrain_iters * scale)),
-                               roots['upstream'])
-    down_opts = schedule_options(part,
-                                 max(2, round(part.finetune_iters * scale)),
-                                 roots['downstream'])
-    seed = [f'randomness.seed={args.seed}']
+    up_opts = run_options(part, max(2, round(part.pretrain_iters * scale)),
+                          roots['upstream'])
+    down_opts = run_options(part, max(2, round(part.finetune_iters * scale)),
+                            roots['downstream'])
+    seed = {'randomness.seed': args.seed}
     work = osp.join(args.work_dir, key)
     os.makedirs(work, exist_ok=True)
 
     t0 = time.time()
     pretrained = train(
-        part.config('upstream'), osp.join(work, 'upstream'), up_opts + seed)
+        part.config('upstream'), osp.join(work, 'upstream'),
+        dict(up_opts, **seed))
     rows = [
         dict(
             model='pretrained (upstream)', train_s=time.time() - t0, drift=0.0)
@@ -294,7 +254,7 @@ def run_part(key, args):
         finetuned[name] = train(
             part.config(f'downstream_{name}'),
             osp.join(work, f'downstream_{name}'),
-            down_opts + seed + [f'load_from={pretrained}'])
+            dict(down_opts, **seed, load_from=pretrained))
         rows.append(
             dict(model=f'fine-tuned: {name}', train_s=time.time() - t0))
 

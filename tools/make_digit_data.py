@@ -29,10 +29,9 @@ import sys
 
 import cv2
 import numpy as np
-from pycocotools import mask as mask_utils
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from make_demo_data import textured_background  # noqa: E402
+from make_demo_data import coco_annotation, textured_background  # noqa: E402
 
 UPSTREAM = ('0', '1', '2', '3', '4')
 DOWNSTREAM = ('5', '6', '7', '8', '9')
@@ -121,25 +120,10 @@ def write_split(root, split, classes, pool, look, num_images, size,
         cv2.imwrite(osp.join(root, 'images', file_name), img[..., ::-1])
         images.append(
             dict(id=k + 1, file_name=file_name, width=size, height=size))
-        for label, mask in instances:
-            ys, xs = np.nonzero(mask)
-            x0, y0 = float(xs.min()), float(ys.min())
-            rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-            annotations.append(
-                dict(
-                    id=len(annotations) + 1,
-                    image_id=k + 1,
-                    category_id=label + 1,
-                    bbox=[
-                        x0, y0,
-                        float(xs.max()) + 1 - x0,
-                        float(ys.max()) + 1 - y0
-                    ],
-                    area=float(mask_utils.area(rle)),
-                    segmentation=dict(
-                        size=rle['size'],
-                        counts=rle['counts'].decode('ascii')),
-                    iscrowd=0))
+        annotations += [
+            coco_annotation(len(annotations) + j + 1, k + 1, label + 1, mask)
+            for j, (label, mask) in enumerate(instances)
+        ]
     coco = dict(
         images=images,
         annotations=annotations,
