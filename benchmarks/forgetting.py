@@ -191,6 +191,25 @@ def data_options(root, train_ann='instances_train.json'):
     return experiment.data_options(root, train_ann=train_ann)
 
 
+def early_drift(work_dir):
+    """The drift RollbackDriftHook logged at the run's first log line
+    (iteration 50): ``{'backbone.stem': ..., ...}``; None for a run that
+    did not train (WiSE-FT) or logged no drift."""
+    import glob
+    for path in sorted(
+            glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))):
+        with open(path) as f:
+            for line in f:
+                row = json.loads(line)
+                drift = {
+                    k[len('drift/'):]: v
+                    for k, v in row.items() if k.startswith('drift/')
+                }
+                if drift:
+                    return dict(drift, iter=row.get('iter'))
+    return None
+
+
 def _result_path(work):
     return osp.join(work, 'result.json')
 
@@ -585,6 +604,8 @@ def main(argv=None):
         results = run_jobs(jobs, args.jobs)
         results += run_jobs(
             wise_jobs(args, roots, ckpt, stripped, up_opts), args.jobs)
+        for r in results:  # how to tell the regime early (README)
+            r['early_drift'] = early_drift(r['work_dir'])
         from fronts import write_fronts
         m, g = args.front_wise_olor
         text, summary = write_fronts(

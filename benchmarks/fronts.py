@@ -113,6 +113,18 @@ def _pm(xs, fmt='{:.1f}'):
     return f'{fmt.format(m)} ± {fmt.format(s)}'
 
 
+def _early(records) -> str:
+    """Mean drift of the stem and of stage 4 at the first log line
+    (``early_drift`` of the records), or '-' for runs that did not train."""
+    early = [r.get('early_drift') for r in records]
+    early = [e for e in early if e and 'backbone.stem' in e]
+    if not early:
+        return '-'
+    stem = mean_std([e['backbone.stem'] for e in early])[0]
+    deep = mean_std([e.get('backbone.stage4', float('nan')) for e in early])[0]
+    return f'{stem:.3f} / {deep:.3f}'
+
+
 def _slug(setting: str) -> str:
     return setting.replace(', ', '_').replace(' ', '-')
 
@@ -134,7 +146,10 @@ def write_fronts(results,
         'the area of the (downstream, retention) plane a family\'s points '
         'dominate above (0, 0), in mAP^2 / 100, per seed; every family '
         'includes its zero-regularisation end (plain fine-tuning; the OLOR '
-        'run for OLOR + WiSE-FT).', ''
+        'run for OLOR + WiSE-FT). Early drift: ||theta - theta0|| / '
+        '||theta0|| of the backbone stem and stage 4 that RollbackDriftHook '
+        'logs at the first log line (iteration 50 of 250), mean over '
+        'seeds.', ''
     ]
     summary = {}
     for setting in settings:
@@ -145,15 +160,16 @@ def write_fronts(results,
         fam = {f: v for f, v in fam.items() if v[0]}
         lines += [
             f'## {setting}', '',
-            '| family | hyper-parameter | downstream | retention |',
-            '|---|---|---|---|'
+            '| family | hyper-parameter | downstream | retention | '
+            'early drift, stem / stage 4 |', '|---|---|---|---|---|'
         ]
         for f, (_, by_param) in fam.items():
             for param in sorted(by_param):
                 rs = by_param[param]
                 lines.append(f'| {f} | {param} | '
                              f'{_pm([r["down_bbox"] for r in rs])} | '
-                             f'{_pm([r["up_bbox"] for r in rs])} |')
+                             f'{_pm([r["up_bbox"] for r in rs])} | '
+                             f'{_early(rs)} |')
         frozen = [
             r for r in results
             if r['setting'] == setting and r['method'] == 'frozen backbone'
@@ -161,7 +177,7 @@ def write_fronts(results,
         if frozen:
             lines.append(f'| frozen backbone | - | '
                          f'{_pm([r["down_bbox"] for r in frozen])} | '
-                         f'{_pm([r["up_bbox"] for r in frozen])} |')
+                         f'{_pm([r["up_bbox"] for r in frozen])} | - |')
         hv = {f: family_hypervolumes(v[0]) for f, v in fam.items()}
         lines += ['', '| family | hypervolume (mAP^2 / 100) |', '|---|---|']
         for f, per_seed in hv.items():

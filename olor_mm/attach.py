@@ -145,16 +145,16 @@ class RollbackHandle(Anchor):
         hyper-parameters are the checkpoint's, as torch restores every
         group's values: see :meth:`_load_post_hook`.
         """
-        from .param_groups import _frozen
+        from .param_groups import hashable_option
         saved, mine = entry.get('config') or {}, self.config or {}
         diff = [
             k for k in STRUCTURAL_KEYS if k in saved and k in mine
-            and _frozen(saved[k]) != _frozen(mine[k])
+            and hashable_option(saved[k]) != hashable_option(mine[k])
         ]
         if diff:
-            from .theta0 import _from_checkpoint
+            from .theta0 import checkpoint_note
             raise ValueError(
-                f'{self.owner}: the optimizer state{_from_checkpoint()} was '
+                f'{self.owner}: the optimizer state{checkpoint_note()} was '
                 'written with ' + ', '.join(f'{k}={saved[k]!r}'
                                             for k in diff) +
                 ', this config has ' +

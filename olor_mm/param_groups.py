@@ -195,12 +195,12 @@ def layerwise_rollback_groups(
     return groups
 
 
-def _frozen(value):
+def hashable_option(value):
     """A hashable stand-in for a group option (lists become tuples)."""
     if isinstance(value, (list, tuple)):
-        return tuple(_frozen(v) for v in value)
+        return tuple(hashable_option(v) for v in value)
     if isinstance(value, dict):
-        return tuple(sorted((k, _frozen(v)) for k, v in value.items()))
+        return tuple(sorted((k, hashable_option(v)) for k, v in value.items()))
     return value
 
 
@@ -216,7 +216,8 @@ def merge_param_groups(groups: List[dict]) -> List[dict]:
     merged: Dict[tuple, dict] = {}
     for group in groups:
         key = tuple(
-            sorted((k, _frozen(v)) for k, v in group.items() if k != 'params'))
+            sorted((k, hashable_option(v)) for k, v in group.items()
+                   if k != 'params'))
         if key in merged:
             merged[key]['params'] += list(group['params'])
         else:

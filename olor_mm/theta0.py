@@ -47,7 +47,8 @@ def note_checkpoint(path: Optional[str]) -> None:
     _LAST_CHECKPOINT['path'] = path
 
 
-def _from_checkpoint() -> str:
+def checkpoint_note() -> str:
+    """`` (checkpoint PATH)`` naming the file being loaded, or ''."""
     path = _LAST_CHECKPOINT['path']
     return f' (checkpoint {path})' if path else ''
 
@@ -292,7 +293,7 @@ class Anchor:
                     '%s: the loaded optimizer state holds theta0 but nothing '
                     'is anchored now, so it is ignored.', self.owner)
             return state_dict
-        where = _from_checkpoint()
+        where = checkpoint_note()
         if entry is None:
             raise KeyError(
                 f'{self.owner}: the optimizer state to load{where} has no '

@@ -30,67 +30,87 @@ def pretrained(data, tmp_path_factory):
                     4)
 
 
-def test_olor_mask_rcnn_trains_and_pulls_the_backbone_back(
-        data, pretrained, tmp_path):
-    """--cfg-options sets rollback_max; OLOR vs plain under one seed."""
+@pytest.fixture(scope='module')
+def runs(data, pretrained, tmp_path_factory):
+    """OLOR (rollback_max set by --cfg-options) and plain fine-tuning of the
+    demo Mask R-CNN under one seed, 6 iterations: (work dir, its log)."""
+    root = tmp_path_factory.mktemp('finetune')
     opts = options(data['downstream'], 6) + [
         f'load_from={pretrained}', 'param_scheduler.0.start_factor=1.0',
         'custom_hooks.0.interval=3'
     ]  # the configs' RollbackDriftHook
     log = train(
-        OLOR, tmp_path / 'olor', opts + [
+        OLOR, root / 'olor', opts + [
             'optim_wrapper.paramwise_cfg.rollback_max=0.5',
             'optim_wrapper.scale_with_lr=False'
         ])
-    train(PLAIN, tmp_path / 'plain', opts)
+    train(PLAIN, root / 'plain', opts)
+    return dict(olor=root / 'olor', plain=root / 'plain', log=log)
 
-    # the override reached the constructor: lam of layer 0 is 0.5
+
+def test_cfg_options_reach_the_constructor(runs):
+    """The override reached the constructor: lam of layer 0 is 0.5."""
+    log = runs['log']
     assert 'OLOR layer-wise rollback' in log
     table = log[log.index('OLOR layer-wise rollback'):].splitlines()
     assert table[2].split()[:2] == ['0', '0.500000']
 
-    ckpt = tmp_path / 'olor' / 'iter_6.pth'
-    assert ckpt.is_file()
-    rows = scalars(tmp_path / 'olor')
+
+def test_olor_mask_rcnn_trains_logs_and_evaluates(runs):
+    assert (runs['olor'] / 'iter_6.pth').is_file()
+    rows = scalars(runs['olor'])
     losses = [r for r in rows if 'loss_mask' in r]
     assert [r['iter'] for r in losses] == [1, 2, 3, 4, 5, 6]
     assert any('coco/segm_mAP' in r for r in rows)  # evaluated at the end
 
-    # theta0 in the checkpoint is the pretrained backbone
-    saved = state(ckpt)
+
+def test_theta0_in_the_checkpoint_is_the_pretrained_backbone(runs, pretrained):
+    saved = state(runs['olor'] / 'iter_6.pth')
     theta0 = saved['optimizer']['olor_rollback']['theta0']
     pre = state(pretrained)['state_dict']
     assert torch.equal(theta0[0], pre['backbone.conv1.weight'])
 
-    plain_ckpt = tmp_path / 'plain' / 'iter_6.pth'
-    olor_drift = drift(ckpt, pretrained, 'backbone.')
-    plain_drift = drift(plain_ckpt, pretrained, 'backbone.')
+
+def test_olor_pulls_the_backbone_back(runs, pretrained):
+    olor_drift = drift(runs['olor'] / 'iter_6.pth', pretrained, 'backbone.')
+    plain_drift = drift(runs['plain'] / 'iter_6.pth', pretrained, 'backbone.')
     assert olor_drift < 0.8 * plain_drift, (olor_drift, plain_drift)
-    # the drift hook computed at iterations 3 and 6 (the LoggerHook, every
-    # iteration here, repeats the last value in between); the value at 6 is
-    # what the checkpoints say
+
+
+def test_drift_hook_logs_what_the_checkpoints_say(runs, pretrained):
+    """The drift hook computed at iterations 3 and 6 (the LoggerHook, every
+    iteration here, repeats the last value in between); the value at 6 is
+    what the checkpoints say."""
     from olor_mm.drift import state_dict_drift
-    for run, path in (('olor', ckpt), ('plain', plain_ckpt)):
+    pre = state(pretrained)['state_dict']
+    for run in ('olor', 'plain'):
         logged = [
-            r for r in scalars(tmp_path / run) if 'drift/backbone.stage4' in r
+            r for r in scalars(runs[run]) if 'drift/backbone.stage4' in r
         ]
         assert [r['step'] for r in logged] == [3, 4, 5, 6]
         assert logged[0]['drift/backbone.stage4'] == logged[2][
             'drift/backbone.stage4'] != logged[3]['drift/backbone.stage4']
-        direct = state_dict_drift(state(path)['state_dict'], pre)
+        direct = state_dict_drift(
+            state(runs[run] / 'iter_6.pth')['state_dict'], pre)
         for group in ('stem', 'stage1', 'stage2', 'stage3', 'stage4'):
             assert logged[-1][f'drift/backbone.{group}'] == pytest.approx(
                 direct[f'backbone.{group}'], rel=1e-5), (run, group)
-    assert logged_lam(tmp_path / 'olor') == pytest.approx(0.5)
-    assert logged_lam(tmp_path / 'plain') is None
-    # the new class-specific layers are not rolled back: they train alike
-    groups = saved['optimizer']['param_groups']
+    assert logged_lam(runs['olor']) == pytest.approx(0.5)
+    assert logged_lam(runs['plain']) is None
+
+
+def test_new_class_specific_layers_train_as_in_plain(runs):
+    """The new class-specific layers are not rolled back: they train
+    alike."""
+    groups = state(runs['olor'] / 'iter_6.pth')['optimizer']['param_groups']
     new = [g for g in groups if g['layer_id'] is None]
     assert new and all(g['rollback'] == 0.0 for g in new)
     assert any(g['rollback'] == 0.5 for g in groups)
-    cls_olor = [r['loss_cls'] for r in losses]
+    cls_olor = [
+        r['loss_cls'] for r in scalars(runs['olor']) if 'loss_mask' in r
+    ]
     cls_plain = [
-        r['loss_cls'] for r in scalars(tmp_path / 'plain') if 'loss_cls' in r
+        r['loss_cls'] for r in scalars(runs['plain']) if 'loss_cls' in r
     ]
     assert len(cls_plain) == 6
     assert cls_olor[0] == pytest.approx(cls_plain[0], rel=1e-4)

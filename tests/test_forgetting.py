@@ -148,3 +148,35 @@ def test_fronts_run_end_to_end_and_resume(tmp_path):
         (tmp_path / 'results' / 'forgetting_fronts.json').read_text())
     assert [r['total_s'] for r in again['results']
             ] == [r['total_s'] for r in runs['results']]
+
+
+def test_early_drift_is_the_first_logged_drift(tmp_path):
+    """early_drift reads RollbackDriftHook's first log line of a run, and
+    the fronts table averages it over seeds ('-' for runs without it)."""
+    import forgetting
+    from fronts import _early
+    vis = tmp_path / 'run' / '20261129_000000' / 'vis_data'
+    vis.mkdir(parents=True)
+    rows = [
+        dict(iter=10, loss=1.0), {
+            'iter': 50,
+            'drift/backbone.stem': 0.1,
+            'drift/backbone.stage4': 0.3
+        }, {
+            'iter': 100,
+            'drift/backbone.stem': 0.2,
+            'drift/backbone.stage4': 0.6
+        }
+    ]
+    (vis / 'scalars.json').write_text(''.join(
+        json.dumps(r) + '\n' for r in rows))
+    first = forgetting.early_drift(str(tmp_path / 'run'))
+    assert first == {'backbone.stem': 0.1, 'backbone.stage4': 0.3, 'iter': 50}
+    assert forgetting.early_drift(str(tmp_path / 'wise')) is None
+    other = {'backbone.stem': 0.3, 'backbone.stage4': 0.5}
+    assert _early([{
+        'early_drift': first
+    }, {
+        'early_drift': other
+    }]) == '0.200 / 0.400'
+    assert _early([{'early_drift': None}]) == '-'

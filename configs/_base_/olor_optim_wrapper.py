@@ -9,10 +9,12 @@ olor_optim_wrapper = dict(
     # under any type, also the AmpOptimWrapper upstream --amp writes
     type='OLOROptimWrapper',
     constructor='LayerwiseRollbackConstructor',
+    # scale_with_lr is left at its default, True: lam_eff = lam_i * lr_t /
+    # lr_0, so warm-up and decay apply to the rollback as they do to the
+    # learning rate (the reference code's). Not written here so that
+    # --cfg-options may set it either as optim_wrapper.scale_with_lr or as
+    # optim_wrapper.paramwise_cfg.scale_with_lr.
     paramwise_cfg=dict(
-        # lam_eff = lam_i * lr_t / lr_0: warm-up and decay apply to the
-        # rollback as they do to the learning rate (the reference code's)
-        scale_with_lr=True,
         rollback_max=0.01,  # iota1: lam of the stem, the shallowest layer
         rollback_min=0.0,  # iota2: lam of the deepest pretrained layer
         rollback_power=1.0,  # gamma: lam decays linearly with depth
