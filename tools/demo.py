@@ -106,6 +106,14 @@ def parse_args(argv=None):
     parser.add_argument('--num-val', type=int, default=40)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument(
+        '--olor-max',
+        nargs='+',
+        type=float,
+        default=[],
+        metavar='V',
+        help='also fine-tune with OLOR at these rollback_max values (the '
+        "demo task's own front; rows 'olor max=V')")
+    parser.add_argument(
         '--num-vis',
         type=int,
         default=4,
@@ -248,13 +256,22 @@ def run_part(key, args):
         dict(
             model='pretrained (upstream)', train_s=time.time() - t0, drift=0.0)
     ]
-    finetuned = {}
-    for name in METHODS:
+    # name -> (config, extra options): the two methods, then --olor-max
+    runs = {name: (name, {}) for name in METHODS}
+    runs.update({
+        f'olor max={v}': ('olor', {
+            'optim_wrapper.paramwise_cfg.rollback_max': v
+        })
+        for v in args.olor_max
+    })
+    finetuned, configs = {}, {}
+    for name, (method, extra) in runs.items():
         t0 = time.time()
+        configs[name] = part.config(f'downstream_{method}')
         finetuned[name] = train(
-            part.config(f'downstream_{name}'),
-            osp.join(work, f'downstream_{name}'),
-            dict(down_opts, **seed, load_from=pretrained))
+            configs[name],
+            osp.join(work, 'downstream_' + name.replace(' ', '_')),
+            dict(down_opts, **seed, **extra, load_from=pretrained))
         rows.append(
             dict(model=f'fine-tuned: {name}', train_s=time.time() - t0))
 
@@ -262,12 +279,13 @@ def run_part(key, args):
                   osp.join(work, 'eval_upstream'), up_opts)
     rows[0].update({f'up_{k}': v for k, v in up.items()})
     for row, (name, ckpt) in zip(rows[1:], finetuned.items()):
-        down = evaluate(part, part.config(f'downstream_{name}'), ckpt,
-                        osp.join(work, f'eval_down_{name}'), down_opts)
+        tag = name.replace(' ', '_')
+        down = evaluate(part, configs[name], ckpt,
+                        osp.join(work, f'eval_down_{tag}'), down_opts)
         merged = merge_for_retention(part, ckpt, pretrained,
-                                     osp.join(work, f'retention_{name}.pth'))
+                                     osp.join(work, f'retention_{tag}.pth'))
         up = evaluate(part, part.config('upstream'), merged,
-                      osp.join(work, f'eval_retention_{name}'), up_opts)
+                      osp.join(work, f'eval_retention_{tag}'), up_opts)
         row.update({f'down_{k}': v for k, v in down.items()})
         row.update({f'up_{k}': v for k, v in up.items()})
         row['drift'] = backbone_drift(ckpt, pretrained)
@@ -277,8 +295,8 @@ def run_part(key, args):
     images = sorted(f for f in os.listdir(img_dir) if f.startswith('val_'))
     images = [osp.join(img_dir, f) for f in images[:args.num_vis]]
     vis_rows = [(f'{key}: fine-tuned\n{name}',
-                 _predict_tiles(part, part.config(f'downstream_{name}'), ckpt,
-                                images)) for name, ckpt in finetuned.items()]
+                 _predict_tiles(part, configs[name], finetuned[name], images))
+                for name in METHODS]
     return part, rows, vis_rows
 
 

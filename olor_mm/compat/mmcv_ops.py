@@ -31,12 +31,12 @@ def _in_fp32(function):
         args = tuple(a.float() if _is_low_cpu(a) else a for a in args)
         with torch.autocast('cpu', enabled=False):
             out = function(ctx, *args, **kwargs)
-        if isinstance(out, tuple):
-            return tuple(
-                o.to(low
-                     ) if torch.is_tensor(o) and o.is_floating_point() else o
-                for o in out)
-        return out.to(low) if out.is_floating_point() else out
+
+        def back(o):
+            floating = torch.is_tensor(o) and o.is_floating_point()
+            return o.to(low) if floating else o
+
+        return tuple(map(back, out)) if isinstance(out, tuple) else back(out)
 
     wrapper._olor_fp32_on_cpu = True
     return wrapper
