@@ -134,18 +134,14 @@ def parse_args(argv=None):
               ('--jobs', 2, 'runs at a time (one CPU thread each)'))
     for flag, default, what in counts:
         p.add_argument(flag, type=int, default=default, help=what)
-    p.add_argument(
-        '--settings',
-        nargs='+',
-        default=list(SETTINGS),
-        choices=list(SETTINGS),
-        metavar='SETTING')
-    p.add_argument(
-        '--methods',
-        nargs='+',
-        default=list(METHODS),
-        choices=list(METHODS),
-        metavar='METHOD')
+    for flag, names, metavar in (('--settings', SETTINGS, 'SETTING'),
+                                 ('--methods', METHODS, 'METHOD')):
+        p.add_argument(
+            flag,
+            nargs='+',
+            default=list(names),
+            choices=list(names),
+            metavar=metavar)
     p.add_argument(
         '--reuse-pretrained',
         action='store_true',

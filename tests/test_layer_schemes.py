@@ -173,15 +173,20 @@ def test_mmseg_vit():
     assert ids['backbone.ln1.weight'] == 4
 
 
-def test_mmseg_mit():
-    model = Detector(
+def _mit(depth, heads=(1, 2, 4, 8)):
+    """A small mmseg MiT of ``depth`` blocks per stage, as a Detector."""
+    return Detector(
         _seg(
             dict(
                 type='MixVisionTransformer',
                 in_channels=3,
                 embed_dims=16,
-                num_layers=[2, 2, 2, 2],
-                num_heads=[1, 2, 4, 8])))
+                num_layers=[depth] * 4,
+                num_heads=list(heads))))
+
+
+def test_mmseg_mit():
+    model = _mit(2)
     ids = _layer_ids(model)
     # per stage: patch embed, 2 blocks, norm -> 4 layers per stage
     for s in range(4):
@@ -349,15 +354,7 @@ def test_stage_view_of_real_backbones():
         'neck': 2
     }
     # MiT: stage s is its patch embedding, its blocks and its norm
-    mit = Detector(
-        _seg(
-            dict(
-                type='MixVisionTransformer',
-                in_channels=3,
-                embed_dims=16,
-                num_layers=[1, 1, 1, 1],
-                num_heads=[1, 1, 1, 1])))
-    sizes = _stage_sizes(mit)
+    sizes = _stage_sizes(_mit(1, heads=(1, 1, 1, 1)))
     assert list(sizes) == [f'backbone.stage{k}'
                            for k in range(1, 5)] + ['neck']
     # ConvNeXt: stage s holds downsample_layers.s; the last norm closes 4
