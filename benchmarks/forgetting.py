@@ -189,10 +189,6 @@ def train(path, options, work_dir, progress=None):
         return f.read().strip()
 
 
-def data_options(root, train_ann='instances_train.json'):
-    return experiment.data_options(root, train_ann=train_ann)
-
-
 def early_drift(work_dir):
     """The drift RollbackDriftHook logged at the run's first log line
     (iteration 50): ``{'backbone.stem': ..., ...}``; None for a run that
@@ -353,7 +349,8 @@ def pretrain(args, roots):
     torch.set_num_threads(max(1, args.jobs))
     _quiet()
     up_opts = dict(
-        data_options(roots['upstream']),
+        experiment.data_options(
+            roots['upstream'], train_ann='instances_train.json'),
         **schedule_options(args.pretrain_iters))
     up_opts['randomness.seed'] = 0
     work = osp.join(args.work_dir, 'upstream')
@@ -390,36 +387,40 @@ def _tag(setting, method, seed):
     return f'{setting}_{method}_s{seed}'.replace(', ', '_').replace(' ', '-')
 
 
-def make_jobs(args, roots, ckpt, stripped, up_opts, variants):
+def _job(args, roots, shared, setting, method, seed, path, options, **more):
+    """The job of one run of ``method`` in ``setting`` (:func:`run_jobs`).
+
+    ``shared``: (pretrained checkpoint, its copy without the class-specific
+    heads, upstream options); ``options`` come after the setting's data
+    options; ``more``: ``family`` / ``param`` (kept in the result),
+    ``keep_weights``, or WiSE-FT's ``alpha`` and ``finetuned``.
+    """
+    ckpt, stripped, up_opts = shared
+    data, ann = SETTINGS[setting]
+    report = {k: more.pop(k) for k in ('family', 'param') if k in more}
+    return dict(
+        key=dict(setting=setting, method=method, seed=seed, **report),
+        config=path,
+        options=dict(
+            experiment.data_options(roots[data], train_ann=ann), **options),
+        seed=seed,
+        load_from=stripped,
+        pretrained=ckpt,
+        up_config=config('upstream'),
+        up_options=up_opts,
+        work_dir=osp.join(args.work_dir, 'runs', _tag(setting, method, seed)),
+        **more)
+
+
+def make_jobs(args, roots, shared, variants):
     """``variants``: (setting, method, config, extra options, seed), and
     optionally a dict of more job keys (``family``, ``keep_weights``)."""
-    jobs = []
-    for setting, method, path, extra, seed, *more in variants:
-        more = more[0] if more else {}
-        data, ann = SETTINGS[setting]
-        jobs.append(
-            dict(
-                key=dict(
-                    setting=setting,
-                    method=method,
-                    seed=seed,
-                    **{
-                        k: v
-                        for k, v in more.items() if k in ('family', 'param')
-                    }),
-                config=path,
-                options=dict(
-                    data_options(roots[data], ann),
-                    **schedule_options(args.iters), **extra),
-                seed=seed,
-                load_from=stripped,
-                pretrained=ckpt,
-                up_config=config('upstream'),
-                up_options=up_opts,
-                keep_weights=more.get('keep_weights', False),
-                work_dir=osp.join(args.work_dir, 'runs',
-                                  _tag(setting, method, seed))))
-    return jobs
+    return [
+        _job(args, roots, shared, setting, method, seed, path,
+             dict(schedule_options(args.iters), **extra),
+             **(more[0] if more else {}))
+        for setting, method, path, extra, seed, *more in variants
+    ]
 
 
 def front_variants(args):
@@ -443,40 +444,28 @@ def front_variants(args):
     return out
 
 
-def wise_jobs(args, roots, ckpt, stripped, up_opts):
+def wise_jobs(args, roots, shared):
     """WiSE-FT of the plain run and of one OLOR run, every alpha."""
     m, g = args.front_wise_olor
     sources = (('plain', 'WiSE-FT'), (f'olor max={m} gamma={g}',
                                       'OLOR + WiSE-FT'))
-    jobs = []
-    for setting in args.settings:
-        data, ann = SETTINGS[setting]
-        for seed in range(args.seeds):
-            for source, family in sources:
-                weights = osp.join(args.work_dir, 'runs',
-                                   _tag(setting, source, seed), 'weights.pth')
-                for alpha in args.front_wise:
-                    method = f'{family} alpha={alpha}'
-                    jobs.append(
-                        dict(
-                            key=dict(
-                                setting=setting,
-                                method=method,
-                                seed=seed,
-                                family=family,
-                                param=alpha),
-                            config=config(METHODS['plain']),
-                            options=dict(data_options(roots[data], ann)),
-                            seed=seed,
-                            load_from=stripped,
-                            pretrained=ckpt,
-                            finetuned=weights,
-                            alpha=alpha,
-                            up_config=config('upstream'),
-                            up_options=up_opts,
-                            work_dir=osp.join(args.work_dir, 'runs',
-                                              _tag(setting, method, seed))))
-    return jobs
+    return [
+        _job(
+            args,
+            roots,
+            shared,
+            setting,
+            f'{family} alpha={alpha}',
+            seed,
+            config(METHODS['plain']), {},
+            family=family,
+            param=alpha,
+            alpha=alpha,
+            finetuned=osp.join(args.work_dir, 'runs',
+                               _tag(setting, source, seed), 'weights.pth'))
+        for setting in args.settings for seed in range(args.seeds)
+        for source, family in sources for alpha in args.front_wise
+    ]
 
 
 def _mean_std(xs):
@@ -592,6 +581,7 @@ def main(argv=None):
         num_val=args.num_val)
     os.makedirs(args.work_dir, exist_ok=True)
     ckpt, stripped, up_opts, up = pretrain(args, roots)
+    shared = ckpt, stripped, up_opts
     print(
         f'pretrained upstream val: bbox {up["bbox"]:.1f}, segm '
         f'{up["segm"]:.1f}',
@@ -602,10 +592,9 @@ def main(argv=None):
         variants = [(s, m, path, extra, seed, more) for s in args.settings
                     for seed in range(args.seeds)
                     for m, path, extra, more in front_variants(args)]
-        jobs = make_jobs(args, roots, ckpt, stripped, up_opts, variants)
+        jobs = make_jobs(args, roots, shared, variants)
         results = run_jobs(jobs, args.jobs)
-        results += run_jobs(
-            wise_jobs(args, roots, ckpt, stripped, up_opts), args.jobs)
+        results += run_jobs(wise_jobs(args, roots, shared), args.jobs)
         for r in results:  # how to tell the regime early (README)
             r['early_drift'] = early_drift(r['work_dir'])
         from fronts import write_fronts
@@ -625,7 +614,7 @@ def main(argv=None):
                           'optim_wrapper.paramwise_cfg.rollback_max': m,
                           'optim_wrapper.paramwise_cfg.rollback_power': g
                       }, 0) for m in SWEEP_MAX for g in SWEEP_POWER]
-        jobs = make_jobs(args, roots, ckpt, stripped, up_opts, variants)
+        jobs = make_jobs(args, roots, shared, variants)
         results = run_jobs(jobs, args.jobs)
         results.sort(key=lambda r: [v[1] for v in variants].index(r['method']))
         text = sweep_table(results, up, setting)
@@ -634,7 +623,7 @@ def main(argv=None):
     else:
         variants = [(s, m, config(METHODS[m]), {}, seed) for s in args.settings
                     for m in args.methods for seed in range(args.seeds)]
-        jobs = make_jobs(args, roots, ckpt, stripped, up_opts, variants)
+        jobs = make_jobs(args, roots, shared, variants)
         results = run_jobs(jobs, args.jobs)
         order = list(SETTINGS), list(METHODS)
         results.sort(key=lambda r: (order[0].index(r['setting']), order[1].

@@ -260,7 +260,8 @@ def _coarse_view(names: Sequence[str]):
     for scheme, rules in LAYER_SCHEMES.items():
         if rules is _SINGLE_LAYER:
             continue
-        labels = [_coarse_label(n, compile_rules(rules)) for n in names]
+        compiled = compile_rules(rules)
+        labels = [_coarse_label(n, compiled) for n in names]
         staged = sum(isinstance(label, int) for label in labels)
         if staged and (best is None or staged > best[0]):
             best = (staged, labels, FIRST_STAGE.get(scheme, 0))
