@@ -257,20 +257,18 @@ def run_part(key, args):
             model='pretrained (upstream)', train_s=time.time() - t0, drift=0.0)
     ]
     # name -> (config, extra options): the two methods, then --olor-max
-    runs = {name: (name, {}) for name in METHODS}
+    runs = {name: (part.config(f'downstream_{name}'), {}) for name in METHODS}
     runs.update({
-        f'olor max={v}': ('olor', {
+        f'olor max={v}': (part.config('downstream_olor'), {
             'optim_wrapper.paramwise_cfg.rollback_max': v
         })
         for v in args.olor_max
     })
-    finetuned, configs = {}, {}
-    for name, (method, extra) in runs.items():
+    finetuned = {}
+    for name, (path, extra) in runs.items():
         t0 = time.time()
-        configs[name] = part.config(f'downstream_{method}')
         finetuned[name] = train(
-            configs[name],
-            osp.join(work, 'downstream_' + name.replace(' ', '_')),
+            path, osp.join(work, 'downstream_' + name.replace(' ', '_')),
             dict(down_opts, **seed, **extra, load_from=pretrained))
         rows.append(
             dict(model=f'fine-tuned: {name}', train_s=time.time() - t0))
@@ -280,7 +278,7 @@ def run_part(key, args):
     rows[0].update({f'up_{k}': v for k, v in up.items()})
     for row, (name, ckpt) in zip(rows[1:], finetuned.items()):
         tag = name.replace(' ', '_')
-        down = evaluate(part, configs[name], ckpt,
+        down = evaluate(part, runs[name][0], ckpt,
                         osp.join(work, f'eval_down_{tag}'), down_opts)
         merged = merge_for_retention(part, ckpt, pretrained,
                                      osp.join(work, f'retention_{tag}.pth'))
@@ -295,7 +293,7 @@ def run_part(key, args):
     images = sorted(f for f in os.listdir(img_dir) if f.startswith('val_'))
     images = [osp.join(img_dir, f) for f in images[:args.num_vis]]
     vis_rows = [(f'{key}: fine-tuned\n{name}',
-                 _predict_tiles(part, configs[name], finetuned[name], images))
+                 _predict_tiles(part, runs[name][0], finetuned[name], images))
                 for name in METHODS]
     return part, rows, vis_rows
 
