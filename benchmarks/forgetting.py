@@ -48,8 +48,8 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, osp.join(ROOT, 'tools'))
 # the experiment harness shared with tools/demo.py
 import experiment
-from experiment import (build_cfg, checkpoint_metrics, load, schedule_options,
-                        strip_heads, swap_heads)
+from experiment import (build_cfg, checkpoint_metrics, config_model, load,
+                        schedule_options, strip_heads, swap_heads)
 
 CONFIGS = osp.join(ROOT, 'configs', 'bench')
 PREFIX = 'mask-rcnn_r18-tiny_digits'
@@ -273,6 +273,7 @@ def run_one(job):
     state = load(ckpt)['state_dict']
     drift = state_dict_drift(state,
                              load(job['pretrained'])['state_dict'],
+                             config_model(job['config'], opts),
                              ('backbone.', 'neck.'))
     if job.get('keep_weights'):  # for WiSE-FT, without the optimizer
         torch.save(dict(state_dict=state), osp.join(work, 'weights.pth'))

@@ -53,7 +53,8 @@ STATE_KEY = 'olor_rollback'
 __all__ = ['attach_rollback', 'find_rollback', 'RollbackHandle', 'STATE_KEY']
 
 #: keys of the set-up that decide the layers: must match on resume
-STRUCTURAL_KEYS = ('pretrained_prefixes', 'layer_unit', 'layer_patterns')
+STRUCTURAL_KEYS = ('pretrained_prefixes', 'exclude_prefixes', 'layer_unit',
+                   'layer_patterns')
 #: hyper-parameters: the checkpoint's apply on resume
 TUNABLE_KEYS = ('rollback_max', 'rollback_min', 'rollback_power',
                 'scale_with_lr')

@@ -22,10 +22,9 @@ from mmengine.registry import (OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS,
 
 from .attach import RollbackHandle
 from .kernels import IMPLS, choose_impl
-from .layer_schemes import stage_groups
 from .lr_decay import check_decay, lr_decay_mults
-from .param_groups import (check_prefixes, guard_group_layout, layer_lams,
-                           merge_param_groups, number_pretrained)
+from .numbering import check_prefixes, number_pretrained, stage_groups
+from .param_groups import guard_group_layout, layer_lams, merge_param_groups
 from .theta0 import parse_anchor_dtype
 
 #: paramwise_cfg keys of the layer numbering and Eq. 8/9, with their
@@ -37,6 +36,7 @@ OLOR_DEFAULTS = dict(
     pretrained_prefixes=('backbone', ),
     layer_unit='block',
     layer_patterns=None,
+    exclude_prefixes=None,
 )
 
 #: keys of the attached rollback, accepted in paramwise_cfg and (for
@@ -104,15 +104,20 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
     - ``rollback_max`` (float): iota1, lam of the shallowest layer. 0.01.
     - ``rollback_min`` (float): iota2, lam of the deepest layer. 0.0.
     - ``rollback_power`` (float): gamma, the decay with depth. 1.0.
-    - ``pretrained_prefixes`` (tuple[str]): modules whose parameters hold
-      pretrained values and roll back; ``('',)`` is the whole model.
+    - ``pretrained_prefixes`` (tuple[str]): modules (or parameters) whose
+      values are pretrained and roll back; ``('',)`` is the whole model.
       ``('backbone',)``.
+    - ``exclude_prefixes`` (tuple[str], optional): modules or parameters
+      inside them that do not roll back (e.g. the new classifier when
+      ``pretrained_prefixes=('',)``). None.
     - ``layer_unit`` (str): ``'block'``, layers by architecture (stem, then
-      each residual / transformer block); or ``'param'``, the reference
-      code's numbering (every tensor a layer). ``'block'``.
+      each residual / transformer block: :mod:`olor_mm.numbering`); or
+      ``'param'``, the reference code's numbering (every tensor a layer).
+      ``'block'``.
     - ``layer_patterns`` (list, optional): depth rules (regexes on parameter
-      names relative to the prefix, in depth order, or ``(regex, suffix)``
-      pairs) that replace the built-in scheme of the backbone.
+      names relative to the prefix, each capturing the integers that order
+      it, or ``(regex, suffix)`` pairs) that replace every other source of
+      the numbering.
     - ``scale_with_lr`` (bool): ``lam_eff = lam_i * lr_t / lr_0``. True.
     - ``anchor_dtype`` (str, optional): dtype of the stored ``theta0``.
       None (the parameters').
@@ -248,6 +253,7 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
         """Groups, optimizer, rollback attached, then the wrapper."""
         if hasattr(model, 'module'):
             model = model.module
+        self._model = model
         self._layer_of, self._layer_lams = self.number_pretrained(model)
         self._param_names = {id(p): n for n, p in model.named_parameters()}
         optimizer = self.build_optimizer(model)
@@ -372,7 +378,8 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
         stage_of, stages = {}, 0
         if cfg['decay_type'] == 'stage_wise':
             for k, names in enumerate(
-                    stage_groups(list(self._layer_of)).values()):
+                    stage_groups(self._model,
+                                 list(self._layer_of)).values()):
                 stage_of.update({n: k for n in names})
                 stages = k + 1
         return lr_decay_mults(self._layer_of, count, cfg['decay_rate'],
@@ -381,14 +388,13 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
     def number_pretrained(self, model: nn.Module):
         """Layer id of every pretrained parameter name, and lam per layer.
 
-        See :func:`olor_mm.param_groups.number_pretrained`; the scheme used
-        for each prefix is logged.
+        See :func:`olor_mm.numbering.number_pretrained`; the source of the
+        numbering of each prefix is logged.
         """
         cfg = self.olor_cfg
-        layer_of, count, notes = number_pretrained(model,
-                                                   cfg['pretrained_prefixes'],
-                                                   cfg['layer_unit'],
-                                                   cfg['layer_patterns'])
+        layer_of, count, notes, _ = number_pretrained(
+            model, cfg['pretrained_prefixes'], cfg['layer_unit'],
+            cfg['layer_patterns'], cfg['exclude_prefixes'])
         for note in notes:
             print_log(f'OLOR layers of {note}', logger='current')
         lams = layer_lams(count, cfg['rollback_max'], cfg['rollback_min'],

@@ -5,8 +5,8 @@ Relative drift of a group ``G`` of tensors::
     drift(G) = ||theta_G - theta0_G|| / ||theta0_G||
 
 (Frobenius norms over all the group's tensors together). Groups are the
-stage-level view of the layer schemes
-(:func:`olor_mm.layer_schemes.stage_groups`): ``backbone.stem``,
+stage-level view of the model's own layer numbering
+(:func:`olor_mm.numbering.stage_groups`): ``backbone.stem``,
 ``backbone.stage1`` ... , ``backbone.top``; a module without stages (a
 neck, a head) is one group, e.g. ``neck``.
 """
@@ -14,10 +14,10 @@ from typing import Dict, List, Mapping, Tuple
 
 import torch
 
-from .layer_schemes import stage_groups
 from .norms import relative_terms
+from .numbering import stage_groups
 
-#: drift groups of parameter names: the layer schemes' stage-level view
+#: drift groups of a model's parameter names: its numbering's stage view
 drift_groups = stage_groups
 
 
@@ -44,20 +44,20 @@ def relative_drift(params: Mapping[str, torch.Tensor],
 
 def state_dict_drift(state: Mapping[str, torch.Tensor],
                      theta0: Mapping[str, torch.Tensor],
+                     model,
                      prefixes: Tuple[str, ...] = ('backbone.', ),
                      whole: bool = True) -> Dict[str, float]:
     """Drift per group between two checkpoints' ``state_dict``s.
 
-    Only floating parameters (not BN running statistics or counters) under
-    ``prefixes``; with ``whole`` an extra entry per prefix holds the drift of
-    all its tensors together (e.g. ``backbone``).
+    The parameters of ``model`` (the model both checkpoints are of, which
+    gives the groups) under ``prefixes``; with ``whole`` an extra entry per
+    prefix holds the drift of all its tensors together (e.g. ``backbone``).
     """
     names = [
-        k for k, v in theta0.items()
-        if k.startswith(prefixes) and v.is_floating_point()
-        and not k.rsplit('.', 1)[-1].startswith(('running_', 'num_batches'))
+        k for k, _ in model.named_parameters()
+        if k.startswith(prefixes) and k in theta0
     ]
-    out = relative_drift(state, theta0, drift_groups(names))
+    out = relative_drift(state, theta0, drift_groups(model, names))
     if whole:
         for prefix in prefixes:
             sel = [n for n in names if n.startswith(prefix)]

@@ -137,7 +137,7 @@ class RollbackDriftHook(Hook):
             n: anchors.get(id(p), self._own.get(n))
             for n, p in named
         }
-        self._groups = drift_groups(self._names)
+        self._groups = drift_groups(self._model(runner), self._names)
         rollback = find_rollback(optimizer)
         self._rollback = rollback if rollback and rollback.active else None
         self._lam_groups = self._lam_index(optimizer)

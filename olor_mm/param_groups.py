@@ -1,8 +1,8 @@
 """Layer-wise rollback parameter groups for a plain torch optimizer.
 
-:func:`number_pretrained` numbers the layers of the pretrained modules by
-depth (:mod:`olor_mm.layer_schemes`); :func:`layerwise_rollback_groups` turns
-that into torch param groups carrying OLOR's coefficient (Eq. 8/9)::
+:func:`olor_mm.numbering.number_pretrained` numbers the layers of the
+pretrained parameters by depth; :func:`layerwise_rollback_groups` turns that
+into torch param groups carrying OLOR's coefficient (Eq. 8/9)::
 
     lam_i = iota2 + (1 - i / n) ** gamma * (iota1 - iota2)
 
@@ -18,86 +18,14 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch.nn as nn
 
-from .layer_schemes import Rule, number_layers
+from .layer_schemes import Rule
+from .numbering import number_pretrained
 from .rollback import check_rollback_range, layerwise_rollback
 
 __all__ = [
-    'check_prefixes', 'number_pretrained', 'layer_lams',
-    'layerwise_rollback_groups', 'merge_param_groups', 'guard_group_layout'
+    'layer_lams', 'layerwise_rollback_groups', 'merge_param_groups',
+    'guard_group_layout'
 ]
-
-
-def check_prefixes(prefixes) -> Tuple[str, ...]:
-    """``pretrained_prefixes`` as a tuple of module names.
-
-    A single string is one prefix; ``''`` is the whole model.
-
-    Raises:
-        ValueError: for an empty value, a non-string entry, or an entry that
-            lies inside another.
-    """
-    if isinstance(prefixes, str):
-        prefixes = (prefixes, )
-    if (not isinstance(prefixes, (list, tuple)) or not prefixes
-            or not all(isinstance(p, str) for p in prefixes)):
-        raise ValueError(
-            f'pretrained_prefixes={prefixes!r} must be a non-empty tuple of '
-            "module names, e.g. ('backbone',), or ('',) for the whole "
-            'model.')
-    for prefix in prefixes:
-        nested = [
-            q for q in prefixes
-            if q != prefix and (prefix == '' or q.startswith(prefix + '.'))
-        ]
-        if nested or list(prefixes).count(prefix) > 1:
-            raise ValueError(
-                f'pretrained_prefixes: {nested or [prefix]} lie inside (or '
-                f'repeat) {prefix!r}; list each pretrained module once.')
-    return tuple(prefixes)
-
-
-def number_pretrained(
-    model: nn.Module,
-    pretrained_prefixes: Sequence[str] = ('backbone', ),
-    layer_unit: str = 'block',
-    layer_patterns: Optional[Sequence[Rule]] = None
-) -> Tuple[Dict[str, int], int, List[str]]:
-    """Layer id of every pretrained parameter name of ``model``.
-
-    Prefixes are numbered one after another in the order given, so
-    ``('backbone', 'neck')`` puts the neck after the deepest backbone layer.
-    Every parameter of a pretrained module counts, frozen or not.
-
-    Returns:
-        tuple: ``{full parameter name: layer id}``, the number of layers and
-        one line per prefix describing the scheme used (for the log).
-
-    Raises:
-        ValueError: naming ``pretrained_prefixes`` when an entry matches no
-            parameter, ``layer_unit`` / ``layer_patterns`` when they are
-            bad.
-    """
-    prefixes = check_prefixes(pretrained_prefixes)
-    modules = dict(model.named_modules())
-    layer_of: Dict[str, int] = {}
-    offset = 0
-    notes = []
-    for prefix in prefixes:
-        module = modules.get(prefix)
-        if module is None or next(module.parameters(), None) is None:
-            raise ValueError(
-                f'pretrained_prefixes entry {prefix!r} matches no parameter '
-                f'of {type(model).__name__} (its top-level modules: '
-                f'{[n for n, _ in model.named_children()]}); name the '
-                "pretrained module, e.g. 'backbone', or '' for the whole "
-                'model.')
-        ids, count, desc = number_layers(module, layer_unit, layer_patterns)
-        notes.append(f'{prefix or "the whole model"} '
-                     f'({type(module).__name__}): {count} layers, {desc}')
-        dot = f'{prefix}.' if prefix else ''
-        layer_of.update({dot + n: offset + i for n, i in ids.items()})
-        offset += count
-    return layer_of, offset, notes
 
 
 def layer_lams(count: int, rollback_max: float, rollback_min: float,
@@ -123,7 +51,8 @@ def layerwise_rollback_groups(
         rollback_power: float = 1.0,
         layer_unit: str = 'block',
         layer_patterns: Optional[Sequence[Rule]] = None,
-        pretrained_options: Optional[dict] = None) -> List[dict]:
+        pretrained_options: Optional[dict] = None,
+        exclude=None) -> List[dict]:
     """Param groups for any torch optimizer, with OLOR's ``rollback``.
 
     One group per pretrained layer (depth order; parameters in
@@ -135,20 +64,25 @@ def layerwise_rollback_groups(
 
     Args:
         model (nn.Module): The model to fine-tune.
-        pretrained_prefixes (Sequence[str]): Modules whose weights hold
-            pretrained values, e.g. ``('backbone',)``; ``('',)`` is the
-            whole model.
+        pretrained_prefixes (Sequence[str]): Modules (or parameters) whose
+            weights hold pretrained values, e.g. ``('backbone',)``;
+            ``('',)`` is the whole model. They choose *which* parameters
+            roll back; how they are numbered comes from the model
+            (:mod:`olor_mm.numbering`).
         rollback_max (float): iota1, lam of the shallowest layer, in [0, 1].
         rollback_min (float): iota2, lam of the deepest layer, in
             [0, rollback_max].
         rollback_power (float): gamma >= 0, how fast lam decays with depth.
         layer_unit (str): ``'block'`` (layers by architecture) or
             ``'param'`` (every tensor a layer, the reference code).
-        layer_patterns (list, optional): Depth rules replacing the built-in
-            scheme (see :mod:`olor_mm.layer_schemes`).
+        layer_patterns (list, optional): Depth rules replacing every other
+            source of the numbering (see :mod:`olor_mm.layer_schemes`).
         pretrained_options (dict, optional): Extra options of every
             pretrained group, e.g. ``dict(weight_decay=0.0)`` (the rollback
             replaces decay toward zero there).
+        exclude (optional): Names, modules or parameters left out of the
+            pretrained ones, e.g. a timm model's classifier:
+            ``pretrained_prefixes=('',), exclude=model.get_classifier()``.
 
     Returns:
         list[dict]: Param groups for ``torch.optim.*(groups, ...)``; then
@@ -166,8 +100,9 @@ def layerwise_rollback_groups(
                 f'pretrained_options has {key!r}: that key is set by '
                 'layerwise_rollback_groups itself; use rollback_max / '
                 'rollback_min / rollback_power.')
-    layer_of, count, _ = number_pretrained(model, pretrained_prefixes,
-                                           layer_unit, layer_patterns)
+    layer_of, count, _, _ = number_pretrained(model, pretrained_prefixes,
+                                              layer_unit, layer_patterns,
+                                              exclude)
     lams = layer_lams(count, rollback_max, rollback_min, rollback_power)
     layers: List[List[nn.Parameter]] = [[] for _ in range(count)]
     others: List[nn.Parameter] = []

@@ -35,8 +35,8 @@ from typing import Callable, Dict, Tuple
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, osp.join(ROOT, 'tools'))
-from experiment import (cfg_options, checkpoint_metrics, data_options, load,
-                        schedule_options, swap_heads)
+from experiment import (cfg_options, checkpoint_metrics, config_model,
+                        data_options, load, schedule_options, swap_heads)
 from progress import train_with_progress  # noqa: E402
 
 CONFIGS = osp.join(ROOT, 'configs', 'demo')
@@ -158,11 +158,12 @@ def merge_for_retention(part, finetuned, pretrained, out):
     return out
 
 
-def backbone_drift(checkpoint, pretrained):
+def backbone_drift(config, options, checkpoint, pretrained):
     """||theta - theta0|| / ||theta0|| over the backbone's parameters."""
     from olor_mm.drift import state_dict_drift
     ft, pre = load(checkpoint)['state_dict'], load(pretrained)['state_dict']
-    return state_dict_drift(ft, pre, ('backbone.', ))['backbone']
+    return state_dict_drift(ft, pre, config_model(config, options),
+                            ('backbone.', ))['backbone']
 
 
 def _predict_tiles(part, config, checkpoint, images):
@@ -286,7 +287,8 @@ def run_part(key, args):
                       osp.join(work, f'eval_retention_{tag}'), up_opts)
         row.update({f'down_{k}': v for k, v in down.items()})
         row.update({f'up_{k}': v for k, v in up.items()})
-        row['drift'] = backbone_drift(ckpt, pretrained)
+        row['drift'] = backbone_drift(runs[name][0], down_opts, ckpt,
+                                      pretrained)
 
     img_dir = osp.join(roots['downstream'],
                        'images' if part.coco else 'img_dir/val')

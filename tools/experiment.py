@@ -72,6 +72,17 @@ def build_cfg(path, options, work_dir, name):
     return cfg
 
 
+def config_model(path, options):
+    """The (untrained) model of the config at ``path`` with ``options``:
+    what names a checkpoint's drift groups
+    (:func:`olor_mm.drift.state_dict_drift`)."""
+    from make_pretrained import build_model
+    from mmengine.config import Config
+    cfg = Config.fromfile(path)
+    cfg.merge_from_dict(options)
+    return build_model(cfg)
+
+
 def checkpoint_metrics(path, options, checkpoint, work_dir):
     """``Runner.test()``'s metrics of ``checkpoint`` (in this process)."""
     from mmengine.runner import Runner
