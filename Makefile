@@ -35,6 +35,8 @@ $(STAMP): $(REQS)
 	# tested stack. --no-build-isolation: an isolated build of mmcv cannot
 	# see torch and silently drops its compiled ops.
 	$(PIPI) -q --no-build-isolation -e ".[all,tests]"
+	# timm without torchvision (requirements/tests-nodeps.txt says why)
+	$(PIPI) -q --no-deps -r requirements/tests-nodeps.txt
 	@$(PY) -c "import pkg_resources" || { \
 	  echo "ERROR: setuptools without pkg_resources in $(VENV)."; exit 1; }
 	@$(PY) -c "import mmcv._ext" 2>/dev/null || { \

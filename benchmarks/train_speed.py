@@ -45,8 +45,8 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, osp.join(ROOT, 'tools'))
 
 from smoke_train import point_to_data  # noqa
-from smoke_train import (find_pretrained, layout_of, quiet_into,
-                         set_pretrained, shrink)
+from smoke_train import (layout_of, leaf_datasets, quiet_into, shrink,
+                         stand_in_checkpoints)
 
 import olor_mm  # noqa: E402
 from olor_mm.cli import build_runner, enable_amp  # noqa: E402
@@ -139,8 +139,8 @@ def prepare_data(cfg, work_dir: str, scale: float, batch: int) -> None:
     root = osp.join(out, 'ADEChallengeData2016') if layout == 'ade20k' \
         else out
     if not osp.isdir(root):
-        classes = cfg.train_dataloader.dataset.get('metainfo',
-                                                   {}).get('classes')
+        classes = next(leaf_datasets(cfg.train_dataloader.dataset)).get(
+            'metainfo', {}).get('classes')
         write_layout(
             layout,
             out,
@@ -179,7 +179,6 @@ def speed_cfg(cfg, variant: str, mode: str, args, work_dir: str):
     olor-mm config's optimizer (the same optimizer, MMEngine's own
     constructor and wrapper, torch's default implementation).
     """
-    from make_pretrained import write_pretrained
     if variant == 'stock':
         stock = upstream_config(cfg.filename)
         stock.optim_wrapper.optimizer = copy.deepcopy(
@@ -197,17 +196,13 @@ def speed_cfg(cfg, variant: str, mode: str, args, work_dir: str):
     cfg.train_dataloader.num_workers = args.workers
     cfg.train_dataloader.persistent_workers = args.workers > 0
     if args.scale != 1.0:
-        shrink(cfg.train_dataloader.dataset.get('pipeline', []), args.scale)
+        shrink(cfg.train_dataloader.dataset, args.scale)
         shrink(cfg.model.get('data_preprocessor', {}), args.scale)
     prepare_data(cfg, args.work_dir, args.scale, batch)
-    key, _ = find_pretrained(cfg)
-    if key is not None:
-        path = osp.join(args.work_dir, 'pretrained',
-                        osp.basename(cfg.filename) + '.pth')
-        if not osp.isfile(path):
-            write_pretrained(cfg, path, key == 'load_from',
-                             80 if key == 'load_from' else None)
-        set_pretrained(cfg, key, path)
+    stand_in_checkpoints(
+        cfg,
+        osp.join(args.work_dir, 'pretrained',
+                 osp.splitext(osp.basename(cfg.filename))[0]))
     cfg.train_cfg = dict(
         type='IterBasedTrainLoop', max_iters=args.warmup + args.iters)
     for k in ('val_cfg', 'val_dataloader', 'val_evaluator', 'test_cfg',

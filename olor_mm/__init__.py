@@ -5,7 +5,9 @@ Always, with nothing but torch (the rollback lives on the torch optimizer):
 - :func:`layerwise_rollback_groups`: param groups carrying OLOR's
   layer-wise ``rollback`` (Eq. 8/9) for any torch optimizer;
 - :func:`attach_rollback`: the rollback toward ``theta0`` after every step,
-  with ``theta0`` in the optimizer's state dict.
+  with ``theta0`` in the optimizer's state dict;
+- :func:`register_layer_scheme`: how a backbone class of yours is numbered
+  by depth (:mod:`olor_mm.numbering` has the other sources).
 
 With MMEngine installed, importing the package also registers, in MMEngine's
 root registries (so that mmdet- and mmseg-scoped configs find them):
@@ -24,12 +26,13 @@ stack. Use it from a config with::
 import torch
 
 from .attach import RollbackHandle, attach_rollback, find_rollback
+from .layer_schemes import register_layer_scheme
 from .param_groups import layerwise_rollback_groups
 from .version import __version__, check_versions, installed_versions
 
 __all__ = [
     'layerwise_rollback_groups', 'attach_rollback', 'find_rollback',
-    'RollbackHandle', '__version__'
+    'RollbackHandle', 'register_layer_scheme', '__version__'
 ]
 
 

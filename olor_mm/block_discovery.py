@@ -87,9 +87,7 @@ class BlockFinder:
             (see :mod:`olor_mm.numbering`), or None.
     """
 
-    def __init__(self,
-                 module: nn.Module,
-                 declared: Optional[Declared] = None):
+    def __init__(self, module: nn.Module, declared: Optional[Declared] = None):
         self.module = module
         self.declared = declared or (lambda m: None)
         self._weights: Dict[int, int] = {}
@@ -138,20 +136,24 @@ class BlockFinder:
                 or self.holds_blocks(c) for _, c in _elements(module))
         return self._holds[key]
 
-    def count_blocks(self) -> int:
-        """How many repeated blocks the module has (for the coarseness
-        warning); blocks inside blocks are not counted twice."""
+    def blocks(self) -> List[List[str]]:
+        """The parameter names of each repeated block (the innermost ones:
+        a stage that holds blocks is not one), in registration order."""
+        out: List[List[str]] = []
 
-        def count(module) -> int:
-            total = 0
-            for _, c in _elements(module):
-                if self.is_block(module, c) and not self.holds_blocks(c):
-                    total += 1
+        def walk(module, path):
+            for name, child in _elements(module):
+                if self.is_block(module,
+                                 child) and not self.holds_blocks(child):
+                    out.append([
+                        f'{path}{name}.{n}'
+                        for n, _ in child.named_parameters()
+                    ])
                 else:
-                    total += count(c)
-            return total
+                    walk(child, f'{path}{name}.')
 
-        return count(self.module)
+        walk(self.module, '')
+        return out
 
     # ---------------------------------------------------------------- walk
     def units(self) -> Tuple[List[List[str]], List[str]]:
@@ -178,11 +180,11 @@ class BlockFinder:
                     for unit in own[0]:
                         units.append([prefix + n for n in unit])
                         sources.append(own[2])
-                elif self.is_block(module, child) and not self.holds_blocks(
-                        child):
+                elif self.is_block(module,
+                                   child) and not self.holds_blocks(child):
                     flush()
-                    units.append([prefix + n for n, _ in
-                                  child.named_parameters()])
+                    units.append(
+                        [prefix + n for n, _ in child.named_parameters()])
                     sources.append('blocks')
                 elif self.holds_blocks(child):
                     flush()
@@ -201,21 +203,21 @@ class BlockFinder:
         while True:
             holders = [(n, c) for n, c in _elements(module)
                        if self.is_block(module, c) or self.holds_blocks(c)]
-            if (len(holders) == 1 and not self.is_block(module, holders[0][1])
+            if (len(holders) == 1 and self.holds_blocks(holders[0][1])
                     and self.own_numbering(holders[0][1]) is None):
                 module, path = holders[0][1], f'{path}{holders[0][0]}.'
                 continue
             break
         if not holders:
             return {}
-        if all(self.is_block(module, c) for _, c in holders):
+        if not any(self.holds_blocks(c) for _, c in holders):
             stages = [path]  # the blocks themselves: one stage
         else:
             stages = [f'{path}{n}.' for n, _ in holders]
         names = [n for n, _ in self.module.named_parameters()]
         index = [
-            next((k for k, p in enumerate(stages) if name.startswith(p)),
-                 None) for name in names
+            next((k for k, p in enumerate(stages) if name.startswith(p)), None)
+            for name in names
         ]
         last = max(i for i, k in enumerate(index) if k is not None)
         out, current = {}, None

@@ -84,8 +84,7 @@ PYRAMID: List[Rule] = [
     r'^layers\.(\d+)\.1\.(\d+)\.',
     (r'^layers\.(\d+)\.2\.', (END, )),
 ]
-for _name in ('mmseg.MixVisionTransformer',
-              'mmdet.PyramidVisionTransformer'):
+for _name in ('mmseg.MixVisionTransformer', 'mmdet.PyramidVisionTransformer'):
     register_layer_scheme(
         _name,
         PYRAMID,
@@ -207,11 +206,12 @@ def _hourglass(module) -> List[Rule]:
             at = rf'^hourglass_modules\.{k}\.' + r'low2\.' * d
             rules.append((at + r'(?:up1|low1)\.(\d+)\.', (1 + k, d), ()))
             rules.append((at + r'low3\.(\d+)\.', (1 + k, 2 * depth - d), ()))
-        rules.append((rf'^hourglass_modules\.{k}\.' + r'low2\.' * depth +
-                      r'(\d+)\.', (1 + k, depth), ()))
+        rules.append(
+            (rf'^hourglass_modules\.{k}\.' + r'low2\.' * depth + r'(\d+)\.',
+             (1 + k, depth), ()))
         rules.append((rf'^out_convs\.{k}\.', (1 + k, 2 * depth + 1), ()))
-        rules.append((rf'^(?:conv1x1s|remap_convs)\.{k}\.',
-                      (1 + k, 2 * depth + 2), ()))
+        rules.append(
+            (rf'^(?:conv1x1s|remap_convs)\.{k}\.', (1 + k, 2 * depth + 2), ()))
         rules.append((rf'^inters\.{k}\.', (1 + k, 2 * depth + 3), ()))
     return rules
 
@@ -331,8 +331,9 @@ register_layer_scheme(
     note='two conv stages as the stem, then every STDC module')
 register_layer_scheme(
     'mmseg.STDCContextPathNet',
-    [(r'^backbone\.' + rule[0][1:], *rule[1:]) if isinstance(rule, tuple)
-     else r'^backbone\.' + rule[1:] for rule in STDC] + [
+    [(r'^backbone\.' + rule[0][1:],
+      *rule[1:]) if isinstance(rule, tuple) else r'^backbone\.' + rule[1:]
+     for rule in STDC] + [
          (r'^conv_avg\.', (END, -1), ()),
          (r'^arms\.(\d+)\.', (END, ), (0, )),
          (r'^convs\.(\d+)\.', (END, ), (1, )),
@@ -347,9 +348,9 @@ def _unet(module) -> List[Rule]:
     """UNet: the encoder's stages, then the decoder's from the deepest
     (it runs ``decoder[n-1]`` first)."""
     n = len(module.decoder)
-    return [(r'^encoder\.(\d+)\.', (0, ), ())] + [
-        (rf'^decoder\.{i}\.', (1, n - 1 - i), ()) for i in range(n)
-    ]
+    return [(r'^encoder\.(\d+)\.', (0, ), ())] + [(rf'^decoder\.{i}\.',
+                                                   (1, n - 1 - i), ())
+                                                  for i in range(n)]
 
 
 register_layer_scheme(
@@ -365,10 +366,9 @@ def _fpn(module) -> List[Rule]:
     side by side), their output convs the next; extra levels (RetinaNet's
     P6, P7) follow one after another."""
     levels = len(module.lateral_convs)
-    return [(r'^lateral_convs\.', (0, ), ())] + [
-        (rf'^fpn_convs\.{i}\.', (1 + max(0, i - levels + 1), ), ())
-        for i in range(len(module.fpn_convs))
-    ]
+    return [(r'^lateral_convs\.', (0, ),
+             ())] + [(rf'^fpn_convs\.{i}\.', (1 + max(0, i - levels + 1), ),
+                      ()) for i in range(len(module.fpn_convs))]
 
 
 for _name in ('mmdet.FPN', 'mmseg.FPN'):
@@ -378,7 +378,7 @@ for _name in ('mmdet.FPN', 'mmseg.FPN'):
         multi_branch=True,
         note='lateral convs (all levels), output convs, extra levels')
 register_layer_scheme(
-    'mmdet.RPNHead', [(r'^rpn_conv\.', (0, )), (r'^(?:rpn_cls|rpn_reg)\.',
-                                                (1, ))],
+    'mmdet.RPNHead', [(r'^rpn_conv\.', (0, )),
+                      (r'^(?:rpn_cls|rpn_reg)\.', (1, ))],
     multi_branch=True,
     note='the shared conv, then the objectness and box branches')

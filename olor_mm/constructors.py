@@ -22,6 +22,7 @@ from mmengine.registry import (OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS,
 
 from .attach import RollbackHandle
 from .kernels import IMPLS, choose_impl
+from .layer_table import layer_table
 from .lr_decay import check_decay, lr_decay_mults
 from .numbering import check_prefixes, number_pretrained, stage_groups
 from .param_groups import guard_group_layout, layer_lams, merge_param_groups
@@ -356,7 +357,7 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
                                  if layer is None else self._layer_lams[layer])
             if name in mults:
                 group['lr'] = group.get('lr', self.base_lr) * mults[name]
-        self._log_table(params[start:])
+        self._log_table()
 
     def _lr_decay_mults(self):
         """``{name: lr multiplier}`` of layer-wise lr decay, or empty."""
@@ -378,8 +379,7 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
         stage_of, stages = {}, 0
         if cfg['decay_type'] == 'stage_wise':
             for k, names in enumerate(
-                    stage_groups(self._model,
-                                 list(self._layer_of)).values()):
+                    stage_groups(self._model, list(self._layer_of)).values()):
                 stage_of.update({n: k for n in names})
                 stages = k + 1
         return lr_decay_mults(self._layer_of, count, cfg['decay_rate'],
@@ -389,41 +389,26 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
         """Layer id of every pretrained parameter name, and lam per layer.
 
         See :func:`olor_mm.numbering.number_pretrained`; the source of the
-        numbering of each prefix is logged.
+        numbering of each prefix is logged. The numbering stays in
+        :attr:`numbering` (a :class:`~olor_mm.numbering.LayerNumbering`).
         """
         cfg = self.olor_cfg
-        layer_of, count, notes, _ = number_pretrained(
-            model, cfg['pretrained_prefixes'], cfg['layer_unit'],
-            cfg['layer_patterns'], cfg['exclude_prefixes'])
-        for note in notes:
+        self.numbering = number_pretrained(model, cfg['pretrained_prefixes'],
+                                           cfg['layer_unit'],
+                                           cfg['layer_patterns'],
+                                           cfg['exclude_prefixes'])
+        for note in self.numbering.notes:
             print_log(f'OLOR layers of {note}', logger='current')
-        lams = layer_lams(count, cfg['rollback_max'], cfg['rollback_min'],
-                          cfg['rollback_power'])
-        return layer_of, lams
+        lams = layer_lams(self.numbering.count, cfg['rollback_max'],
+                          cfg['rollback_min'], cfg['rollback_power'])
+        return self.numbering.layer_of, lams
 
-    def _log_table(self, groups: List[dict]) -> None:
-        """One table: layer id, lam_i, tensors and parameters per layer.
-
-        Layers whose parameters are all frozen show 0 tensors: they keep
-        their place in the numbering but are not in the optimizer.
-        """
-        rows = {i: [0, 0] for i in range(len(self._layer_lams))}
-        for g in groups:
-            if g['layer_id'] is not None:
-                rows[g['layer_id']][0] += 1
-                rows[g['layer_id']][1] += g['params'][0].numel()
-        lines = [f'{"layer":>5} {"lam_i":>10} {"tensors":>8} {"params":>12}']
-        lines += [
-            f'{i:>5} {self._layer_lams[i]:>10.6f} {t:>8} {n:>12,}'
-            for i, (t, n) in rows.items()
-        ]
-        rolled = [(t, n) for i, (t, n) in rows.items()
-                  if self._layer_lams[i] > 0]
-        lines.append(
-            f'OLOR rolls back {sum(n for _, n in rolled):,} parameters in '
-            f'{sum(t for t, _ in rolled)} tensors; {len(rows)} pretrained '
-            'layers.')
+    def _log_table(self) -> None:
+        """The table of :func:`olor_mm.layer_table.layer_table`: per layer
+        lam_i, trainable tensors and parameters (a frozen layer keeps its
+        place with 0 tensors), first and last name, source."""
         print_log(
-            'OLOR layer-wise rollback:\n' + '\n'.join(lines),
+            'OLOR layer-wise rollback:\n' +
+            layer_table(self._model, self.numbering, self._layer_lams),
             logger='current',
             level=logging.INFO)

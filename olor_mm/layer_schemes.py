@@ -1,4 +1,4 @@
-"""Layer schemes: a backbone's depth order declared as rules, and their registry.
+"""Layer schemes: a backbone's depth order as rules, and their registry.
 
 OLOR's layer-wise penalty (Eq. 8/9) needs the depth ``i`` of every pretrained
 parameter. A *scheme* declares it for a backbone class as an ordered list of
@@ -32,7 +32,7 @@ This module knows nothing of MMEngine: it maps names to depth keys.
 """
 import re
 from collections import OrderedDict
-from typing import (Callable, Dict, List, Optional, Sequence, Tuple, Union)
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 __all__ = [
     'START', 'END', 'Rule', 'LayerScheme', 'register_layer_scheme',
@@ -43,7 +43,7 @@ END = float('inf')  # suffix that places a layer after a stage's blocks
 START = -1.0  # suffix that places a layer before a stage's blocks
 
 Rule = Union[str, Tuple[str, Sequence[float]], Tuple[str, Sequence[float],
-                                                       Sequence[float]]]
+                                                     Sequence[float]]]
 Rules = Sequence[Rule]
 #: (pattern, prefix, suffix): key = prefix + captured integers + suffix
 CompiledRule = Tuple['re.Pattern[str]', Tuple[float, ...], Tuple[float, ...]]
@@ -62,9 +62,9 @@ def _numbers(value, pattern: str, what: str, key: str) -> Tuple[float]:
     return tuple(float(s) for s in value)
 
 
-def compile_rules(rules: Rules,
-                  key: str = 'paramwise_cfg.layer_patterns'
-                  ) -> List[CompiledRule]:
+def compile_rules(
+        rules: Rules,
+        key: str = 'paramwise_cfg.layer_patterns') -> List[CompiledRule]:
     """Compile ``[pattern | (pattern, suffix) | (pattern, prefix, suffix),
     ...]``; a parameter's key is ``prefix + captured integers + suffix``.
 
@@ -75,8 +75,7 @@ def compile_rules(rules: Rules,
             or a pattern does not compile.
     """
     example = "[r'^stem\\.', r'^blocks\\.(\\d+)\\.']"
-    if isinstance(rules, (str, bytes)) or not isinstance(rules,
-                                                         (list, tuple)):
+    if isinstance(rules, (str, bytes)) or not isinstance(rules, (list, tuple)):
         raise ValueError(
             f'{key}={rules!r} must be a list of rules (a regex string or a '
             f'(regex, suffix) pair each), e.g. {example}.')
@@ -86,8 +85,8 @@ def compile_rules(rules: Rules,
             pattern, prefix, suffix = rule, (), ()
         elif (isinstance(rule, (list, tuple)) and len(rule) in (2, 3)
               and isinstance(rule[0], str)):
-            pattern, prefix, suffix = ((rule[0], (), rule[1])
-                                       if len(rule) == 2 else rule)
+            pattern, prefix, suffix = ((rule[0], (),
+                                        rule[1]) if len(rule) == 2 else rule)
         else:
             raise ValueError(
                 f'{key}: {rule!r} is not a regex string or a (regex, suffix) '
@@ -122,10 +121,11 @@ def depth_key(name: str,
     return None if found is None else _key(*found[1:])
 
 
-def rule_layers(names: Sequence[str],
-                rules: Sequence[CompiledRule],
-                key: str = 'paramwise_cfg.layer_patterns'
-                ) -> Tuple[List[List[str]], List[int]]:
+def rule_layers(
+    names: Sequence[str],
+    rules: Sequence[CompiledRule],
+    key: str = 'paramwise_cfg.layer_patterns'
+) -> Tuple[List[List[str]], List[int]]:
     """``names`` grouped into layers by depth key, shallowest first, and
     how many names each rule took.
 

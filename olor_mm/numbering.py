@@ -60,6 +60,13 @@ class Numbered(NamedTuple):
     stages: Dict[str, str]
     source: str
     multi_branch: bool = False
+    #: the source of each layer where they differ (discovery numbers some
+    #: sub-modules by their own schemes); None: ``source`` for all
+    layer_sources: Optional[List[str]] = None
+
+    def source_of(self, layer: int) -> str:
+        return (self.layer_sources[layer]
+                if self.layer_sources else self.source)
 
 
 def declared(module: nn.Module) -> Optional[Numbered]:
@@ -72,15 +79,13 @@ def declared(module: nn.Module) -> Optional[Numbered]:
                         scheme.multi_branch)
     if declares_groups(module):
         layers, stages = timm_layers(module)
-        return Numbered(layers, stages,
-                        f'{type(module).__name__}.group_matcher (timm)')
+        return Numbered(layers, stages, 'timm group_matcher')
     return None
 
 
 def number_module(module: nn.Module,
                   layer_unit: str = 'block',
-                  layer_patterns: Optional[Sequence[Rule]] = None
-                  ) -> Numbered:
+                  layer_patterns: Optional[Sequence[Rule]] = None) -> Numbered:
     """Number the layers of ``module`` by depth, from the first source that
     applies (see the module docstring).
 
@@ -92,12 +97,12 @@ def number_module(module: nn.Module,
     names = [n for n, _ in module.named_parameters()]
     if layer_unit == 'param':
         return Numbered([[n] for n in names], {},
-                        'param: one layer per tensor (reference code)')
+                        'layer_unit=param (one layer per tensor)')
     if layer_patterns is not None:
         rules = compile_rules(layer_patterns)
         layers, taken = rule_layers(names, rules)
         check_patterns(layer_patterns, taken, len(layers))
-        return Numbered(layers, {}, 'paramwise_cfg.layer_patterns')
+        return Numbered(layers, {}, 'layer_patterns')
     own = declared(module)
     if own is not None:
         return own
@@ -105,9 +110,12 @@ def number_module(module: nn.Module,
     layers, sources = finder.units()
     used = sorted(set(s for s in sources if s != 'blocks'))
     return Numbered(
-        layers, finder.stage_of(),
-        'block discovery (repeated blocks in registration order)' +
-        (f', with {", ".join(used)}' if used else ''))
+        layers,
+        finder.stage_of(),
+        'block discovery' + (f' (with {", ".join(used)})' if used else ''),
+        layer_sources=[
+            'block discovery' if s == 'blocks' else s for s in sources
+        ] if used else None)
 
 
 def check_layer_unit(layer_unit, layer_patterns) -> None:
@@ -130,7 +138,7 @@ def check_patterns(patterns, taken: List[int], count: int) -> None:
     rule collapsing into a single layer means the rules capture no depth.
     """
     rules = compile_rules(patterns)
-    for index, (n, (pattern, _)) in enumerate(zip(taken, rules)):
+    for index, (n, (pattern, _, _)) in enumerate(zip(taken, rules)):
         if n == 0:
             raise ValueError(
                 f'paramwise_cfg.layer_patterns: rule {index} '
@@ -188,8 +196,7 @@ def _exclude_names(model: nn.Module, exclude) -> List[str]:
         exclude = [exclude]
     by_id = {id(m): n for n, m in model.named_modules()}
     by_id.update(
-        (id(p), n)
-        for n, p in model.named_parameters(remove_duplicate=False))
+        (id(p), n) for n, p in model.named_parameters(remove_duplicate=False))
     out = []
     for item in exclude:
         if isinstance(item, str):
@@ -210,13 +217,14 @@ class LayerNumbering(NamedTuple):
     Attributes:
         layer_of: ``{full parameter name: layer id}`` (0..count-1).
         count: The number of layers, ``n + 1``.
-        notes: One line per numbered module: prefix, class, layers, source.
-        sources: ``{prefix: source}``.
+        notes: One line per numbered module: prefixes, class, layers and
+            the source of the numbering.
+        sources: The source of each layer's numbering (``count`` entries).
     """
     layer_of: Dict[str, int]
     count: int
     notes: List[str]
-    sources: Dict[str, str]
+    sources: List[str]
 
 
 def _root_of(model: nn.Module, prefix: str, modules: dict, params: dict,
@@ -240,12 +248,11 @@ def declared_source(module: nn.Module) -> bool:
     return find_scheme(type(module)) is not None or declares_groups(module)
 
 
-def number_pretrained(
-        model: nn.Module,
-        pretrained_prefixes: Sequence[str] = ('backbone', ),
-        layer_unit: str = 'block',
-        layer_patterns: Optional[Sequence[Rule]] = None,
-        exclude=None) -> LayerNumbering:
+def number_pretrained(model: nn.Module,
+                      pretrained_prefixes: Sequence[str] = ('backbone', ),
+                      layer_unit: str = 'block',
+                      layer_patterns: Optional[Sequence[Rule]] = None,
+                      exclude=None) -> LayerNumbering:
     """Layer id of every pretrained parameter of ``model``.
 
     Args:
@@ -278,8 +285,8 @@ def number_pretrained(
                 "the pretrained module, e.g. 'backbone', or '' for the "
                 'whole model.')
         names = [
-            n for n in params if _under(n, prefix)
-            and not any(_under(n, e) for e in excluded)
+            n for n in params
+            if _under(n, prefix) and not any(_under(n, e) for e in excluded)
         ]
         if not names:
             raise ValueError(
@@ -290,20 +297,23 @@ def number_pretrained(
     search = layer_unit == 'block' and layer_patterns is None
     roots: Dict[str, List[str]] = OrderedDict()
     for prefix in prefixes:
-        roots.setdefault(
-            _root_of(model, prefix, modules, params, search),
-            []).append(prefix)
+        roots.setdefault(_root_of(model, prefix, modules, params, search),
+                         []).append(prefix)
     layer_of: Dict[str, int] = {}
-    notes, sources = [], {}
+    notes: List[str] = []
+    sources: List[str] = []
     offset = 0
     for root, members in roots.items():
         module = modules[root]
         numbered = number_module(module, layer_unit, layer_patterns)
         dot = f'{root}.' if root else ''
         wanted = {n for p in members for n in chosen[p]}
-        layers = [[dot + n for n in layer if dot + n in wanted]
-                  for layer in numbered.layers]
-        layers = [layer for layer in layers if layer]
+        layers, kept = [], []
+        for i, layer in enumerate(numbered.layers):
+            names = [dot + n for n in layer if dot + n in wanted]
+            if names:
+                layers.append(names)
+                kept.append(numbered.source_of(i))
         for i, layer in enumerate(layers):
             layer_of.update((n, offset + i) for n in layer)
         offset += len(layers)
@@ -311,28 +321,36 @@ def number_pretrained(
         if members != [root]:
             what += f' (numbered within {root or "the model"!r})'
         notes.append(f'{what} ({type(module).__name__}): {len(layers)} '
-                     f'layers, {numbered.source}')
-        sources.update((p, numbered.source) for p in members)
+                     f'layers, numbered by {numbered.source}')
+        sources += kept
         if members == [root] and layer_unit == 'block':
             _warn_if_coarse(module, root, numbered, len(layers))
     return LayerNumbering(layer_of, offset, notes, sources)
 
 
 def _warn_if_coarse(module, root, numbered: Numbered, count: int) -> None:
-    """Warn when a numbering gives fewer layers than the blocks it holds
-    (not for discovery itself, nor for multi-branch schemes, which share
-    layers across branches by design)."""
-    source = numbered.source
-    if source.startswith('block discovery') or numbered.multi_branch:
+    """Warn when a numbering puts two of the module's repeated blocks into
+    one layer (not for discovery itself, nor for multi-branch schemes,
+    which share layers across branches by design)."""
+    if numbered.source.startswith('block discovery') or numbered.multi_branch:
         return
-    blocks = BlockFinder(module).count_blocks()
-    if blocks > count:
+    blocks = BlockFinder(module).blocks()
+    block_of = {n: k for k, names in enumerate(blocks) for n in names}
+    shared = set()
+    for layer in numbered.layers:
+        touched = {block_of[n] for n in layer if n in block_of}
+        if len(touched) > 1:
+            shared |= touched
+    if shared:
         logger.warning(
-            'OLOR layers of %r: %s gives %d layers, but %s has %d repeated '
-            'blocks: the decay of lam with depth is coarser than the model '
-            '(check the scheme with tools/analysis_tools/print_layers.py).',
-            root or 'the model', source, count, type(module).__name__,
-            blocks)
+            'OLOR layers of %r: numbered by %s, %d of the %d repeated blocks '
+            'of %s share layers with other blocks (%d layers in all): the '
+            'decay of lam with depth is coarser than the model. Check it '
+            'with tools/analysis_tools/print_layers.py; a scheme of its own '
+            '(olor_mm.register_layer_scheme) or paramwise_cfg.layer_patterns '
+            'number it block by block.', root or 'the model', numbered.source,
+            len(shared), len(blocks),
+            type(module).__name__, count)
 
 
 def stage_groups(model: nn.Module,

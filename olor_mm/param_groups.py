@@ -14,7 +14,7 @@ are not pretrained, whose ``rollback`` is 0). MMEngine's
 
 This module imports nothing of MMEngine.
 """
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
 
 import torch.nn as nn
 
@@ -43,16 +43,16 @@ def layer_lams(count: int, rollback_max: float, rollback_min: float,
     ]
 
 
-def layerwise_rollback_groups(
-        model: nn.Module,
-        pretrained_prefixes: Sequence[str] = ('backbone', ),
-        rollback_max: float = 0.01,
-        rollback_min: float = 0.0,
-        rollback_power: float = 1.0,
-        layer_unit: str = 'block',
-        layer_patterns: Optional[Sequence[Rule]] = None,
-        pretrained_options: Optional[dict] = None,
-        exclude=None) -> List[dict]:
+def layerwise_rollback_groups(model: nn.Module,
+                              pretrained_prefixes: Sequence[str] = (
+                                  'backbone', ),
+                              rollback_max: float = 0.01,
+                              rollback_min: float = 0.0,
+                              rollback_power: float = 1.0,
+                              layer_unit: str = 'block',
+                              layer_patterns: Optional[Sequence[Rule]] = None,
+                              pretrained_options: Optional[dict] = None,
+                              exclude=None) -> List[dict]:
     """Param groups for any torch optimizer, with OLOR's ``rollback``.
 
     One group per pretrained layer (depth order; parameters in

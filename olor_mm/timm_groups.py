@@ -62,8 +62,7 @@ def _key(name: str, matcher) -> Tuple[float, ...]:
     return tuple(ordinal)
 
 
-def matcher_layers(names: Sequence[str],
-                   matcher: Matcher) -> List[List[str]]:
+def matcher_layers(names: Sequence[str], matcher: Matcher) -> List[List[str]]:
     """``names`` grouped into layers, shallowest first, by timm's rule."""
     compiled = _compile(matcher)
     grouping: Dict[tuple, List[str]] = collections.defaultdict(list)
@@ -94,6 +93,6 @@ def timm_layers(module) -> Tuple[List[List[str]], Dict[str, str]]:
     for k, group in enumerate(matcher_layers(names, coarse)):
         top = _key(group[0], coarse) == (float('inf'), )
         for name in group:
-            stages[name] = 'top' if top else ('stem'
-                                              if k == 0 else f'stage{k}')
+            stages[name] = 'top' if top else (
+                'stem' if k == 0 else f'stage{k}')
     return layers, stages

@@ -197,8 +197,10 @@ def test_mmseg_mit():
     assert max(v for v in ids.values() if v is not None) == 15
 
 
-class ConvNeXt(nn.Module):
-    """mmpretrain's ConvNeXt parameter names, in its registration order."""
+class ConvNeXtLike(nn.Module):
+    """mmpretrain's ConvNeXt names (its blocks are single convs here), a
+    class no built-in scheme knows: numbered by the scheme registered for
+    it."""
 
     def __init__(self, depths=(1, 1, 2, 1)):
         super().__init__()
@@ -210,8 +212,23 @@ class ConvNeXt(nn.Module):
         self.norm3 = nn.LayerNorm(2)
 
 
-def test_convnext_names():
-    ids = _layer_ids(Detector(ConvNeXt()))
+CONVNEXT_RULES = [
+    (r'^downsample_layers\.(\d+)\.', (-1, )),
+    r'^stages\.(\d+)\.(\d+)\.',
+    (r'^norm(\d+)\.', (float('inf'), )),
+]
+
+
+@pytest.fixture
+def convnext_scheme():
+    from olor_mm.layer_schemes import _SCHEMES, register_layer_scheme
+    register_layer_scheme(ConvNeXtLike, CONVNEXT_RULES)
+    yield
+    del _SCHEMES[ConvNeXtLike]
+
+
+def test_registered_scheme_numbers_its_class(convnext_scheme, mm_log):
+    ids = _layer_ids(Detector(ConvNeXtLike()))
     expected = {
         'downsample_layers.0.weight': 0,
         'stages.0.0.weight': 1,
@@ -226,6 +243,8 @@ def test_convnext_names():
     }
     for name, i in expected.items():
         assert ids['backbone.' + name] == i, name
+    assert any('scheme test_layer_schemes.ConvNeXtLike' in r.getMessage()
+               for r in mm_log)
 
 
 def test_param_unit_matches_reference_numbering():
@@ -242,13 +261,13 @@ def test_param_unit_matches_reference_numbering():
                 0.01 * (1 - k / n), abs=1e-15)
 
 
-def test_unknown_backbone_falls_back_to_children_order(mm_log):
+def test_unknown_backbone_is_numbered_by_its_blocks(mm_log):
+    # no scheme, no group_matcher: the repeated operations are the layers
     model = Detector(
         nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 2)))
     ids = _layer_ids(model, rollback_max=0.1)
     assert ids['backbone.0.weight'] == 0 and ids['backbone.2.bias'] == 1
-    assert any('fallback to registration order' in r.getMessage()
-               for r in mm_log)
+    assert any('block discovery' in r.getMessage() for r in mm_log)
 
 
 def test_whole_model_expands_known_backbones():
@@ -308,39 +327,51 @@ def test_layer_table_is_logged(mm_log):
     table = next(r.getMessage() for r in mm_log
                  if 'OLOR layer-wise rollback' in r.getMessage())
     lines = table.splitlines()
-    assert lines[1].split() == ['layer', 'lam_i', 'tensors', 'params']
-    assert lines[2].split() == ['0', '0.200000', '3', '9,536']  # conv1+bn1
+    assert lines[1].split() == [
+        'layer', 'lam_i', 'tensors', 'params', 'first', 'parameter', 'last',
+        'parameter', 'source'
+    ]
+    # the stem: conv1 (64 x 3 x 7 x 7) + bn1 (2 x 64)
+    assert lines[2].split() == [
+        '0', '0.200000', '3', '9,536', 'backbone.conv1.weight',
+        'backbone.bn1.bias', 'scheme', 'mmdet.ResNet'
+    ]
+    # the last of ResNet-18's 9 layers: its last basic block (lam 0)
+    assert lines[-2].split()[:3] == ['8', '0.000000', '6']
+    assert lines[-2].split()[4:6] == [
+        'backbone.layer4.1.conv1.weight', 'backbone.layer4.1.bn2.bias'
+    ]
     assert 'OLOR rolls back' in lines[-1]
 
 
-def test_leaf_modules_and_conv_modules_are_one_layer():
+def test_modules_without_blocks_are_one_layer():
     from mmcv.cnn import ConvModule
 
-    from olor_mm.layer_schemes import number_layers
-    ids, count, _ = number_layers(nn.ConvTranspose2d(2, 2, 2))
-    assert count == 1 and set(ids.values()) == {0}
-    ids, count, desc = number_layers(
-        ConvModule(3, 4, 3, norm_cfg=dict(type='BN')))
-    assert count == 1 and 'ConvModule' in desc
-    # a head: own parameters first, then each child; ConvModules stay whole
+    from olor_mm.numbering import number_module
+    assert len(number_module(nn.ConvTranspose2d(2, 2, 2)).layers) == 1
+    assert len(
+        number_module(ConvModule(3, 4, 3,
+                                 norm_cfg=dict(type='BN'))).layers) == 1
+    # a head: its own parameter, a conv unit, a classifier, no repeated
+    # block: one layer in registration order
     head = nn.Module()
     head.cls_token = nn.Parameter(nn.init.zeros_(nn.Linear(1, 1).weight))
     head.bottleneck = ConvModule(3, 4, 3, norm_cfg=dict(type='BN'))
     head.conv_seg = nn.Conv2d(4, 2, 1)
-    ids, count, _ = number_layers(head)
-    assert count == 3
-    assert ids['cls_token'] == 0
-    assert ids['bottleneck.conv.weight'] == ids['bottleneck.bn.bias'] == 1
-    assert ids['conv_seg.weight'] == ids['conv_seg.bias'] == 2
+    numbered = number_module(head)
+    assert numbered.layers == [[
+        'cls_token', 'bottleneck.conv.weight', 'bottleneck.bn.weight',
+        'bottleneck.bn.bias', 'conv_seg.weight', 'conv_seg.bias'
+    ]]
 
 
 def _stage_sizes(model):
-    from olor_mm.layer_schemes import stage_groups
-    groups = stage_groups([n for n, _ in model.named_parameters()])
+    from olor_mm.numbering import stage_groups
+    groups = stage_groups(model, [n for n, _ in model.named_parameters()])
     return {k: len(v) for k, v in groups.items()}
 
 
-def test_stage_view_of_real_backbones():
+def test_stage_view_of_real_backbones(convnext_scheme):
     """The coarse view counted by hand. ResNet-18: the stem is conv1 + bn1
     (3 tensors); a basic block has two convs and two BNs (6 tensors), the
     first block of stages 2-4 also a downsample conv + BN (3 more)."""
@@ -358,7 +389,7 @@ def test_stage_view_of_real_backbones():
     assert list(sizes) == [f'backbone.stage{k}'
                            for k in range(1, 5)] + ['neck']
     # ConvNeXt: stage s holds downsample_layers.s; the last norm closes 4
-    assert _stage_sizes(Detector(ConvNeXt())) == {
+    assert _stage_sizes(Detector(ConvNeXtLike())) == {
         'backbone.stage1': 4,
         'backbone.stage2': 4,
         'backbone.stage3': 6,

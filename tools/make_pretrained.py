@@ -1,18 +1,22 @@
-"""Write a local stand-in for a config's pretrained checkpoint.
+"""Write local stand-ins for a config's pretrained checkpoints.
 
 Tests and the smoke check must not download weights, yet they should take
-the path users take: weights loaded by the backbone's ``init_cfg`` (or the
+the path users take: weights loaded by each module's ``init_cfg`` (or the
 detector's ``load_from``), then theta0 taken from them. This tool builds the
-config's model (without loading anything), gives its weights deterministic
-values unlike any random init, and writes them in the format the config's
-loader reads:
+config's model (without loading anything), gives the weights of each module
+that loads a checkpoint deterministic values unlike any random init, and
+writes them in a format that module's own initialisation reads back:
 
-- backbone (default): what ``init_cfg=dict(type='Pretrained', ...)`` loads.
-  mmdet ResNets (``torchvision://resnet50``): torchvision's key names, a
-  bare state dict; mmdet Swin with ``convert_weights=True``: the original
-  Swin repository's key names under ``'model'`` (the inverse of mmdet's
-  ``swin_converter``); everything else (mmseg ResNetV1c, Swin, MiT, ...): the
-  backbone's own key names under ``'state_dict'``.
+- every ``init_cfg`` with a ``checkpoint`` (any type: MMEngine's
+  ``Pretrained``, with or without ``prefix``, or a backbone's own loader
+  such as PVT's or PIDNet's), also nested (STDC's ``backbone_cfg``), and a
+  segmentor's ``model.pretrained``: the candidate formats (mmdet Swin with
+  ``convert_weights``: the original Swin repository's names under
+  ``'model'``; ``torchvision://``: a bare state dict; then the module's own
+  names, with the ``prefix`` of the ``init_cfg``, under ``'state_dict'``,
+  bare, or under ``'model'``) are written in turn and the first that the
+  module's ``init_weights()`` loads exactly is kept, so the stand-in is
+  read as the real checkpoint would be; none fitting is an error;
 - ``--full-detector``: the whole model for ``load_from``, MMEngine's format
   (``state_dict`` with full names, ``meta``); ``--num-classes N`` builds the
   class-specific layers for N classes (80: a COCO-pretrained detector).
@@ -25,6 +29,7 @@ Example::
 """
 import argparse
 import copy
+import logging
 import os
 import os.path as osp
 import sys
@@ -51,15 +56,20 @@ def set_num_classes(model_cfg, num_classes: int) -> None:
             set_num_classes(value, num_classes)
 
 
-def build_model(cfg, num_classes: Optional[int] = None):
-    """The config's model, built with no weights loaded (nothing fetched)."""
+def build_model(cfg,
+                num_classes: Optional[int] = None,
+                keep_init: bool = False):
+    """The config's model, built with no weights loaded (nothing fetched;
+    with ``keep_init`` the modules keep their ``init_cfg``, still unused
+    until ``init_weights()``)."""
     from mmengine.registry import DefaultScope
     model_cfg = copy.deepcopy(cfg.model)
-    model_cfg.pop('pretrained', None)
-    model_cfg.pop('init_cfg', None)
-    if 'backbone' in model_cfg:
-        model_cfg.backbone.pop('init_cfg', None)
-        model_cfg.backbone.pop('pretrained', None)
+    if not keep_init:
+        model_cfg.pop('pretrained', None)
+        model_cfg.pop('init_cfg', None)
+        if 'backbone' in model_cfg:
+            model_cfg.backbone.pop('init_cfg', None)
+            model_cfg.backbone.pop('pretrained', None)
     if num_classes is not None:
         set_num_classes(model_cfg, num_classes)
     scope = cfg.get('default_scope', 'mmdet')
@@ -78,7 +88,9 @@ def calibrate_norms(backbone,
     Real pretrained backbones come with calibrated statistics; random
     weights with the default ones (mean 0, variance 1) make activations
     explode through 50 layers under ``norm_eval=True``. A few random
-    batches in training mode with cumulative averaging fix that.
+    batches in training mode with cumulative averaging fix that. A module
+    that does not take a ``size`` x ``size`` image keeps the default
+    statistics.
     """
     from torch.nn.modules.batchnorm import _BatchNorm
     norms = [m for m in backbone.modules() if isinstance(m, _BatchNorm)]
@@ -90,8 +102,12 @@ def calibrate_norms(backbone,
         m.momentum = None  # cumulative moving average
     mode = backbone.training
     backbone.train()
-    for _ in range(batches):
-        backbone(torch.randn(2, 3, size, size, generator=g))
+    try:
+        for _ in range(batches):
+            backbone(torch.randn(2, 3, size, size, generator=g))
+    except (RuntimeError, TypeError, ValueError, AssertionError):
+        for m in norms:  # not an image backbone: the default statistics
+            m.reset_running_stats()
     backbone.train(mode)
 
 
@@ -144,18 +160,150 @@ def to_original_swin(state: Dict[str, torch.Tensor]) -> 'OrderedDict':
     return out
 
 
-def backbone_checkpoint(cfg, backbone, seed: int = 0):
-    """(checkpoint object, expected backbone values in the model's names)."""
-    values = pretrained_values(backbone, seed)
-    bcfg = cfg.model.backbone
-    kind = type(backbone).__name__
-    source = str((bcfg.get('init_cfg') or {}).get('checkpoint', '')
-                 or cfg.model.get('pretrained', '') or '')
-    if kind == 'SwinTransformer' and bcfg.get('convert_weights', False):
-        return dict(model=to_original_swin(values)), values
-    if source.startswith('torchvision://'):
-        return OrderedDict(values), values  # torchvision: a bare state dict
-    return dict(state_dict=values), values
+#: schemes of remote checkpoints MMEngine resolves
+REMOTE = ('http://', 'https://', 'torchvision://', 'open-mmlab://',
+          'openmmlab://', 'mmcls://', 'pavi://', 's3://')
+
+
+def checkpoint_keys(cfg) -> Dict[str, str]:
+    """``{config key: checkpoint}`` of every checkpoint the model loads:
+    ``load_from``, ``model.pretrained`` and each ``init_cfg`` with a
+    ``checkpoint`` (keys as ``--cfg-options`` writes them; an ``init_cfg``
+    list by index)."""
+    found = {}
+
+    def walk(node, key):
+        if isinstance(node, dict):
+            init = node.get('init_cfg')
+            inits = init if isinstance(init, (list, tuple)) else [init]
+            for k, item in enumerate(inits):
+                if isinstance(item, dict) and item.get('checkpoint'):
+                    where = (f'{key}.init_cfg'
+                             if not isinstance(init, (list, tuple)) else
+                             f'{key}.init_cfg.{k}')
+                    found[f'{where}.checkpoint'] = item['checkpoint']
+            for k, v in node.items():
+                if k != 'init_cfg':
+                    walk(v, f'{key}.{k}')
+        elif isinstance(node, (list, tuple)):
+            for k, v in enumerate(node):
+                walk(v, f'{key}.{k}')
+
+    if cfg.get('load_from'):
+        found['load_from'] = cfg.load_from
+    if cfg.model.get('pretrained'):
+        found['model.pretrained'] = cfg.model.pretrained
+    walk(cfg.model, 'model')
+    return found
+
+
+def set_key(cfg, key: str, value) -> None:
+    """``cfg.<key> = value`` for a dotted key (list items by index)."""
+    *path, last = key.split('.')
+    node = cfg
+    for part in path:
+        node = node[int(part)] if isinstance(node, (list, tuple)) else \
+            node[part]
+    if isinstance(node, (list, tuple)):
+        node[int(last)] = value
+    else:
+        node[last] = value
+
+
+def _owners(model, checkpoint: str):
+    """``(name, module)`` of the modules whose ``init_cfg`` loads
+    ``checkpoint``."""
+    out = []
+    for name, module in model.named_modules():
+        init = getattr(module, 'init_cfg', None)
+        inits = init if isinstance(init, (list, tuple)) else [init]
+        if any(
+                isinstance(i, dict) and i.get('checkpoint') == checkpoint
+                for i in inits):
+            out.append((name, module))
+    return out
+
+
+def _candidates(module, values, init: dict, checkpoint: str, cfg):
+    """Checkpoint objects a module's initialisation may read, in order."""
+    bcfg = cfg.model.get('backbone', {})
+    if (type(module).__name__ == 'SwinTransformer'
+            and bcfg.get('convert_weights', False)):
+        yield dict(model=to_original_swin(values))
+    prefix = init.get('prefix') or ''
+    if prefix and not prefix.endswith('.'):  # as MMEngine reads it
+        prefix += '.'
+    named = OrderedDict((prefix + k, v) for k, v in values.items())
+    if str(checkpoint).startswith('torchvision://'):
+        yield named
+    yield dict(state_dict=named)
+    yield named
+    yield dict(model=named)
+
+
+def _reads_back(cfg, checkpoint: str, path: str, owner: str, values) -> bool:
+    """Whether ``owner``'s ``init_weights()`` loads ``path`` exactly."""
+    from mmengine.logging import MMLogger
+    cfg = copy.deepcopy(cfg)
+    for key, value in checkpoint_keys(cfg).items():
+        if value == checkpoint:
+            set_key(cfg, key, path)
+    model = build_model(cfg, keep_init=True)
+    module = dict(model.named_modules())[owner]
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # the loader's missing-keys report
+    try:
+        module.init_weights()
+    except (AssertionError, KeyError, RuntimeError, ValueError):
+        return False  # e.g. "backbone. is not in the pretrained model"
+    finally:
+        logger.setLevel(level)
+    params = dict(module.named_parameters())
+    return bool(params) and all(
+        k in values and torch.equal(p.detach(), values[k])
+        for k, p in params.items())
+
+
+def write_stand_in(cfg,
+                   checkpoint: str,
+                   out: str,
+                   seed: int = 0) -> Dict[str, torch.Tensor]:
+    """A stand-in for ``checkpoint`` (loaded by some module's ``init_cfg``,
+    or ``model.pretrained``) at ``out``, in a format its loader reads.
+
+    Returns:
+        dict: the values it gives (parameters and buffers), by the model's
+        names.
+
+    Raises:
+        RuntimeError: when no module loads ``checkpoint`` or none of the
+            candidate formats is read back exactly.
+    """
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = build_model(cfg, keep_init=True)
+    owners = _owners(model, checkpoint)
+    if not owners:
+        raise RuntimeError(f'no module of the model loads {checkpoint} '
+                           'through its init_cfg.')
+    owner, module = owners[0]
+    init = next(
+        i for i in (module.init_cfg if isinstance(module.init_cfg, (
+            list, tuple)) else [module.init_cfg])
+        if isinstance(i, dict) and i.get('checkpoint') == checkpoint)
+    values = pretrained_values(module, seed)
+    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
+    for ckpt in _candidates(module, values, init, checkpoint, cfg):
+        torch.save(ckpt, out)
+        if _reads_back(cfg, checkpoint, out, owner, values):
+            dot = f'{owner}.' if owner else ''
+            return {dot + k: v for k, v in values.items()}
+    raise RuntimeError(
+        f'{type(module).__name__} ({owner or "the model"}) reads none of the '
+        f'stand-in formats of {checkpoint} back (state_dict, bare, model, '
+        'with the init_cfg prefix): its loader is not one tools/'
+        'make_pretrained.py knows.')
 
 
 def write_pretrained(cfg,
@@ -165,23 +313,33 @@ def write_pretrained(cfg,
                      seed: int = 0) -> Dict[str, torch.Tensor]:
     """Write the checkpoint; returns the expected values by model name.
 
-    The returned names are those of the fine-tuned model
-    (``backbone.conv1.weight``, ...), for comparing theta0 with.
+    With ``full_detector``: the whole model (for ``load_from``); else the
+    stand-in of the backbone's pretrained checkpoint (its ``init_cfg`` or
+    the segmentor's ``model.pretrained``). The returned names are those of
+    the fine-tuned model (``backbone.conv1.weight``, ...), for comparing
+    theta0 with.
     """
-    with torch.random.fork_rng():  # deterministic init, global RNG kept
-        torch.manual_seed(seed)
-        model = build_model(cfg, num_classes if full_detector else None)
-    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
     if full_detector:
+        with torch.random.fork_rng():  # deterministic init, global RNG kept
+            torch.manual_seed(seed)
+            model = build_model(cfg, num_classes)
+        os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
         values = pretrained_values(model, seed)
         torch.save(
             dict(
                 state_dict=values,
                 meta=dict(note='olor-mm stand-in checkpoint')), out)
         return dict(values)
-    ckpt, values = backbone_checkpoint(cfg, model.backbone, seed)
-    torch.save(ckpt, out)
-    return {f'backbone.{k}': v for k, v in values.items()}
+    keys = {
+        k: v
+        for k, v in checkpoint_keys(cfg).items()
+        if k == 'model.pretrained' or k.startswith('model.backbone.')
+    }
+    if not keys:
+        raise RuntimeError(
+            f'{cfg.filename}: the backbone loads no checkpoint (no init_cfg '
+            'with a checkpoint, no model.pretrained).')
+    return write_stand_in(cfg, next(iter(keys.values())), out, seed)
 
 
 def parse_args(argv=None):

@@ -8,17 +8,23 @@ CPU, at reduced scale, through the same code paths as ``tools/train.py`` and
 1. data: the generated data set in the config's upstream layout
    (``tools/upstream_layouts.py``) under ``WORK_DIR/data`` if missing (or
    ``--data-root``), checked against the config (annotation files, images,
-   label range);
-2. pretrained weights: a local stand-in of the config's ``init_cfg``
-   checkpoint (or, for a ``load_from`` config, of the whole detector, with
-   COCO's 80 classes) written by ``tools/make_pretrained.py``;
+   label range); dataset wrappers (``MultiImageMixDataset``,
+   ``RepeatDataset``, ``ConcatDataset``, ``ClassBalancedDataset``) keep
+   their place, the data sets inside them get the data;
+2. pretrained weights: a local stand-in of every checkpoint the model
+   loads (each ``init_cfg`` with a ``checkpoint``, nested ones included,
+   ``model.pretrained``; for ``load_from``, the whole detector with COCO's
+   80 classes) written by ``tools/make_pretrained.py`` in a format the
+   module's own initialisation reads back exactly; nothing is downloaded;
 3. the reduced-scale overrides (image scale x ``--scale``, batch 2, no
    workers, ``--iters`` iterations: one epoch of ``iters x batch`` images
    for epoch-based configs; detectors keep at most 100 proposals and sample
    64 RoIs per image, and 50 detections at test time) and a rollback
    strong enough to see in two
    iterations (lam = 0.5 on every rolled-back layer, not scaled by the
-   warm-up lr);
+   warm-up lr); a model that needs larger images than the reduced scale
+   gives (DETR-style query top-k, fixed pooling kernels) is trained again
+   at twice the scale, up to full scale, and the line says so;
 4. three trainings, in this process: with rollback, the same without
    (``rollback_max=0``), and a resume of the first for one more epoch /
    iteration; then ``tools/test.py``'s evaluation with the config's metric.
@@ -125,8 +131,20 @@ def dataloaders(cfg):
             if cfg.get(k)]
 
 
+def leaf_datasets(dataset):
+    """The data sets inside a dataset config, through wrappers
+    (``dataset=`` / ``datasets=``), in order."""
+    if dataset.get('datasets') is not None:
+        for inner in dataset.datasets:
+            yield from leaf_datasets(inner)
+    elif dataset.get('dataset') is not None:
+        yield from leaf_datasets(dataset.dataset)
+    else:
+        yield dataset
+
+
 def layout_of(cfg) -> str:
-    kind = cfg.train_dataloader.dataset.type
+    kind = next(leaf_datasets(cfg.train_dataloader.dataset)).type
     if kind not in LAYOUT_OF:
         raise SmokeError(
             f'train_dataloader.dataset.type={kind!r}: smoke_train makes data '
@@ -138,9 +156,11 @@ def layout_of(cfg) -> str:
 def point_to_data(cfg, data_root: str) -> None:
     """Every dataloader and evaluator on ``data_root`` instead of the
     config's, keeping the relative file names (the upstream layout)."""
-    old = cfg.train_dataloader.dataset.get('data_root', '')
+    old = next(leaf_datasets(cfg.train_dataloader.dataset)).get(
+        'data_root', '')
     for _, loader in dataloaders(cfg):
-        loader.dataset.data_root = data_root
+        for dataset in leaf_datasets(loader.dataset):
+            dataset.data_root = data_root
     for key in ('val_evaluator', 'test_evaluator'):
         evaluators = cfg.get(key)
         for ev in (evaluators if isinstance(evaluators, list) else
@@ -165,23 +185,28 @@ def check_data(cfg) -> str:
     with DefaultScope.overwrite_default_scope(scope):
         for key, loader in dataloaders(cfg):
             dcfg = copy.deepcopy(loader.dataset)
-            dcfg.pop('indices', None)
-            # an empty data set crashes MMEngine's serialisation with
-            # "need at least one array to concatenate": count it first
-            dcfg.serialize_data = False
+            for leaf in leaf_datasets(dcfg):
+                leaf.pop('indices', None)
+                # an empty data set crashes MMEngine's serialisation with
+                # "need at least one array to concatenate": count it first
+                leaf.serialize_data = False
             try:
                 dataset = datasets.DATASETS.build(dcfg)
             except (FileNotFoundError, OSError) as err:
+                leaf = next(leaf_datasets(dcfg))
                 raise SmokeError(
-                    f'{key}.dataset (data_root={dcfg.get("data_root")!r}, '
-                    f'ann_file={dcfg.get("ann_file")!r}, data_prefix='
-                    f'{dcfg.get("data_prefix")}): {err}') from err
+                    f'{key}.dataset (data_root={leaf.get("data_root")!r}, '
+                    f'ann_file={leaf.get("ann_file")!r}, data_prefix='
+                    f'{leaf.get("data_prefix")}): {err}') from err
             if len(dataset) == 0:
+                leaf = next(leaf_datasets(dcfg))
                 raise SmokeError(
                     f'{key}.dataset has zero images under data_root='
-                    f'{dcfg.get("data_root")!r} with data_prefix='
-                    f'{dcfg.get("data_prefix")} (check the paths and '
+                    f'{leaf.get("data_root")!r} with data_prefix='
+                    f'{leaf.get("data_prefix")} (check the paths and '
                     'file suffixes).')
+            while hasattr(dataset, 'dataset'):  # a wrapper
+                dataset = dataset.dataset
             if scope == 'mmseg':
                 _check_labels(key, dataset)
             counts.append(f'{key.split("_")[0]} {len(dataset)}')
@@ -212,25 +237,47 @@ def _check_labels(key, dataset, limit: int = 20) -> None:
                                                         ) else '') + '.')
 
 
-def find_pretrained(cfg):
-    """Where the config loads pretrained weights: a ('key', value) pair."""
-    if cfg.get('load_from'):
-        return 'load_from', cfg.load_from
-    if cfg.model.get('pretrained'):
-        return 'model.pretrained', cfg.model.pretrained
-    init = cfg.model.get('backbone', {}).get('init_cfg') or {}
-    if init.get('type') == 'Pretrained':
-        return 'model.backbone.init_cfg.checkpoint', init.checkpoint
-    return None, None
+def stand_in_checkpoints(cfg, folder: str, quiet=contextlib.nullcontext):
+    """Stand-ins for every checkpoint the model loads; the config points
+    at them. Returns ``(expected values by parameter name, report)``.
 
-
-def set_pretrained(cfg, key: str, path: str) -> None:
-    if key == 'load_from':
-        cfg.load_from = path
-    elif key == 'model.pretrained':
-        cfg.model.pretrained = path
-    else:
-        cfg.model.backbone.init_cfg.checkpoint = path
+    Raises:
+        SmokeError: when a checkpoint has no stand-in, or a remote one is
+            left (nothing may be downloaded).
+    """
+    from make_pretrained import (REMOTE, checkpoint_keys, set_key,
+                                 write_pretrained, write_stand_in)
+    keys = checkpoint_keys(cfg)
+    by_source = {}
+    for key, source in keys.items():
+        by_source.setdefault(source, []).append(key)
+    expected, report = {}, []
+    for i, (source, where) in enumerate(by_source.items()):
+        path = osp.join(folder, f'stand_in_{i}.pth')
+        try:
+            with quiet():
+                if 'load_from' in where:
+                    values = write_pretrained(
+                        cfg, path, True,
+                        80 if cfg.default_scope == 'mmdet' else None)
+                else:
+                    values = write_stand_in(cfg, source, path)
+        except RuntimeError as err:
+            raise SmokeError(f'{", ".join(where)}: {err}') from err
+        for key in where:
+            set_key(cfg, key, path)
+        expected.update(values)
+        report.append(f'{", ".join(where)} = local stand-in for {source}: '
+                      f'{path} ({len(values)} tensors)')
+    left = {
+        k: v
+        for k, v in checkpoint_keys(cfg).items() if str(v).startswith(REMOTE)
+    }
+    if left:
+        raise SmokeError(f'the config still loads {left}: smoke_train '
+                         'downloads nothing; set those keys to None or to '
+                         'local files with --cfg-options.')
+    return expected, report
 
 
 def reduce(cfg, work_dir: str, tag: str, iters: int, scale: float):
@@ -242,7 +289,7 @@ def reduce(cfg, work_dir: str, tag: str, iters: int, scale: float):
     # the runs with and without rollback see the same data and augmentation
     cfg.randomness = dict(seed=0)
     for _, loader in dataloaders(cfg):
-        shrink(loader.dataset.get('pipeline', []), scale)
+        shrink(loader.dataset, scale)  # wrappers' pipelines (mosaic) too
         loader.num_workers = 0
         loader.persistent_workers = False
     shrink(cfg.model.get('data_preprocessor', {}), scale)
@@ -259,7 +306,8 @@ def reduce(cfg, work_dir: str, tag: str, iters: int, scale: float):
     if by_epoch:
         loop.max_epochs = 1
         loop.val_interval = 10**6  # evaluation is tools/test.py's, below
-        cfg.train_dataloader.dataset.indices = iters * batch
+        for dataset in leaf_datasets(cfg.train_dataloader.dataset):
+            dataset.indices = iters * batch
     else:
         loop.max_iters = iters
         loop.val_interval = 10**6
@@ -363,7 +411,6 @@ class Report:
 
 def prepare(args, cfg, report: Report):
     """Data and pretrained weights; returns (cfg, expected theta0 values)."""
-    from make_pretrained import write_pretrained
     from upstream_layouts import write_layout
     if args.data_root:
         data_root = args.data_root
@@ -375,8 +422,8 @@ def prepare(args, cfg, report: Report):
             data_root = osp.join(data_root, 'ADEChallengeData2016')
         source = f'generated {layout} layout'
         if not osp.isdir(data_root):
-            classes = cfg.train_dataloader.dataset.get('metainfo',
-                                                       {}).get('classes')
+            classes = next(leaf_datasets(cfg.train_dataloader.dataset)).get(
+                'metainfo', {}).get('classes')
             write_layout(
                 layout,
                 osp.join(args.work_dir, 'data', layout),
@@ -387,27 +434,55 @@ def prepare(args, cfg, report: Report):
     with quiet():
         counts = check_data(cfg)
     report.check('data', True, f'{source} at {data_root}: {counts} images')
-    key, source = find_pretrained(cfg)
-    expected = {}
-    if key is not None:
-        path = osp.join(
-            args.work_dir, 'pretrained',
-            'detector.pth' if key == 'load_from' else 'backbone.pth')
-        num_classes = 80 if (key == 'load_from'
-                             and cfg.default_scope == 'mmdet') else None
-        with quiet():
-            expected = write_pretrained(cfg, path, key == 'load_from',
-                                        num_classes)
-        set_pretrained(cfg, key, path)
-        report.check(
-            'pretrained', True, f'{key} = local stand-in for {source}: {path} '
-            f'({len(expected)} tensors)')
+    expected, lines = stand_in_checkpoints(
+        cfg, osp.join(args.work_dir, 'pretrained'), quiet)
+    if lines:
+        report.check('pretrained', True, '; '.join(lines))
     else:
         report.check(
             'pretrained', True, 'the config loads no pretrained '
             'weights: theta0 is checked against the weights at '
             'training start')
     return cfg, expected
+
+
+#: what a model says when the reduced images are too small for it (a
+#: DETR's query top-k over too few positions, a fixed pooling kernel, a
+#: window larger than the feature map)
+SIZE_ERRORS = ('out of range', 'too small', 'smaller than', 'size of tensor',
+               'input size', 'must match')
+
+
+def trainings(cfg, args):
+    """The runs with rollback and without; again at twice the scale (up to
+    full scale) while the model needs larger images than it got.
+
+    Returns:
+        tuple: the rollback run's config and ``{'olor': runner, 'plain':
+        runner}``.
+    """
+    scale = args.scale
+    while True:
+        olor_cfg = reduce(cfg, args.work_dir, 'olor', args.iters, scale)
+        rollback_strength(olor_cfg, **STRONG)
+        plain_cfg = reduce(cfg, args.work_dir, 'plain', args.iters, scale)
+        rollback_strength(plain_cfg, rollback_max=0.0, rollback_min=0.0)
+        try:
+            return olor_cfg, {
+                tag: train(run_cfg, tag)
+                for tag, run_cfg in (('olor', olor_cfg), ('plain', plain_cfg))
+            }
+        except (RuntimeError, AssertionError, ValueError, IndexError) as err:
+            said = str(err).strip().splitlines()[0] if str(err).strip() \
+                else type(err).__name__
+            if scale >= 1.0 or not any(m in said.lower() for m in SIZE_ERRORS):
+                raise
+            larger = min(1.0, scale * 2)
+            print(
+                f'NOTE scale {scale:g} -> {larger:g}: the model needs larger '
+                f'images ({type(err).__name__}: {said[:160]})',
+                flush=True)
+            scale = larger
 
 
 def run(args) -> int:
@@ -430,13 +505,7 @@ def run(args) -> int:
     cfg, expected = prepare(args, cfg, report)
     config_olor = {k: ow.paramwise_cfg.get(k, ow.get(k)) for k in STRONG}
 
-    olor_cfg = reduce(cfg, args.work_dir, 'olor', args.iters, args.scale)
-    rollback_strength(olor_cfg, **STRONG)
-    plain_cfg = reduce(cfg, args.work_dir, 'plain', args.iters, args.scale)
-    rollback_strength(plain_cfg, rollback_max=0.0, rollback_min=0.0)
-    runners = {}
-    for tag, run_cfg in (('olor', olor_cfg), ('plain', plain_cfg)):
-        runners[tag] = train(run_cfg, tag)
+    olor_cfg, runners = trainings(cfg, args)
     values = {tag: losses(r) for tag, r in runners.items()}
     finite = all(
         v and all(math.isfinite(x) for x in v) for v in values.values())
@@ -451,11 +520,16 @@ def run(args) -> int:
             n for n, t in theta0.items()
             if n in expected and torch.equal(t, expected[n])
         ]
+        new = [n for n in theta0 if n not in expected]
         report.check(
             'theta0',
             len(same) == len(theta0) > 0,
             f'{len(same)} of {len(theta0)} rolled-back tensors '
-            "equal the pretrained checkpoint's values")
+            "equal the pretrained checkpoint's values" +
+            (f'; {len(new)} are in no checkpoint (e.g. {new[0]}) and would '
+             'roll back toward their random initialisation: narrow '
+             'paramwise_cfg.pretrained_prefixes to the pretrained modules'
+             if new else ''))
     else:
         report.check(
             'theta0', bool(theta0),
@@ -508,8 +582,10 @@ def run(args) -> int:
     test_cfg.work_dir = osp.join(args.work_dir, 'test')
     test_cfg.experiment_name += '_test'
     # a model after two iterations scores below the config's threshold
-    # everywhere; the metric needs detections to be computed
+    # everywhere, and an untrained head predicts degenerate boxes; the
+    # metric needs detections to be computed
     set_key(test_cfg.model.get('test_cfg', {}), 'score_thr', 0.0)
+    set_key(test_cfg.model.get('test_cfg', {}), 'min_bbox_size', -1)
     start_test = time.time()
     with quiet():
         metrics = evaluate(test_cfg, last_checkpoint(resume_cfg.work_dir))

@@ -1,0 +1,50 @@
+"""The table of OLOR's layers: what the constructor logs and
+``tools/analysis_tools/print_layers.py`` prints.
+
+One row per pretrained layer ``i``: ``lam_i`` (Eq. 8/9), its trainable
+tensors and parameters (a frozen layer keeps its place with 0 tensors), the
+first and last parameter name, and the source of its numbering
+(:mod:`olor_mm.numbering`); then one line of totals.
+
+This module imports nothing of MMEngine.
+"""
+from typing import List, Sequence
+
+import torch.nn as nn
+
+from .numbering import LayerNumbering
+
+
+def layer_table(model: nn.Module, numbering: LayerNumbering,
+                lams: Sequence[float]) -> str:
+    """The table of ``numbering`` on ``model`` with ``lam_i = lams[i]``."""
+    params = dict(model.named_parameters())
+    rows: List[List[str]] = [[] for _ in range(numbering.count)]
+    for name, i in numbering.layer_of.items():
+        rows[i].append(name)
+    header = ('layer', 'lam_i', 'tensors', 'params', 'first parameter',
+              'last parameter', 'source')
+    lines, rolled = [], [0, 0]
+    for i, names in enumerate(rows):
+        trainable = [params[n] for n in names if params[n].requires_grad]
+        count = sum(p.numel() for p in trainable)
+        if lams[i] > 0:
+            rolled[0] += len(trainable)
+            rolled[1] += count
+        lines.append((str(i), f'{lams[i]:.6f}', str(len(trainable)),
+                      f'{count:,}', names[0], names[-1], numbering.sources[i]))
+    widths = [
+        max(len(row[k]) for row in [header] + lines)
+        for k in range(len(header))
+    ]
+    right = (True, True, True, True, False, False, False)
+
+    def fmt(row):
+        return ' '.join(
+            cell.rjust(w) if r else cell.ljust(w)
+            for cell, w, r in zip(row, widths, right)).rstrip()
+
+    return '\n'.join([fmt(header)] + [fmt(row) for row in lines] + [
+        f'OLOR rolls back {rolled[1]:,} parameters in {rolled[0]} tensors; '
+        f'{numbering.count} pretrained layers.'
+    ])
