@@ -4,9 +4,10 @@ Each family's upstream config (MMDetection's or MMSegmentation's, as a
 user would take it) plus OLOR's wrapper block
 (``configs/_base_/olor_optim_wrapper.py``; ``olor.py`` would also set
 ``custom_hooks``, which RTMDet's and YOLOX's configs set already), run
-through ``tools/smoke_train.py`` at its default reduced scale. Resumable: a family whose output is already
-in WORK_DIR is not run again. Writes ``--out`` (a Markdown table: family,
-config, checks passed, wall time) and each run's output next to it.
+through ``tools/smoke_train.py`` at its default reduced scale. Resumable: a
+family whose output is already in WORK_DIR is not run again. Writes
+``--out`` (a Markdown table: family, config, checks passed, wall time,
+notes) and each run's output next to it.
 
     python benchmarks/smoke_families.py [--families RTMDet YOLOX ...]
         [--work-dir work_dirs/smoke_families]

@@ -60,13 +60,21 @@ def _elements(module: nn.Module) -> List[Tuple[str, nn.Module]]:
     return [(n, c) for n, c in module.named_children() if _has_params(c)]
 
 
+#: leaf modules that are weight layers whatever their weights' shape (FSDP
+#: turns each rank's weights into 1-D slices)
+WEIGHT_LAYERS = (nn.modules.conv._ConvNd, nn.Linear, nn.Bilinear)
+
+
 def weight_layers(module: nn.Module) -> int:
-    """Leaf modules with a weight of two or more dimensions (conv, linear)."""
+    """Leaf modules that are convolutions or linear maps (or hold another
+    weight of two or more dimensions)."""
     count = 0
     for m in module.modules():
+        if next(m.children(), None) is not None:
+            continue
         weight = getattr(m, 'weight', None)
-        if (next(m.children(), None) is None
-                and isinstance(weight, nn.Parameter) and weight.dim() >= 2):
+        if isinstance(m, WEIGHT_LAYERS) or (isinstance(
+                weight, nn.Parameter) and weight.dim() >= 2):
             count += 1
     return count
 

@@ -96,8 +96,8 @@ def compile_rules(
         try:
             compiled.append((re.compile(pattern), prefix, suffix))
         except re.error as err:
-            raise ValueError(f'{key}: the regex {pattern!r} does not '
-                             f'compile: {err}') from err
+            raise ValueError(f'{key}: pattern {pattern!r} does not compile '
+                             f'as a regex: {err}') from err
     return compiled
 
 
@@ -144,7 +144,7 @@ def rule_layers(
     if missing:
         raise ValueError(
             f'{len(missing)} parameter(s) match no rule of {key}, e.g. '
-            f'{missing[:5]}; add rules for them (regexes on the names '
+            f'{missing[:5]}; add patterns for them (regexes on the names '
             'relative to the pretrained module, each capturing the '
             "integers that order it, e.g. r'^blocks\\.(\\d+)\\.'), or "
             "number tensors instead with layer_unit='param'.")

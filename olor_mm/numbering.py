@@ -292,7 +292,8 @@ def number_pretrained(model: nn.Module,
             raise ValueError(
                 f'pretrained_prefixes entry {prefix!r} holds no parameter' +
                 (' that exclude leaves in' if excluded else '') +
-                '; name a module with pretrained weights.')
+                "; name the pretrained module, e.g. 'backbone', or '' for "
+                'the whole model.')
         chosen[prefix] = names
     search = layer_unit == 'block' and layer_patterns is None
     roots: Dict[str, List[str]] = OrderedDict()

@@ -81,7 +81,12 @@ def test_drift_hook_logs_what_the_checkpoints_say(runs, pretrained):
     """The drift hook computed at iterations 3 and 6 (the LoggerHook, every
     iteration here, repeats the last value in between); the value at 6 is
     what the checkpoints say."""
+    from mmengine.config import Config
+
     from olor_mm.drift import state_dict_drift
+    sys.path.insert(0, osp.join(ROOT, 'tools'))
+    from make_pretrained import build_model
+    model = build_model(Config.fromfile(OLOR))  # names the groups
     pre = state(pretrained)['state_dict']
     for run in ('olor', 'plain'):
         logged = [
@@ -91,7 +96,7 @@ def test_drift_hook_logs_what_the_checkpoints_say(runs, pretrained):
         assert logged[0]['drift/backbone.stage4'] == logged[2][
             'drift/backbone.stage4'] != logged[3]['drift/backbone.stage4']
         direct = state_dict_drift(
-            state(runs[run] / 'iter_6.pth')['state_dict'], pre)
+            state(runs[run] / 'iter_6.pth')['state_dict'], pre, model)
         for group in ('stem', 'stage1', 'stage2', 'stage3', 'stage4'):
             assert logged[-1][f'drift/backbone.{group}'] == pytest.approx(
                 direct[f'backbone.{group}'], rel=1e-5), (run, group)

@@ -20,9 +20,8 @@ import olor_mm  # noqa: F401
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, osp.join(ROOT, 'tools'))
 
+import make_pretrained  # noqa: E402
 import smoke_train  # noqa: E402
-from make_pretrained import set_key  # noqa: E402
-from make_pretrained import REMOTE, checkpoint_keys, write_stand_in
 
 
 def upstream(spec):
@@ -55,13 +54,14 @@ def upstream(spec):
     ])
 def test_stand_in_is_read_by_the_models_own_init(spec, owner, tmp_path):
     cfg = upstream(spec)
-    (key, source), = checkpoint_keys(cfg).items()
-    assert str(source).startswith(REMOTE)
+    (key, source), = make_pretrained.checkpoint_keys(cfg).items()
+    assert str(source).startswith(make_pretrained.REMOTE)
     path = str(tmp_path / 'stand_in.pth')
-    expected = write_stand_in(cfg, source, path)
-    set_key(cfg, key, path)
+    expected = make_pretrained.write_stand_in(cfg, source, path)
+    make_pretrained.set_key(cfg, key, path)
     assert not any(
-        str(v).startswith(REMOTE) for v in checkpoint_keys(cfg).values())
+        str(v).startswith(make_pretrained.REMOTE)
+        for v in make_pretrained.checkpoint_keys(cfg).values())
     scope = cfg.default_scope
     registry = __import__(f'{scope}.registry', fromlist=['MODELS'])
     model_cfg = copy.deepcopy(cfg.model)
