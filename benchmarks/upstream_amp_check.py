@@ -56,6 +56,8 @@ def main(argv=None):
     from make_pretrained import write_pretrained
     from mmengine.config import Config
 
+    from olor_mm.compat import load_from_local_safe
+
     data = make_instance_sets(
         osp.join(args.work_dir, 'data'), img_size=128, num_train=16,
         num_val=4)['downstream']
@@ -93,10 +95,8 @@ def main(argv=None):
         if out.returncode:
             raise SystemExit(f'{run}: MMDetection\'s train.py failed:\n' +
                              log[-4000:])
-        states[run] = torch.load(
-            osp.join(work, f'iter_{args.iters}.pth'),
-            map_location='cpu',
-            weights_only=False)
+        states[run] = load_from_local_safe(
+            osp.join(work, f'iter_{args.iters}.pth'), map_location='cpu')
     optim = states['olor']['optimizer']
     # AmpOptimWrapper (what --amp writes) saves its loss scaler
     result['amp_wrapper_ran'] = 'loss_scaler' in optim

@@ -59,12 +59,14 @@ if _mmengine_installed():
     from .fsdp import shard_theta0_with_fsdp
     from .hooks import RollbackDriftHook
     from .l2sp import AmpL2SPOptimWrapper, L2SPOptimWrapper
+    from .load_check import warn_when_nothing_is_loaded
     from .log import forward_to_mmengine
     from .optim_wrappers import AmpOLOROptimWrapper, OLOROptimWrapper
 
     forward_to_mmengine()
     apply_compat_fixes()
     shard_theta0_with_fsdp()
+    warn_when_nothing_is_loaded()
     __all__ += [
         'LayerwiseRollbackConstructor', 'OLOROptimWrapper',
         'AmpOLOROptimWrapper', 'L2SPOptimWrapper', 'AmpL2SPOptimWrapper',

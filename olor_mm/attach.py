@@ -14,8 +14,14 @@ whose param groups carry ``rollback`` (``lam_i``, e.g. from
       lam_eff = lam_i * lr_t / lr_0      (scale_with_lr=True, the default)
       lam_eff = lam_i                    (scale_with_lr=False)
 
-  ``lr_t`` is the group's current lr, ``lr_0`` its ``initial_lr`` (written
-  by schedulers; without one, the group's lr when ``theta0`` is taken);
+  ``lr_t`` is the group's current lr and ``lr_0`` the largest lr the group
+  has had: its ``initial_lr`` (written by schedulers; without one, the
+  group's lr when ``theta0`` is taken) or any higher lr since (OneCycle's
+  ramp, a warm-up written by hand, a restart to a higher lr; kept in the
+  group as ``rollback_lr_peak``). So ``lam_eff <= lam_i <= 1`` for every
+  schedule: Eq. 6 stays a lerp toward theta0 and never throws a weight past
+  it. Warm-up from below ``initial_lr`` and decay scale the rollback down;
+  while the lr rises above every lr before it, ``lam_eff = lam_i``;
 - state-dict hooks that save ``theta0`` under ``'olor_rollback'`` in
   ``optimizer.state_dict()`` and restore it in ``load_state_dict()``
   (:class:`~olor_mm.theta0.Anchor`).
@@ -49,6 +55,9 @@ logger = logging.getLogger(__name__)  # forwarded to MMEngine's, if there
 
 #: key of the rollback's entry in ``optimizer.state_dict()``
 STATE_KEY = 'olor_rollback'
+#: param-group key of the largest lr a rolled-back group has had above its
+#: ``initial_lr`` (``lr_0`` of ``scale_with_lr``; absent until then)
+PEAK_KEY = 'rollback_lr_peak'
 
 __all__ = ['attach_rollback', 'find_rollback', 'RollbackHandle', 'STATE_KEY']
 
@@ -76,13 +85,25 @@ class RollbackHandle(Anchor):
                  optimizer,
                  scale_with_lr: bool = True,
                  anchor_dtype: Union[str, torch.dtype, None] = None,
-                 warn_if_inert: bool = True):
+                 warn_if_inert: bool = True,
+                 from_current_weights: bool = False):
+        if optimizer.state and not from_current_weights:
+            raise RuntimeError(
+                'attach_rollback: the optimizer already holds state for '
+                f'{len(optimizer.state)} parameters: it has stepped, or '
+                'loaded a state dict. A state dict loaded before the '
+                "rollback was attached has lost its 'olor_rollback' entry "
+                '(theta0), and theta0 would be taken from the current, '
+                'fine-tuned weights. Attach the rollback right after building '
+                'the optimizer, then load_state_dict() (theta0 is restored); '
+                'to anchor to the current weights on purpose, pass '
+                'from_current_weights=True.')
         if not isinstance(scale_with_lr, bool):
             raise TypeError(
                 f'scale_with_lr={scale_with_lr!r} must be True or False '
                 '(whether the rollback follows lr_t / lr_0).')
         self.scale_with_lr = scale_with_lr
-        check_groups(optimizer.param_groups, scale_with_lr)
+        check_groups(optimizer.param_groups)
         super().__init__(
             optimizer,
             _rolls_back,
@@ -108,7 +129,7 @@ class RollbackHandle(Anchor):
         current lr, so a later ``auto_scale_lr`` or decay scales lam only
         from here on.
         """
-        check_groups(self.optimizer.param_groups, self.scale_with_lr)
+        check_groups(self.optimizer.param_groups)
         for g in self.optimizer.param_groups:
             if _rolls_back(g):
                 g.setdefault('initial_lr', g['lr'])
@@ -117,10 +138,14 @@ class RollbackHandle(Anchor):
     def _pre_step(self, optimizer, args, kwargs) -> None:
         if self._theta0 is None and self.active:
             self.snapshot()
+        else:
+            self.take_new_groups()
 
     def _post_step(self, optimizer, args, kwargs) -> None:
         if not self.buckets:
             return
+        if self.scale_with_lr:
+            self._raise_peaks()
         # A fused optimizer under torch's GradScaler is called even for a
         # step with inf/NaN gradients: it gets ``found_inf`` (an attribute
         # the scaler sets for the call) and updates nothing, so the rollback
@@ -199,8 +224,15 @@ class RollbackHandle(Anchor):
                    for k in TUNABLE_KEYS if k in saved})
 
     # ------------------------------------------------------------ maths
+    def _raise_peaks(self) -> None:
+        """Remember an lr above every earlier one of a rolled-back group."""
+        for g in self.optimizer.param_groups:
+            if _rolls_back(g) and g['lr'] > lr_0(g, current=False):
+                g[PEAK_KEY] = g['lr']
+
     def lr_ratios(self) -> List[float]:
-        """``lr_t / lr_0`` per rolled-back group, 1.0 elsewhere.
+        """``lr_t / lr_0`` per rolled-back group (``lr_0``: the largest lr
+        it has had, see :func:`lr_0`), in [0, 1]; 1.0 elsewhere.
 
         All 1.0 with ``scale_with_lr=False``.
         """
@@ -209,8 +241,8 @@ class RollbackHandle(Anchor):
             if not self.scale_with_lr or not _rolls_back(g):
                 out.append(1.0)
                 continue
-            lr0 = g.get('initial_lr', g['lr'])
-            out.append(g['lr'] / lr0 if lr0 else 0.0)
+            peak = lr_0(g)
+            out.append(g['lr'] / peak if peak else 0.0)
         return out
 
     def lam_effs(self) -> List[float]:
@@ -241,13 +273,24 @@ class RollbackHandle(Anchor):
                           [lam[b.groups[k]] for k in sel])
 
 
-def check_groups(groups: List[dict], scale_with_lr: bool) -> None:
+def lr_0(group: dict, current: bool = True) -> float:
+    """``lr_0`` of ``scale_with_lr``: the largest lr the group has had.
+
+    ``max(initial_lr, rollback_lr_peak, lr_t)``: the scheduler's base lr
+    (or the lr when theta0 was taken), any higher lr a step has seen since,
+    and (with ``current``) the lr now. A group whose lr is 0 from the start
+    gets ``lr_0 = 0`` and no rollback (its weights never move).
+    """
+    lr = group['lr']
+    peak = max(group.get('initial_lr', lr), group.get(PEAK_KEY, 0.0))
+    return max(peak, lr) if current else peak
+
+
+def check_groups(groups: List[dict]) -> None:
     """Validate the ``rollback`` key of every group.
 
     Raises:
-        ValueError: for a ``rollback`` outside [0, 1] or not a number, or,
-            with ``scale_with_lr``, a rolled-back group whose lr is 0
-            (``lr_t / lr_0`` would be undefined).
+        ValueError: for a ``rollback`` outside [0, 1] or not a number.
     """
     for gi, g in enumerate(groups):
         lam = g.get('rollback', 0.0)
@@ -257,23 +300,12 @@ def check_groups(groups: List[dict], scale_with_lr: bool) -> None:
                 f'param group {gi} has rollback={lam!r}, not a number in '
                 '[0, 1]; set rollback_max / rollback_min in [0, 1] '
                 '(paramwise_cfg in a config).')
-    if scale_with_lr:
-        zero = [
-            gi for gi, g in enumerate(groups)
-            if _rolls_back(g) and not g.get('initial_lr', g.get('lr'))
-        ]
-        if zero:
-            raise ValueError(
-                f'param groups {zero[:5]} roll back but their lr is 0 '
-                '(or unset), so '
-                'lam_eff = lam * lr_t / lr_0 is undefined; set a non-zero '
-                'lr (or lr_mult), or scale_with_lr=False.')
 
 
-def attach_rollback(
-        optimizer: torch.optim.Optimizer,
-        scale_with_lr: bool = True,
-        anchor_dtype: Union[str, torch.dtype, None] = None) -> RollbackHandle:
+def attach_rollback(optimizer: torch.optim.Optimizer,
+                    scale_with_lr: bool = True,
+                    anchor_dtype: Union[str, torch.dtype, None] = None,
+                    from_current_weights: bool = False) -> RollbackHandle:
     """Attach OLOR's rollback to ``optimizer``; returns its handle.
 
     Args:
@@ -286,6 +318,10 @@ def attach_rollback(
         anchor_dtype (str | torch.dtype, optional): Keep ``theta0`` in this
             dtype (``'bfloat16'`` halves its memory next to float32
             weights). Defaults to None, the parameters' dtype.
+        from_current_weights (bool): Attach to an optimizer that already
+            holds state (has stepped or loaded a state dict), anchoring
+            theta0 to the weights at its next step. Refused by default: a
+            state dict loaded before attaching has lost its theta0.
 
     Returns:
         RollbackHandle: ``theta0``, ``anchored_params``, ``lam_effs()``,
@@ -293,12 +329,17 @@ def attach_rollback(
 
     Raises:
         RuntimeError: if the optimizer already carries a rollback (or
-            another anchored method).
+            another anchored method), or already holds state (see
+            ``from_current_weights``).
         ValueError: for a ``rollback`` outside [0, 1], a bad
             ``anchor_dtype``, or a rolled-back group with lr 0 under
             ``scale_with_lr``.
     """
-    return RollbackHandle(optimizer, scale_with_lr, anchor_dtype)
+    return RollbackHandle(
+        optimizer,
+        scale_with_lr,
+        anchor_dtype,
+        from_current_weights=from_current_weights)
 
 
 def find_rollback(optimizer) -> 'RollbackHandle | None':

@@ -1,7 +1,11 @@
 """Config handling shared by the command-line tools (tools/train.py, ...)."""
+import glob
+import os
 import os.path as osp
+import re
+import zipfile
 
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 
 from .compat import cpu_ddp_model_wrapper_cfg
 
@@ -47,6 +51,90 @@ def enable_amp(cfg: Config) -> None:
     wrapper.loss_scale = 'dynamic'
 
 
+def complete(path: str) -> bool:
+    """Whether a checkpoint file was written to its end (torch saves a zip
+    archive, whose directory comes last: a truncated file has none)."""
+    return osp.isfile(path) and zipfile.is_zipfile(path)
+
+
+def latest_checkpoint(work_dir: str):
+    """The checkpoint ``--resume`` continues from, or None for none yet.
+
+    MMEngine's ``last_checkpoint`` file names it.
+
+    Raises:
+        FileNotFoundError: when ``last_checkpoint`` is empty or names a
+            missing or incomplete file, naming the newest complete
+            ``iter_N.pth`` / ``epoch_N.pth`` of the work dir to resume
+            from instead.
+    """
+    last = osp.join(work_dir, 'last_checkpoint')
+    if not osp.isfile(last):
+        return None
+    with open(last) as f:
+        named = f.read().strip()
+    if named and complete(named):
+        return named
+    found = sorted(
+        (int(m.group(2)), path)
+        for path in glob.glob(osp.join(work_dir, '*_*.pth'))
+        for m in [re.match(r'(iter|epoch)_(\d+)\.pth$', osp.basename(path))]
+        if m and complete(path))
+    instead = (f'the newest complete checkpoint there is {found[-1][1]}: '
+               f'resume it with --resume {found[-1][1]}'
+               if found else 'no complete checkpoint is there: start anew '
+               '(without --resume)')
+    state = 'is empty' if not named else (
+        f'names {named}, which ' +
+        ('is incomplete' if osp.isfile(named) else 'does not exist'))
+    raise FileNotFoundError(f'--resume: {last} {state}; {instead}.')
+
+
+def resume_options(cfg: Config, resume) -> str:
+    """Set ``cfg.resume`` / ``cfg.load_from`` for ``--resume [PATH]``;
+    returns the line to print.
+
+    ``--resume`` alone continues from the work dir's latest checkpoint; with
+    none yet (a requeue script's first launch) the run starts as a new
+    fine-tune from ``load_from``, which stays (MMDetection's script clears
+    it, and theta0 would be the random initialisation).
+    """
+    if resume is None:
+        return ''
+    if resume != 'auto':
+        cfg.resume, cfg.load_from = True, resume
+        return f'--resume: from {resume}'
+    latest = latest_checkpoint(cfg.work_dir)
+    if latest is not None:
+        cfg.resume, cfg.load_from = True, latest
+        return f'--resume: from {latest}, the latest in {cfg.work_dir}'
+    cfg.resume = False
+    return (f'--resume: nothing to resume in {cfg.work_dir} yet: a new '
+            f'fine-tune from load_from={cfg.get("load_from")}')
+
+
+class CfgOptions(DictAction):
+    """MMEngine's ``DictAction``, with a message for ``key`` without
+    ``=value``."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        bad = [v for v in values if '=' not in v]
+        if bad:
+            parser.error(f'{option_string}: {bad[0]!r} has no "=": write '
+                         'key=value, e.g. '
+                         'optim_wrapper.paramwise_cfg.rollback_max=0.02')
+        super().__call__(parser, namespace, values, option_string)
+
+
+def check_launcher(parser, launcher: str) -> None:
+    """``--launcher pytorch`` needs torchrun's environment."""
+    if launcher == 'pytorch' and 'RANK' not in os.environ:
+        parser.error('--launcher pytorch needs the processes torchrun '
+                     'starts (it sets RANK, LOCAL_RANK and WORLD_SIZE): run '
+                     'tools/dist_train.sh CONFIG GPUS [args], or leave '
+                     '--launcher out for one process.')
+
+
 def load_config(args) -> Config:
     """The config of ``args.config`` with the common command-line edits.
 
@@ -56,6 +144,9 @@ def load_config(args) -> Config:
     ``--work-dir``, else the config's, else ``./work_dirs/<config name>``
     (MMDetection's order).
     """
+    if not osp.isfile(args.config):
+        raise FileNotFoundError(f'config file {args.config} does not exist '
+                                f'(working directory {os.getcwd()}).')
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
@@ -94,12 +185,11 @@ def add_common_arguments(parser, work_dir_help: str) -> None:
     ``--work-dir``, ``--cfg-options``, ``--launcher`` and ``--local-rank``
     (which torch.distributed.launch passes).
     """
-    from mmengine.config import DictAction
     parser.add_argument('--work-dir', help=work_dir_help)
     parser.add_argument(
         '--cfg-options',
         nargs='+',
-        action=DictAction,
+        action=CfgOptions,
         help='override some settings in the used config, the key-value pair '
         'in xxx=yyy format will be merged into config file. If the value to '
         'be overwritten is a list, it should be like key="[a,b]" or key=a,b '
@@ -116,8 +206,8 @@ def add_common_arguments(parser, work_dir_help: str) -> None:
 
 def parse_with_local_rank(parser, argv=None):
     """``parser.parse_args`` that exports ``LOCAL_RANK`` as the tools do."""
-    import os
     args = parser.parse_args(argv)
+    check_launcher(parser, args.launcher)
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args

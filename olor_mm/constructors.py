@@ -24,8 +24,10 @@ from .attach import RollbackHandle
 from .kernels import IMPLS, choose_impl
 from .layer_table import layer_table
 from .lr_decay import check_decay, lr_decay_mults
-from .numbering import check_prefixes, number_pretrained, stage_groups
+from .numbering import (check_prefixes, number_pretrained, shared_names,
+                        stage_groups, tensor_layers)
 from .param_groups import guard_group_layout, layer_lams, merge_param_groups
+from .rollback import as_real
 from .theta0 import parse_anchor_dtype
 
 #: paramwise_cfg keys of the layer numbering and Eq. 8/9, with their
@@ -78,6 +80,55 @@ def _check_unknown_keys(paramwise_cfg: dict) -> None:
             ', '.join(f'{k!r}' + (f' (did you mean {h[0]!r}?)' if h else '')
                       for k, h in hints.items()) +
             f' for LayerwiseRollbackConstructor; it reads {known}.')
+
+
+def _kernel_notice(impl: str, requested: str):
+    """A load post-hook saying when a resumed state brings another kernel.
+
+    torch restores every param group's values, ``fused`` / ``foreach``
+    among them, so the checkpoint's kernel runs after a resume whatever
+    ``optimizer_impl`` says now; both agree up to float rounding.
+    """
+
+    def notice(optimizer) -> None:
+        loaded = 'fused' if any(g.get('fused') for g in
+                                optimizer.param_groups) else 'foreach' if any(
+                                    g.get('foreach')
+                                    for g in optimizer.param_groups) else \
+            'torch_default'
+        built = impl.split()[0]
+        if loaded != built:
+            print_log(
+                f'resume: the checkpoint\'s kernel ({loaded}) runs, not the '
+                f'one this config chose ({built}, optimizer_impl='
+                f'{requested!r}), as torch restores every param group\'s '
+                'values; they agree up to float rounding. To change it, '
+                'start a new fine-tune from the checkpoint with '
+                'load_from=<ckpt> and resume=False.',
+                logger='current',
+                level=logging.WARNING)
+
+    return notice
+
+
+def _check_wrapper_keys(optim_wrapper_cfg: dict) -> None:
+    """Refuse OLOR keys at the ``optim_wrapper`` level and near-misses of
+    ``paramwise_cfg`` (``paramwise=``): the wrapper would fail on them with
+    an unexpected-keyword error that names neither the key nor the fix.
+    ``scale_with_lr`` and ``anchor_dtype`` are accepted there."""
+    olor = list(OLOR_DEFAULTS) + list(BUILD_DEFAULTS)
+    for key in optim_wrapper_cfg:
+        if key in olor:
+            raise ValueError(
+                f'optim_wrapper.{key} is an OLOR key of paramwise_cfg: '
+                f'write optim_wrapper.paramwise_cfg.{key} (in a config '
+                f'optim_wrapper=dict(paramwise_cfg=dict({key}=...)), or '
+                f'--cfg-options optim_wrapper.paramwise_cfg.{key}=...).')
+        if key != 'paramwise_cfg' and difflib.get_close_matches(
+                key, ['paramwise_cfg'], n=1, cutoff=0.7):
+            raise ValueError(
+                f'optim_wrapper.{key} is not a key of the optimizer wrapper: '
+                'did you mean optim_wrapper.paramwise_cfg?')
 
 
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()
@@ -179,11 +230,16 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
         self._check_build_cfg()
         cfg = self.olor_cfg
         # validate everything before any model is seen
+        for key in ('rollback_max', 'rollback_min', 'rollback_power'):
+            cfg[key] = as_real(cfg[key])  # numpy scalars, 0-d tensors
         layer_lams(1, cfg['rollback_max'], cfg['rollback_min'],
                    cfg['rollback_power'])
         cfg['pretrained_prefixes'] = check_prefixes(cfg['pretrained_prefixes'])
         optim_wrapper_cfg = dict(optim_wrapper_cfg)
+        _check_wrapper_keys(optim_wrapper_cfg)
         self._take_wrapper_keys(optim_wrapper_cfg)
+        if 'anchor_dtype' in self.rollback_cfg:  # before any table is logged
+            parse_anchor_dtype(self.rollback_cfg['anchor_dtype'])
         super().__init__(optim_wrapper_cfg, paramwise_cfg)
         # Always take the per-parameter path of the parent's ``__call__``.
         self.paramwise_cfg.setdefault('bypass_duplicate', False)
@@ -203,6 +259,15 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
             check_decay(
                 1.0 if cfg['decay_rate'] is None else cfg['decay_rate'],
                 cfg['decay_type'])
+        if cfg['num_layers'] is not None and (
+                isinstance(cfg['num_layers'], bool)
+                or not isinstance(cfg['num_layers'], int)
+                or cfg['num_layers'] < 0):
+            raise ValueError(
+                f'paramwise_cfg.num_layers={cfg["num_layers"]!r} must be a '
+                'whole number >= 0 (the backbone\'s layers, as '
+                'LearningRateDecayOptimizerConstructor counts them), or '
+                'None: the lr decay follows OLOR\'s own numbering anyway.')
 
     def _wrapper_class(self, optim_wrapper_cfg: dict) -> type:
         kind = optim_wrapper_cfg.get('type', 'OptimWrapper')
@@ -256,7 +321,7 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
             model = model.module
         self._model = model
         self._layer_of, self._layer_lams = self.number_pretrained(model)
-        self._param_names = {id(p): n for n, p in model.named_parameters()}
+        self._tensor_layer = tensor_layers(model, self._layer_of)
         optimizer = self.build_optimizer(model)
         if self.attaches:
             rollback = dict(ROLLBACK_DEFAULTS, **self.rollback_cfg)
@@ -266,7 +331,7 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
             handle.config = dict({k: self.olor_cfg[k]
                                   for k in OLOR_DEFAULTS},
                                  scale_with_lr=handle.scale_with_lr)
-            if not handle.active:
+            if not handle.trainable:
                 self._warn_nothing_rolls_back(model)
         wrapper_cfg = self.optim_wrapper_cfg.copy()
         wrapper_cfg.setdefault('type', 'OptimWrapper')
@@ -280,7 +345,7 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
     def _warn_nothing_rolls_back(self, model: nn.Module) -> None:
         """Say why nothing rolls back: all frozen, or lam = 0."""
         cfg = self.olor_cfg
-        names = dict(model.named_parameters())
+        names = dict(model.named_parameters(remove_duplicate=False))
         trainable = [n for n in self._layer_of if names[n].requires_grad]
         if not trainable:
             why = (f'every parameter of pretrained_prefixes='
@@ -328,6 +393,8 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
         optimizer_cfg[first_arg] = params
         optimizer = OPTIMIZERS.build(optimizer_cfg)
         guard_group_layout(optimizer, self.build_cfg['merge_groups'])
+        optimizer.register_load_state_dict_post_hook(
+            _kernel_notice(impl, self.build_cfg['optimizer_impl']))
         print_log(
             f'{optimizer_cls.__name__}: {before} param groups' +
             (f' merged into {len(params)}' if len(params) != before else
@@ -342,25 +409,48 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
                    module: nn.Module,
                    prefix: str = '',
                    is_dcn_module=None) -> None:
-        """Add the parent's groups, then tag each with layer_id/rollback."""
+        """Add the parent's groups, then tag each with layer_id/rollback.
+
+        A tensor shared by several modules (tied weights) is listed by
+        MMEngine once per module: it keeps one group, the first (its first
+        name's options), so that the optimizer updates it once.
+        """
         start = len(params)
         super().add_params(params, module, prefix, is_dcn_module)
         if prefix:  # the recursion below the root tags nothing itself
             return
+        seen, kept = set(), []
+        for group in params[start:]:
+            (param, ) = group['params']
+            if id(param) not in seen:
+                seen.add(id(param))
+                kept.append(group)
+        params[start:] = kept
+        self._log_shared()
         mults = self._lr_decay_mults()
         for group in params[start:]:
             (param, ) = group['params']
-            name = self._param_names[id(param)]
-            layer = self._layer_of.get(name)
+            layer = self._tensor_layer.get(id(param))
             group['layer_id'] = layer
             group['rollback'] = (0.0
                                  if layer is None else self._layer_lams[layer])
-            if name in mults:
-                group['lr'] = group.get('lr', self.base_lr) * mults[name]
-        self._log_table()
+            if id(param) in mults:
+                group['lr'] = group.get('lr', self.base_lr) * mults[id(param)]
+        self._log_table(params[start:])
+
+    def _log_shared(self) -> None:
+        shared = shared_names(self._model)
+        if shared:
+            print_log(
+                f'{len(shared)} tensors are shared by several modules (e.g. '
+                f'{" = ".join(shared[0])}): each is optimised once, with the '
+                'options of its first name, and rolls back if any of its '
+                'names is pretrained.',
+                logger='current')
 
     def _lr_decay_mults(self):
-        """``{name: lr multiplier}`` of layer-wise lr decay, or empty."""
+        """``{id(tensor): lr multiplier}`` of layer-wise lr decay, or
+        empty."""
         cfg = self.build_cfg
         if cfg['decay_rate'] is None:
             return {}
@@ -382,8 +472,13 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
                     stage_groups(self._model, list(self._layer_of)).values()):
                 stage_of.update({n: k for n in names})
                 stages = k + 1
-        return lr_decay_mults(self._layer_of, count, cfg['decay_rate'],
-                              cfg['decay_type'], stage_of, stages)
+        by_name = lr_decay_mults(self._layer_of, count, cfg['decay_rate'],
+                                 cfg['decay_type'], stage_of, stages)
+        return {
+            id(p): by_name[n]
+            for n, p in self._model.named_parameters(remove_duplicate=False)
+            if n in by_name
+        }
 
     def number_pretrained(self, model: nn.Module):
         """Layer id of every pretrained parameter name, and lam per layer.
@@ -403,12 +498,18 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
                           cfg['rollback_min'], cfg['rollback_power'])
         return self.numbering.layer_of, lams
 
-    def _log_table(self) -> None:
+    def _log_table(self, groups: List[dict]) -> None:
         """The table of :func:`olor_mm.layer_table.layer_table`: per layer
         lam_i, trainable tensors and parameters (a frozen layer keeps its
-        place with 0 tensors), first and last name, source."""
+        place with 0 tensors: ``requires_grad=False``, or an lr of 0 as
+        ``custom_keys={...: dict(lr_mult=0.)}`` gives), first and last
+        name, source."""
+        still = {
+            id(g['params'][0])
+            for g in groups if g.get('lr', self.base_lr) == 0
+        }
         print_log(
-            'OLOR layer-wise rollback:\n' +
-            layer_table(self._model, self.numbering, self._layer_lams),
+            'OLOR layer-wise rollback:\n' + layer_table(
+                self._model, self.numbering, self._layer_lams, frozen=still),
             logger='current',
             level=logging.INFO)

@@ -73,6 +73,12 @@ class RollbackDriftHook(Hook):
                              "(the LoggerHook's interval).")
         if isinstance(prefixes, str):
             prefixes = (prefixes, )
+        if (not isinstance(prefixes, (list, tuple)) or not prefixes
+                or not all(isinstance(p, str) and p for p in prefixes)):
+            raise ValueError(
+                f'RollbackDriftHook.prefixes={prefixes!r} must name the '
+                "measured top-level modules, e.g. prefixes=('backbone',) or "
+                "('backbone', 'neck').")
         self.interval = interval
         self.prefixes = tuple(prefixes)
         self._loaded: Optional[Dict[str, torch.Tensor]] = None

@@ -69,6 +69,12 @@ def choose_impl(optimizer_cls,
             f'paramwise_cfg.optimizer_impl={requested!r} is unknown; use one '
             f'of {IMPLS}.')
     kwargs = optimizer_kwargs or {}
+    other = {'fused': 'foreach', 'foreach': 'fused'}.get(requested)
+    if other and kwargs.get(other):
+        raise ValueError(
+            f"paramwise_cfg.optimizer_impl='{requested}' and "
+            f'optimizer.{other}=True ask for two kernels; remove '
+            f"optimizer.{other}, or set optimizer_impl='auto' to keep it.")
     if requested == 'auto':
         for key in ('fused', 'foreach'):
             if kwargs.get(key) is not None:

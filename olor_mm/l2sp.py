@@ -63,7 +63,7 @@ class L2SPMixin(AnchorViewsMixin):
             anchor_dtype,
             owner='L2-SP anchor')
         anchored = self.anchor.anchored
-        if not anchored:
+        if not self.anchor.trainable:
             raise ValueError(
                 f'{type(self).__name__}: no trainable parameter is '
                 'pretrained (all of paramwise_cfg.pretrained_prefixes are '
@@ -76,9 +76,10 @@ class L2SPMixin(AnchorViewsMixin):
         self._new_buckets = [[
             new[k] for k in idx
         ] for idx in group_by_device_and_dtype(new).values()]
+        trained = [p for _, p in anchored if p.requires_grad]
         print_log(
-            f'L2-SP: alpha={self.alpha} on {len(anchored)} pretrained tensors '
-            f'({sum(p.numel() for _, p in anchored):,} parameters, every '
+            f'L2-SP: alpha={self.alpha} on {len(trained)} pretrained tensors '
+            f'({sum(p.numel() for p in trained):,} parameters, every '
             f'pretrained layer: the rollback_* keys are unused), beta='
             f'{self.beta} on {len(new)} new tensors.',
             logger='current',
@@ -184,6 +185,7 @@ class L2SPOptimWrapper(L2SPMixin, OptimWrapper):
     def step(self, **kwargs) -> None:
         """Add the penalty's gradient, then OptimWrapper's clip and step."""
         self.anchor.ensure_theta0()  # used outside a Runner: first update
+        self.anchor.take_new_groups()
         self.add_penalty_grad()
         super().step(**kwargs)
 
@@ -227,5 +229,6 @@ class AmpL2SPOptimWrapper(L2SPMixin, CPUAmpMixin, AmpOptimWrapper):
     def step(self, **kwargs) -> None:
         """Add the scaled penalty's gradient, then AmpOptimWrapper's step."""
         self.anchor.ensure_theta0()
+        self.anchor.take_new_groups()
         self.add_penalty_grad(scale=float(self.loss_scaler.get_scale()))
         super().step(**kwargs)

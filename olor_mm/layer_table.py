@@ -8,25 +8,35 @@ first and last parameter name, and the source of its numbering
 
 This module imports nothing of MMEngine.
 """
-from typing import List, Sequence
+from typing import List, Optional, Sequence, Set
 
 import torch.nn as nn
 
 from .numbering import LayerNumbering
 
 
-def layer_table(model: nn.Module, numbering: LayerNumbering,
-                lams: Sequence[float]) -> str:
-    """The table of ``numbering`` on ``model`` with ``lam_i = lams[i]``."""
-    params = dict(model.named_parameters())
+def layer_table(model: nn.Module,
+                numbering: LayerNumbering,
+                lams: Sequence[float],
+                frozen: Optional[Set[int]] = None) -> str:
+    """The table of ``numbering`` on ``model`` with ``lam_i = lams[i]``;
+    ``frozen``: ids of tensors that never move although trainable (an lr of
+    0), counted with the frozen ones."""
+    frozen = frozen or set()
+    params = dict(model.named_parameters(remove_duplicate=False))
     rows: List[List[str]] = [[] for _ in range(numbering.count)]
     for name, i in numbering.layer_of.items():
         rows[i].append(name)
     header = ('layer', 'lam_i', 'tensors', 'params', 'first parameter',
               'last parameter', 'source')
-    lines, rolled = [], [0, 0]
+    lines, rolled, seen = [], [0, 0], set()
     for i, names in enumerate(rows):
-        trainable = [params[n] for n in names if params[n].requires_grad]
+        trainable = []
+        for n in names:  # a tied tensor counts once
+            p = params[n]
+            if p.requires_grad and id(p) not in frozen and id(p) not in seen:
+                seen.add(id(p))
+                trainable.append(p)
         count = sum(p.numel() for p in trainable)
         if lams[i] > 0:
             rolled[0] += len(trainable)

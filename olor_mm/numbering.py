@@ -45,7 +45,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     'Numbered', 'LayerNumbering', 'number_module', 'number_pretrained',
-    'stage_groups', 'check_prefixes'
+    'stage_groups', 'check_prefixes', 'tensor_layers', 'shared_names'
 ]
 
 LAYER_UNITS = ('block', 'param')
@@ -273,7 +273,9 @@ def number_pretrained(model: nn.Module,
     prefixes = check_prefixes(pretrained_prefixes)
     check_layer_unit(layer_unit, layer_patterns)
     modules = dict(model.named_modules())
-    params = dict(model.named_parameters())
+    # every name of a tensor shared by several modules: it is pretrained
+    # if any of its names is (tensor_layers)
+    params = dict(model.named_parameters(remove_duplicate=False))
     excluded = _exclude_names(model, exclude)
     chosen: Dict[str, List[str]] = OrderedDict()
     for prefix in prefixes:
@@ -327,6 +329,27 @@ def number_pretrained(model: nn.Module,
         if members == [root] and layer_unit == 'block':
             _warn_if_coarse(module, root, numbered, len(layers))
     return LayerNumbering(layer_of, offset, notes, sources)
+
+
+def tensor_layers(model: nn.Module, layer_of: Dict[str,
+                                                   int]) -> Dict[int, int]:
+    """``{id(tensor): layer}`` of the pretrained tensors: a tensor shared by
+    several modules (tied weights) takes the shallowest layer any of its
+    names has, whichever name ``named_parameters()`` lists first."""
+    out: Dict[int, int] = {}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        if name in layer_of:
+            out[id(p)] = min(out.get(id(p), layer_of[name]), layer_of[name])
+    return out
+
+
+def shared_names(model: nn.Module) -> List[List[str]]:
+    """The names of each tensor that several modules share (tied
+    weights), first name first."""
+    names: Dict[int, List[str]] = OrderedDict()
+    for name, p in model.named_parameters(remove_duplicate=False):
+        names.setdefault(id(p), []).append(name)
+    return [n for n in names.values() if len(n) > 1]
 
 
 def _warn_if_coarse(module, root, numbered: Numbered, count: int) -> None:

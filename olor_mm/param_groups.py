@@ -19,8 +19,8 @@ from typing import Dict, List, Optional, Sequence
 import torch.nn as nn
 
 from .layer_schemes import Rule
-from .numbering import number_pretrained
-from .rollback import check_rollback_range, layerwise_rollback
+from .numbering import number_pretrained, tensor_layers
+from .rollback import as_real, check_rollback_range, layerwise_rollback
 
 __all__ = [
     'layer_lams', 'layerwise_rollback_groups', 'merge_param_groups',
@@ -30,7 +30,10 @@ __all__ = [
 
 def layer_lams(count: int, rollback_max: float, rollback_min: float,
                rollback_power: float) -> List[float]:
-    """``lam_i`` of layers ``0..count-1`` (Eq. 8/9), validated once."""
+    """``lam_i`` of layers ``0..count-1`` (Eq. 8/9), validated once
+    (numpy scalars and 0-d tensors are taken as numbers)."""
+    rollback_max, rollback_min, rollback_power = (
+        as_real(v) for v in (rollback_max, rollback_min, rollback_power))
     check_rollback_range(rollback_max, rollback_min, rollback_power)
     return [
         layerwise_rollback(
@@ -104,14 +107,13 @@ def layerwise_rollback_groups(model: nn.Module,
                                               layer_unit, layer_patterns,
                                               exclude)
     lams = layer_lams(count, rollback_max, rollback_min, rollback_power)
+    layer_of_tensor = tensor_layers(model, layer_of)
     layers: List[List[nn.Parameter]] = [[] for _ in range(count)]
     others: List[nn.Parameter] = []
-    seen = set()
-    for name, p in model.named_parameters():
-        if not p.requires_grad or id(p) in seen:
+    for p in model.parameters():  # each tensor once, tied ones too
+        if not p.requires_grad:
             continue
-        seen.add(id(p))
-        layer = layer_of.get(name)
+        layer = layer_of_tensor.get(id(p))
         (others if layer is None else layers[layer]).append(p)
     groups = [
         dict(

@@ -22,6 +22,7 @@ AAAI 2024):
   pass and no Python loop over the tensors' elements.
 """
 import math
+import numbers
 from collections import defaultdict
 from typing import Dict, Iterable, List, Tuple
 
@@ -29,8 +30,22 @@ import torch
 
 __all__ = [
     'layerwise_rollback', 'check_rollback_range', 'rollback_',
-    'group_by_device_and_dtype', 'is_real'
+    'group_by_device_and_dtype', 'is_real', 'as_real'
 ]
+
+
+def as_real(value):
+    """``value`` as a float when it is a real number of another kind (a
+    numpy scalar, a 0-d tensor); anything else unchanged."""
+    if isinstance(value, bool):
+        return value
+    if torch.is_tensor(value):
+        real = value.dim() == 0 and value.dtype != torch.bool and \
+            not value.dtype.is_complex
+        return float(value) if real else value
+    if isinstance(value, numbers.Real) and not isinstance(value, (int, float)):
+        return float(value)  # numpy.float32, numpy.int64, fractions ...
+    return value
 
 
 def is_real(value) -> bool:

@@ -5,8 +5,10 @@ penalty). An :class:`Anchor` lives on a ``torch.optim.Optimizer`` and uses
 only the optimizer's own extension points, so it works under any MMEngine
 wrapper, any tool that drives the optimizer, and in a plain PyTorch loop:
 
-- which tensors are anchored: the trainable parameters of the groups the
-  anchor selects (decided when ``theta0`` is taken or restored);
+- which tensors are anchored: every parameter of the groups the anchor
+  selects, frozen ones too (a layer unfrozen later rolls back toward its
+  pretrained value), decided when ``theta0`` is taken or restored and
+  extended when ``add_param_group`` adds a selected group;
 - ``theta0`` is taken by :meth:`Anchor.snapshot` (training start) or at the
   first optimizer step, never at build time (weights are loaded later);
 - ``optimizer.state_dict()`` carries it under the anchor's key (a state-dict
@@ -38,8 +40,9 @@ LEGACY_STATE_KEY = 'olor'
 _ATTACHED: 'weakref.WeakKeyDictionary' = weakref.WeakKeyDictionary()
 
 #: the checkpoint file loaded last (set by olor-mm's MMEngine loader), so
-#: that an error about the optimizer state it held can name it
-_LAST_CHECKPOINT = {'path': None}
+#: that an error about the optimizer state it held can name it, and the
+#: last one written complete (set by olor-mm's safe checkpoint save)
+_LAST_CHECKPOINT = {'path': None, 'saved': None}
 
 
 def note_checkpoint(path: Optional[str]) -> None:
@@ -51,6 +54,18 @@ def checkpoint_note() -> str:
     """`` (checkpoint PATH)`` naming the file being loaded, or ''."""
     path = _LAST_CHECKPOINT['path']
     return f' (checkpoint {path})' if path else ''
+
+
+def note_saved_checkpoint(path: Optional[str]) -> None:
+    """Remember the last checkpoint written complete, for error messages."""
+    _LAST_CHECKPOINT['saved'] = path
+
+
+def last_saved_note() -> str:
+    """A sentence naming the last complete checkpoint written, or ''."""
+    path = _LAST_CHECKPOINT['saved']
+    return (f' The last checkpoint written before is {path}: resume from '
+            'it.' if path else '')
 
 
 class Bucket:
@@ -72,8 +87,10 @@ def parse_anchor_dtype(
         ValueError: for anything but None or a floating dtype (or its name).
     """
     parsed = anchor_dtype
-    if isinstance(parsed, str):
-        parsed = getattr(torch, parsed, parsed)
+    if isinstance(parsed, str):  # 'bfloat16' or 'torch.bfloat16'
+        name = parsed[len('torch.'):] if parsed.startswith('torch.') \
+            else parsed
+        parsed = getattr(torch, name, parsed)
     if parsed is not None and not (isinstance(parsed, torch.dtype)
                                    and parsed.is_floating_point):
         raise ValueError(
@@ -81,6 +98,21 @@ def parse_anchor_dtype(
             "None (the parameters' dtype) or e.g. 'bfloat16' to halve "
             "theta0's memory.")
     return parsed
+
+
+def check_values(owner: str, anchored) -> None:
+    """Refuse to anchor tensors that hold no values (the meta device).
+
+    Raises:
+        ValueError: naming how many and what to do.
+    """
+    meta = [p for _, p in anchored if p.is_meta]
+    if meta:
+        raise ValueError(
+            f'{owner}: {len(meta)} anchored weights are on the meta device '
+            '(a model built without memory) and hold no values to take '
+            'theta0 from: materialise the model (to_empty(device=...) and '
+            'load its pretrained weights) before training starts.')
 
 
 class AnchorViewsMixin:
@@ -146,6 +178,7 @@ class Anchor:
         self._select = select
         self._anchored: Optional[List[Tuple[int, torch.Tensor]]] = None
         self._theta0: Optional[List[torch.Tensor]] = None
+        self._groups_seen = 0  # param groups when theta0 was taken
         self._pending = None  # checked by the load pre-hook
         #: the set-up that numbered the anchored tensors, saved with theta0
         #: and compared on load (set by LayerwiseRollbackConstructor)
@@ -159,9 +192,13 @@ class Anchor:
         attached[state_key] = self
 
     # ------------------------------------------------------------ what
-    def _current_anchored(self) -> List[Tuple[int, torch.Tensor]]:
-        return [(gi, p) for gi, g in enumerate(self.optimizer.param_groups)
-                if self._select(g) for p in g['params'] if p.requires_grad]
+    def _current_anchored(self,
+                          start: int = 0) -> List[Tuple[int, torch.Tensor]]:
+        """(group index, parameter) of every parameter of the selected
+        groups from group ``start`` on, frozen ones included."""
+        groups = self.optimizer.param_groups
+        return [(gi, p) for gi in range(start, len(groups))
+                if self._select(groups[gi]) for p in groups[gi]['params']]
 
     @property
     def anchored(self) -> List[Tuple[int, torch.Tensor]]:
@@ -189,6 +226,11 @@ class Anchor:
         """Whether anything is anchored (an inert anchor changes nothing)."""
         return bool(self.anchored)
 
+    @property
+    def trainable(self) -> bool:
+        """Whether an anchored tensor is trainable now."""
+        return any(p.requires_grad for _, p in self.anchored)
+
     # ------------------------------------------------------------ take
     @torch.no_grad()
     def snapshot(self) -> None:
@@ -199,6 +241,7 @@ class Anchor:
                 what every later step is pulled toward, it must be finite.
         """
         anchored = self._current_anchored()
+        check_values(self.owner, anchored)
         bad = [
             k for k, (_, p) in enumerate(anchored)
             if not bool(torch.isfinite(p).all())
@@ -211,10 +254,33 @@ class Anchor:
                 f'{shapes}...), so theta0 cannot be taken from them: check '
                 'the pretrained checkpoint (init_cfg / load_from).')
         self._anchored = anchored
+        self._groups_seen = len(self.optimizer.param_groups)
         self._set_theta0([
             p.detach().to(self.anchor_dtype or p.dtype, copy=True)
             for _, p in self._anchored
         ])
+
+    @torch.no_grad()
+    def take_new_groups(self) -> None:
+        """Anchor the selected groups ``add_param_group`` added since theta0
+        was taken: their theta0 is their weights now, before they update
+        (cheap when none was added: one length check)."""
+        groups = self.optimizer.param_groups
+        if self._theta0 is None or len(groups) == self._groups_seen:
+            return
+        new = self._current_anchored(start=self._groups_seen)
+        self._groups_seen = len(groups)
+        if not new:
+            return
+        check_values(self.owner, new)
+        self._anchored = self._anchored + new
+        self._set_theta0(self._theta0 + [
+            p.detach().to(self.anchor_dtype or p.dtype, copy=True)
+            for _, p in new
+        ])
+        logger.info(
+            '%s: %d tensors of a param group added after theta0 was taken '
+            'are anchored to their values now.', self.owner, len(new))
 
     def ensure_theta0(self) -> None:
         """Take ``theta0`` now if nothing took or restored it yet."""
@@ -270,15 +336,44 @@ class Anchor:
                 index[id(p)]: t
                 for (_, p), t in zip(self._anchored, self._theta0)
             }
-        return dict(theta0=theta0, config=self.config)
+        return dict(
+            theta0=theta0,
+            config=self.config,
+            optimizer=type(self.optimizer).__name__)
 
     def check_entry(self, entry: dict) -> None:
         """Subclasses compare what else the entry saved (on load)."""
 
     def _save_hook(self, optimizer, state_dict: dict) -> dict:
         if self.active:
+            self._check_finite()
             state_dict[self.state_key] = self.state_entry()
         return state_dict
+
+    @torch.no_grad()
+    def _check_finite(self) -> None:
+        """Refuse to save weights that hold NaN / inf (one multi-tensor
+        norm per bucket): a checkpoint must never keep them silently."""
+        if self._theta0 is None:
+            return
+        bad = []
+        for b in self.buckets:
+            norms = torch._foreach_norm(b.params)
+            finite = torch.isfinite(torch.stack(norms))
+            if not bool(finite.all()):
+                bad += [
+                    tuple(b.params[k].shape)
+                    for k in (~finite).nonzero().flatten().tolist()
+                ]
+        if bad:
+            raise FloatingPointError(
+                f'{self.owner}: {len(bad)} anchored weight tensors hold NaN '
+                f'or inf (shapes {bad[:3]}...), so this optimizer state is '
+                'not saved: a diverged step (a NaN loss, a too high lr) '
+                'would be kept in the checkpoint. Lower the lr or clip the '
+                'gradients (clip_grad=dict(max_norm=..., '
+                'error_if_nonfinite=True) stops at the bad step).' +
+                last_saved_note())
 
     def _load_pre_hook(self, optimizer, state_dict: dict) -> dict:
         """Pop and check the entry before torch loads the rest."""
@@ -302,6 +397,17 @@ class Anchor:
                 f'Resume from a checkpoint written with the {self.owner}, or '
                 'start a new fine-tune from these weights with '
                 'load_from=<ckpt> and resume=False.')
+        saved_optimizer = entry.get('optimizer')
+        if saved_optimizer and saved_optimizer != type(
+                self.optimizer).__name__:
+            raise ValueError(
+                f'{self.owner}: the optimizer state to load{where} is of '
+                f'{saved_optimizer}, this optimizer is '
+                f'{type(self.optimizer).__name__}: its state (moments, '
+                'buffers) cannot continue another optimizer. Resume with '
+                f'optimizer.type={saved_optimizer!r}, or start a new '
+                'fine-tune from its weights with load_from=<ckpt> and '
+                'resume=False.')
         self.check_entry(entry)
         saved = entry['theta0']
         if saved is None:
@@ -309,6 +415,12 @@ class Anchor:
         anchored = self._current_anchored()
         index = self._param_index()
         want = {index[id(p)]: p for _, p in anchored}
+        # theta0 of a frozen tensor is its value: checkpoints written before
+        # frozen tensors were anchored (olor-mm < 0.3) lack them
+        saved = dict(saved)
+        for k, p in want.items():
+            if k not in saved and not p.requires_grad:
+                saved[k] = p.detach()
         if set(saved) != set(want):
             raise ValueError(
                 f'{self.owner}: the saved theta0{where} covers {len(saved)} '
@@ -334,6 +446,17 @@ class Anchor:
         if self._pending is None:
             return
         (self._anchored, saved), self._pending = self._pending, None
+        self._groups_seen = len(self.optimizer.param_groups)
+        kept = {(t.dtype, self.anchor_dtype or p.dtype)
+                for t, (_, p) in zip(saved, self._anchored)}
+        lossy = [(a, b) for a, b in kept
+                 if a != b and torch.finfo(b).bits < torch.finfo(a).bits]
+        if lossy:
+            logger.warning(
+                '%s: theta0 was saved in %s and is kept in %s now '
+                '(anchor_dtype of the config): rounded on resume. Resume '
+                'with the anchor_dtype it was written with to keep it '
+                'exact.', self.owner, lossy[0][0], lossy[0][1])
         self._set_theta0([
             t.to(
                 device=p.device, dtype=self.anchor_dtype or p.dtype, copy=True)

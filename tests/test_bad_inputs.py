@@ -55,8 +55,35 @@ def _bad_group():
     olor_mm.attach_rollback(torch.optim.SGD(groups, lr=0.1))
 
 
-def _zero_lr():
-    _build(wrapper=dict(optimizer=dict(type='SGD', lr=0.0)), rollback_max=0.1)
+def _meta():
+    model = ToyClassifier().to('meta')
+    opt = torch.optim.SGD(
+        olor_mm.layerwise_rollback_groups(
+            model, rollback_max=0.1, layer_patterns=TOY_LAYERS),
+        lr=0.1)
+    olor_mm.attach_rollback(opt).snapshot()
+
+
+def _train_cli(*argv):
+    import os.path as osp
+    import sys
+    sys.path.insert(
+        0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools'))
+    from train import main
+    main(list(argv))
+
+
+def _last_checkpoint(content):
+    """A work dir holding iter_3.pth and a last_checkpoint of ``content``;
+    returns what --resume makes of it."""
+    import tempfile
+
+    from olor_mm.cli import resume_options
+    work = tempfile.mkdtemp()
+    torch.save(dict(w=torch.ones(1)), f'{work}/iter_3.pth')
+    with open(f'{work}/last_checkpoint', 'w') as f:
+        f.write(content.format(work=work))
+    resume_options(Config(dict(work_dir=work)), 'auto')
 
 
 def _shell_contradicts():
@@ -143,8 +170,33 @@ CASES = [
      r'decay_rate=1\.5', r'number in \(0, 1\]'),
     ('unknown decay_type', lambda: _build(decay_type='block_wise'), ValueError,
      r"decay_type='block_wise'", r"use 'layer_wise'"),
-    ('lr 0 with scale_with_lr', _zero_lr, ValueError, r'lr is 0',
-     r'scale_with_lr=False'),
+    ('num_layers a string', lambda: _build(num_layers='12'), ValueError,
+     r"num_layers='12'", r'whole number'),
+    ('an OLOR key at the wrapper level',
+     lambda: _build(wrapper=dict(rollback_max=0.1)), ValueError,
+     r'optim_wrapper\.rollback_max', r'optim_wrapper\.paramwise_cfg\.'
+     r'rollback_max'),
+    ('paramwise for paramwise_cfg',
+     lambda: _build(wrapper=dict(paramwise=dict(rollback_max=0.1))),
+     ValueError, r'optim_wrapper\.paramwise ',
+     r'optim_wrapper\.paramwise_cfg'),
+    ('fused kernel and foreach both asked for', lambda: _build(
+        wrapper=dict(optimizer=dict(type='SGD', lr=0.1, foreach=True)),
+        optimizer_impl='fused'), ValueError, r"optimizer_impl='fused'",
+     r'remove optimizer\.foreach'),
+    ('a model on the meta device', _meta, ValueError, r'meta device',
+     r'materialise the model'),
+    ('tools/train.py: a missing config', lambda: _train_cli('nope.py'),
+     SystemExit, r'config file nope\.py does not exist', r'working directory'),
+    ('--resume: an empty last_checkpoint', lambda: _last_checkpoint(''),
+     FileNotFoundError, r'last_checkpoint is empty', r'iter_3\.pth'),
+    ('--resume: a dangling last_checkpoint',
+     lambda: _last_checkpoint('{work}/iter_6.pth'), FileNotFoundError,
+     r'iter_6\.pth, which does not exist', r'resume it with --resume .*'
+     r'iter_3\.pth'),
+    ('drift hook prefixes None',
+     lambda: olor_mm.RollbackDriftHook(prefixes=None), ValueError,
+     r'RollbackDriftHook\.prefixes=None', r"prefixes=\('backbone',\)"),
     ('every parameter frozen', lambda: _build(model=_frozen()), ValueError,
      r'requires_grad=False', r'Unfreeze'),
     ('model without parameters', lambda: _build(model=_empty()), ValueError,
@@ -192,6 +244,22 @@ def test_bad_input_names_the_key_and_the_fix(call, error, key, fix):
     message = str(info.value)
     assert __import__('re').search(key, message), message
     assert __import__('re').search(fix, message), message
+
+
+@pytest.mark.parametrize(
+    'argv, says', [
+        (['--cfg-options', 'rollback_max'
+          ], '--cfg-options: \'rollback_max\' has no "=": write key=value'),
+        (['--launcher', 'pytorch'], 'needs the processes torchrun starts'),
+    ],
+    ids=['cfg-options without =', 'launcher pytorch without torchrun'])
+def test_command_line_mistakes_get_one_line(argv, says, capsys, monkeypatch):
+    """argparse's own error: the usage and one line naming the fix."""
+    monkeypatch.delenv('RANK', raising=False)
+    with pytest.raises(SystemExit) as info:
+        _train_cli(__file__, *argv)
+    assert info.value.code == 2
+    assert says in capsys.readouterr().err
 
 
 def test_unknown_compat_switch_names_the_variable(monkeypatch):

@@ -18,8 +18,11 @@ import torch
 
 
 def load(path):
-    """A checkpoint written by MMEngine or by this module (trusted)."""
-    return torch.load(path, map_location='cpu', weights_only=False)
+    """A checkpoint written by MMEngine or by this module, loaded
+    weights-only with MMEngine's classes allowed and nothing else (a file
+    planted in a work dir runs no code)."""
+    from olor_mm.compat import load_from_local_safe
+    return load_from_local_safe(path, map_location='cpu')
 
 
 def schedule_options(iters):

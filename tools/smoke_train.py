@@ -611,7 +611,7 @@ def run(args) -> int:
 
 
 def parse_args(argv=None):
-    from mmengine.config import DictAction
+    from olor_mm.cli import CfgOptions
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config')
     parser.add_argument(
@@ -629,7 +629,7 @@ def parse_args(argv=None):
         '--data-root',
         default=None,
         help='use this data set instead of generating one')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptions)
     args = parser.parse_args(argv)
     if args.work_dir is None:
         args.work_dir = osp.join('work_dirs', 'smoke',

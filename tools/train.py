@@ -19,7 +19,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import olor_mm  # noqa: E402,F401  (registers the OLOR plug-ins)
 from olor_mm.cli import build_runner  # noqa: E402
 from olor_mm.cli import (add_common_arguments, enable_amp, load_config,
-                         parse_with_local_rank)
+                         parse_with_local_rank, resume_options)
 
 
 def parse_args(argv=None):
@@ -49,7 +49,10 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = load_config(args)
+    try:
+        cfg = load_config(args)
+    except FileNotFoundError as err:
+        sys.exit(f'tools/train.py: error: {err}')
 
     if args.amp:
         enable_amp(cfg)
@@ -64,13 +67,14 @@ def main(argv=None):
                                '"auto_scale_lr.base_batch_size" in your'
                                ' configuration file.')
 
-    # resume: a given checkpoint > the latest one in work_dir
-    if args.resume == 'auto':
-        cfg.resume = True
-        cfg.load_from = None
-    elif args.resume is not None:
-        cfg.resume = True
-        cfg.load_from = args.resume
+    # resume: a given checkpoint > the latest one in work_dir > none yet:
+    # a new fine-tune from load_from
+    try:
+        note = resume_options(cfg, args.resume)
+    except FileNotFoundError as err:
+        sys.exit(f'tools/train.py: error: {err}')
+    if note:
+        print(note, flush=True)
 
     build_runner(cfg).train()
 

@@ -67,10 +67,10 @@ def layer_report(cfg) -> str:
 
 
 def parse_args(argv=None):
-    from mmengine.config import DictAction
+    from olor_mm.cli import CfgOptions
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptions)
     return parser.parse_args(argv)
 
 

@@ -1,0 +1,67 @@
+"""Say loudly when theta0 would be weights no checkpoint was loaded into.
+
+OLOR pulls every pretrained weight back toward ``theta0``, the weights at
+training start. When nothing was loaded into the model before that (no
+``load_from``, nothing resumed, no module whose ``init_cfg`` names a
+checkpoint), ``theta0`` is the model's random initialisation and the
+rollback pulls toward noise, without any error. The usual way there: a
+requeue script's first launch with MMDetection's ``tools/train.py
+--resume`` in an empty work dir, which clears ``load_from`` and finds
+nothing to resume. This module wraps MMEngine's ``Runner.load_or_resume``
+(whatever tool runs it) and logs a warning naming the cause and the fix
+when an anchored optimizer (OLOR, L2-SP) is about to take ``theta0`` from
+such weights. olor-mm's own ``tools/train.py --resume`` keeps
+``load_from`` when there is nothing to resume, so it does not get there.
+"""
+import logging
+
+
+def loads_a_checkpoint(module) -> bool:
+    """Whether ``module``'s ``init_cfg`` names a checkpoint."""
+    init = getattr(module, 'init_cfg', None)
+    inits = init if isinstance(init, (list, tuple)) else [init]
+    return any(isinstance(i, dict) and i.get('checkpoint') for i in inits)
+
+
+def warn_when_nothing_is_loaded() -> None:
+    """Wrap ``Runner.load_or_resume`` with the check. Idempotent."""
+    from mmengine.logging import print_log
+    from mmengine.model import is_model_wrapper
+    from mmengine.optim import OptimWrapper
+    from mmengine.runner import Runner
+
+    from .theta0 import find_anchor
+    if getattr(Runner.load_or_resume, '_olor', False):
+        return
+    original = Runner.load_or_resume
+
+    def load_or_resume(self) -> None:
+        before = self._has_loaded
+        original(self)
+        wrapper = self.optim_wrapper
+        if before or self._has_loaded or not isinstance(wrapper, OptimWrapper):
+            return
+        anchor = find_anchor(wrapper.optimizer)
+        if anchor is None or not anchor.active or anchor.theta0 is not None:
+            return
+        model = self.model.module if is_model_wrapper(
+            self.model) else self.model
+        if any(loads_a_checkpoint(m) for m in model.modules()):
+            return
+        resumed = (' --resume / resume=True found no checkpoint in '
+                   f'{self.work_dir},' if self._resume else '')
+        print_log(
+            f'{anchor.owner}: no checkpoint was loaded into the model '
+            f'(load_from is None,{resumed} and no init_cfg names a '
+            'checkpoint): theta0, the weights every step is pulled back '
+            'toward, is the model\'s random initialisation. Set '
+            'load_from=<the pretrained checkpoint> or the backbone\'s '
+            "init_cfg=dict(type='Pretrained', checkpoint=...). A first "
+            'launch with MMDetection\'s or MMSegmentation\'s tools/train.py '
+            '--resume clears load_from: olor-mm\'s tools/train.py keeps it '
+            'when there is nothing to resume.',
+            logger='current',
+            level=logging.WARNING)
+
+    load_or_resume._olor = True
+    Runner.load_or_resume = load_or_resume
