@@ -398,12 +398,12 @@ class Anchor:
                 'start a new fine-tune from these weights with '
                 'load_from=<ckpt> and resume=False.')
         saved_optimizer = entry.get('optimizer')
-        if saved_optimizer and saved_optimizer != type(
-                self.optimizer).__name__:
+        kind = type(self.optimizer).__name__
+        if saved_optimizer and saved_optimizer != kind:
             raise ValueError(
                 f'{self.owner}: the optimizer state to load{where} is of '
                 f'{saved_optimizer}, this optimizer is '
-                f'{type(self.optimizer).__name__}: its state (moments, '
+                f'{kind}: its state (moments, '
                 'buffers) cannot continue another optimizer. Resume with '
                 f'optimizer.type={saved_optimizer!r}, or start a new '
                 'fine-tune from its weights with load_from=<ckpt> and '

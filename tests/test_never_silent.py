@@ -24,7 +24,6 @@ from mmengine.registry import HOOKS
 from toy import (TOY_LAYERS, ToyClassifier, olor_wrapper_cfg,
                  pretrained_checkpoint, resumed_runner, runner_cfg, toy_runner)
 
-import olor_mm
 from olor_mm import attach_rollback, layerwise_rollback_groups
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))

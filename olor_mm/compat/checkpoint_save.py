@@ -12,8 +12,9 @@ runs for any other storage backend): the new checkpoint is written under a
 temporary name in the same folder and renamed into place when complete
 (``os.replace``, atomic), then ``last_checkpoint`` is rewritten the same
 way, and only then are checkpoints beyond ``max_keep_ckpts`` removed. At
-every instant ``last_checkpoint`` names a complete file. The bookkeeping MMEngine
-saves in the checkpoint (``keep_ckpt_ids``, ``last_ckpt``) is unchanged.
+every instant ``last_checkpoint`` names a complete file. The bookkeeping
+MMEngine saves in the checkpoint (``keep_ckpt_ids``, ``last_ckpt``) is
+unchanged.
 """
 import glob
 import inspect
