@@ -23,7 +23,7 @@ REQS := pyproject.toml setup.py $(wildcard requirements/*.txt)
 # when asked to.
 export MMCV_WITH_OPS := 1
 
-.PHONY: setup test lint demo forgetting clean
+.PHONY: setup test lint quickstart demo forgetting clean
 
 setup: $(STAMP)
 
@@ -58,6 +58,11 @@ lint: setup
 	@$(PY) -m flake8 $(LINT_FILES)
 	@$(PY) -m isort --check-only --diff $(LINT_FILES)
 	@$(PY) -m yapf --diff $(LINT_FILES)
+
+# the README's quick start: a small Mask R-CNN pre-trained, then fine-tuned
+# with and without OLOR on generated data (QUICKSTART_ARGS passes flags)
+quickstart: setup
+	$(PY) tools/quickstart.py $(QUICKSTART_ARGS)
 
 # DEMO_ARGS="--part det" (or seg) runs one half of the demo
 demo: setup

@@ -1,8 +1,48 @@
 """olor-mm: the metadata lives in pyproject.toml.
 
-This shim keeps ``python setup.py develop`` working for those who still use
-it; ``pip install -e .`` (the Makefile's) reads pyproject.toml directly.
+Like OpenMMLab's packages, olor-mm ships its configs inside the package as
+``olor_mm/.mim/configs``, so that a config anywhere can inherit them with
+``_base_ = ['olor_mm::_base_/olor.py']`` (MMEngine reads
+``<package>/.mim/configs``): a symlink to ``configs/`` for an editable
+install (``pip install -e .``), a copy in a wheel or an sdist. This shim
+also keeps ``python setup.py develop`` working.
 """
+import os
+import os.path as osp
+import shutil
+import sys
+
 from setuptools import setup
 
+#: what goes under olor_mm/.mim (MMEngine reads model-index.yml there)
+MIM = ('configs', 'model-index.yml')
+
+
+def add_mim_extension() -> None:
+    """Link (editable installs) or copy (wheels, sdists) MIM into the
+    package, as OpenMMLab's setup.py files do."""
+    if 'develop' in sys.argv or 'editable_wheel' in sys.argv:
+        mode = 'symlink'
+    elif any(cmd in sys.argv for cmd in ('bdist_wheel', 'sdist', 'build')):
+        mode = 'copy'
+    else:
+        return
+    root = osp.dirname(osp.abspath(__file__))
+    mim = osp.join(root, 'olor_mm', '.mim')
+    os.makedirs(mim, exist_ok=True)
+    for name in MIM:
+        src, dst = osp.join(root, name), osp.join(mim, name)
+        if osp.islink(dst) or osp.isfile(dst):
+            os.remove(dst)
+        elif osp.isdir(dst):
+            shutil.rmtree(dst)
+        if mode == 'symlink':
+            os.symlink(osp.relpath(src, mim), dst)
+        elif osp.isdir(src):
+            shutil.copytree(src, dst)
+        else:
+            shutil.copyfile(src, dst)
+
+
+add_mim_extension()
 setup()

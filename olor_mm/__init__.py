@@ -55,6 +55,7 @@ if _mmengine_installed():
             mmengine=mmengine.__version__,
             **installed_versions('mmcv')))
     from .compat import apply_compat_fixes
+    from .compat.config_bases import register_config_package
     from .constructors import LayerwiseRollbackConstructor
     from .fsdp import shard_theta0_with_fsdp
     from .hooks import RollbackDriftHook
@@ -65,6 +66,7 @@ if _mmengine_installed():
 
     forward_to_mmengine()
     apply_compat_fixes()
+    register_config_package()
     shard_theta0_with_fsdp()
     warn_when_nothing_is_loaded()
     __all__ += [

@@ -9,6 +9,7 @@ before wrapping it. So whatever ``optim_wrapper.type`` is -- ``OptimWrapper``,
 ``OLOROptimWrapper`` or ``AmpOLOROptimWrapper`` -- training rolls back the
 same way.
 """
+import contextlib
 import difflib
 import inspect
 import logging
@@ -80,6 +81,51 @@ def _check_unknown_keys(paramwise_cfg: dict) -> None:
             ', '.join(f'{k!r}' + (f' (did you mean {h[0]!r}?)' if h else '')
                       for k, h in hints.items()) +
             f' for LayerwiseRollbackConstructor; it reads {known}.')
+
+
+class _ParamwiseAtDebug(logging.Filter):
+    """Turns MMEngine's one line per parameter and option
+    (``paramwise_options -- backbone.conv1.weight:lr_mult=...``, hundreds
+    for a ResNet) into DEBUG records, keeping their text."""
+
+    def __init__(self):
+        super().__init__()
+        self.lines: List[str] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message.startswith('paramwise_options -- '):
+            self.lines.append(message[len('paramwise_options -- '):])
+            record.levelno, record.levelname = logging.DEBUG, 'DEBUG'
+        return True
+
+
+@contextlib.contextmanager
+def _paramwise_lines_at_debug():
+    """The paramwise_options lines MMEngine logs meanwhile, at DEBUG."""
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_current_instance()
+    keep = _ParamwiseAtDebug()
+    logger.addFilter(keep)
+    try:
+        yield keep.lines
+    finally:
+        logger.removeFilter(keep)
+
+
+def _check_amp_device(wrapper_cls: type) -> None:
+    """MMEngine's AmpOptimWrapper needs a GPU: say so before anything is
+    built (MMEngine's own refusal comes after the OLOR table), with the
+    way to mixed precision on the CPU."""
+    from mmengine.device import get_device
+    from mmengine.optim import AmpOptimWrapper
+    if wrapper_cls is AmpOptimWrapper and get_device() == 'cpu':
+        raise RuntimeError(
+            "optim_wrapper.type='AmpOptimWrapper' (what MMDetection's and "
+            "MMSegmentation's tools/train.py --amp write) needs a GPU, and "
+            "this machine has none. On the CPU use olor-mm's tools/train.py "
+            '--amp (mixed precision in bfloat16 through '
+            'AmpOLOROptimWrapper), or train without --amp.')
 
 
 def _kernel_notice(impl: str, requested: str):
@@ -196,7 +242,10 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
     Examples:
         >>> optim_wrapper = dict(
         >>>     type='OptimWrapper',   # any wrapper; --amp may rewrite it
-        >>>     optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.05),
+        >>>     # _delete_: replace the base config's optimizer (an SGD's
+        >>>     # momentum would otherwise merge into AdamW's arguments)
+        >>>     optimizer=dict(
+        >>>         _delete_=True, type='AdamW', lr=1e-4, weight_decay=0.05),
         >>>     constructor='LayerwiseRollbackConstructor',
         >>>     paramwise_cfg=dict(
         >>>         rollback_max=0.01, rollback_min=0.0, rollback_power=1.0,
@@ -238,6 +287,7 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
         optim_wrapper_cfg = dict(optim_wrapper_cfg)
         _check_wrapper_keys(optim_wrapper_cfg)
         self._take_wrapper_keys(optim_wrapper_cfg)
+        _check_amp_device(self.wrapper_cls)
         if 'anchor_dtype' in self.rollback_cfg:  # before any table is logged
             parse_anchor_dtype(self.rollback_cfg['anchor_dtype'])
         super().__init__(optim_wrapper_cfg, paramwise_cfg)
@@ -416,9 +466,17 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
         name's options), so that the optimizer updates it once.
         """
         start = len(params)
-        super().add_params(params, module, prefix, is_dcn_module)
         if prefix:  # the recursion below the root tags nothing itself
+            super().add_params(params, module, prefix, is_dcn_module)
             return
+        with _paramwise_lines_at_debug() as lines:
+            super().add_params(params, module, prefix, is_dcn_module)
+        if lines:
+            print_log(
+                f'paramwise_cfg set {len(lines)} options of '
+                f'{len({line.split(":")[0] for line in lines})} parameters '
+                f'(e.g. {lines[0]}); each is listed at log_level=\'DEBUG\'.',
+                logger='current')
         seen, kept = set(), []
         for group in params[start:]:
             (param, ) = group['params']

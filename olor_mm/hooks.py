@@ -206,13 +206,12 @@ class RollbackDriftHook(Hook):
         Its rule, in both loop kinds: every ``interval`` iterations counted
         by ``batch_idx`` (the iteration within the epoch in an epoch-based
         loop, the global one in an iteration-based loop), and the last
-        iteration of an epoch.
+        iteration of an epoch of the train dataloader (in an
+        iteration-based loop, the line it writes once the dataloader's
+        length is reached).
         """
         if self.every_n_inner_iters(batch_idx, self.interval):
             return True
-        from mmengine.runner import IterBasedTrainLoop
-        if isinstance(runner.train_loop, IterBasedTrainLoop):
-            return False
         return self.end_of_epoch(
             runner.train_dataloader,
             batch_idx) and (not self._ignore_last

@@ -168,7 +168,10 @@ class L2SPOptimWrapper(L2SPMixin, OptimWrapper):
         >>>     type='L2SPOptimWrapper',
         >>>     alpha=0.1,  # pull toward the pretrained weights
         >>>     beta=0.01,  # L2 on the new layers
-        >>>     optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.05),
+        >>>     # _delete_: replace the base config's optimizer (an SGD's
+        >>>     # momentum would otherwise merge into AdamW's arguments)
+        >>>     optimizer=dict(
+        >>>         _delete_=True, type='AdamW', lr=1e-4, weight_decay=0.05),
         >>>     constructor='LayerwiseRollbackConstructor',
         >>>     paramwise_cfg=dict(pretrained_prefixes=('backbone',)))
     """
@@ -209,7 +212,10 @@ class AmpL2SPOptimWrapper(L2SPMixin, CPUAmpMixin, AmpOptimWrapper):
         >>> optim_wrapper = dict(
         >>>     type='AmpL2SPOptimWrapper', loss_scale='dynamic',
         >>>     alpha=0.1, beta=0.01,
-        >>>     optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.05),
+        >>>     # _delete_: replace the base config's optimizer (an SGD's
+        >>>     # momentum would otherwise merge into AdamW's arguments)
+        >>>     optimizer=dict(
+        >>>         _delete_=True, type='AdamW', lr=1e-4, weight_decay=0.05),
         >>>     constructor='LayerwiseRollbackConstructor',
         >>>     paramwise_cfg=dict(pretrained_prefixes=('backbone',)))
     """

@@ -28,6 +28,9 @@ from .theta0 import AnchorViewsMixin
 #: "not given": the wrapper keys default to what the constructor attached
 _UNSET = object()
 
+#: the measured cost of CPU mixed precision (docs/performance.md)
+CPU_AMP_NOTE = 'measured: see docs/performance.md#mixed-precision-on-the-cpu'
+
 
 def take_theta0_at_training_start(optim_wrapper, init_counts: int) -> None:
     """What the Runner's ``initialize_count_status`` adds for an anchor.
@@ -170,7 +173,10 @@ class OLOROptimWrapper(RollbackWrapperMixin, OptimWrapper):
         >>>                       allow_failed_imports=False)
         >>> optim_wrapper = dict(
         >>>     type='OLOROptimWrapper',
-        >>>     optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.05),
+        >>>     # _delete_: replace the base config's optimizer (an SGD's
+        >>>     # momentum would otherwise merge into AdamW's arguments)
+        >>>     optimizer=dict(
+        >>>         _delete_=True, type='AdamW', lr=1e-4, weight_decay=0.05),
         >>>     constructor='LayerwiseRollbackConstructor',
         >>>     paramwise_cfg=dict(rollback_max=0.01, rollback_min=0.0,
         >>>                        rollback_power=1.0, scale_with_lr=True,
@@ -228,6 +234,12 @@ class CPUAmpMixin:
                 'train on a GPU.')
         from .compat import run_mmcv_ops_in_fp32_under_cpu_autocast
         run_mmcv_ops_in_fp32_under_cpu_autocast()
+        print_log(
+            f'{type(self).__name__}: mixed precision on the CPU runs in '
+            f'bfloat16, which is slower than float32 here ({CPU_AMP_NOTE}): '
+            'use it to check a GPU config on the CPU, train without --amp.',
+            logger='current',
+            level=logging.WARNING)
         # MMEngine's AmpOptimWrapper asserts CUDA; set it up for the CPU.
         OptimWrapper.__init__(self, optimizer=optimizer, **kwargs)
         self.loss_scaler, self._scale_update_param = _cpu_loss_scaler(
@@ -251,7 +263,10 @@ class AmpOLOROptimWrapper(RollbackWrapperMixin, CPUAmpMixin, AmpOptimWrapper):
     Examples:
         >>> optim_wrapper = dict(
         >>>     type='AmpOLOROptimWrapper', loss_scale='dynamic',
-        >>>     optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.05),
+        >>>     # _delete_: replace the base config's optimizer (an SGD's
+        >>>     # momentum would otherwise merge into AdamW's arguments)
+        >>>     optimizer=dict(
+        >>>         _delete_=True, type='AdamW', lr=1e-4, weight_decay=0.05),
         >>>     constructor='LayerwiseRollbackConstructor',
         >>>     paramwise_cfg=dict(rollback_max=0.01))
     """

@@ -1,5 +1,6 @@
 """What pip sees: ranges by role, extras, and an import that needs little."""
 import email
+import os
 import os.path as osp
 import subprocess
 import sys
@@ -26,7 +27,7 @@ def metadata(tmp_path_factory):
     (wheel, ) = out.glob('olor_mm-*.whl')
     with zipfile.ZipFile(wheel) as z:
         name = next(n for n in z.namelist() if n.endswith('/METADATA'))
-        return email.message_from_bytes(z.read(name)), z.namelist()
+        return email.message_from_bytes(z.read(name)), z.namelist(), wheel
 
 
 def _requires(meta):
@@ -40,7 +41,7 @@ def _requires(meta):
 
 
 def test_no_exact_pins_and_the_stacks_only_in_extras(metadata):
-    meta, files = metadata
+    meta, files, _ = metadata
     requires = _requires(meta)
     base = {r.split('<')[0].split('>')[0] for r, e in requires if e is None}
     assert base == {'torch', 'mmengine'}
@@ -57,6 +58,49 @@ def test_no_exact_pins_and_the_stacks_only_in_extras(metadata):
     assert {'mmcv', 'mmdet', 'mmsegmentation'} <= by_extra['all']
     assert meta['License'] == 'Apache-2.0'
     assert any(f.endswith('LICENSE') for f in files)
+
+
+def test_an_installed_wheel_serves_its_configs_as_olor_mm_bases(
+        metadata, tmp_path):
+    """The configs ship inside the package (olor_mm/.mim/configs), so a
+    config outside the repository inherits them as OpenMMLab's are."""
+    _, files, wheel = metadata
+    assert 'olor_mm/.mim/configs/_base_/olor.py' in files
+    assert 'olor_mm/.mim/configs/mmdet/mask-rcnn_r50_fpn_olor_1x_coco.py' \
+        in files
+    site = tmp_path / 'site'
+    install = subprocess.run([
+        sys.executable, '-m', 'pip', 'install', '-q', '--no-deps',
+        '--target',
+        str(site),
+        str(wheel)
+    ],
+                             capture_output=True,
+                             text=True,
+                             timeout=300)
+    assert install.returncode == 0, install.stderr[-3000:]
+    user = tmp_path / 'my_project'
+    user.mkdir()
+    (user / 'my_config.py').write_text(
+        "_base_ = ['olor_mm::_base_/olor_optim_wrapper.py']\n"
+        'optim_wrapper = {{_base_.olor_optim_wrapper}}\n')
+    code = (
+        'import olor_mm\n'
+        'from mmengine.config import Config\n'
+        'cfg = Config.fromfile("my_config.py")\n'
+        'print(olor_mm.__file__)\n'
+        'print(cfg.optim_wrapper.constructor, '
+        'cfg.optim_wrapper.paramwise_cfg.rollback_max)\n')
+    out = subprocess.run([sys.executable, '-c', code],
+                         cwd=user,
+                         env=dict(os.environ, PYTHONPATH=str(site)),
+                         capture_output=True,
+                         text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    where, built = out.stdout.strip().splitlines()[-2:]
+    assert where.startswith(str(site))  # the installed copy, not ROOT
+    assert built == 'LayerwiseRollbackConstructor 0.01'
 
 
 def test_import_needs_neither_mmdet_nor_mmseg_nor_mmcv():

@@ -9,11 +9,13 @@ installed versions have the bug, and ``apply()``, which patches only then
 - :mod:`.checkpoint_save`: a kill while a checkpoint is written never
   loses the last complete one (written to a temporary name and renamed,
   old ones removed after);
+- :mod:`.config_bases`: ``mmdet::`` / ``mmseg::`` bases resolve without
+  ``pkg_resources`` (setuptools >= 81);
 - :mod:`.dist`: ``init_dist`` and DDP on a machine without GPU (gloo);
 - :mod:`.mmcv_ops`: mmcv's CPU ``nms`` / ``roi_align`` under bfloat16
   autocast (applied when a CPU mixed-precision wrapper is built).
 
-``import olor_mm`` applies the first three where MMEngine is installed. The
+``import olor_mm`` applies the first four where MMEngine is installed. The
 environment variable ``OLOR_MM_COMPAT`` chooses: unset (or ``all``) applies
 every fix whose bug is found; ``0`` / ``off`` / ``none`` applies none; a
 comma-separated list (``checkpoint,dist``) applies those only. Nothing is
@@ -21,7 +23,7 @@ ever written into site-packages.
 """
 import os
 
-from . import checkpoint, checkpoint_save, dist, mmcv_ops
+from . import checkpoint, checkpoint_save, config_bases, dist, mmcv_ops
 from .checkpoint import load_from_local_safe, mmengine_safe_globals
 from .dist import cpu_ddp_model_wrapper_cfg
 
@@ -35,10 +37,11 @@ __all__ = [
 FIXES = dict(
     checkpoint=checkpoint,
     checkpoint_save=checkpoint_save,
+    config_bases=config_bases,
     dist=dist,
     mmcv_ops=mmcv_ops)
 #: applied by ``import olor_mm`` (mmcv_ops: by CPU mixed precision)
-AT_IMPORT = ('checkpoint', 'checkpoint_save', 'dist')
+AT_IMPORT = ('checkpoint', 'checkpoint_save', 'config_bases', 'dist')
 
 
 def enabled(name: str) -> bool:

@@ -1,9 +1,10 @@
 """Plot the backbone's drift from the pretrained weights, per stage.
 
 Reads what :class:`olor_mm.hooks.RollbackDriftHook` logged
-(``WORK_DIR/<timestamp>/vis_data/scalars.json``, the newest run of each
-work dir, or a scalars.json given directly) and draws one panel per layer
-group (stem, stage1, ...) with one curve per run, like MMDetection's
+(``WORK_DIR/<timestamp>/vis_data/scalars.json``: every timestamp folder of a
+work dir, joined in order, so a run resumed one or more times is one curve;
+or a scalars.json given directly) and draws one panel per layer group
+(stem, stage1, ...) with one curve per run, like MMDetection's
 ``tools/analysis_tools/analyze_logs.py plot_curve``::
 
     python tools/analysis_tools/plot_drift.py work_dirs/plain work_dirs/olor \\
@@ -19,9 +20,10 @@ from collections import OrderedDict
 
 
 def find_scalars(path):
-    """scalars.json of ``path`` (a file, or a work dir: its newest run)."""
+    """The scalars.json files of ``path`` in time order: the file itself,
+    or every timestamp folder of a work dir (a run and its resumes)."""
     if osp.isfile(path):
-        return path
+        return [path]
     found = sorted(glob.glob(osp.join(path, '*', 'vis_data', 'scalars.json')))
     found = [f for f in found if any('"drift/' in line for line in open(f))]
     if not found:
@@ -29,22 +31,26 @@ def find_scalars(path):
             f'{path}: no */vis_data/scalars.json with drift values; train '
             "with custom_hooks=[dict(type='RollbackDriftHook')] and a "
             "LocalVisBackend (MMDetection's default_runtime has one).")
-    return found[-1]
+    return found
 
 
 def load_series(scalars_json):
-    """{'drift/<group>' | 'lam_eff/<group>': ([step], [value])}."""
-    series = OrderedDict()
-    with open(scalars_json) as f:
-        for line in f:
-            entry = json.loads(line)
-            step = entry.get('step', entry.get('iter'))
-            for key, value in entry.items():
-                if key.startswith(('drift/', 'lam_eff/')):
-                    xs, ys = series.setdefault(key, ([], []))
-                    xs.append(step)
-                    ys.append(value)
-    return series
+    """{'drift/<group>' | 'lam_eff/<group>': ([step], [value])} of one
+    scalars.json file, or of several joined: a resumed run logs its
+    iterations again from the checkpoint on, and the later file wins."""
+    files = [scalars_json] if isinstance(scalars_json, str) else scalars_json
+    points = OrderedDict()
+    for path in files:
+        with open(path) as f:
+            for line in f:
+                entry = json.loads(line)
+                step = entry.get('step', entry.get('iter'))
+                for key, value in entry.items():
+                    if key.startswith(('drift/', 'lam_eff/')):
+                        points.setdefault(key, {})[step] = value
+    return OrderedDict(
+        (key, tuple(map(list, zip(*sorted(values.items())))))
+        for key, values in points.items())
 
 
 def plot_drift(runs, legends, out, title=None, lam=False):

@@ -1,0 +1,100 @@
+"""tools/model_converters/publish_model.py: a fine-tuned checkpoint, as
+MMEngine writes it with OLOR's theta0 in the optimizer state, published:
+smaller, without optimizer, theta0 or message hub, named with its sha256,
+and loaded by MMDetection's ``init_detector`` / MMSegmentation's
+``init_model`` with the same weights."""
+import hashlib
+import os.path as osp
+import re
+import sys
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.logging import HistoryBuffer, MessageHub
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, osp.join(ROOT, 'tools'))
+sys.path.insert(0, osp.join(ROOT, 'tools', 'model_converters'))
+
+from make_pretrained import build_model  # noqa: E402
+from publish_model import main  # noqa: E402
+
+import olor_mm  # noqa: F401,E402
+
+DEMO = osp.join(ROOT, 'configs', 'demo')
+
+
+def fine_tuned_checkpoint(cfg, path):
+    """What MMEngine writes after an OLOR fine-tuning: the weights, an
+    AdamW state with theta0 (a copy of the weights), the message hub with
+    its HistoryBuffers, meta data."""
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    state = model.state_dict()
+    params = [p for p in model.parameters()]
+    hub = MessageHub.get_instance('publish_test')
+    hub.update_scalar('train/loss', 1.5)
+    hub.update_info('iter', 6)
+    assert isinstance(hub.log_scalars['train/loss'], HistoryBuffer)
+    torch.save(
+        dict(
+            meta=dict(iter=6, epoch=0, mmengine_version='0.10.7'),
+            state_dict=state,
+            message_hub=hub.state_dict(),
+            param_schedulers=[dict(last_step=6)],
+            optimizer=dict(
+                state={
+                    k: dict(
+                        exp_avg=torch.zeros_like(p),
+                        exp_avg_sq=torch.zeros_like(p),
+                        step=torch.tensor(6.))
+                    for k, p in enumerate(params)
+                },
+                param_groups=[dict(lr=1e-4, params=list(range(len(params))))],
+                olor_rollback=dict(
+                    theta0={
+                        k: p.detach().clone()
+                        for k, p in enumerate(params)
+                    },
+                    config=None))), path)
+    return state
+
+
+@pytest.mark.parametrize(
+    'config, load', [
+        ('mask-rcnn_r18-tiny_demo-downstream_olor.py',
+         'mmdet.apis.init_detector'),
+        ('upernet_r18-tiny_demo-downstream_olor.py', 'mmseg.apis.init_model'),
+    ],
+    ids=['mmdet', 'mmseg'])
+def test_published_model_loads_with_the_same_weights(config, load, tmp_path,
+                                                      capsys):
+    cfg = Config.fromfile(osp.join(DEMO, config))
+    ckpt = str(tmp_path / 'iter_6.pth')
+    state = fine_tuned_checkpoint(cfg, ckpt)
+    main([ckpt, str(tmp_path / 'demo_olor.pth')])
+    out = capsys.readouterr().out
+    (published, ) = tmp_path.glob('demo_olor_*-*.pth')
+    date, sha = re.fullmatch(r'demo_olor_(\d{8})-([0-9a-f]{8})\.pth',
+                             published.name).groups()
+    assert hashlib.sha256(published.read_bytes()).hexdigest()[:8] == sha
+    assert 'Key `optimizer` is removed' in out
+    assert 'Key `message_hub` is removed' in out
+    assert published.stat().st_size < 0.5 * osp.getsize(ckpt)
+    assert f'-> {published}' in out and 'MiB' in out
+    saved = torch.load(published, map_location='cpu', weights_only=True)
+    assert set(saved) == {'meta', 'state_dict'}
+    module, function = load.rsplit('.', 1)
+    init = getattr(__import__(module, fromlist=[function]), function)
+    model = init(cfg, str(published), device='cpu')
+    loaded = model.state_dict()
+    for name, value in state.items():
+        assert torch.equal(loaded[name], value), name
+
+
+def test_a_checkpoint_without_the_kept_keys_is_refused(tmp_path):
+    path = tmp_path / 'x.pth'
+    torch.save(dict(state_dict={}), path)
+    with pytest.raises(SystemExit, match=r"has no \['meta'\]"):
+        main([str(path), str(tmp_path / 'out.pth')])
