@@ -73,8 +73,8 @@ def weight_layers(module: nn.Module) -> int:
         if next(m.children(), None) is not None:
             continue
         weight = getattr(m, 'weight', None)
-        if isinstance(m, WEIGHT_LAYERS) or (isinstance(
-                weight, nn.Parameter) and weight.dim() >= 2):
+        if isinstance(m, WEIGHT_LAYERS) or (isinstance(weight, nn.Parameter)
+                                            and weight.dim() >= 2):
             count += 1
     return count
 
