@@ -12,7 +12,8 @@ nothing to resume. This module wraps MMEngine's ``Runner.load_or_resume``
 when an anchored optimizer (OLOR, L2-SP) is about to take ``theta0`` from
 such weights, or when ``load_from`` left pretrained tensors unchanged (its
 keys match none of them) and no ``init_cfg`` loads them either.
-olor-mm's own ``tools/train.py --resume`` keeps ``load_from`` when there is nothing to resume, so it does not get there.
+olor-mm's own ``tools/train.py --resume`` keeps ``load_from`` when there
+is nothing to resume, so it does not get there.
 """
 import logging
 
