@@ -48,8 +48,8 @@ from typing import List, Union
 
 import torch
 
-from .rollback import rollback_
-from .theta0 import Anchor, find_anchor
+from .rollback import as_real, rollback_
+from .theta0 import MARK_KEY, Anchor, find_anchor
 
 logger = logging.getLogger(__name__)  # forwarded to MMEngine's, if there
 
@@ -87,17 +87,17 @@ class RollbackHandle(Anchor):
                  anchor_dtype: Union[str, torch.dtype, None] = None,
                  warn_if_inert: bool = True,
                  from_current_weights: bool = False):
-        if optimizer.state and not from_current_weights:
-            raise RuntimeError(
-                'attach_rollback: the optimizer already holds state for '
-                f'{len(optimizer.state)} parameters: it has stepped, or '
-                'loaded a state dict. A state dict loaded before the '
-                "rollback was attached has lost its 'olor_rollback' entry "
-                '(theta0), and theta0 would be taken from the current, '
-                'fine-tuned weights. Attach the rollback right after building '
-                'the optimizer, then load_state_dict() (theta0 is restored); '
-                'to anchor to the current weights on purpose, pass '
-                'from_current_weights=True.')
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            inner = getattr(optimizer, 'optimizer', None)
+            hint = (' Attach to the torch optimizer it wraps: '
+                    'attach_rollback(wrapper.optimizer).' if isinstance(
+                        inner, torch.optim.Optimizer) else
+                    ' Attach to the torch optimizer inside it, before '
+                    'wrapping.')
+            raise TypeError(
+                f'attach_rollback needs a torch.optim.Optimizer (the '
+                'rollback runs on its step and state-dict hooks), got '
+                f'{type(optimizer).__name__}.' + hint)
         if not isinstance(scale_with_lr, bool):
             raise TypeError(
                 f'scale_with_lr={scale_with_lr!r} must be True or False '
@@ -109,7 +109,9 @@ class RollbackHandle(Anchor):
             _rolls_back,
             STATE_KEY,
             anchor_dtype,
-            owner='OLOR rollback')
+            owner='OLOR rollback',
+            from_current_weights=from_current_weights)
+        self._inert_steps = 0  # steps taken with nothing to roll back
         self._handles += [
             optimizer.register_step_pre_hook(self._pre_step),
             optimizer.register_step_post_hook(self._post_step),
@@ -136,10 +138,35 @@ class RollbackHandle(Anchor):
         super().snapshot()
 
     def _pre_step(self, optimizer, args, kwargs) -> None:
-        if self._theta0 is None and self.active:
+        if self._theta0 is None:
+            if not self.active:
+                self._inert_steps += 1
+                return
+            if self._inert_steps:
+                raise RuntimeError(
+                    f'{self.owner}: a param group got rollback > 0 after '
+                    f'{self._inert_steps} steps with none, so theta0 would '
+                    'be taken from the fine-tuned weights. Start with '
+                    'rollback > 0 (a warm-up of lam from a small value, '
+                    'e.g. 1e-6, rather than from 0), so theta0 is taken '
+                    'from the pretrained weights at the first step.')
             self.snapshot()
         else:
             self.take_new_groups()
+        self._check_anchored_groups()
+
+    def _check_anchored_groups(self) -> None:
+        """Every group that rolls back has a theta0 (one key per group)."""
+        for gi, g in enumerate(self.optimizer.param_groups):
+            if g.get('rollback', 0.0) > 0 and \
+                    g.get(MARK_KEY) != self.state_key:
+                raise RuntimeError(
+                    f'{self.owner}: param group {gi} rolls back '
+                    f"(rollback={g['rollback']}) but had rollback 0 when "
+                    'theta0 was taken, so it has no theta0 (its weights '
+                    'then would be fine-tuned ones). Give it rollback > 0 '
+                    'from the start (a warm-up of lam from a small value, '
+                    'e.g. 1e-6, rather than from 0).')
 
     def _post_step(self, optimizer, args, kwargs) -> None:
         if not self.buckets:
@@ -293,7 +320,9 @@ def check_groups(groups: List[dict]) -> None:
         ValueError: for a ``rollback`` outside [0, 1] or not a number.
     """
     for gi, g in enumerate(groups):
-        lam = g.get('rollback', 0.0)
+        lam = as_real(g.get('rollback', 0.0))
+        if 'rollback' in g:
+            g['rollback'] = lam  # a numpy scalar or 0-d tensor: a float
         if (isinstance(lam, bool) or not isinstance(lam, (int, float))
                 or not 0.0 <= lam <= 1.0):
             raise ValueError(
@@ -318,10 +347,12 @@ def attach_rollback(optimizer: torch.optim.Optimizer,
         anchor_dtype (str | torch.dtype, optional): Keep ``theta0`` in this
             dtype (``'bfloat16'`` halves its memory next to float32
             weights). Defaults to None, the parameters' dtype.
-        from_current_weights (bool): Attach to an optimizer that already
-            holds state (has stepped or loaded a state dict), anchoring
-            theta0 to the weights at its next step. Refused by default: a
-            state dict loaded before attaching has lost its theta0.
+        from_current_weights (bool): Anchor theta0 to the weights at the
+            next step although the optimizer has stepped, was anchored
+            before (a removed rollback, a copy) or loaded a state dict
+            without theta0. Otherwise such an optimizer must get theta0
+            from ``load_state_dict()`` (a state dict written with the
+            rollback) before it steps.
 
     Returns:
         RollbackHandle: ``theta0``, ``anchored_params``, ``lam_effs()``,
@@ -329,8 +360,10 @@ def attach_rollback(optimizer: torch.optim.Optimizer,
 
     Raises:
         RuntimeError: if the optimizer already carries a rollback (or
-            another anchored method), or already holds state (see
+            another anchored method); at its first step, if it has stepped
+            or was anchored before and no theta0 was loaded (see
             ``from_current_weights``).
+        TypeError: for anything but a ``torch.optim.Optimizer``.
         ValueError: for a ``rollback`` outside [0, 1], a bad
             ``anchor_dtype``, or a rolled-back group with lr 0 under
             ``scale_with_lr``.

@@ -70,6 +70,7 @@ def _check_unknown_keys(paramwise_cfg: dict) -> None:
     """
     known = list(OLOR_DEFAULTS) + list(ROLLBACK_DEFAULTS) + list(
         BUILD_DEFAULTS) + list(UPSTREAM_KEYS)
+    _check_custom_keys(paramwise_cfg.get('custom_keys'))
     unknown = [k for k in paramwise_cfg if k not in known]
     if unknown:
         hints = {
@@ -126,6 +127,28 @@ def _check_amp_device(wrapper_cls: type) -> None:
             "this machine has none. On the CPU use olor-mm's tools/train.py "
             '--amp (mixed precision in bfloat16 through '
             'AmpOLOROptimWrapper), or train without --amp.')
+
+
+#: what MMEngine reads in a ``custom_keys`` entry (anything else it ignores)
+CUSTOM_KEY_OPTIONS = ('lr_mult', 'decay_mult')
+
+
+def _check_custom_keys(custom_keys) -> None:
+    """Refuse options MMEngine's ``custom_keys`` would ignore silently
+    (e.g. ``rollback``: lam comes from the layer numbering)."""
+    if not isinstance(custom_keys, dict):
+        return
+    for name, options in custom_keys.items():
+        extra = [k for k in (options or {}) if k not in CUSTOM_KEY_OPTIONS]
+        if extra:
+            raise ValueError(
+                f'paramwise_cfg.custom_keys[{name!r}] sets {extra}, which '
+                f'MMEngine ignores: custom_keys read only {CUSTOM_KEY_OPTIONS}'
+                '. OLOR\'s lam per layer comes from rollback_max / '
+                'rollback_min / rollback_power over the layer numbering; to '
+                'keep a module out of the rollback, leave it out of '
+                'pretrained_prefixes or name it in exclude_prefixes, and '
+                'layer_patterns renumber layers.')
 
 
 def _kernel_notice(impl: str, requested: str):
@@ -345,6 +368,12 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
                     raise ValueError(
                         f'{key} is set both at the optim_wrapper level and '
                         'in paramwise_cfg; set it in one place.')
+                if key == 'scale_with_lr':  # a rollback's key: none here
+                    value = optim_wrapper_cfg.pop(key)
+                    print_log(
+                        f'optim_wrapper.scale_with_lr={value!r} is not used: '
+                        f'{self.wrapper_cls.__name__} does not roll back.',
+                        logger='current')
                 continue
             value = optim_wrapper_cfg.pop(key)
             if key in self.rollback_cfg and self._differ(
@@ -441,7 +470,16 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
                                    optimizer_cfg)
         optimizer_cfg.update(kwargs)
         optimizer_cfg[first_arg] = params
-        optimizer = OPTIMIZERS.build(optimizer_cfg)
+        try:
+            optimizer = OPTIMIZERS.build(optimizer_cfg)
+        except ValueError as err:
+            if 'per-parameter options' not in str(err):
+                raise
+            raise ValueError(
+                f'optim_wrapper.optimizer.type={optimizer_cfg["type"]!r} '
+                'takes one param group, and OLOR gives each layer its own '
+                '(its lam_i): use an optimizer that takes param groups (SGD, '
+                'AdamW, ...).') from err
         guard_group_layout(optimizer, self.build_cfg['merge_groups'])
         optimizer.register_load_state_dict_post_hook(
             _kernel_notice(impl, self.build_cfg['optimizer_impl']))

@@ -110,8 +110,15 @@ def _match(name: str, rules: Sequence[CompiledRule]):
 
 
 def _key(m, prefix, suffix) -> Tuple[float, ...]:
-    return prefix + tuple(float(g)
-                          for g in m.groups() if g is not None) + suffix
+    captured = [g for g in m.groups() if g is not None]
+    try:
+        return prefix + tuple(float(g) for g in captured) + suffix
+    except ValueError:
+        raise ValueError(
+            f'layer rule {m.re.pattern!r} (layer_patterns or a layer '
+            f'scheme) captured {captured} from {m.string!r}: a capture is a '
+            r"depth and must be digits, e.g. r'^layers\.(\d+)\.'; group "
+            r"alternatives without capturing: r'^(?:conv1|bn1)\.'.") from None
 
 
 def depth_key(name: str,
@@ -247,8 +254,10 @@ def register_layer_scheme(target=None,
     module the config imports (``custom_imports``), next to the backbone.
 
     Args:
-        target (type | str): The backbone class, or ``'package.ClassName'``
-            (``'mmdet.ResNet'``). Omitted: a class decorator.
+        target (type | str): The backbone class, ``'package.ClassName'``
+            (``'mmdet.ResNet'``) or its full dotted path
+            (``'mmdet.models.backbones.resnet.ResNet'``). Omitted: a class
+            decorator.
         rules (list | callable): Depth rules (see the module docstring), or
             ``rules(module) -> list`` for rules that depend on the instance.
         first_stage (int): The number the names give the first stage.
@@ -285,6 +294,11 @@ def register_layer_scheme(target=None,
     if not isinstance(target, (type, str)):
         raise TypeError(f'register_layer_scheme: {target!r} is neither a '
                         "class nor a 'package.ClassName' string.")
+    if isinstance(target, str) and '.' not in target.strip('.'):
+        raise ValueError(
+            f'register_layer_scheme({target!r}): a string target is '
+            "'package.ClassName' (e.g. 'mmdet.ResNet') or the class's full "
+            "dotted path; a bare class name would match any package's.")
     name = target if isinstance(target, str) else scheme_key(target)
     if target in _SCHEMES and not force:
         raise KeyError(f'a layer scheme for {name} is already registered; '
@@ -295,9 +309,16 @@ def register_layer_scheme(target=None,
 
 
 def find_scheme(cls: type) -> Optional[LayerScheme]:
-    """The scheme of ``cls`` or of its nearest base class that has one."""
+    """The scheme of ``cls`` or of its nearest base class that has one.
+
+    A class matches a scheme registered under the class itself, under
+    ``'package.ClassName'`` or under its full dotted path
+    (``'package.module.ClassName'``).
+    """
     for klass in cls.__mro__:
-        scheme = _SCHEMES.get(klass) or _SCHEMES.get(scheme_key(klass))
+        scheme = (
+            _SCHEMES.get(klass) or _SCHEMES.get(scheme_key(klass))
+            or _SCHEMES.get(f'{klass.__module__}.{klass.__qualname__}'))
         if scheme is not None:
             return scheme
     return None

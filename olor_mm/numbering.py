@@ -201,6 +201,15 @@ def _exclude_names(model: nn.Module, exclude) -> List[str]:
     for item in exclude:
         if isinstance(item, str):
             name = item
+            if name not in by_id.values():
+                hint = (f' (without the trailing dot: {name.rstrip(".")!r})'
+                        if name.endswith('.') else '')
+                raise ValueError(
+                    f'exclude (paramwise_cfg.exclude_prefixes) entry '
+                    f'{name!r} matches no module or parameter of '
+                    f'{type(model).__name__}{hint}; its top-level modules: '
+                    f'{[n for n, _ in model.named_children()]}. Name the '
+                    "module to leave out, e.g. 'head'.")
         else:
             name = by_id.get(id(item))
             if name is None:

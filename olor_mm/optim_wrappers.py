@@ -47,6 +47,20 @@ def take_theta0_at_training_start(optim_wrapper, init_counts: int) -> None:
         anchor.start_training(init_counts)
 
 
+def schedulable_rollback(optim_wrapper) -> None:
+    """Let an MMEngine param scheduler reach ``rollback`` (lam_i).
+
+    ``OptimWrapper.param_groups`` lists an extra group for logging
+    (``base_param_settings``, the optimizer's defaults) that has no
+    ``rollback``: ``LinearParamScheduler(param_name='rollback')`` stopped on
+    it with ``KeyError: 'rollback'``. It gets ``rollback=0``; the optimizer's
+    groups are scaled as they are.
+    """
+    base = getattr(optim_wrapper, 'base_param_settings', None)
+    if isinstance(base, dict):
+        base.setdefault('rollback', 0.0)
+
+
 def guard_training_start(optim_wrapper) -> None:
     """Make any OptimWrapper instance take theta0 at training start.
 
@@ -55,6 +69,7 @@ def guard_training_start(optim_wrapper) -> None:
     ``initialize_count_status`` is extended on the instance, the class is
     untouched.
     """
+    schedulable_rollback(optim_wrapper)
     if isinstance(optim_wrapper, RollbackWrapperMixin):
         return
     original = optim_wrapper.initialize_count_status
@@ -99,6 +114,7 @@ class RollbackWrapperMixin(AnchorViewsMixin):
                         f'({key}={have!r}, from paramwise_cfg or '
                         'attach_rollback); set it in one place.')
         self.rollback_handle = handle
+        schedulable_rollback(self)
         if attached_here and not handle.active:
             print_log(
                 f'{type(self).__name__}: no parameter group has rollback > 0, '

@@ -97,6 +97,11 @@ def layerwise_rollback_groups(model: nn.Module,
         >>> opt = torch.optim.AdamW(groups, lr=1e-4, weight_decay=0.05)
         >>> handle = attach_rollback(opt)
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(
+            'layerwise_rollback_groups takes the model (an nn.Module), not '
+            f'{type(model).__name__}: it numbers the layers from the '
+            'module names; pass model, not model.parameters().')
     for key in ('rollback', 'layer_id', 'params'):
         if key in (pretrained_options or {}):
             raise ValueError(

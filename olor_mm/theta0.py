@@ -27,6 +27,7 @@ import weakref
 from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import torch
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from .rollback import group_by_device_and_dtype
 
@@ -39,10 +40,25 @@ LEGACY_STATE_KEY = 'olor'
 #: optimizer -> {state key: anchor} of every anchor attached to it
 _ATTACHED: 'weakref.WeakKeyDictionary' = weakref.WeakKeyDictionary()
 
-#: the checkpoint file loaded last (set by olor-mm's MMEngine loader), so
-#: that an error about the optimizer state it held can name it, and the
-#: last one written complete (set by olor-mm's safe checkpoint save)
-_LAST_CHECKPOINT = {'path': None, 'saved': None}
+#: param-group key naming the anchor that holds the group's theta0 (its
+#: state key; :data:`DETACHED` after ``remove()``). torch keeps it with the
+#: group in ``state_dict()``, ``deepcopy`` and pickling, which all drop the
+#: optimizer's hooks: a copy that lost its anchor is seen at its first step.
+MARK_KEY = 'olor_anchor'
+DETACHED = 'detached'
+
+#: optimizers that have stepped in this process (see :func:`_guard_step`)
+_STEPPED: 'weakref.WeakKeyDictionary' = weakref.WeakKeyDictionary()
+
+#: the checkpoint file loaded last (set by olor-mm's MMEngine loader while
+#: a Runner loads or resumes), so that an error about the optimizer state
+#: it held can name it
+_LAST_CHECKPOINT = {'path': None}
+
+#: optimizer -> the last checkpoint written complete with its state (set by
+#: olor-mm's safe checkpoint save), per optimizer: runs of a sweep in one
+#: process never name each other's files
+_SAVED: 'weakref.WeakKeyDictionary' = weakref.WeakKeyDictionary()
 
 
 def note_checkpoint(path: Optional[str]) -> None:
@@ -56,16 +72,69 @@ def checkpoint_note() -> str:
     return f' (checkpoint {path})' if path else ''
 
 
-def note_saved_checkpoint(path: Optional[str]) -> None:
-    """Remember the last checkpoint written complete, for error messages."""
-    _LAST_CHECKPOINT['saved'] = path
+def note_saved_checkpoint(path: str, optimizers) -> None:
+    """Remember the last checkpoint written complete with ``optimizers``'
+    state, for error messages."""
+    for optimizer in optimizers:
+        _SAVED[optimizer] = path
 
 
-def last_saved_note() -> str:
-    """A sentence naming the last complete checkpoint written, or ''."""
-    path = _LAST_CHECKPOINT['saved']
+def last_saved_note(optimizer) -> str:
+    """A sentence naming the last complete checkpoint written with
+    ``optimizer``'s state, or ''."""
+    path = _SAVED.get(optimizer)
     return (f' The last checkpoint written before is {path}: resume from '
             'it.' if path else '')
+
+
+def _history(optimizer) -> Optional[str]:
+    """Why the optimizer's weights may no longer be the pretrained ones
+    (None for a fresh optimizer)."""
+    marked = [
+        gi for gi, g in enumerate(optimizer.param_groups)
+        if g.get(MARK_KEY) is not None
+    ]
+    if marked:
+        return (f'has param groups anchored before ({MARK_KEY!r} in group '
+                f'{marked[0]}: an anchor removed, a copied optimizer, or a '
+                'state dict loaded that was written with one)')
+    if _STEPPED.get(optimizer):
+        return 'has stepped'
+    stepped = [
+        s for s in getattr(optimizer, 'state', {}).values()
+        if isinstance(s, dict) and float(s.get('step', 0) or 0) > 0
+    ]
+    if stepped:
+        return (f'holds the state of past steps for {len(stepped)} '
+                'parameters (a loaded state dict)')
+    return None
+
+
+def _guard_step(optimizer, args, kwargs) -> None:
+    """Global step pre-hook: an optimizer whose groups an anchor marked
+    must carry it; ``copy.deepcopy``, pickling and ``load_state_dict`` into
+    a bare optimizer keep the groups but drop the hooks, and would train
+    without the rollback."""
+    _STEPPED[optimizer] = True
+    if _ATTACHED.get(optimizer):
+        return
+    for gi, g in enumerate(optimizer.param_groups):
+        owner = g.get(MARK_KEY)
+        if owner is not None and owner != DETACHED:
+            raise RuntimeError(
+                f'param group {gi} of this {type(optimizer).__name__} was '
+                f"anchored ({MARK_KEY}={owner!r}) but no anchor is attached "
+                'to the optimizer: copy.deepcopy and pickling drop '
+                'optimizer hooks, and load_state_dict() into a bare '
+                'optimizer drops theta0, so it would train without the '
+                'rollback. Attach first (handle = attach_rollback(opt), '
+                'or build it with the same optim_wrapper), then '
+                'opt.load_state_dict(<a state dict written with it>); to '
+                "train on without it on purpose, drop the key: for g in "
+                f"opt.param_groups: g.pop({MARK_KEY!r}, None).")
+
+
+_GUARD = register_optimizer_step_pre_hook(_guard_step)
 
 
 class Bucket:
@@ -156,6 +225,9 @@ class Anchor:
         anchor_dtype (str | torch.dtype, optional): Keep ``theta0`` in this
             dtype; None keeps each parameter's dtype.
         owner (str): Name used in messages (e.g. ``'OLOR rollback'``).
+        from_current_weights (bool): Accept an optimizer that has stepped
+            or was anchored before, and take theta0 from its weights then.
+            Otherwise theta0 must come from ``load_state_dict()`` first.
     """
 
     def __init__(self,
@@ -163,7 +235,8 @@ class Anchor:
                  select: Callable[[dict], bool],
                  state_key: str,
                  anchor_dtype: Union[str, torch.dtype, None] = None,
-                 owner: str = 'anchor'):
+                 owner: str = 'anchor',
+                 from_current_weights: bool = False):
         attached = _ATTACHED.setdefault(optimizer, {})
         if attached:
             (other, ) = attached.values()
@@ -180,6 +253,11 @@ class Anchor:
         self._theta0: Optional[List[torch.Tensor]] = None
         self._groups_seen = 0  # param groups when theta0 was taken
         self._pending = None  # checked by the load pre-hook
+        #: why theta0 cannot be taken from the current weights (the
+        #: optimizer stepped or was anchored before); cleared by a load
+        #: that restores theta0
+        self._not_pretrained = None if from_current_weights else _history(
+            optimizer)
         #: the set-up that numbered the anchored tensors, saved with theta0
         #: and compared on load (set by LayerwiseRollbackConstructor)
         self.config: Optional[dict] = None
@@ -241,6 +319,15 @@ class Anchor:
                 what every later step is pulled toward, it must be finite.
         """
         anchored = self._current_anchored()
+        if anchored and self._not_pretrained:
+            raise RuntimeError(
+                f'{self.owner}: theta0 would be taken from the current '
+                f'weights, but the {type(self.optimizer).__name__} '
+                f'{self._not_pretrained}: they are fine-tuned, not '
+                'pretrained. Attach right after building the optimizer, '
+                'then load_state_dict(<a state dict written with the '
+                f'{self.owner}>) to restore theta0; to anchor to the current '
+                'weights on purpose, pass from_current_weights=True.')
         check_values(self.owner, anchored)
         bad = [
             k for k, (_, p) in enumerate(anchored)
@@ -310,6 +397,12 @@ class Anchor:
 
     def _set_theta0(self, theta0: List[torch.Tensor]) -> None:
         self._theta0 = theta0
+        self._not_pretrained = None
+        for g in self.optimizer.param_groups:
+            if self._select(g):
+                g[MARK_KEY] = self.state_key
+            elif g.get(MARK_KEY) == self.state_key:
+                del g[MARK_KEY]
         self.buckets = []
         params = self.anchored_params
         for idx in group_by_device_and_dtype(params).values():
@@ -352,28 +445,37 @@ class Anchor:
 
     @torch.no_grad()
     def _check_finite(self) -> None:
-        """Refuse to save weights that hold NaN / inf (one multi-tensor
-        norm per bucket): a checkpoint must never keep them silently."""
+        """Refuse to save weights that hold NaN / inf: every parameter of
+        the optimizer, anchored or not (one multi-tensor norm per device
+        and dtype); a checkpoint must never keep them silently."""
         if self._theta0 is None:
             return
+        params = list({
+            id(p): p
+            for g in self.optimizer.param_groups for p in g['params']
+        }.values())
         bad = []
-        for b in self.buckets:
-            norms = torch._foreach_norm(b.params)
+        for idx in group_by_device_and_dtype(params).values():
+            norms = torch._foreach_norm([params[k] for k in idx])
             finite = torch.isfinite(torch.stack(norms))
             if not bool(finite.all()):
                 bad += [
-                    tuple(b.params[k].shape)
+                    params[idx[k]]
                     for k in (~finite).nonzero().flatten().tolist()
                 ]
         if bad:
+            anchored = {id(p) for p in self.anchored_params}
+            where = ', '.join(
+                f'{tuple(p.shape)} '
+                f"({'' if id(p) in anchored else 'not '}anchored)"
+                for p in bad[:3])
             raise FloatingPointError(
-                f'{self.owner}: {len(bad)} anchored weight tensors hold NaN '
-                f'or inf (shapes {bad[:3]}...), so this optimizer state is '
-                'not saved: a diverged step (a NaN loss, a too high lr) '
-                'would be kept in the checkpoint. Lower the lr or clip the '
-                'gradients (clip_grad=dict(max_norm=..., '
-                'error_if_nonfinite=True) stops at the bad step).' +
-                last_saved_note())
+                f'{self.owner}: {len(bad)} weight tensors hold NaN or inf '
+                f'({where}...), so this optimizer state is not saved: a '
+                'diverged step (a NaN loss, a too high lr) would be kept in '
+                'the checkpoint. Lower the lr or clip the gradients '
+                '(clip_grad=dict(max_norm=..., error_if_nonfinite=True) '
+                'stops at the bad step).' + last_saved_note(self.optimizer))
 
     def _load_pre_hook(self, optimizer, state_dict: dict) -> dict:
         """Pop and check the entry before torch loads the rest."""
@@ -468,6 +570,9 @@ class Anchor:
         for h in self._handles:
             h.remove()
         self._handles = []
+        for g in self.optimizer.param_groups:
+            if g.get(MARK_KEY) == self.state_key:
+                g[MARK_KEY] = DETACHED
         attached = _ATTACHED.get(self.optimizer, {})
         if attached.get(self.state_key) is self:
             del attached[self.state_key]

@@ -110,13 +110,12 @@ def test_checkpoint_bug_is_absent_before_torch_2_6(monkeypatch):
     assert checkpoint.has_bug() is True
 
 
-@pytest.mark.parametrize('value, applied',
-                         [(None, ['checkpoint', 'dist', 'mmcv_ops']),
-                          ('all', ['checkpoint', 'dist', 'mmcv_ops']),
-                          ('0', []), ('off', []), ('none', []),
-                          ('dist', ['dist']),
-                          ('checkpoint, mmcv_ops', ['checkpoint', 'mmcv_ops'])]
-                         )
+@pytest.mark.parametrize(
+    'value, applied',
+    [(None, ['checkpoint', 'checkpoint_save', 'dist', 'mmcv_ops']),
+     ('all', ['checkpoint', 'checkpoint_save', 'dist', 'mmcv_ops']), ('0', []),
+     ('off', []), ('none', []), ('dist', ['dist']),
+     ('checkpoint, mmcv_ops', ['checkpoint', 'mmcv_ops'])])
 def test_the_environment_variable_chooses_the_fixes(value, applied,
                                                     monkeypatch):
     if value is None:
@@ -191,7 +190,8 @@ def test_fixes_are_idempotent():
     from olor_mm.compat import apply_compat_fixes
     forward = NMSop.forward
     assert run_mmcv_ops_in_fp32_under_cpu_autocast() is False  # done
-    assert apply_compat_fixes() == dict(checkpoint=True, dist=False)
+    assert apply_compat_fixes() == dict(
+        checkpoint=True, checkpoint_save=False, dist=False)
     assert NMSop.forward is forward
 
 

@@ -24,7 +24,7 @@ from mmengine.registry import HOOKS
 from toy import (TOY_LAYERS, ToyClassifier, olor_wrapper_cfg,
                  pretrained_checkpoint, resumed_runner, runner_cfg, toy_runner)
 
-from olor_mm import attach_rollback, layerwise_rollback_groups
+from olor_mm import attach_rollback, find_rollback, layerwise_rollback_groups
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TESTS = osp.join(ROOT, 'tests')
@@ -258,8 +258,13 @@ def test_attaching_after_load_state_dict_is_refused_naming_the_order():
         lr=0.1,
         momentum=0.9)
     fresh.load_state_dict(saved)  # torch drops 'olor_rollback' here
+    with pytest.raises(RuntimeError, match='no anchor is attached'):
+        fresh.step()  # the bare optimizer would train without the rollback
+    attach_rollback(fresh)
     with pytest.raises(RuntimeError, match='then load_state_dict'):
-        attach_rollback(fresh)
+        fresh.step()  # theta0 would be the fine-tuned weights
+    fresh.load_state_dict(saved)  # now with the rollback attached: restored
+    assert find_rollback(fresh).theta0 is not None
     # the right order restores theta0
     right = torch.optim.SGD(
         layerwise_rollback_groups(
@@ -270,7 +275,9 @@ def test_attaching_after_load_state_dict_is_refused_naming_the_order():
     right.load_state_dict(saved)
     assert handle.theta0 is not None
     # and on purpose, from the current weights
+    find_rollback(fresh).remove()
     attach_rollback(fresh, from_current_weights=True)
+    fresh.step()
 
 
 # ------------------------------------------- 6. parameters that join later

@@ -72,7 +72,8 @@ def build_model(cfg,
             model_cfg.backbone.pop('pretrained', None)
     if num_classes is not None:
         set_num_classes(model_cfg, num_classes)
-    scope = cfg.get('default_scope', 'mmdet')
+    # a plain MMEngine project sets default_scope=None: MMEngine's registry
+    scope = cfg.get('default_scope', 'mmdet') or 'mmengine'
     registry = __import__(f'{scope}.registry', fromlist=['MODELS'])
     with DefaultScope.overwrite_default_scope(scope):
         return registry.MODELS.build(model_cfg)

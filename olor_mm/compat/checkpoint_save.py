@@ -51,6 +51,16 @@ def _remove(file_backend, path: str) -> None:
         file_backend.rmtree(path)
 
 
+def _optimizers(runner) -> list:
+    """The torch optimizers of the runner's optim wrapper(s)."""
+    wrapper = getattr(runner, 'optim_wrapper', None)
+    wrappers = wrapper.values() if hasattr(wrapper, 'values') else [wrapper]
+    return [
+        w.optimizer for w in wrappers
+        if getattr(w, 'optimizer', None) is not None
+    ]
+
+
 def apply() -> bool:
     """Replace ``CheckpointHook._save_checkpoint_with_step``; idempotent."""
     if not has_bug():
@@ -95,7 +105,7 @@ def apply() -> bool:
         os.replace(self.last_ckpt + PART, self.last_ckpt)
         _write_atomic(
             osp.join(runner.work_dir, 'last_checkpoint'), self.last_ckpt)
-        note_saved_checkpoint(self.last_ckpt)
+        note_saved_checkpoint(self.last_ckpt, _optimizers(runner))
         for old in remove:
             _remove(
                 self.file_backend,
