@@ -112,9 +112,11 @@ def test_checkpoint_bug_is_absent_before_torch_2_6(monkeypatch):
 
 @pytest.mark.parametrize(
     'value, applied',
-    [(None, ['checkpoint', 'checkpoint_save', 'dist', 'mmcv_ops']),
-     ('all', ['checkpoint', 'checkpoint_save', 'dist', 'mmcv_ops']), ('0', []),
-     ('off', []), ('none', []), ('dist', ['dist']),
+    [(None,
+      ['checkpoint', 'checkpoint_save', 'config_bases', 'dist', 'mmcv_ops']),
+     ('all',
+      ['checkpoint', 'checkpoint_save', 'config_bases', 'dist', 'mmcv_ops']),
+     ('0', []), ('off', []), ('none', []), ('dist', ['dist']),
      ('checkpoint, mmcv_ops', ['checkpoint', 'mmcv_ops'])])
 def test_the_environment_variable_chooses_the_fixes(value, applied,
                                                     monkeypatch):
@@ -191,7 +193,7 @@ def test_fixes_are_idempotent():
     forward = NMSop.forward
     assert run_mmcv_ops_in_fp32_under_cpu_autocast() is False  # done
     assert apply_compat_fixes() == dict(
-        checkpoint=True, checkpoint_save=False, dist=False)
+        checkpoint=True, checkpoint_save=False, config_bases=False, dist=False)
     assert NMSop.forward is forward
 
 
@@ -230,3 +232,74 @@ def test_init_dist_without_cuda_is_wrapped_once():
     assert dist.apply() is False
     assert dist_utils._init_dist_pytorch is patched
     # the 2-process runs of tests/test_distributed.py exercise it
+
+
+@pytest.fixture(scope='module')
+def python_without_pkg_resources(tmp_path_factory):
+    """A venv whose packages are this one's less setuptools: no
+    pkg_resources, as in a fresh venv where torch 2.13 brings setuptools
+    >= 81. The packages are linked, not installed (seconds, no network)."""
+    import os
+    import site
+    import venv
+    root = tmp_path_factory.mktemp('fresh')
+    venv.EnvBuilder(with_pip=False).create(root / 'venv')
+    stack = root / 'site'
+    stack.mkdir()
+    (packages, ) = [p for p in site.getsitepackages() if 'site-packages' in p]
+    hidden = ('pkg_resources', 'setuptools', '_distutils_hack',
+              'distutils-precedence.pth')
+    for name in os.listdir(packages):
+        if not name.startswith(hidden):
+            os.symlink(os.path.join(packages, name), stack / name)
+    (inner, ) = (root / 'venv').glob('lib/python*/site-packages')
+    (inner /
+     'stack.pth').write_text(f'import site; site.addsitedir({str(stack)!r})\n')
+    python = str(root / 'venv' / 'bin' / 'python')
+    check = subprocess.run([python, '-c', 'import pkg_resources'],
+                           capture_output=True,
+                           text=True)
+    assert "No module named 'pkg_resources'" in check.stderr
+    return python
+
+
+def _run(python, code):
+    import os.path as osp
+    root = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    return subprocess.run([python, '-c', code],
+                          cwd=root,
+                          capture_output=True,
+                          text=True,
+                          timeout=300)
+
+
+def test_upstream_and_olor_bases_load_without_pkg_resources(
+        python_without_pkg_resources):
+    """What fails in a fresh venv without the fix (MMEngine's own
+    resolution of ``mmdet::``), and loads once olor_mm is imported: an
+    mmdet config, an mmseg config and an ``olor_mm::`` base."""
+    python = python_without_pkg_resources
+    bare = _run(
+        python, 'from mmengine.config import Config\n'
+        "Config.fromfile('configs/mmdet/mask-rcnn_r50_fpn_olor_1x_coco.py')\n")
+    assert bare.returncode != 0
+    assert "No module named 'pkg_resources'" in bare.stderr
+    fixed = _run(
+        python, 'import olor_mm\n'
+        'from mmengine.config import Config\n'
+        "det = Config.fromfile("
+        "'configs/mmdet/mask-rcnn_r50_fpn_olor_1x_coco.py')\n"
+        "seg = Config.fromfile("
+        "'configs/mmseg/upernet_r50_olor_4xb4-80k_ade20k-512x512.py')\n"
+        'import tempfile, os\n'
+        "path = os.path.join(tempfile.mkdtemp(), 'mine.py')\n"
+        "open(path, 'w').write(\"_base_ = ['olor_mm::_base_/olor.py']\")\n"
+        'mine = Config.fromfile(path)\n'
+        "print(det.model.type, det.optim_wrapper.constructor,\n"
+        "      seg.model.type, mine.olor_optim_wrapper.constructor)\n")
+    assert fixed.returncode == 0, fixed.stderr[-2000:]
+    assert fixed.stdout.splitlines()[-1].split() == [
+        'MaskRCNN', 'LayerwiseRollbackConstructor', 'EncoderDecoder',
+        'LayerwiseRollbackConstructor'
+    ]
+    assert "pip install 'setuptools<81'" in fixed.stdout + fixed.stderr

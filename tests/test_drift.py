@@ -317,3 +317,64 @@ def test_norm_helpers_by_hand():
     # ||(3, 1)|| = sqrt(10) is rounded to float32 before it is squared
     assert float(num) == 5.0
     assert float(den) == pytest.approx(9.0 + 1.0 + 36.0, rel=1e-7)
+
+
+def test_iteration_based_run_logs_drift_on_the_epoch_end_line(
+        tmp_path, toy_pretrained):
+    """MMEngine's LoggerHook also writes a line when an iteration-based
+    loop reaches the dataloader's length (6 batches here, interval 8):
+    that line carries the drift too, so MMDetection's ``analyze_logs.py
+    plot_curve --keys drift/...`` finds the key on every line."""
+    path, _ = toy_pretrained
+    wrapper = olor_wrapper_cfg(
+        dict(type='SGD', lr=0.05, momentum=0.9),
+        rollback_max=0.3,
+        layer_patterns=TOY_LAYERS)
+    runner = toy_runner(
+        tmp_path / 'iters',
+        wrapper,
+        max_iters=10,
+        load_from=path,
+        custom_hooks=[dict(type='RollbackDriftHook')],
+        default_hooks=dict(
+            logger=dict(type='LoggerHook', interval=8),
+            checkpoint=dict(
+                type='CheckpointHook', interval=10, by_epoch=False)))
+    probe = _Probe()
+    runner.register_hook(probe.hook)
+    runner.train()
+    (scalars, ) = glob.glob(
+        str(tmp_path / 'iters' / '*' / 'vis_data' / 'scalars.json'))
+    with open(scalars) as f:
+        rows = [json.loads(line) for line in f if '"loss"' in line]
+    assert [r['step'] for r in rows] == [6, 8]  # 6: the epoch-end line
+    for row in rows:
+        assert row['drift/backbone.stem'] == pytest.approx(
+            probe.values[row['step']], rel=1e-6), row['step']
+
+
+def test_plot_drift_joins_a_run_and_its_resume(tmp_path, toy_pretrained):
+    """A resumed run writes a new timestamp folder; plot_drift reads both,
+    in order, as one curve."""
+    import time
+    path, _ = toy_pretrained
+    wrapper = olor_wrapper_cfg(
+        dict(type='SGD', lr=0.1), rollback_max=0.2, layer_patterns=TOY_LAYERS)
+    _train(tmp_path, 'run', wrapper, path, max_iters=3)
+    time.sleep(1.1)  # MMEngine names the folder by the second
+    resumed = resumed_runner(
+        tmp_path / 'run',
+        wrapper,
+        tmp_path / 'run' / 'iter_3.pth',
+        max_iters=6,
+        custom_hooks=[dict(type='RollbackDriftHook', interval=2)],
+        default_hooks=HOOKS)
+    resumed.train()
+    files = plot_drift.find_scalars(str(tmp_path / 'run'))
+    assert len(files) == 2 and files == sorted(files)
+    series = plot_drift.load_series(files)
+    steps, values = series['drift/backbone.stem']
+    assert steps == [2, 4, 6]  # 2 from the first run, 4 and 6 resumed
+    last = resumed.message_hub.get_scalar(
+        'train/drift/backbone.stem').current()
+    assert values[-1] == pytest.approx(last, rel=1e-6)

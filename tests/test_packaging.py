@@ -2,6 +2,7 @@
 import email
 import os
 import os.path as osp
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -12,12 +13,30 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 OPENMMLAB = ('mmcv', 'mmdet', 'mmsegmentation', 'mmengine')
 
 
+def _source_copy(dest):
+    """The tree git would commit (tracked and new, not ignored files):
+    the wheel is built from this copy, since a build in place writes
+    olor_mm/.mim and build/ into the checkout."""
+    listed = subprocess.run(
+        ['git', 'ls-files', '-co', '--exclude-standard', '-z'],
+        cwd=ROOT,
+        capture_output=True,
+        check=True).stdout.decode().split('\0')
+    for name in filter(None, listed):
+        src = osp.join(ROOT, name)
+        if osp.isfile(src):
+            os.makedirs(osp.dirname(osp.join(dest, name)), exist_ok=True)
+            shutil.copy2(src, osp.join(dest, name))
+    return dest
+
+
 @pytest.fixture(scope='module')
 def metadata(tmp_path_factory):
     out = tmp_path_factory.mktemp('wheel')
+    source = _source_copy(str(tmp_path_factory.mktemp('source')))
     build = subprocess.run([
         sys.executable, '-m', 'pip', 'wheel', '-q', '--no-deps',
-        '--no-build-isolation', ROOT, '-w',
+        '--no-build-isolation', source, '-w',
         str(out)
     ],
                            capture_output=True,
@@ -70,8 +89,7 @@ def test_an_installed_wheel_serves_its_configs_as_olor_mm_bases(
         in files
     site = tmp_path / 'site'
     install = subprocess.run([
-        sys.executable, '-m', 'pip', 'install', '-q', '--no-deps',
-        '--target',
+        sys.executable, '-m', 'pip', 'install', '-q', '--no-deps', '--target',
         str(site),
         str(wheel)
     ],
@@ -84,13 +102,12 @@ def test_an_installed_wheel_serves_its_configs_as_olor_mm_bases(
     (user / 'my_config.py').write_text(
         "_base_ = ['olor_mm::_base_/olor_optim_wrapper.py']\n"
         'optim_wrapper = {{_base_.olor_optim_wrapper}}\n')
-    code = (
-        'import olor_mm\n'
-        'from mmengine.config import Config\n'
-        'cfg = Config.fromfile("my_config.py")\n'
-        'print(olor_mm.__file__)\n'
-        'print(cfg.optim_wrapper.constructor, '
-        'cfg.optim_wrapper.paramwise_cfg.rollback_max)\n')
+    code = ('import olor_mm\n'
+            'from mmengine.config import Config\n'
+            'cfg = Config.fromfile("my_config.py")\n'
+            'print(olor_mm.__file__)\n'
+            'print(cfg.optim_wrapper.constructor, '
+            'cfg.optim_wrapper.paramwise_cfg.rollback_max)\n')
     out = subprocess.run([sys.executable, '-c', code],
                          cwd=user,
                          env=dict(os.environ, PYTHONPATH=str(site)),

@@ -107,12 +107,14 @@ def parse_args(argv=None):
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument(
         '--olor-max',
-        nargs='+',
+        nargs='*',
         type=float,
-        default=[],
+        default=[0.1],
         metavar='V',
         help='also fine-tune with OLOR at these rollback_max values (the '
-        "demo task's own front; rows 'olor max=V')")
+        "demo task's own front; rows 'olor max=V'; default 0.1, where the "
+        'rollback keeps much of the old task; none: --olor-max with no '
+        'value)')
     parser.add_argument(
         '--num-vis',
         type=int,
@@ -228,6 +230,37 @@ def format_table(part, rows):
     return '\n'.join(lines)
 
 
+def tradeoff_lines(part, rows):
+    """One line per OLOR row: what it trades against plain fine-tuning
+    (the first metric of the part, downstream and retention)."""
+    metric = next(iter(part.metrics))
+    by_name = {r['model'].split(': ', 1)[-1]: r for r in rows}
+    plain = by_name.get('plain')
+    if plain is None:
+        return []
+    lines = []
+    for name, row in by_name.items():
+        if not name.startswith('olor'):
+            continue
+        value = name.split('=', 1)[1] if '=' in name else '0.01 (config)'
+        down = row[f'down_{metric}'] - plain[f'down_{metric}']
+        up = row[f'up_{metric}'] - plain[f'up_{metric}']
+        lines.append(f'- rollback_max={value} vs plain: downstream {metric} '
+                     f'{down:+.1f}, retention {up:+.1f}; the backbone drifted '
+                     f"{row['drift'] / plain['drift']:.0%} as far as plain's.")
+    return lines
+
+
+def plot_runs(work, names):
+    """The drift of each fine-tuning per stage (plot_drift.py), one PNG."""
+    sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis_tools'))
+    import plot_drift
+    dirs = [osp.join(work, 'downstream_' + n.replace(' ', '_')) for n in names]
+    out = osp.join(work, 'drift.png')
+    plot_drift.main(dirs + ['--legend', *names, '--out', out])
+    return out
+
+
 def run_part(key, args):
     """Data, pre-training, both fine-tunings, evaluation: the part's rows."""
     from make_demo_data import make_instance_sets, make_semseg_sets
@@ -297,6 +330,7 @@ def run_part(key, args):
     vis_rows = [(f'{key}: fine-tuned\n{name}',
                  _predict_tiles(part, runs[name][0], finetuned[name], images))
                 for name in METHODS]
+    plot_runs(work, list(runs))
     return part, rows, vis_rows
 
 
@@ -312,7 +346,9 @@ def main(argv=None):
     tables, results, vis_rows = [], {}, []
     for key in keys:
         part, rows, vis = run_part(key, args)
-        tables.append(f'### {part.title}\n\n' + format_table(part, rows))
+        tables.append(f'### {part.title}\n\n' + format_table(part, rows) +
+                      '\n\n' + '\n'.join(tradeoff_lines(part, rows)) +
+                      f'\n\ndrift per stage: {args.work_dir}/{key}/drift.png')
         results[key] = rows
         vis_rows += vis
     draw_predictions(vis_rows, osp.join(args.work_dir, 'predictions.png'))

@@ -48,7 +48,10 @@ def has_bug() -> bool:
 def _has_pkg_resources() -> bool:
     """Whether ``pkg_resources`` exists (found, not imported: importing it
     warns that it is deprecated)."""
-    return importlib.util.find_spec('pkg_resources') is not None
+    try:
+        return importlib.util.find_spec('pkg_resources') is not None
+    except ImportError:
+        return False
 
 
 def _distribution(package: str):
