@@ -11,7 +11,6 @@ import os
 import os.path as osp
 import shutil
 import sys
-
 from setuptools import setup
 
 #: what goes under olor_mm/.mim (MMEngine reads model-index.yml there)

@@ -69,7 +69,7 @@ def fine_tuned_checkpoint(cfg, path):
     ],
     ids=['mmdet', 'mmseg'])
 def test_published_model_loads_with_the_same_weights(config, load, tmp_path,
-                                                      capsys):
+                                                     capsys):
     cfg = Config.fromfile(osp.join(DEMO, config))
     ckpt = str(tmp_path / 'iter_6.pth')
     state = fine_tuned_checkpoint(cfg, ckpt)

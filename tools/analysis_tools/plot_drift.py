@@ -48,9 +48,8 @@ def load_series(scalars_json):
                 for key, value in entry.items():
                     if key.startswith(('drift/', 'lam_eff/')):
                         points.setdefault(key, {})[step] = value
-    return OrderedDict(
-        (key, tuple(map(list, zip(*sorted(values.items())))))
-        for key, values in points.items())
+    return OrderedDict((key, tuple(map(list, zip(*sorted(values.items())))))
+                       for key, values in points.items())
 
 
 def plot_drift(runs, legends, out, title=None, lam=False):
