@@ -17,21 +17,29 @@ from setuptools import setup
 MIM = ('configs', 'model-index.yml')
 
 
-def add_mim_extension() -> None:
+def add_mim_extension() -> list:
     """Link (editable installs) or copy (wheels, sdists) MIM into the
-    package, as OpenMMLab's setup.py files do."""
+    package, as OpenMMLab's setup.py files do. Returns the links a copy
+    replaced (a build in an editable checkout), to put back afterwards."""
     if 'develop' in sys.argv or 'editable_wheel' in sys.argv:
         mode = 'symlink'
     elif any(cmd in sys.argv for cmd in ('bdist_wheel', 'sdist', 'build')):
         mode = 'copy'
     else:
-        return
+        return []
     root = osp.dirname(osp.abspath(__file__))
     mim = osp.join(root, 'olor_mm', '.mim')
     os.makedirs(mim, exist_ok=True)
+    replaced = []
     for name in MIM:
         src, dst = osp.join(root, name), osp.join(mim, name)
-        if osp.islink(dst) or osp.isfile(dst):
+        if not osp.exists(src):  # a build from an sdist: .mim is its copy
+            continue
+        if osp.islink(dst):
+            if mode == 'copy':
+                replaced.append((os.readlink(dst), dst))
+            os.remove(dst)
+        elif osp.isfile(dst):
             os.remove(dst)
         elif osp.isdir(dst):
             shutil.rmtree(dst)
@@ -41,7 +49,22 @@ def add_mim_extension() -> None:
             shutil.copytree(src, dst)
         else:
             shutil.copyfile(src, dst)
+    return replaced
 
 
-add_mim_extension()
-setup()
+def restore_links(replaced: list) -> None:
+    """An editable checkout keeps its links after a wheel was built in it,
+    so that later edits of configs/ reach ``olor_mm::`` bases."""
+    for target, dst in replaced:
+        if osp.isdir(dst) and not osp.islink(dst):
+            shutil.rmtree(dst)
+        elif osp.lexists(dst):
+            os.remove(dst)
+        os.symlink(target, dst)
+
+
+links = add_mim_extension()
+try:
+    setup()
+finally:
+    restore_links(links)

@@ -124,31 +124,34 @@ def _check_amp_device(wrapper_cls: type) -> None:
         raise RuntimeError(
             "optim_wrapper.type='AmpOptimWrapper' (what MMDetection's and "
             "MMSegmentation's tools/train.py --amp write) needs a GPU, and "
-            "this machine has none. On the CPU use olor-mm's tools/train.py "
-            '--amp (mixed precision in bfloat16 through '
-            'AmpOLOROptimWrapper), or train without --amp.')
+            "this machine has none. On the CPU set optim_wrapper.type="
+            "'AmpOLOROptimWrapper' (mixed precision in bfloat16; what "
+            "olor-mm's tools/train.py --amp makes of "
+            "type='OLOROptimWrapper'), or train without --amp.")
 
 
-#: what MMEngine reads in a ``custom_keys`` entry (anything else it ignores)
-CUSTOM_KEY_OPTIONS = ('lr_mult', 'decay_mult')
+#: param-group keys the constructor sets itself from the layer numbering: a
+#: ``custom_keys`` entry that sets them would be overwritten (MMEngine copies
+#: every other option of an entry into the group, and so does this one)
+OWNED_GROUP_KEYS = ('rollback', 'layer_id')
 
 
 def _check_custom_keys(custom_keys) -> None:
-    """Refuse options MMEngine's ``custom_keys`` would ignore silently
-    (e.g. ``rollback``: lam comes from the layer numbering)."""
+    """Refuse ``custom_keys`` options the rollback would overwrite silently
+    (``rollback``: lam comes from the layer numbering)."""
     if not isinstance(custom_keys, dict):
         return
     for name, options in custom_keys.items():
-        extra = [k for k in (options or {}) if k not in CUSTOM_KEY_OPTIONS]
-        if extra:
+        owned = [k for k in (options or {}) if k in OWNED_GROUP_KEYS]
+        if owned:
             raise ValueError(
-                f'paramwise_cfg.custom_keys[{name!r}] sets {extra}, which '
-                f'MMEngine ignores: custom_keys read only {CUSTOM_KEY_OPTIONS}'
-                '. OLOR\'s lam per layer comes from rollback_max / '
-                'rollback_min / rollback_power over the layer numbering; to '
-                'keep a module out of the rollback, leave it out of '
-                'pretrained_prefixes or name it in exclude_prefixes, and '
-                'layer_patterns renumber layers.')
+                f'paramwise_cfg.custom_keys[{name!r}] sets {owned}, which '
+                'the LayerwiseRollbackConstructor sets itself: lam per '
+                'layer comes from rollback_max / rollback_min / '
+                'rollback_power over the layer numbering. To keep a module '
+                'out of the rollback, leave it out of pretrained_prefixes '
+                'or name it in exclude_prefixes; layer_patterns renumber '
+                'layers.')
 
 
 def _kernel_notice(impl: str, requested: str):

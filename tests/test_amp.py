@@ -100,3 +100,18 @@ def test_amp_rollback_equals_optimizer_then_lerp():
 def test_cpu_amp_refuses_float16():
     with pytest.raises(ValueError, match='bfloat16'):
         _amp(Net(), dtype='float16')
+
+
+def test_upstream_amp_wrapper_on_a_cpu_is_refused_before_the_table(
+        monkeypatch):
+    """What upstream tools/train.py --amp writes: MMEngine's AmpOptimWrapper
+    needs a GPU; the constructor says so, with the CPU wrapper to use, when
+    it is built (before it sees the model, so before the layer table)."""
+    import mmengine.device
+    monkeypatch.setattr(mmengine.device, 'get_device', lambda: 'cpu')
+    from olor_mm.constructors import LayerwiseRollbackConstructor
+    with pytest.raises(
+            RuntimeError, match="needs a GPU.*'AmpOLOROptimWrapper'"):
+        LayerwiseRollbackConstructor(
+            dict(type='AmpOptimWrapper', optimizer=dict(type='SGD', lr=0.1)),
+            dict(rollback_max=0.5))

@@ -285,7 +285,8 @@ def test_upstream_and_olor_bases_load_without_pkg_resources(
     assert bare.returncode != 0
     assert "No module named 'pkg_resources'" in bare.stderr
     fixed = _run(
-        python, 'import olor_mm\n'
+        python,
+        'import olor_mm\n'
         'from mmengine.config import Config\n'
         "det = Config.fromfile("
         "'configs/mmdet/mask-rcnn_r50_fpn_olor_1x_coco.py')\n"
@@ -295,11 +296,14 @@ def test_upstream_and_olor_bases_load_without_pkg_resources(
         "path = os.path.join(tempfile.mkdtemp(), 'mine.py')\n"
         "open(path, 'w').write(\"_base_ = ['olor_mm::_base_/olor.py']\")\n"
         'mine = Config.fromfile(path)\n'
+        'from mmengine.hub import get_config\n'  # MMEngine's hub too
+        "hub = get_config('mmdet::retinanet/retinanet_r50_fpn_1x_coco.py')\n"
         "print(det.model.type, det.optim_wrapper.constructor,\n"
-        "      seg.model.type, mine.olor_optim_wrapper.constructor)\n")
+        "      seg.model.type, mine.olor_optim_wrapper.constructor,\n"
+        '      hub.model.type)\n')
     assert fixed.returncode == 0, fixed.stderr[-2000:]
     assert fixed.stdout.splitlines()[-1].split() == [
         'MaskRCNN', 'LayerwiseRollbackConstructor', 'EncoderDecoder',
-        'LayerwiseRollbackConstructor'
+        'LayerwiseRollbackConstructor', 'RetinaNet'
     ]
     assert "pip install 'setuptools<81'" in fixed.stdout + fixed.stderr

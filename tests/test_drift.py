@@ -378,3 +378,26 @@ def test_plot_drift_joins_a_run_and_its_resume(tmp_path, toy_pretrained):
     last = resumed.message_hub.get_scalar(
         'train/drift/backbone.stem').current()
     assert values[-1] == pytest.approx(last, rel=1e-6)
+
+
+def test_plot_drift_tells_a_resume_from_a_new_run(tmp_path):
+    """Files in time order: a resume continues the curve (its values win
+    where both logged), a new run in the same work dir replaces it."""
+
+    def write(name, rows):
+        path = tmp_path / name
+        path.write_text(''.join(
+            json.dumps({
+                'step': s,
+                'drift/backbone.stem': v
+            }) + '\n' for s, v in rows))
+        return str(path)
+
+    run = write('a.json', [(2, 0.1), (4, 0.2), (6, 0.3)])
+    resume = write('b.json', [(6, 0.35), (8, 0.4)])
+    again = write('c.json', [(2, 0.5), (4, 0.6)])
+    joined = plot_drift.load_series([run, resume])
+    assert joined['drift/backbone.stem'] == ([2, 4, 6,
+                                              8], [0.1, 0.2, 0.35, 0.4])
+    fresh = plot_drift.load_series([run, resume, again])
+    assert fresh['drift/backbone.stem'] == ([2, 4], [0.5, 0.6])

@@ -278,8 +278,18 @@ def test_B16_rollback_inside_custom_keys_is_refused():
             match=r"custom_keys\['backbone.layer1'\] "
             r"sets \['rollback'\]"):
         build_optim_wrapper(ToyClassifier(), cfg)
-    cfg['paramwise_cfg']['custom_keys'] = {'backbone.layer1': dict(lr_mult=.5)}
-    build_optim_wrapper(ToyClassifier(), cfg)  # MMEngine's keys pass
+    # MMEngine copies any other option into the group: so does OLOR's
+    cfg['paramwise_cfg']['custom_keys'] = {
+        'backbone.layer1': dict(lr_mult=.5, momentum=0.5)
+    }
+    model = ToyClassifier()
+    groups = build_optim_wrapper(model, cfg).optimizer.param_groups
+    layer1 = {id(p) for p in model.backbone.layer1.parameters()}
+    hit = [g for g in groups if {id(p) for p in g['params']} & layer1]
+    assert hit
+    for group in hit:
+        assert group['lr'] == pytest.approx(0.05)
+        assert group['momentum'] == 0.5
 
 
 def test_B13_resuming_a_weights_only_checkpoint_names_file_and_fix(tmp_path):

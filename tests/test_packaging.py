@@ -32,11 +32,23 @@ def _source_copy(dest):
 
 @pytest.fixture(scope='module')
 def metadata(tmp_path_factory):
+    """The wheel pip builds from olor-mm's sdist (the path of ``pip install
+    olor-mm-X.tar.gz``; the sdist itself built from the source tree)."""
     out = tmp_path_factory.mktemp('wheel')
     source = _source_copy(str(tmp_path_factory.mktemp('source')))
+    sdist = subprocess.run(
+        [sys.executable, 'setup.py', '-q', 'sdist', '-d',
+         str(out)],
+        cwd=source,
+        capture_output=True,
+        text=True,
+        timeout=300)
+    assert sdist.returncode == 0, sdist.stderr[-3000:]
+    (tarball, ) = out.glob('olor_mm-*.tar.gz')
     build = subprocess.run([
         sys.executable, '-m', 'pip', 'wheel', '-q', '--no-deps',
-        '--no-build-isolation', source, '-w',
+        '--no-build-isolation',
+        str(tarball), '-w',
         str(out)
     ],
                            capture_output=True,

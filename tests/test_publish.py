@@ -98,3 +98,27 @@ def test_a_checkpoint_without_the_kept_keys_is_refused(tmp_path):
     torch.save(dict(state_dict={}), path)
     with pytest.raises(SystemExit, match=r"has no \['meta'\]"):
         main([str(path), str(tmp_path / 'out.pth')])
+
+
+def test_a_checkpoint_mmengine_wrote_publishes(tmp_path):
+    """A checkpoint of a real OLOR run (MMEngine's Runner, theta0 in the
+    optimizer state): published with the run's weights only."""
+    from toy import TOY_LAYERS, olor_wrapper_cfg, toy_runner
+    runner = toy_runner(
+        tmp_path / 'run',
+        olor_wrapper_cfg(
+            dict(type='AdamW', lr=1e-3), layer_patterns=TOY_LAYERS),
+        max_iters=3)
+    runner.train()
+    ckpt = tmp_path / 'run' / 'iter_3.pth'
+    raw = olor_mm.compat.load_from_local_safe(str(ckpt), map_location='cpu')
+    assert 'olor_rollback' in raw['optimizer']  # theta0 rides in it
+    main([str(ckpt), str(tmp_path / 'toy.pth')])
+    (published, ) = tmp_path.glob('toy_*-*.pth')
+    saved = torch.load(published, map_location='cpu', weights_only=True)
+    assert set(saved) == {'meta', 'state_dict'}
+    assert published.stat().st_size < ckpt.stat().st_size
+    weights = runner.model.state_dict()
+    assert set(saved['state_dict']) == set(weights)
+    for name, value in weights.items():
+        assert torch.equal(saved['state_dict'][name], value), name

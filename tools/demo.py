@@ -257,7 +257,11 @@ def plot_runs(work, names):
     import plot_drift
     dirs = [osp.join(work, 'downstream_' + n.replace(' ', '_')) for n in names]
     out = osp.join(work, 'drift.png')
-    plot_drift.main(dirs + ['--legend', *names, '--out', out])
+    try:
+        plot_drift.main(dirs + ['--legend', *names, '--out', out])
+    except (FileNotFoundError, SystemExit) as e:  # runs too short to log
+        print(f'  no drift plot: {e}', flush=True)
+        return None
     return out
 
 

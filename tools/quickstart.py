@@ -50,9 +50,10 @@ def train(config, work_dir, options):
 
 
 def logged(work_dir):
-    """The logged lines of a run that carry the drift (``scalars.json``)."""
-    (scalars, ) = glob.glob(
-        osp.join(work_dir, '*', 'vis_data', 'scalars.json'))
+    """The logged lines of a run that carry the drift (``scalars.json``
+    of its newest timestamp folder: a second quick start trains again)."""
+    scalars = sorted(
+        glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))[-1]
     with open(scalars) as f:
         rows = [json.loads(line) for line in f]
     return [r for r in rows if any(k.startswith('drift/') for k in r)]
@@ -85,11 +86,12 @@ def main(argv=None):
             'val_evaluator.ann_file': f'{data}/{root}/instances_val.json',
             'test_evaluator.ann_file': f'{data}/{root}/instances_val.json',
             'train_cfg.max_iters': iters,
-            'train_cfg.val_interval': 10**6,  # the quick start evaluates
-            'default_hooks.checkpoint.interval': iters,  # nothing
+            # one validation, at the end (MMEngine's loop always runs it)
+            'train_cfg.val_interval': 10**6,
+            'default_hooks.checkpoint.interval': iters,
             'param_scheduler.1.T_max': iters,
             'param_scheduler.1.end': iters,
-            'default_hooks.logger.interval': 25,
+            'default_hooks.logger.interval': min(25, iters),
         }
 
     pretrained = osp.join(work, 'upstream', f'iter_{args.pretrain_iters}.pth')

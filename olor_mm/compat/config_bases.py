@@ -114,13 +114,15 @@ def apply() -> bool:
     """
     if not has_bug():
         return False
+    import mmengine.hub.hub
     import mmengine.utils
     from mmengine.config import config
     from mmengine.logging import print_log
     from mmengine.utils import package_utils
     missing = not _has_pkg_resources()
     for name in ('is_installed', 'get_installed_path', 'package2module'):
-        for module in (package_utils, mmengine.utils, config):
+        for module in (package_utils, mmengine.utils, config,
+                       mmengine.hub.hub):
             if hasattr(module, name):
                 setattr(module, name, globals()[name])
     if not missing:

@@ -37,17 +37,30 @@ def find_scalars(path):
 def load_series(scalars_json):
     """{'drift/<group>' | 'lam_eff/<group>': ([step], [value])} of one
     scalars.json file, or of several joined: a resumed run logs its
-    iterations again from the checkpoint on, and the later file wins."""
+    iterations again from the checkpoint on, and the later file wins; a
+    file whose first step is not after the kept run's first step is a new
+    run trained into the same work dir, and only it (and what follows)
+    counts."""
     files = [scalars_json] if isinstance(scalars_json, str) else scalars_json
-    points = OrderedDict()
+    points, first = OrderedDict(), None
     for path in files:
         with open(path) as f:
-            for line in f:
-                entry = json.loads(line)
-                step = entry.get('step', entry.get('iter'))
-                for key, value in entry.items():
-                    if key.startswith(('drift/', 'lam_eff/')):
-                        points.setdefault(key, {})[step] = value
+            entries = [json.loads(line) for line in f]
+        steps = [
+            e.get('step', e.get('iter')) for e in entries if any(
+                k.startswith('drift/') for k in e)
+        ]
+        if steps and first is not None and steps[0] <= first:
+            # starts where the kept run started: not a resume but a new
+            # run in the same work dir, which replaces what came before
+            points = OrderedDict()
+        if steps and (first is None or not points):
+            first = steps[0]
+        for entry in entries:
+            step = entry.get('step', entry.get('iter'))
+            for key, value in entry.items():
+                if key.startswith(('drift/', 'lam_eff/')):
+                    points.setdefault(key, {})[step] = value
     return OrderedDict((key, tuple(map(list, zip(*sorted(values.items())))))
                        for key, values in points.items())
 

@@ -3,8 +3,9 @@
 ``python tools/model_converters/publish_model.py IN_FILE OUT_FILE
 [--save-keys meta state_dict]`` keeps only ``--save-keys`` of a checkpoint
 (the weights and their meta data by default), so the optimizer state, with
-OLOR's theta0 inside it (the pretrained weights: a third of an AdamW
-checkpoint, half of an SGD one), the message hub and the schedulers'
+OLOR's theta0 inside it (a copy of the pretrained weights: about a
+third more than an AdamW checkpoint without rollback, half more with
+SGD), the message hub and the schedulers'
 state are dropped; it loads the checkpoint with olor-mm's weights-only
 loader (MMDetection's own tool fails on MMEngine's checkpoints from torch
 2.6 on), prints the sizes before and after, and writes
