@@ -115,12 +115,15 @@ def _paramwise_lines_at_debug():
 
 
 def _check_amp_device(wrapper_cls: type) -> None:
-    """MMEngine's AmpOptimWrapper needs a GPU: say so before anything is
-    built (MMEngine's own refusal comes after the OLOR table), with the
-    way to mixed precision on the CPU."""
-    from mmengine.device import get_device
+    """MMEngine's AmpOptimWrapper needs an accelerator: say so before
+    anything is built (MMEngine's own refusal, on the same condition, comes
+    after the OLOR table), with the way to mixed precision on the CPU."""
     from mmengine.optim import AmpOptimWrapper
-    if wrapper_cls is AmpOptimWrapper and get_device() == 'cpu':
+    from mmengine.optim.optimizer import amp_optimizer_wrapper as amp
+    accelerator = any(
+        getattr(amp, f'is_{kind}_available', lambda: False)()
+        for kind in ('cuda', 'npu', 'mlu', 'musa'))
+    if wrapper_cls is AmpOptimWrapper and not accelerator:
         raise RuntimeError(
             "optim_wrapper.type='AmpOptimWrapper' (what MMDetection's and "
             "MMSegmentation's tools/train.py --amp write) needs a GPU, and "

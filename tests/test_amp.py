@@ -107,8 +107,10 @@ def test_upstream_amp_wrapper_on_a_cpu_is_refused_before_the_table(
     """What upstream tools/train.py --amp writes: MMEngine's AmpOptimWrapper
     needs a GPU; the constructor says so, with the CPU wrapper to use, when
     it is built (before it sees the model, so before the layer table)."""
-    import mmengine.device
-    monkeypatch.setattr(mmengine.device, 'get_device', lambda: 'cpu')
+    from mmengine.optim.optimizer import amp_optimizer_wrapper as amp
+    for kind in ('cuda', 'npu', 'mlu', 'musa'):  # what MMEngine asks
+        if hasattr(amp, f'is_{kind}_available'):
+            monkeypatch.setattr(amp, f'is_{kind}_available', lambda: False)
     from olor_mm.constructors import LayerwiseRollbackConstructor
     with pytest.raises(
             RuntimeError, match="needs a GPU.*'AmpOLOROptimWrapper'"):

@@ -121,7 +121,7 @@ def main(argv=None):
     print(re.sub(r'\s+', ' ', line.strip()))
     stem = 'drift/backbone.stem'
     peak = max(r.get('lam_eff/backbone.stem', 0.0) for r in rows)
-    print(f'\n{stem}: {olor[stem]:.4f} with OLOR, {plain[stem]:.4f} without '
+    print(f'\n{stem}: {olor[stem]:.3g} with OLOR, {plain[stem]:.3g} without '
           f'(rollback_max={args.rollback_max}; lam_eff of the stem, '
           f'which follows the lr, up to {peak:.4f} on the logged lines): the '
           f'rollback kept the stem {plain[stem] / olor[stem]:.1f}x closer '
