@@ -29,7 +29,9 @@ from .theta0 import AnchorViewsMixin
 _UNSET = object()
 
 #: the measured cost of CPU mixed precision (docs/performance.md)
-CPU_AMP_NOTE = 'measured: see docs/performance.md#mixed-precision-on-the-cpu'
+CPU_AMP_NOTE = ('about 5.5x: 1.83 vs 0.33 s per iteration of the demo Mask '
+                'R-CNN on 2 cores, 2026-11-30, '
+                'docs/performance.md#mixed-precision-on-the-cpu')
 
 
 def take_theta0_at_training_start(optim_wrapper, init_counts: int) -> None:

@@ -122,7 +122,7 @@ NOT_RUN = {
     'fewer iterations (test_quickstart_runs)',
     r'\bmake (test|demo|forgetting)\b':
     'the whole suite, the '
-    'demo (23 min), the benchmark (35 min)',
+    'demo (43 min on 2 cores), the benchmark (35 min)',
     r'^pip install ':
     'installs from the package index; '
     'tests/test_packaging.py installs the wheel',
@@ -141,6 +141,9 @@ NOT_RUN = {
     r'^python tools/smoke_train\.py CONFIG':
     'a synopsis: every shipped '
     'config is smoke-trained by tests/test_smoke_configs.py',
+    r'^python tools/train\.py configs/demo/\S+ --amp':
+    'a measurement of 3 minutes; '
+    'tests/test_e2e_mmdet.py trains --amp on the CPU',
     r'^python tools/analysis_tools/plot_drift\.py':
     "needs a run's logs "
     '(tests/test_drift.py plots them)',
