@@ -1,14 +1,17 @@
 """The olor-mm demo: does rollback keep what the pretrained model knew?
 
-On this CPU, in about 16 minutes (``make demo``), for detection (a small
+On this 2-core CPU, in 43 minutes on the machine of 2026-11-30 (about 22
+on a faster one of the same day; ``make demo``), for detection (a small
 Mask R-CNN) and then segmentation (a small UperNet):
 
 1. writes synthetic data sets (tools/make_demo_data.py): upstream classes
    (circle, square, triangle) and downstream classes (star, cross, ring,
    arrow), drawn on textured backgrounds;
 2. pre-trains the model on upstream -- the "pretrained model";
-3. fine-tunes it on downstream twice from that checkpoint, same budget and
-   seed: plain AdamW, and AdamW with OLOR's rollback;
+3. fine-tunes it on downstream from that checkpoint, same budget and
+   seed: plain AdamW, AdamW with OLOR's rollback (the config's
+   rollback_max=0.01), and the same at each ``--olor-max`` value (default
+   0.1, a strong rollback);
 4. evaluates each fine-tuned model on the downstream val set (bbox / segm
    mAP with MMDetection's CocoMetric; mIoU with MMSegmentation's IoUMetric)
    and measures *retention*: the pretrained model's class-specific layers
@@ -16,8 +19,10 @@ Mask R-CNN) and then segmentation (a small UperNet):
    back on the fine-tuned shared layers and that model is scored on the
    upstream val set. Shared layers that forgot nothing score what the
    pretrained model scored;
-5. prints one table per task, writes them to WORK_DIR/results.{md,json},
-   and draws a few predictions to WORK_DIR/predictions.png.
+5. prints one table per task with a line per OLOR row on what it traded
+   against plain fine-tuning, writes them to WORK_DIR/results.{md,json},
+   draws the drift per stage to WORK_DIR/{det,seg}/drift.png and a few
+   predictions to WORK_DIR/predictions.png.
 
 Everything runs through tools/train.py and the configs in configs/demo/,
 as a user would run them. ``--part det`` or ``--part seg`` runs one task.
