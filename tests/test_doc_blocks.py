@@ -244,16 +244,12 @@ def test_readme_block_is_the_shipped_config(block, tmp_path):
     ids=block_id)
 def test_readme_config_block_smoke_trains(block, tmp_path):
     config = write_config(block, str(tmp_path))
-    out = subprocess.run([
-        sys.executable,
-        osp.join(ROOT, 'tools', 'smoke_train.py'), config, '--work-dir',
-        str(tmp_path / 'smoke')
-    ],
-                         cwd=ROOT,
-                         env=ENV,
-                         capture_output=True,
-                         text=True,
-                         timeout=900)
+    out = tool(
+        'tools/smoke_train.py',
+        config,
+        '--work-dir',
+        str(tmp_path / 'smoke'),
+        timeout=900)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert 'checks passed' in out.stdout
 
@@ -311,11 +307,22 @@ def test_every_code_block_is_run():
 
 
 # ---------------------------------------------------------- commands
+def tool(script: str, *args, cwd: str = ROOT, timeout: int = 300):
+    """``python SCRIPT ARGS`` (a path relative to the repository, or
+    absolute) with this interpreter, its output captured."""
+    return subprocess.run(
+        [sys.executable, osp.join(ROOT, script), *args],
+        cwd=cwd,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=timeout)
+
+
 def run(cmd: str, cwd: str, timeout: int = 300) -> subprocess.CompletedProcess:
     argv = shlex.split(cmd, comments=True)
     if argv[0] == 'python':
-        argv[0] = sys.executable
-        argv[1] = osp.join(ROOT, argv[1])
+        return tool(argv[1], *argv[2:], cwd=cwd, timeout=timeout)
     return subprocess.run(
         argv,
         cwd=cwd,
@@ -366,17 +373,17 @@ def test_quickstart_runs(tmp_path):
     """``make quickstart`` is ``tools/quickstart.py``: here with a few
     iterations, to its last line (with lam = 1 at the stem: four steps in
     the warm-up, at 2 % of the lr, roll back little otherwise)."""
-    out = subprocess.run([
-        sys.executable,
-        osp.join(ROOT, 'tools', 'quickstart.py'), '--work-dir',
-        str(tmp_path), '--pretrain-iters', '4', '--finetune-iters', '4',
-        '--rollback-max', '1'
-    ],
-                         cwd=ROOT,
-                         env=ENV,
-                         capture_output=True,
-                         text=True,
-                         timeout=900)
+    out = tool(
+        'tools/quickstart.py',
+        '--work-dir',
+        str(tmp_path),
+        '--pretrain-iters',
+        '4',
+        '--finetune-iters',
+        '4',
+        '--rollback-max',
+        '1',
+        timeout=900)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert 'drift/backbone.stem' in out.stdout
     found = re.search(
@@ -393,12 +400,7 @@ _HELP = {}
 
 def help_text(script: str) -> str:
     if script not in _HELP:
-        out = subprocess.run([sys.executable, script, '--help'],
-                             cwd=ROOT,
-                             env=ENV,
-                             capture_output=True,
-                             text=True,
-                             timeout=300)
+        out = tool(script, '--help')
         assert out.returncode == 0, out.stderr[-2000:]
         _HELP[script] = out.stdout
     return _HELP[script]
