@@ -27,14 +27,21 @@ with ``pip install -e .[bench]``), in one command::
 
 ``--sweep`` instead fine-tunes OLOR on the downstream set (full data, one
 seed) over ``rollback_max`` x ``rollback_power`` and writes
-``--out``_sweep.{md,json,png}.
+``--out``_sweep.{md,json,png}. ``--fronts`` trains the families of
+``--front-families`` over their grids (OLOR, L2-SP, EWC, WiSE-FT of the
+plain and of one OLOR run, and the one-point linear probe, LP-FT, OLOR +
+LP-FT and frozen backbone) and writes the fronts (tools/fronts.py).
 
+This is one use of ``tools/analysis_tools/forgetting.py``'s machinery
+(``tools/forgetting_runs.py``): every fine-tuning is a ``tools/train.py``
+run of its config, scored downstream and for retention (the pretrained
+class-specific layers are not in the checkpoint the runs load, so they
+stay the pre-trained ones), resumable from each run's ``result.json``.
 Runs go ``--jobs`` at a time, one CPU thread each (on this 2-core machine,
 2 single-threaded runs train 1.7x faster than one run on 2 threads).
 """
 import argparse
 import json
-import multiprocessing as mp
 import os
 import os.path as osp
 import shlex
@@ -48,8 +55,11 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, osp.join(ROOT, 'tools'))
 # the experiment harness shared with tools/demo.py
 import experiment
-from experiment import (build_cfg, checkpoint_metrics, config_model, load,
-                        schedule_options, strip_heads, swap_heads)
+from experiment import (build_cfg, checkpoint_metrics, schedule_options,
+                        strip_heads)
+# the resumable runs and their measures, shared with
+# tools/analysis_tools/forgetting.py (the same tool on any config pair)
+from forgetting_runs import chain, early_drift, run_jobs  # noqa: F401
 
 CONFIGS = osp.join(ROOT, 'configs', 'bench')
 PREFIX = 'mask-rcnn_r18-tiny_digits'
@@ -84,6 +94,9 @@ FRONT_MAX = (0.03, 0.1, 0.3)
 FRONT_GAMMA = (0.5, 1.0)
 FRONT_WISE = (0.2, 0.4, 0.6, 0.8)
 FRONT_L2SP = (0.1, 1.0)
+#: EWC's alpha (its Fisher divided by its mean: L2-SP's scale; the
+#: committed EWC rows, benchmarks/results/forgetting_ewc-lpft_fronts.md)
+FRONT_EWC = (0.3, 3.0)
 #: the OLOR run WiSE-FT is also applied to: a grid point, so that it costs
 #: no training of its own (--front-wise-olor 0.01 1.0: the paper's defaults)
 OLOR_DEFAULT = (0.03, 0.5)
@@ -106,11 +119,13 @@ def parse_args(argv=None):
         '--fronts',
         action='store_true',
         help='retention-vs-downstream fronts of OLOR, WiSE-FT, '
-        'OLOR + WiSE-FT and L2-SP in every setting')
+        'OLOR + WiSE-FT, L2-SP and EWC, and the linear probe, LP-FT and '
+        'OLOR + LP-FT points, in every setting')
     grids = (('--front-max', FRONT_MAX, 'rollback_max'),
              ('--front-gamma', FRONT_GAMMA,
               'rollback_power'), ('--front-wise', FRONT_WISE, 'WiSE-FT alpha'),
-             ('--front-l2sp', FRONT_L2SP, 'L2-SP alpha'))
+             ('--front-l2sp', FRONT_L2SP,
+              'L2-SP alpha'), ('--front-ewc', FRONT_EWC, 'EWC alpha'))
     for flag, default, what in grids:
         p.add_argument(
             flag,
@@ -127,6 +142,19 @@ def parse_args(argv=None):
         help='--fronts: the OLOR run (rollback_max, '
         'rollback_power) that OLOR + WiSE-FT interpolates; '
         'trained even where the grid does not hold it')
+    p.add_argument(
+        '--front-families',
+        nargs='+',
+        default=list(FRONT_FAMILIES),
+        choices=FRONT_FAMILIES,
+        metavar='FAMILY',
+        help='--fronts: the families to train (plain, every family\'s '
+        'zero end, always; LP-FT adds the linear probe); default all')
+    p.add_argument(
+        '--merge-results',
+        metavar='JSON',
+        help='--fronts: add the runs of the families not trained now from '
+        'this results file (e.g. benchmarks/results/forgetting_fronts.json)')
     counts = (('--seeds', 3, 'fine-tuning seeds per method and setting'),
               ('--iters', 250, 'fine-tuning iterations (batch 4)'),
               ('--pretrain-iters', 1200, 'pre-training iterations'),
@@ -191,161 +219,6 @@ def train(path, options, work_dir, progress=None):
         return f.read().strip()
 
 
-def early_drift(work_dir):
-    """The drift RollbackDriftHook logged at the run's first log line
-    (iteration 50): ``{'backbone.stem': ..., ...}``; None for a run that
-    did not train (WiSE-FT) or logged no drift."""
-    import glob
-    for path in sorted(
-            glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))):
-        with open(path) as f:
-            for line in f:
-                row = json.loads(line)
-                drift = {
-                    k[len('drift/'):]: v
-                    for k, v in row.items() if k.startswith('drift/')
-                }
-                if drift:
-                    return dict(drift, iter=row.get('iter'))
-    return None
-
-
-def _result_path(work):
-    return osp.join(work, 'result.json')
-
-
-def signature(job):
-    """What a run's result depends on: a finished run is reused only if
-    this matches (another --iters, data or config reruns it)."""
-    keys = ('config', 'options', 'seed', 'load_from', 'alpha', 'finetuned')
-    return json.dumps({k: job.get(k)
-                       for k in keys},
-                      sort_keys=True,
-                      default=str)
-
-
-def _finish(job, result, t0):
-    """Write the run's result next to it (a stopped benchmark resumes)."""
-    result = dict(
-        job['key'],
-        work_dir=job['work_dir'],
-        **result,
-        total_s=time.time() - t0,
-        signature=signature(job))
-    with open(_result_path(job['work_dir']), 'w') as f:
-        json.dump(result, f)
-    return result
-
-
-def _measure(job, opts, ckpt):
-    """Downstream mAP of ``ckpt``, then its retention: upstream mAP with
-    the pretrained class-specific heads swapped back in."""
-    work = job['work_dir']
-    down = evaluate(job['config'], opts, ckpt, osp.join(work, 'eval_down'))
-    merged, _ = swap_heads(ckpt, job['pretrained'], CLASS_SPECIFIC,
-                           osp.join(work, 'retention.pth'))
-    up = evaluate(job['up_config'], job['up_options'], merged,
-                  osp.join(work, 'eval_up'))
-    os.remove(merged)
-    return dict(
-        down_bbox=down['bbox'],
-        down_segm=down['segm'],
-        up_bbox=up['bbox'],
-        up_segm=up['segm'])
-
-
-def run_one(job):
-    """One fine-tuning and its measures (runs in a worker process)."""
-    import torch
-    torch.set_num_threads(1)
-    _quiet()
-    from olor_mm.drift import state_dict_drift
-    t0 = time.time()
-    work = job['work_dir']
-    opts = dict(
-        job['options'], **{
-            'randomness.seed': job['seed'],
-            'load_from': job['load_from']
-        })
-    ckpt = train(job['config'], opts, work)
-    train_s = time.time() - t0
-    measures = _measure(job, opts, ckpt)
-    state = load(ckpt)['state_dict']
-    drift = state_dict_drift(state,
-                             load(job['pretrained'])['state_dict'],
-                             config_model(job['config'], opts),
-                             ('backbone.', 'neck.'))
-    if job.get('keep_weights'):  # for WiSE-FT, without the optimizer
-        torch.save(dict(state_dict=state), osp.join(work, 'weights.pth'))
-    os.remove(ckpt)
-    return _finish(job, dict(measures, drift=drift, train_s=train_s), t0)
-
-
-def run_wise(job):
-    """WiSE-FT of a kept fine-tuning: interpolate, then its measures."""
-    import torch
-    torch.set_num_threads(1)
-    _quiet()
-    from wise_ft import wise_ft
-    t0 = time.time()
-    work = job['work_dir']
-    os.makedirs(work, exist_ok=True)
-    ckpt = osp.join(work, 'wise.pth')
-    wise_ft(job['load_from'], job['finetuned'], job['alpha'], ckpt)
-    opts = dict(job['options'], **{'randomness.seed': job['seed']})
-    measures = _measure(job, opts, ckpt)
-    os.remove(ckpt)
-    return _finish(job, dict(measures, train_s=0.0), t0)
-
-
-def _run_job(job):
-    return (run_wise if job.get('alpha') is not None else run_one)(job)
-
-
-def run_jobs(jobs, n_workers):
-    """Run the jobs ``n_workers`` at a time; prints one line per run and
-    returns the results in the order of ``jobs``.
-
-    A job whose ``result.json`` exists (a finished run of a stopped
-    benchmark) is not run again: its result is read.
-    """
-    from progress import bar
-    done, todo = [], []
-    for job in jobs:
-        path = _result_path(job['work_dir'])
-        previous = None
-        if osp.isfile(path):
-            with open(path) as f:
-                previous = json.load(f)
-        weights_missing = job.get('keep_weights') and not osp.isfile(
-            osp.join(job['work_dir'], 'weights.pth'))
-        if (previous and previous.get('signature') == signature(job)
-                and not weights_missing):
-            done.append(previous)
-        else:
-            todo.append(job)
-    results = list(done)
-    runs = bar(len(jobs), 'runs', unit='run')
-    runs.update(len(done))
-    if done:
-        runs.write(f'  {len(done)} of {len(jobs)} runs done before, read '
-                   'from their result.json')
-    if todo:
-        ctx = mp.get_context('spawn')
-        with ctx.Pool(n_workers, maxtasksperchild=8) as pool:
-            for r in pool.imap_unordered(_run_job, todo):
-                results.append(r)
-                runs.write(f"  [{len(results)}/{len(jobs)}] {r['setting']} "
-                           f"| {r['method']} | seed {r['seed']}: down "
-                           f"{r['down_bbox']:.1f}/{r['down_segm']:.1f}, "
-                           f"retention {r['up_bbox']:.1f}/{r['up_segm']:.1f}"
-                           f" ({r['total_s']:.0f} s; {r['work_dir']})")
-                runs.update(1)
-    runs.close()
-    order = {job['work_dir']: i for i, job in enumerate(jobs)}
-    return sorted(results, key=lambda r: order[r['work_dir']])
-
-
 def pretrain(args, roots):
     """Upstream pre-training; returns (checkpoint, stripped, options, mAP)."""
     import torch
@@ -362,7 +235,10 @@ def pretrain(args, roots):
     # a stopped benchmark resumes without pre-training again: the checkpoint
     # is kept when it was written with this config and these options
     stamp = osp.join(work, 'pretrain_signature.json')
-    sig = signature(dict(config=config('upstream'), options=up_opts))
+    sig = json.dumps(
+        dict(config=config('upstream'), options=up_opts),
+        sort_keys=True,
+        default=str)
     done = False
     if osp.isfile(ckpt) and osp.isfile(stamp):
         with open(stamp) as f:
@@ -390,13 +266,21 @@ def _tag(setting, method, seed):
     return f'{setting}_{method}_s{seed}'.replace(', ', '_').replace(' ', '-')
 
 
+#: the scores of a run: COCO bbox, then segm mAP (bbox first: the fronts')
+METRICS = (['coco/bbox_mAP',
+            'coco/segm_mAP'], ['coco/bbox_mAP', 'coco/segm_mAP'])
+
+
 def _job(args, roots, shared, setting, method, seed, path, options, **more):
-    """The job of one run of ``method`` in ``setting`` (:func:`run_jobs`).
+    """The job of one run of ``method`` in ``setting``
+    (:func:`forgetting_runs.run_jobs`).
 
     ``shared``: (pretrained checkpoint, its copy without the class-specific
     heads, upstream options); ``options`` come after the setting's data
     options; ``more``: ``family`` / ``param`` (kept in the result),
-    ``keep_weights``, or WiSE-FT's ``alpha`` and ``finetuned``.
+    ``keep_weights``, ``load_from`` (LP-FT's probe) or WiSE-FT's ``alpha``
+    and ``finetuned``. Retention keeps the pre-trained class-specific
+    layers: they are not in the stripped checkpoint the runs load.
     """
     ckpt, stripped, up_opts = shared
     data, ann = SETTINGS[setting]
@@ -407,12 +291,21 @@ def _job(args, roots, shared, setting, method, seed, path, options, **more):
         options=dict(
             experiment.data_options(roots[data], train_ann=ann), **options),
         seed=seed,
-        load_from=stripped,
-        pretrained=ckpt,
-        up_config=config('upstream'),
-        up_options=up_opts,
+        load_from=more.pop('load_from', stripped),
+        pretrained=stripped,
+        upstream=dict(
+            config=config('upstream'), options=up_opts, checkpoint=ckpt),
+        metrics=METRICS,
+        drift_prefixes=('backbone', 'neck'),
         work_dir=osp.join(args.work_dir, 'runs', _tag(setting, method, seed)),
         **more)
+
+
+def describe(r):
+    """The line printed when a run finishes."""
+    return (f"{r['setting']} | {r['method']} | seed {r['seed']}: down "
+            f"{r['down_bbox']:.1f}/{r['down_segm']:.1f}, retention "
+            f"{r['up_bbox']:.1f}/{r['up_segm']:.1f}")
 
 
 def make_jobs(args, roots, shared, variants):
@@ -426,49 +319,149 @@ def make_jobs(args, roots, shared, variants):
     ]
 
 
+#: what the linear probe keeps (configs/bench/...-downstream_lp.py's trunk)
+LP_TRUNK = ('backbone.', 'neck.', 'rpn_head.',
+            'roi_head.bbox_head.shared_fcs.', 'roi_head.mask_head.convs.',
+            'roi_head.mask_head.upsample.')
+#: --front-families: every family of --fronts (the one-point methods too)
+FRONT_FAMILIES = ('plain', 'frozen backbone', 'OLOR', 'L2-SP', 'EWC',
+                  'linear probe', 'LP-FT', 'OLOR + LP-FT', 'WiSE-FT',
+                  'OLOR + WiSE-FT')
+
+
+def _wanted(args):
+    """--front-families with what they need: plain is every family's zero
+    end; LP-FT starts from the linear probe."""
+    wanted = set(args.front_families) | {'plain'}
+    if wanted & {'LP-FT', 'OLOR + LP-FT'}:
+        wanted.add('linear probe')
+    return wanted
+
+
 def front_variants(args):
-    """The trainings of --fronts: (method, config, extra, job keys)."""
-    out = [('plain', config(METHODS['plain']), {},
-            dict(family='plain', param=None, keep_weights=True)),
-           ('frozen backbone', config(METHODS['frozen backbone']), {},
-            dict(family='frozen backbone', param=None))]
+    """The first-stage trainings of --fronts: (method, config, extra,
+    job keys)."""
+    wanted = _wanted(args)
     wise = tuple(args.front_wise_olor)
-    grid = [(m, g) for g in args.front_gamma for m in args.front_max]
-    for m, g in grid + ([] if wise in grid else [wise]):
+    out = [('plain', config(METHODS['plain']), {},
+            dict(family='plain', param=None, keep_weights=True))]
+    if 'frozen backbone' in wanted:
+        out.append(('frozen backbone', config(METHODS['frozen backbone']), {},
+                    dict(family='frozen backbone', param=None)))
+    if 'linear probe' in wanted:
+        out.append(('linear probe', config('downstream_lp'), {},
+                    dict(
+                        family='linear probe',
+                        param=None,
+                        keep_weights=True,
+                        frozen_prefixes=LP_TRUNK)))
+    grid = [(m, g) for g in args.front_gamma
+            for m in args.front_max] if 'OLOR' in wanted else []
+    if wanted & {'OLOR + WiSE-FT'} and wise not in grid:
+        grid.append(wise)
+    for m, g in grid:
         out.append((f'olor max={m} gamma={g}', config(METHODS['olor']), {
             'optim_wrapper.paramwise_cfg.rollback_max': m,
             'optim_wrapper.paramwise_cfg.rollback_power': g
         }, dict(
             family=f'OLOR gamma={g}', param=m, keep_weights=(m, g) == wise)))
-    for a in args.front_l2sp:
+    for a in args.front_l2sp if 'L2-SP' in wanted else ():
         out.append((f'l2sp alpha={a}', config(METHODS['l2sp']), {
             'optim_wrapper.alpha': a
         }, dict(family='L2-SP', param=a)))
+    for a in args.front_ewc if 'EWC' in wanted else ():
+        out.append((f'ewc alpha={a}', config('downstream_ewc'), {
+            'optim_wrapper.alpha': a
+        }, dict(family='EWC', param=a)))
     return out
 
 
-def wise_jobs(args, roots, shared):
-    """WiSE-FT of the plain run and of one OLOR run, every alpha."""
+def ewc_options(roots, shared):
+    """The EWC config's Fisher inputs: the pre-trained model on the
+    upstream training set of this data root."""
+    ckpt = shared[0]
+    return {
+        'optim_wrapper.fisher_checkpoint':
+        osp.abspath(ckpt),
+        'optim_wrapper.fisher_model':
+        config('upstream'),
+        'optim_wrapper.fisher_dataloader.dataset.data_root':
+        roots['upstream'] + '/'
+    }
+
+
+def second_stage_jobs(args, roots, shared, first):
+    """LP-FT and OLOR + LP-FT from the linear probe's weights, WiSE-FT of
+    the plain run and of one OLOR run (every alpha)."""
+    wanted = _wanted(args)
     m, g = args.front_wise_olor
-    sources = (('plain', 'WiSE-FT'), (f'olor max={m} gamma={g}',
-                                      'OLOR + WiSE-FT'))
-    return [
-        _job(
-            args,
-            roots,
-            shared,
-            setting,
-            f'{family} alpha={alpha}',
-            seed,
-            config(METHODS['plain']), {},
-            family=family,
-            param=alpha,
-            alpha=alpha,
-            finetuned=osp.join(args.work_dir, 'runs',
-                               _tag(setting, source, seed), 'weights.pth'))
-        for setting in args.settings for seed in range(args.seeds)
-        for source, family in sources for alpha in args.front_wise
+    by_tag = {(j['key']['setting'], j['key']['method'], j['seed']): j
+              for j in first}
+    jobs = []
+    for setting in args.settings:
+        for seed in range(args.seeds):
+            probe = by_tag.get((setting, 'linear probe', seed))
+            stages = (('LP-FT', config(METHODS['plain']), {}),
+                      ('OLOR + LP-FT', config(METHODS['olor']), {
+                          'optim_wrapper.paramwise_cfg.rollback_max': m,
+                          'optim_wrapper.paramwise_cfg.rollback_power': g
+                      }))
+            for family, path, extra in stages:
+                if family in wanted:
+                    jobs.append(
+                        chain(
+                            _job(
+                                args,
+                                roots,
+                                shared,
+                                setting,
+                                family,
+                                seed,
+                                path,
+                                dict(schedule_options(args.iters), **extra),
+                                family=family,
+                                param=None,
+                                load_from=osp.join(probe['work_dir'],
+                                                   'weights.pth')), probe))
+            for source, family in (('plain', 'WiSE-FT'),
+                                   (f'olor max={m} gamma={g}',
+                                    'OLOR + WiSE-FT')):
+                if family not in wanted:
+                    continue
+                src = by_tag[setting, source, seed]
+                for alpha in args.front_wise:
+                    jobs.append(
+                        chain(
+                            _job(
+                                args,
+                                roots,
+                                shared,
+                                setting,
+                                f'{family} alpha={alpha}',
+                                seed,
+                                config(METHODS['plain']), {},
+                                family=family,
+                                param=alpha,
+                                alpha=alpha,
+                                finetuned=osp.join(src['work_dir'],
+                                                   'weights.pth')), src))
+    return jobs
+
+
+def merge_committed(results, path, families):
+    """Add the runs of ``path`` (a committed fronts .json) whose family
+    this invocation did not run: a new family is measured against the
+    committed fronts without training them again."""
+    with open(path) as f:
+        committed = json.load(f)['results']
+    have = {(r['setting'], r['method'], r['seed']) for r in results}
+    ran = {r.get('family') for r in results}
+    added = [
+        dict(r, committed=path) for r in committed
+        if (r['setting'], r['method'], r['seed']) not in have
+        and r.get('family') not in ran and r['setting'] in families
     ]
+    return results + added, len(added)
 
 
 def _mean_std(xs):
@@ -596,10 +589,17 @@ def main(argv=None):
                     for seed in range(args.seeds)
                     for m, path, extra, more in front_variants(args)]
         jobs = make_jobs(args, roots, shared, variants)
-        results = run_jobs(jobs, args.jobs)
-        results += run_jobs(wise_jobs(args, roots, shared), args.jobs)
-        for r in results:  # how to tell the regime early (README)
-            r['early_drift'] = early_drift(r['work_dir'])
+        for job in jobs:
+            if job['key'].get('family') == 'EWC':
+                job['options'].update(ewc_options(roots, shared))
+        results = run_jobs(jobs, args.jobs, describe)
+        results += run_jobs(
+            second_stage_jobs(args, roots, shared, jobs), args.jobs, describe)
+        if args.merge_results:
+            results, merged = merge_committed(results, args.merge_results,
+                                              args.settings)
+            print(f'{merged} runs of other families read from '
+                  f'{args.merge_results}')
         from fronts import write_fronts
         m, g = args.front_wise_olor
         text, summary = write_fronts(
@@ -618,7 +618,7 @@ def main(argv=None):
                           'optim_wrapper.paramwise_cfg.rollback_power': g
                       }, 0) for m in SWEEP_MAX for g in SWEEP_POWER]
         jobs = make_jobs(args, roots, shared, variants)
-        results = run_jobs(jobs, args.jobs)
+        results = run_jobs(jobs, args.jobs, describe)
         results.sort(key=lambda r: [v[1] for v in variants].index(r['method']))
         text = sweep_table(results, up, setting)
         plot_sweep(results, up, args.out + '_sweep.png', setting)
@@ -627,7 +627,7 @@ def main(argv=None):
         variants = [(s, m, config(METHODS[m]), {}, seed) for s in args.settings
                     for m in args.methods for seed in range(args.seeds)]
         jobs = make_jobs(args, roots, shared, variants)
-        results = run_jobs(jobs, args.jobs)
+        results = run_jobs(jobs, args.jobs, describe)
         order = list(SETTINGS), list(METHODS)
         results.sort(key=lambda r: (order[0].index(r['setting']), order[1].
                                     index(r['method']), r['seed']))

@@ -14,8 +14,9 @@ root registries (so that mmdet- and mmseg-scoped configs find them):
 
 - ``LayerwiseRollbackConstructor`` in ``OPTIM_WRAPPER_CONSTRUCTORS`` (it
   attaches the rollback, under any wrapper type);
-- ``OLOROptimWrapper``, ``AmpOLOROptimWrapper``, ``L2SPOptimWrapper`` and
-  ``AmpL2SPOptimWrapper`` in ``OPTIM_WRAPPERS``;
+- ``OLOROptimWrapper``, ``AmpOLOROptimWrapper``, ``L2SPOptimWrapper``,
+  ``AmpL2SPOptimWrapper``, ``EWCOptimWrapper`` and ``AmpEWCOptimWrapper``
+  in ``OPTIM_WRAPPERS``;
 - ``RollbackDriftHook`` (per-stage drift in the logs) in ``HOOKS``;
 
 and applies the narrow compatibility fixes of :mod:`olor_mm.compat` to that
@@ -57,6 +58,7 @@ if _mmengine_installed():
     from .compat import apply_compat_fixes
     from .compat.config_bases import register_config_package
     from .constructors import LayerwiseRollbackConstructor
+    from .ewc import AmpEWCOptimWrapper, EWCOptimWrapper
     from .fsdp import shard_theta0_with_fsdp
     from .hooks import RollbackDriftHook
     from .l2sp import AmpL2SPOptimWrapper, L2SPOptimWrapper
@@ -72,7 +74,7 @@ if _mmengine_installed():
     __all__ += [
         'LayerwiseRollbackConstructor', 'OLOROptimWrapper',
         'AmpOLOROptimWrapper', 'L2SPOptimWrapper', 'AmpL2SPOptimWrapper',
-        'RollbackDriftHook'
+        'EWCOptimWrapper', 'AmpEWCOptimWrapper', 'RollbackDriftHook'
     ]
 else:
     check_versions(dict(torch=torch.__version__))

@@ -253,9 +253,22 @@ class RollbackHandle(Anchor):
     # ------------------------------------------------------------ maths
     def _raise_peaks(self) -> None:
         """Remember an lr above every earlier one of a rolled-back group."""
-        for g in self.optimizer.param_groups:
+        for gi, g in enumerate(self.optimizer.param_groups):
             if _rolls_back(g) and g['lr'] > lr_0(g, current=False):
+                if g.get('initial_lr', g['lr']) == 0 and PEAK_KEY not in g:
+                    self._warn_lifted(gi, g['lr'])
                 g[PEAK_KEY] = g['lr']
+
+    def _warn_lifted(self, gi: int, lr: float) -> None:
+        """A group built with lr 0 (``lr_mult=0``: listed frozen) that a
+        schedule lifted above 0: it trains after all."""
+        logger.warning(
+            'param group %d was built with lr 0 (custom_keys lr_mult=0: '
+            'listed frozen) but its lr is %.3g now: a schedule that anneals '
+            'toward eta_min > 0 (CosineAnnealingLR eta_min / eta_min_ratio) '
+            'lifts it, so these weights train. Set eta_min=0, or freeze '
+            'them with requires_grad=False (e.g. the backbone\'s '
+            'frozen_stages).', gi, lr)
 
     def lr_ratios(self) -> List[float]:
         """``lr_t / lr_0`` per rolled-back group (``lr_0``: the largest lr

@@ -14,6 +14,7 @@ AMP_TWINS = {
     'OptimWrapper': 'AmpOptimWrapper',
     'OLOROptimWrapper': 'AmpOLOROptimWrapper',
     'L2SPOptimWrapper': 'AmpL2SPOptimWrapper',
+    'EWCOptimWrapper': 'AmpEWCOptimWrapper',
 }
 
 

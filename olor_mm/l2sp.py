@@ -31,12 +31,12 @@ from .theta0 import Anchor, AnchorViewsMixin
 STATE_KEY = 'l2sp_anchor'
 
 
-def _check_coefficient(key: str, value) -> float:
+def _check_coefficient(key: str, value, method: str = 'L2-SP') -> float:
     if not is_real(value) or value < 0:
         raise ValueError(
             f'optim_wrapper.{key}={value!r} must be a finite number >= 0 '
-            '(the weight of the L2-SP penalty; Li et al. use alpha=0.1, '
-            'beta=0.01).')
+            f'(the weight of the {method} penalty; Li et al. use alpha=0.1, '
+            'beta=0.01 for L2-SP).')
     return float(value)
 
 
@@ -46,9 +46,13 @@ class L2SPMixin(AnchorViewsMixin):
     #: LayerwiseRollbackConstructor gives this wrapper the groups only
     attaches_rollback = False
 
+    #: the anchor's class, state-dict key and name in messages
+    anchor_cls, state_key, owner = Anchor, STATE_KEY, 'L2-SP anchor'
+    method = 'L2-SP'
+
     def _init_l2sp(self, alpha, beta, anchor_dtype) -> None:
-        self.alpha = _check_coefficient('alpha', alpha)
-        self.beta = _check_coefficient('beta', beta)
+        self.alpha = _check_coefficient('alpha', alpha, self.method)
+        self.beta = _check_coefficient('beta', beta, self.method)
         groups = self.optimizer.param_groups
         if not any('layer_id' in g for g in groups):
             raise ValueError(
@@ -56,12 +60,12 @@ class L2SPMixin(AnchorViewsMixin):
                 "pretrained: build it with constructor='"
                 "LayerwiseRollbackConstructor' and paramwise_cfg."
                 "pretrained_prefixes (e.g. ('backbone',)).")
-        self.anchor = Anchor(
+        self.anchor = self.anchor_cls(
             self.optimizer,
             lambda g: g.get('layer_id') is not None,
-            STATE_KEY,
+            self.state_key,
             anchor_dtype,
-            owner='L2-SP anchor')
+            owner=self.owner)
         anchored = self.anchor.anchored
         if not self.anchor.trainable:
             raise ValueError(
@@ -78,7 +82,8 @@ class L2SPMixin(AnchorViewsMixin):
         ] for idx in group_by_device_and_dtype(new).values()]
         trained = [p for _, p in anchored if p.requires_grad]
         print_log(
-            f'L2-SP: alpha={self.alpha} on {len(trained)} pretrained tensors '
+            f'{self.method}: alpha={self.alpha} on {len(trained)} '
+            'pretrained tensors '
             f'({sum(p.numel() for p in trained):,} parameters, every '
             f'pretrained layer: the rollback_* keys are unused), beta='
             f'{self.beta} on {len(new)} new tensors.',
@@ -99,12 +104,15 @@ class L2SPMixin(AnchorViewsMixin):
         multiplied by an AMP loss scale.
         """
         if self.alpha:
-            for b in self.anchor.buckets:
+            for i, b in enumerate(self.anchor.buckets):
                 sel = [k for k, p in enumerate(b.params) if p.grad is not None]
                 if not sel:
                     continue
                 params = [b.params[k] for k in sel]
                 diff = torch._foreach_sub(params, [b.anchors[k] for k in sel])
+                weights = self._penalty_weights(i, sel)
+                if weights is not None:
+                    torch._foreach_mul_(diff, weights)
                 torch._foreach_add_([p.grad for p in params],
                                     diff,
                                     alpha=self.alpha * scale)
@@ -115,6 +123,11 @@ class L2SPMixin(AnchorViewsMixin):
                     torch._foreach_add_([p.grad for p in params],
                                         params,
                                         alpha=self.beta * scale)
+
+    def _penalty_weights(self, bucket: int, sel):
+        """Per-tensor weights of the pull in ``bucket`` (its tensors
+        ``sel``); None: 1 everywhere (L2-SP; EWC's Fisher)."""
+        return None
 
     def penalty(self) -> float:
         """``Omega(w) = alpha/2 ||w_S - w0_S||^2 + beta/2 ||w_new||^2``."""

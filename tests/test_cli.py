@@ -11,7 +11,8 @@ def _cfg(kind):
             optim_wrapper=dict(type=kind, optimizer=dict(type='SGD', lr=0.1))))
 
 
-@pytest.mark.parametrize('kind', ['OLOROptimWrapper', 'L2SPOptimWrapper'])
+@pytest.mark.parametrize(
+    'kind', ['OLOROptimWrapper', 'L2SPOptimWrapper', 'EWCOptimWrapper'])
 def test_olor_mm_wrappers_become_their_amp_twins(kind):
     cfg = _cfg(kind)
     enable_amp(cfg)

@@ -42,15 +42,17 @@ def test_config_builds(path):
     # every fine-tuning config logs the drift (pre-training has no theta0)
     if 'upstream' not in osp.basename(path):
         assert [h['type'] for h in cfg.custom_hooks] == ['RollbackDriftHook']
-    if cfg.optim_wrapper.type == 'L2SPOptimWrapper':
-        assert isinstance(ow, olor_mm.L2SPOptimWrapper)
+    penalty = cfg.optim_wrapper.type in ('L2SPOptimWrapper', 'EWCOptimWrapper')
+    if penalty:  # EWC: L2-SP's anchor, weighted by the Fisher
+        assert type(ow).__name__ == cfg.optim_wrapper.type
+        assert isinstance(ow, olor_mm.l2sp.L2SPMixin)
         pretrained = {
             id(p)
             for g in groups if g['layer_id'] is not None for p in g['params']
         }
         assert {id(p) for p in ow.anchored_params} == pretrained
     if 'rollback_max' in cfg.optim_wrapper.get('paramwise_cfg', {}) and \
-            cfg.optim_wrapper.type != 'L2SPOptimWrapper':
+            not penalty:
         # the rollback is on the optimizer, whatever the wrapper type
         handle = olor_mm.find_rollback(ow.optimizer)
         assert handle is not None and handle.active

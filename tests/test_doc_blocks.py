@@ -144,6 +144,9 @@ NOT_RUN = {
     r'^python tools/train\.py configs/demo/\S+ --amp':
     'a measurement of 3 minutes; '
     'tests/test_e2e_mmdet.py trains --amp on the CPU',
+    r'^python tools/analysis_tools/forgetting\.py':
+    'a sweep of fine-tunings of a COCO model (a GPU job); '
+    'tests/test_forgetting_tool.py runs the tool on the demo configs',
     r'^python tools/analysis_tools/plot_drift\.py':
     "needs a run's logs "
     '(tests/test_drift.py plots them)',

@@ -80,7 +80,7 @@ def test_the_benchmark_command_runs_end_to_end(tmp_path):
     import forgetting
     out = tmp_path / 'results' / 'forgetting'
     forgetting.main([
-        '--iters', '4', '--pretrain-iters', '4', '--seeds', '2', '--settings',
+        '--iters', '4', '--pretrain-iters', '4', '--seeds', '1', '--settings',
         'digits 5-9, low-data', '--methods', 'olor', 'l2sp', '--num-train',
         '6', '--num-low', '4', '--num-val', '3', '--jobs', '2', '--data-root',
         str(tmp_path / 'data'), '--work-dir',
@@ -93,9 +93,7 @@ def test_the_benchmark_command_runs_end_to_end(tmp_path):
     runs = json.loads((tmp_path / 'results' / 'forgetting.json').read_text())
     assert sorted(
         (r['method'], r['seed']) for r in runs['results']) == [('l2sp', 0),
-                                                               ('l2sp', 1),
-                                                               ('olor', 0),
-                                                               ('olor', 1)]
+                                                               ('olor', 0)]
     for r in runs['results']:
         assert set(r['drift']) >= {
             'backbone', 'backbone.stem', 'backbone.stage4', 'neck'
@@ -105,17 +103,18 @@ def test_the_benchmark_command_runs_end_to_end(tmp_path):
 
 
 def test_fronts_run_end_to_end_and_resume(tmp_path):
-    """A tiny --fronts: trainings, WiSE-FT of the kept runs, fronts, plots;
-    a second call reads every finished run instead of training it again."""
+    """A tiny --fronts: trainings (EWC and the linear probe among them),
+    LP-FT from the probe, WiSE-FT of the kept runs, fronts, plots; a second
+    call reads every finished run instead of training it again."""
     import forgetting
     out = tmp_path / 'results' / 'forgetting'
     argv = [
-        '--fronts', '--iters', '3', '--pretrain-iters', '3', '--seeds', '2',
-        '--settings', 'digits 5-9, low-data', '--front-max', '0.1',
-        '--front-gamma', '1.0', '0.5', '--front-wise', '0.5',
-        '--front-wise-olor', '0.1', '1.0', '--front-l2sp', '1.0',
-        '--num-train', '6', '--num-low', '4', '--num-val', '3', '--jobs', '2',
-        '--data-root',
+        '--fronts', '--iters', '3', '--pretrain-iters', '3', '--seeds', '1',
+        '--settings', 'digits 5-9, low-data', '--front-families', 'OLOR',
+        'EWC', 'LP-FT', 'WiSE-FT', 'OLOR + WiSE-FT', '--front-max', '0.1',
+        '--front-gamma', '1.0', '--front-wise', '0.5', '--front-wise-olor',
+        '0.1', '1.0', '--front-ewc', '1.0', '--num-train', '6', '--num-low',
+        '4', '--num-val', '3', '--jobs', '2', '--data-root',
         str(tmp_path / 'data'), '--work-dir',
         str(tmp_path / 'work'), '--out',
         str(out)
@@ -123,20 +122,28 @@ def test_fronts_run_end_to_end_and_resume(tmp_path):
     forgetting.main(argv)
     runs = json.loads(
         (tmp_path / 'results' / 'forgetting_fronts.json').read_text())
-    methods = sorted({r['method'] for r in runs['results']})
+    methods = sorted(r['method'] for r in runs['results'])
     assert methods == sorted([
-        'plain', 'frozen backbone', 'olor max=0.1 gamma=1.0',
-        'olor max=0.1 gamma=0.5', 'l2sp alpha=1.0', 'WiSE-FT alpha=0.5',
-        'OLOR + WiSE-FT alpha=0.5'
+        'plain', 'linear probe', 'olor max=0.1 gamma=1.0', 'ewc alpha=1.0',
+        'LP-FT', 'WiSE-FT alpha=0.5', 'OLOR + WiSE-FT alpha=0.5'
     ])
-    assert len(runs['results']) == 2 * len(methods)  # every seed
     summary = runs['summary']['digits 5-9, low-data']
     assert set(summary['hypervolume']) == {
-        'OLOR gamma=0.5', 'OLOR gamma=1.0', 'WiSE-FT', 'OLOR + WiSE-FT',
-        'L2-SP'
+        'OLOR gamma=1.0', 'WiSE-FT', 'OLOR + WiSE-FT', 'EWC'
     }
+    assert set(summary['single_points_dominated_by_olor']) == {
+        'linear probe', 'LP-FT'
+    }
+    # LP-FT started from the probe's weights; the probe kept the trunk
+    by = {r['method']: r for r in runs['results']}
+    lpft = (tmp_path / 'work' / 'runs' / 'digits-5-9_low-data_LP-FT_s0' /
+            'config.py').read_text()
+    assert 'linear-probe_s0/weights.pth' in lpft
+    assert by['linear probe']['drift']['backbone'] == 0.0
+    assert by['linear probe']['drift']['neck'] == 0.0
     text = (tmp_path / 'results' / 'forgetting_fronts.md').read_text()
     assert 'vs WiSE-FT: hypervolume difference' in text
+    assert '| EWC | 1.0 |' in text and '| LP-FT | - |' in text
     with open(str(out) + '_fronts_digits-5-9_low-data.png', 'rb') as f:
         assert f.read(8) == b'\x89PNG\r\n\x1a\n'
     # stopped and restarted: nothing trains again, pre-training included

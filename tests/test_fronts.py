@@ -1,4 +1,4 @@
-"""The front measures of benchmarks/fronts.py against hand-computed values
+"""The front measures of tools/fronts.py against hand-computed values
 and a brute-force count of the dominated area."""
 import itertools
 import os.path as osp
@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-sys.path.insert(0, osp.join(osp.dirname(osp.dirname(__file__)), 'benchmarks'))
+sys.path.insert(0, osp.join(osp.dirname(osp.dirname(__file__)), 'tools'))
 from fronts import dominance, hypervolume, pareto  # noqa: E402
 
 # (downstream, retention): three on the front, two under it

@@ -189,6 +189,32 @@ def test_a_group_with_lr_0_is_accepted_and_listed_frozen(mm_log):
     assert torch.equal(model.backbone.layer1[0][0].weight, before)
 
 
+def test_a_schedule_that_lifts_an_lr_of_0_is_said(mm_log):
+    """CosineAnnealingLR toward eta_min > 0 raises an lr_mult=0 group's lr
+    (MMEngine's schedule, not a freeze): the 'frozen' layer trains, so it is
+    said once, with the fix."""
+    from mmengine.optim.scheduler import CosineAnnealingLR
+    model = ToyClassifier()
+    wrapper = _wrapper()
+    wrapper['paramwise_cfg']['custom_keys'] = {
+        'backbone.layer1': dict(lr_mult=0.)
+    }
+    ow = build_optim_wrapper(model, wrapper)
+    frozen = [g for g in ow.optimizer.param_groups if g['lr'] == 0]
+    assert frozen
+    sched = CosineAnnealingLR(ow, T_max=4, eta_min=1e-3, by_epoch=False)
+    for _ in range(3):
+        model(torch.rand(2, 3, 8, 8)).sum().backward()
+        ow.step()
+        ow.zero_grad()
+        sched.step()
+    assert all(g['lr'] > 0 for g in frozen)  # MMEngine lifted them
+    said = [
+        r.getMessage() for r in mm_log if 'built with lr 0' in r.getMessage()
+    ]
+    assert len(said) == len(frozen) and 'eta_min=0' in said[0]
+
+
 # ------------------------------------------------ 3. shared (tied) weights
 class Tied(nn.Module):
     """A head registered first whose weight is the backbone's (tied)."""

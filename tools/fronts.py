@@ -72,19 +72,61 @@ def dominance(a: Dict[int, List[Point]],
         dominated_share=covered / total if total else float('nan'))
 
 
-#: the families of --fronts besides OLOR's (one per rollback_power), each
-#: ending at zero regularisation in the run it starts from (alpha 1.0 of
-#: WiSE-FT is the run it interpolates)
-OTHER_FAMILIES = ('WiSE-FT', 'OLOR + WiSE-FT', 'L2-SP')
+#: the families besides OLOR's (``'OLOR'`` or one per rollback_power,
+#: ``'OLOR gamma=G'``), each ending at zero regularisation in the run it
+#: starts from (alpha 1.0 of WiSE-FT is the run it interpolates)
+OTHER_FAMILIES = ('WiSE-FT', 'OLOR + WiSE-FT', 'L2-SP', 'EWC')
+#: methods of one point each (no hyper-parameter): in the tables and plots,
+#: compared with OLOR's front point by point
+SINGLE_POINTS = ('frozen backbone', 'linear probe', 'LP-FT', 'OLOR + LP-FT')
+
+
+def down(r) -> float:
+    """A result's downstream score (``down_score``; the digits benchmark's
+    older results: ``down_bbox``)."""
+    return r['down_score'] if 'down_score' in r else r['down_bbox']
+
+
+def up(r) -> float:
+    """A result's retention score (``up_score`` or ``up_bbox``)."""
+    return r['up_score'] if 'up_score' in r else r['up_bbox']
+
+
+def is_olor_family(family) -> bool:
+    return family == 'OLOR' or str(family).startswith('OLOR gamma=')
 
 
 def families(results) -> List[str]:
-    """OLOR's families (``'OLOR gamma=G'``, sorted), then the others."""
-    olor = sorted({
-        r['family']
-        for r in results if str(r.get('family', '')).startswith('OLOR gamma=')
-    })
-    return olor + list(OTHER_FAMILIES)
+    """OLOR's families (sorted), then the others present in ``results``."""
+    olor = sorted(
+        {r['family']
+         for r in results if is_olor_family(r.get('family'))})
+    present = {r.get('family') for r in results}
+    return olor + [f for f in OTHER_FAMILIES if f in present]
+
+
+def single_points(results, setting) -> Dict[str, list]:
+    """``{method family: [records]}`` of the one-point methods."""
+    out = {}
+    for r in results:
+        fam = r.get('family') or r.get('method')
+        if r['setting'] == setting and fam in SINGLE_POINTS:
+            out.setdefault(fam, []).append(r)
+    return out
+
+
+def dominated_by(front: Dict[int, List[Point]], records) -> str:
+    """In how many seeds a point of ``front`` dominates the record's
+    (>= in both, > in one): ``'2 of 3'``."""
+    hits = total = 0
+    for r in records:
+        pts = front.get(r['seed'])
+        if pts is None:
+            continue
+        q = (down(r), up(r))
+        total += 1
+        hits += any(p[0] >= q[0] and p[1] >= q[1] and p != q for p in pts)
+    return f'{hits} of {total}'
 
 
 def _zero_end(family: str, olor_default: str) -> str:
@@ -102,8 +144,7 @@ def family_points(results, setting, family, olor_default):
         if r.get('family') == family or r['method'] == end:
             param = r.get('param') if r.get('family') == family else (
                 1.0 if 'WiSE' in family else 0.0)
-            by_seed.setdefault(r['seed'], []).append(
-                (r['down_bbox'], r['up_bbox']))
+            by_seed.setdefault(r['seed'], []).append((down(r), up(r)))
             by_param.setdefault(param, []).append(r)
     return by_seed, by_param
 
@@ -113,16 +154,30 @@ def _pm(xs, fmt='{:.1f}'):
     return f'{fmt.format(m)} ± {fmt.format(s)}'
 
 
+def early_groups(early: dict):
+    """The shallowest and deepest backbone groups of an ``early_drift``
+    record, in the order RollbackDriftHook logs them (``backbone.stem``,
+    ..., ``backbone.stage4``), or None."""
+    keys = [k for k in early if k.startswith('backbone.')]
+    return (keys[0], keys[-1]) if keys else None
+
+
 def _early(records) -> str:
-    """Mean drift of the stem and of stage 4 at the first log line
-    (``early_drift`` of the records), or '-' for runs that did not train."""
+    """Mean drift of the shallowest and deepest backbone group at the first
+    log line (``early_drift`` of the records), or '-' for runs that did not
+    train."""
     early = [r.get('early_drift') for r in records]
-    early = [e for e in early if e and 'backbone.stem' in e]
+    early = [e for e in early if e and early_groups(e)]
     if not early:
         return '-'
-    stem = mean_std([e['backbone.stem'] for e in early])[0]
-    deep = mean_std([e.get('backbone.stage4', float('nan')) for e in early])[0]
+    first, last = early_groups(early[0])
+    stem = mean_std([e[first] for e in early])[0]
+    deep = mean_std([e.get(last, float('nan')) for e in early])[0]
     return f'{stem:.3f} / {deep:.3f}'
+
+
+def _pretrained_score(pretrained) -> float:
+    return pretrained['score'] if 'score' in pretrained else pretrained['bbox']
 
 
 def _slug(setting: str) -> str:
@@ -130,26 +185,29 @@ def _slug(setting: str) -> str:
 
 
 def write_fronts(results,
-                 up,
+                 pretrained,
                  settings,
                  out,
-                 olor_default='olor max=0.01 gamma=1.0'):
+                 olor_default='olor max=0.01 gamma=1.0',
+                 metric='bbox mAP'):
     """One plot per setting (``{out}_{setting}.png``); returns the tables
     (markdown) and the summary (hypervolumes, OLOR vs WiSE-FT) per setting.
+
+    ``pretrained``: ``{'score': the upstream model's retention score}``
+    (or the digits' ``{'bbox': ...}``).
     """
     import os
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     lines = [
-        'Downstream and retention bbox mAP (mean ± std over seeds) of every '
+        f'Downstream and retention {metric} (mean ± std over seeds) of every '
         'point; the pretrained model retains '
-        f'{up["bbox"]:.1f} (and detects no downstream class). Hypervolume: '
+        f'{_pretrained_score(pretrained):.1f}. Hypervolume: '
         'the area of the (downstream, retention) plane a family\'s points '
-        'dominate above (0, 0), in mAP^2 / 100, per seed; every family '
+        'dominate above (0, 0), in score^2 / 100, per seed; every family '
         'includes its zero-regularisation end (plain fine-tuning; the OLOR '
         'run for OLOR + WiSE-FT). Early drift: ||theta - theta0|| / '
-        '||theta0|| of the backbone stem and stage 4 that RollbackDriftHook '
-        'logs at the first log line (iteration 50 of 250), mean over '
-        'seeds.', ''
+        '||theta0|| of the shallowest and deepest backbone group that '
+        'RollbackDriftHook logs at the first log line, mean over seeds.', ''
     ]
     summary = {}
     for setting in settings:
@@ -167,23 +225,19 @@ def write_fronts(results,
             for param in sorted(by_param):
                 rs = by_param[param]
                 lines.append(f'| {f} | {param} | '
-                             f'{_pm([r["down_bbox"] for r in rs])} | '
-                             f'{_pm([r["up_bbox"] for r in rs])} | '
+                             f'{_pm([down(r) for r in rs])} | '
+                             f'{_pm([up(r) for r in rs])} | '
                              f'{_early(rs)} |')
-        frozen = [
-            r for r in results
-            if r['setting'] == setting and r['method'] == 'frozen backbone'
-        ]
-        if frozen:
-            lines.append(f'| frozen backbone | - | '
-                         f'{_pm([r["down_bbox"] for r in frozen])} | '
-                         f'{_pm([r["up_bbox"] for r in frozen])} | - |')
+        singles = single_points(results, setting)
+        for f, rs in singles.items():
+            lines.append(f'| {f} | - | {_pm([down(r) for r in rs])} | '
+                         f'{_pm([up(r) for r in rs])} | {_early(rs)} |')
         hv = {f: family_hypervolumes(v[0]) for f, v in fam.items()}
-        lines += ['', '| family | hypervolume (mAP^2 / 100) |', '|---|---|']
+        lines += ['', '| family | hypervolume (score^2 / 100) |', '|---|---|']
         for f, per_seed in hv.items():
             lines.append(f'| {f} | ' +
                          _pm([v / 100 for v in per_seed.values()]) + ' |')
-        olor = [f for f in fam if f.startswith('OLOR gamma')]
+        olor = [f for f in fam if is_olor_family(f)]
         best = max(
             olor,
             key=lambda f: mean_std(list(hv[f].values()))[0],
@@ -195,7 +249,7 @@ def write_fronts(results,
             lines += [
                 '', f'{best} vs WiSE-FT: hypervolume difference '
                 f'{cmp["hv_diff_mean"] / 100:+.1f} ± '
-                f'{cmp["hv_diff_std"] / 100:.1f} (per seed, mAP^2 / '
+                f'{cmp["hv_diff_std"] / 100:.1f} (per seed, score^2 / '
                 f'100); {100 * cmp["dominated_share"]:.0f} % of '
                 "WiSE-FT's front points are dominated by an OLOR "
                 f'point, {100 * back["dominated_share"]:.0f} % of '
@@ -203,16 +257,30 @@ def write_fronts(results,
             ]
             cmp['reverse_dominated_share'] = back['dominated_share']
             cmp['olor_family'] = best
+        beaten = {}
+        if best:
+            for f, rs in singles.items():
+                beaten[f] = dominated_by(fam[best][0], rs)
+            if beaten:
+                lines += [
+                    '', f'One-point methods dominated by a point of {best} '
+                    '(seeds): ' + ', '.join(f'{f} {v}'
+                                            for f, v in beaten.items()) + '.'
+                ]
         lines.append('')
         summary[setting] = dict(
             hypervolume={f: v
-                         for f, v in hv.items()}, olor_vs_wise=cmp)
-        plot_setting(fam, frozen, up, setting, f'{out}_{_slug(setting)}.png')
+                         for f, v in hv.items()},
+            olor_vs_wise=cmp,
+            single_points_dominated_by_olor=beaten)
+        plot_setting(fam, singles, pretrained, setting,
+                     f'{out}_{_slug(setting)}.png')
     return '\n'.join(lines), summary
 
 
-def plot_setting(fam, frozen, up, setting, path):
-    """Mean points per family with seed error bars; the end points."""
+def plot_setting(fam, singles, pretrained, setting, path):
+    """Mean points per family with seed error bars; the one-point methods
+    and the pretrained model."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -221,8 +289,8 @@ def plot_setting(fam, frozen, up, setting, path):
     for f, (_, by_param) in fam.items():
         pts = []
         for param, rs in by_param.items():
-            d = mean_std([r['down_bbox'] for r in rs])
-            u = mean_std([r['up_bbox'] for r in rs])
+            d = mean_std([down(r) for r in rs])
+            u = mean_std([up(r) for r in rs])
             pts.append((d, u, param))
         pts.sort(key=lambda p: p[0][0])
         marker, colour = styles[f]
@@ -243,25 +311,26 @@ def plot_setting(fam, frozen, up, setting, path):
                     xytext=(3, 3),
                     textcoords='offset points',
                     color=colour)
-    if frozen:
-        d = mean_std([r['down_bbox'] for r in frozen])
-        u = mean_std([r['up_bbox'] for r in frozen])
+    for k, (f, rs) in enumerate(singles.items()):
+        d = mean_std([down(r) for r in rs])
+        u = mean_std([up(r) for r in rs])
         ax.errorbar([d[0]], [u[0]],
                     xerr=[d[1]],
                     yerr=[u[1]],
-                    marker='s',
-                    color='black',
+                    marker='sdph'[k % 4],
+                    color=('black', 'dimgrey', 'saddlebrown', 'purple')[k % 4],
                     ms=7,
-                    label='frozen backbone',
-                    capsize=2)
-    ax.scatter([0.0], [up['bbox']],
+                    label=f,
+                    capsize=2,
+                    ls='none')
+    ax.scatter([0.0], [_pretrained_score(pretrained)],
                marker='*',
                s=150,
                color='grey',
                label='pretrained model',
                zorder=3)
-    ax.set_xlabel('downstream bbox mAP')
-    ax.set_ylabel('retention bbox mAP (upstream, old heads)')
+    ax.set_xlabel('downstream score')
+    ax.set_ylabel('retention (upstream score, upstream heads)')
     ax.set_title(f'{setting}: mean of the seeds, bars = std', fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc='best')

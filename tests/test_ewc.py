@@ -1,0 +1,305 @@
+"""EWCOptimWrapper: the Fisher by hand, the penalty's gradient by autograd,
+F saved with theta0 and restored (not re-estimated) on resume."""
+import pytest
+import torch
+import torch.nn as nn
+from mmengine.optim import build_optim_wrapper
+from toy import (TOY_LAYERS, ToyClassifier, ToyDataset, param_copies,
+                 resumed_runner, toy_runner)
+
+import olor_mm  # noqa: F401
+from olor_mm.fisher import diagonal_fisher, fisher_by_name, normalize_fisher
+
+
+def test_fisher_is_the_mean_squared_batch_gradient_by_hand():
+    """y = w x + b with the loss (w x + b - t)^2 summed over a batch:
+    dL/dw = sum 2 r x, dL/db = sum 2 r (r = w x + b - t), written out."""
+    w = torch.tensor(0.5, requires_grad=True)
+    b = torch.tensor(-0.25, requires_grad=True)
+    batches = [((1.0, 2.0), (1.0, 0.0)), ((-1.0, 3.0), (2.0, 1.0)),
+               ((0.5, ), (0.0, ))]
+    expected_w = expected_b = 0.0
+    for xs, ts in batches:
+        rs = [0.5 * x - 0.25 - t for x, t in zip(xs, ts)]
+        gw = sum(2 * r * x for r, x in zip(rs, xs))
+        gb = sum(2 * r for r in rs)
+        expected_w += gw * gw / 3
+        expected_b += gb * gb / 3
+
+    def losses():
+        for xs, ts in batches:
+            x, t = torch.tensor(xs), torch.tensor(ts)
+            yield ((w * x + b - t)**2).sum()
+
+    fw, fb = diagonal_fisher([w, b], losses())
+    assert float(fw) == pytest.approx(expected_w, rel=1e-6)
+    assert float(fb) == pytest.approx(expected_b, rel=1e-6)
+    # normalised: divided by the mean of all entries
+    f = [fw.clone(), fb.clone()]
+    mean = normalize_fisher(f)
+    assert mean == pytest.approx((expected_w + expected_b) / 2, rel=1e-6)
+    assert float(f[0]) == pytest.approx(expected_w / mean, rel=1e-6)
+
+
+def test_fisher_of_a_frozen_tensor_is_zero_and_bad_losses_are_named():
+    w = torch.tensor(1.0, requires_grad=True)
+    frozen = torch.tensor(2.0)
+    fw, ff = diagonal_fisher([w, frozen], iter([(w * frozen)**2]))
+    assert float(fw) == pytest.approx((2 * 1.0 * 4.0)**2)
+    assert float(ff) == 0.0
+    with pytest.raises(ValueError, match='Fisher batch 0 is nan'):
+        diagonal_fisher([w], iter([w * float('nan')]))
+    with pytest.raises(ValueError, match='no Fisher batch'):
+        diagonal_fisher([w], iter([]))
+    with pytest.raises(ValueError, match='zero on every anchored'):
+        normalize_fisher([torch.zeros(3)])
+
+
+class Tiny(nn.Module):
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.backbone = nn.Linear(3, 2)
+        self.head = nn.Linear(2, 1)
+
+
+def ewc_cfg(optimizer, alpha=0.7, beta=0.3, **kwargs):
+    return dict(
+        type='EWCOptimWrapper',
+        alpha=alpha,
+        beta=beta,
+        optimizer=optimizer,
+        constructor='LayerwiseRollbackConstructor',
+        paramwise_cfg=dict(pretrained_prefixes=('backbone', )),
+        **kwargs)
+
+
+def _moved_with_fisher(kind='EWCOptimWrapper', **extra):
+    model = Tiny().double()
+    ow = build_optim_wrapper(
+        model, dict(ewc_cfg(dict(type='SGD', lr=0.1), **extra), type=kind))
+    ow.anchor.ensure_theta0()
+    theta0 = [t.clone() for t in ow.theta0]
+    g = torch.Generator().manual_seed(1)
+    fisher = [torch.rand(p.shape, generator=g).double() for p in theta0]
+    ow.set_fisher(fisher)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=g).double())
+    return model, ow, theta0, fisher
+
+
+def test_penalty_gradient_and_value_equal_autograd_of_the_ewc_loss():
+    model, ow, theta0, fisher = _moved_with_fisher()
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    ow.add_penalty_grad()
+    got = [p.grad.clone() for p in model.parameters()]
+
+    ws = list(model.backbone.parameters())
+    omega = 0.7 / 2 * sum(
+        (f * (w - t)**2).sum() for w, t, f in zip(ws, theta0, fisher))
+    omega = omega + 0.3 / 2 * sum(
+        (v**2).sum() for v in model.head.parameters())
+    expected = torch.autograd.grad(omega, list(model.parameters()))
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+    assert ow.penalty() == pytest.approx(float(omega.detach()), rel=1e-12)
+    # F = 1 everywhere is L2-SP
+    ow.set_fisher([torch.ones_like(t) for t in theta0])
+    l2 = 0.7 / 2 * sum(((w - t)**2).sum() for w, t in zip(ws, theta0))
+    l2 = l2 + 0.3 / 2 * sum((v**2).sum() for v in model.head.parameters())
+    assert ow.penalty() == pytest.approx(float(l2.detach()), rel=1e-12)
+
+
+def test_amp_twin_adds_the_scaled_penalty():
+    model, ow, theta0, fisher = _moved_with_fisher(
+        'AmpEWCOptimWrapper', loss_scale=256.)
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    ow.add_penalty_grad(scale=256.)
+    ws = list(model.backbone.parameters())
+    for w, t, f in zip(ws, theta0, fisher):
+        torch.testing.assert_close(
+            w.grad, 256. * 0.7 * f * (w.detach() - t), rtol=1e-12, atol=0)
+
+
+def test_step_without_fisher_says_how_to_get_one():
+    model = Tiny()
+    ow = build_optim_wrapper(model, ewc_cfg(dict(type='SGD', lr=0.1)))
+    model.backbone.weight.sum().backward()
+    with pytest.raises(RuntimeError, match='estimate_fisher'):
+        ow.step()
+
+
+@pytest.mark.parametrize('key,value', [('fisher_batches', 0),
+                                       ('fisher_batches', 2.5),
+                                       ('alpha', -1.0)])
+def test_bad_keys_fail_at_build(key, value):
+    with pytest.raises(ValueError, match=key):
+        build_optim_wrapper(Tiny(),
+                            ewc_cfg(dict(type='SGD', lr=0.1), **{key: value}))
+
+
+def _wrapper(**kwargs):
+    cfg = dict(
+        type='EWCOptimWrapper',
+        alpha=1.0,
+        fisher_dataloader=dict(
+            dataset=dict(type='ToyDataset', seed=5),
+            sampler=dict(type='DefaultSampler', shuffle=False),
+            collate_fn=dict(type='default_collate'),
+            batch_size=4,
+            num_workers=0),
+        fisher_batches=3,
+        optimizer=dict(type='AdamW', lr=1e-2, weight_decay=0.0),
+        constructor='LayerwiseRollbackConstructor',
+        paramwise_cfg=dict(rollback_max=0.1, layer_patterns=TOY_LAYERS))
+    cfg.update(kwargs)
+    return cfg
+
+
+def _fisher_by_hand(pretrained):
+    """F of the pretrained ToyClassifier on batches 0-2 of ToyDataset(seed
+    5), each a cross-entropy gradient squared, then divided by the mean."""
+    model = ToyClassifier()
+    model.load_state_dict(pretrained)
+    model.train()
+    data = ToyDataset(seed=5)
+    names = [
+        n for n, _ in model.named_parameters() if n.startswith('backbone')
+    ]
+    params = dict(model.named_parameters())
+    total = {n: torch.zeros_like(params[n]) for n in names}
+    for k in range(3):
+        x, y = data.x[4 * k:4 * k + 4], data.y[4 * k:4 * k + 4]
+        loss = nn.functional.cross_entropy(model(x), y)
+        grads = torch.autograd.grad(loss, [params[n] for n in names])
+        for n, g in zip(names, grads):
+            total[n] += g * g / 3
+    mean = sum(float(t.sum())
+               for t in total.values()) / sum(t.numel()
+                                              for t in total.values())
+    return [total[n] / mean for n in names]
+
+
+@pytest.mark.exact_resume
+def test_runner_estimates_f_at_start_saves_it_and_resume_restores_it(
+        tmp_path, toy_pretrained, monkeypatch):
+    path, pretrained = toy_pretrained
+    straight = toy_runner(tmp_path / 'straight', _wrapper(), load_from=path)
+    straight.train()
+    expected = _fisher_by_hand(pretrained)
+    assert len(straight.optim_wrapper.fisher) == len(expected)
+    for got, want in zip(straight.optim_wrapper.fisher, expected):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)
+
+    # alpha=0: the Fisher's passes leave the run as L2-SP's at alpha=0
+    # (the same penalty code without F): the buffers and random streams are
+    # untouched, the weights bit-identical
+    zero = toy_runner(
+        tmp_path / 'zero', _wrapper(alpha=0.0, beta=0.0), load_from=path)
+    zero.train()
+    no_fisher = {
+        k: v
+        for k, v in _wrapper(alpha=0.0, beta=0.0).items()
+        if not k.startswith('fisher')
+    }
+    plain = toy_runner(
+        tmp_path / 'plain',
+        dict(no_fisher, type='L2SPOptimWrapper'),
+        load_from=path)
+    plain.train()
+    a, b = param_copies(zero), param_copies(plain)
+    for n in a:
+        assert torch.equal(a[n], b[n]), n
+    assert torch.equal(zero.model.backbone.bn1.running_mean,
+                       plain.model.backbone.bn1.running_mean)
+
+    first = toy_runner(
+        tmp_path / 'split', _wrapper(), max_iters=3, load_from=path)
+    first.train()
+    # a resume restores F from the checkpoint: estimating it is an error
+    monkeypatch.setattr(
+        olor_mm.ewc.EWCMixin, 'estimate_fisher',
+        lambda *a, **k: pytest.fail('F estimated again on resume'))
+    second = resumed_runner(tmp_path / 'split', _wrapper(),
+                            tmp_path / 'split' / 'iter_3.pth')
+    second.train()
+    for got, want in zip(second.optim_wrapper.fisher, expected):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)
+    a, b = param_copies(straight), param_copies(second)
+    for n in a:
+        assert torch.equal(a[n], b[n]), n
+
+
+def test_resume_from_an_l2sp_checkpoint_is_refused(tmp_path, toy_pretrained):
+    path, _ = toy_pretrained
+    wrapper = _wrapper()
+    l2sp = dict(
+        {k: v
+         for k, v in wrapper.items() if not k.startswith('fisher')},
+        type='L2SPOptimWrapper')
+    toy_runner(tmp_path / 'run', l2sp, max_iters=3, load_from=path).train()
+    state = torch.load(tmp_path / 'run' / 'iter_3.pth', weights_only=False)
+    osd = state['optimizer']
+    osd['ewc_anchor'] = dict(osd.pop('l2sp_anchor'))  # no 'fisher' in it
+    torch.save(state, tmp_path / 'run' / 'iter_3.pth')
+    with pytest.raises(KeyError, match='no Fisher information'):
+        resumed_runner(tmp_path / 'run', wrapper,
+                       tmp_path / 'run' / 'iter_3.pth').train()
+
+
+def test_fisher_model_mapped_by_name_and_shape(tmp_path, toy_pretrained):
+    """F from the upstream model (``fisher_model``: its own head, unlike
+    the fine-tuned model's new one) on the fine-tuned model's pretrained
+    tensors, matched by name; an upstream model of other shapes is refused
+    by name."""
+    path, pretrained = toy_pretrained
+    upstream = ToyClassifier()
+    upstream.load_state_dict(pretrained)
+    torch.manual_seed(7)
+    upstream.head.reset_parameters()
+    up_path = str(tmp_path / 'upstream.pth')
+    torch.save(dict(state_dict=upstream.state_dict()), up_path)
+    data = ToyDataset(seed=5)
+    batch = dict(inputs=list(data.x[:4]), labels=list(data.y[:4]))
+    want = fisher_by_name(upstream, [batch], 1,
+                          lambda n, p: n.startswith('backbone'))
+    normalize_fisher(list(want.values()))
+
+    model = ToyClassifier()
+    model.load_state_dict(pretrained)
+    ow = build_optim_wrapper(
+        model,
+        dict(
+            _wrapper(),
+            fisher_batches=1,
+            fisher_model=dict(type='ToyClassifier'),
+            fisher_checkpoint=up_path))
+    ow.anchor.ensure_theta0()
+    ow.estimate_fisher(model, [batch])
+    names = [n for n, _ in model.named_parameters() if n.startswith('backb')]
+    for n, got in zip(names, ow.fisher):
+        torch.testing.assert_close(got, want[n], rtol=1e-5, atol=1e-8)
+    # the fine-tuned model's own head gives another F: the head was used
+    own = fisher_by_name(model, [batch], 1,
+                         lambda n, p: n.startswith('backbone'))
+    normalize_fisher(list(own.values()))
+    assert not torch.allclose(own[names[-1]], want[names[-1]])
+
+    with pytest.raises(ValueError, match='fisher_checkpoint'):
+        build_optim_wrapper(model,
+                            _wrapper(fisher_model=dict(type="ToyClassifier")))
+    wide_path = str(tmp_path / 'wide.pth')
+    torch.save(dict(state_dict=ToyClassifier(width=8).state_dict()), wide_path)
+    wide = build_optim_wrapper(
+        model,
+        dict(
+            _wrapper(),
+            fisher_model=dict(type='ToyClassifier', width=8),
+            fisher_checkpoint=wide_path))
+    wide.anchor.ensure_theta0()
+    with pytest.raises(ValueError, match='same name and shape'):
+        wide.estimate_fisher(model, [batch])
