@@ -22,12 +22,10 @@ from typing import Dict, List, Optional, Union
 
 import torch
 from mmengine.logging import print_log
-from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmengine.registry import OPTIM_WRAPPERS
 
 from .fisher import fisher_by_name, normalize_fisher
-from .l2sp import L2SPMixin
-from .optim_wrappers import CPUAmpMixin
+from .l2sp import AmpL2SPOptimWrapper, L2SPMixin, L2SPOptimWrapper
 from .rollback import is_real
 from .theta0 import Anchor, checkpoint_note
 
@@ -318,7 +316,7 @@ _ARGS_DOC = """
 
 
 @OPTIM_WRAPPERS.register_module()
-class EWCOptimWrapper(EWCMixin, OptimWrapper):
+class EWCOptimWrapper(EWCMixin, L2SPOptimWrapper):
     """OptimWrapper with the EWC penalty toward the pretrained weights.
 
     Before each real update the wrapped optimizer sees::
@@ -364,21 +362,13 @@ class EWCOptimWrapper(EWCMixin, OptimWrapper):
                  fisher_normalize: bool = True,
                  anchor_dtype: Union[str, torch.dtype, None] = None,
                  **kwargs):
-        super().__init__(optimizer=optimizer, **kwargs)
-        self._init_l2sp(alpha, beta, anchor_dtype)
+        super().__init__(optimizer, alpha, beta, anchor_dtype, **kwargs)
         self._init_ewc(fisher_dataloader, fisher_batches, fisher_model,
                        fisher_checkpoint, fisher_normalize)
 
-    def step(self, **kwargs) -> None:
-        """Add the penalty's gradient, then OptimWrapper's clip and step."""
-        self.anchor.ensure_theta0()
-        self.anchor.take_new_groups()
-        self.add_penalty_grad()
-        super().step(**kwargs)
-
 
 @OPTIM_WRAPPERS.register_module()
-class AmpEWCOptimWrapper(EWCMixin, CPUAmpMixin, AmpOptimWrapper):
+class AmpEWCOptimWrapper(EWCMixin, AmpL2SPOptimWrapper):
     """EWC under mixed precision (:class:`EWCOptimWrapper`'s AMP twin).
 
     As :class:`~olor_mm.l2sp.AmpL2SPOptimWrapper`: the penalty's gradient is
@@ -414,14 +404,7 @@ class AmpEWCOptimWrapper(EWCMixin, CPUAmpMixin, AmpOptimWrapper):
                  fisher_normalize: bool = True,
                  anchor_dtype: Union[str, torch.dtype, None] = None,
                  **kwargs):
-        self._init_amp(optimizer, loss_scale, dtype, use_fsdp, **kwargs)
-        self._init_l2sp(alpha, beta, anchor_dtype)
+        super().__init__(optimizer, loss_scale, dtype, use_fsdp, alpha, beta,
+                         anchor_dtype, **kwargs)
         self._init_ewc(fisher_dataloader, fisher_batches, fisher_model,
                        fisher_checkpoint, fisher_normalize)
-
-    def step(self, **kwargs) -> None:
-        """Add the scaled penalty's gradient, then AmpOptimWrapper's step."""
-        self.anchor.ensure_theta0()
-        self.anchor.take_new_groups()
-        self.add_penalty_grad(scale=float(self.loss_scaler.get_scale()))
-        super().step(**kwargs)
