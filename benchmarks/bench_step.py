@@ -76,7 +76,7 @@ def dump_shapes(names, path):
             params=[(n, list(p.shape), p.requires_grad)
                     for n, p in model.named_parameters()],
             # class names, so that the rebuilt modules find the same layer
-            # schemes (olor_mm.layer_schemes looks them up by name)
+            # schemes (olor_mm.layers.layer_schemes looks them up by name)
             classes={n: type(m).__name__
                      for n, m in model.named_modules()})
     with open(path, 'w') as f:

@@ -7,7 +7,7 @@ Always, with nothing but torch (the rollback lives on the torch optimizer):
 - :func:`attach_rollback`: the rollback toward ``theta0`` after every step,
   with ``theta0`` in the optimizer's state dict;
 - :func:`register_layer_scheme`: how a backbone class of yours is numbered
-  by depth (:mod:`olor_mm.numbering` has the other sources).
+  by depth (:mod:`olor_mm.layers.numbering` has the other sources).
 
 With MMEngine installed, importing the package also registers, in MMEngine's
 root registries (so that mmdet- and mmseg-scoped configs find them):
@@ -26,9 +26,9 @@ stack. Use it from a config with::
 """
 import torch
 
-from .attach import RollbackHandle, attach_rollback, find_rollback
-from .layer_schemes import register_layer_scheme
-from .param_groups import layerwise_rollback_groups
+from .core.attach import RollbackHandle, attach_rollback, find_rollback
+from .core.param_groups import layerwise_rollback_groups
+from .layers.layer_schemes import register_layer_scheme
 from .version import __version__, check_versions, installed_versions
 
 __all__ = [
@@ -57,14 +57,14 @@ if _mmengine_installed():
             **installed_versions('mmcv')))
     from .compat import apply_compat_fixes
     from .compat.config_bases import register_config_package
-    from .constructors import LayerwiseRollbackConstructor
-    from .ewc import AmpEWCOptimWrapper, EWCOptimWrapper
-    from .fsdp import shard_theta0_with_fsdp
-    from .hooks import RollbackDriftHook
-    from .l2sp import AmpL2SPOptimWrapper, L2SPOptimWrapper
-    from .load_check import warn_when_nothing_is_loaded
-    from .log import forward_to_mmengine
-    from .optim_wrappers import AmpOLOROptimWrapper, OLOROptimWrapper
+    from .engine.constructors import LayerwiseRollbackConstructor
+    from .engine.ewc import AmpEWCOptimWrapper, EWCOptimWrapper
+    from .engine.fsdp import shard_theta0_with_fsdp
+    from .engine.hooks import RollbackDriftHook
+    from .engine.l2sp import AmpL2SPOptimWrapper, L2SPOptimWrapper
+    from .engine.load_check import warn_when_nothing_is_loaded
+    from .engine.log import forward_to_mmengine
+    from .engine.optim_wrappers import AmpOLOROptimWrapper, OLOROptimWrapper
 
     forward_to_mmengine()
     apply_compat_fixes()

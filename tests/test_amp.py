@@ -111,7 +111,7 @@ def test_upstream_amp_wrapper_on_a_cpu_is_refused_before_the_table(
     for kind in ('cuda', 'npu', 'mlu', 'musa'):  # what MMEngine asks
         if hasattr(amp, f'is_{kind}_available'):
             monkeypatch.setattr(amp, f'is_{kind}_available', lambda: False)
-    from olor_mm.constructors import LayerwiseRollbackConstructor
+    from olor_mm.engine.constructors import LayerwiseRollbackConstructor
     with pytest.raises(
             RuntimeError, match="needs a GPU.*'AmpOLOROptimWrapper'"):
         LayerwiseRollbackConstructor(

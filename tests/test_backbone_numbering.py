@@ -22,8 +22,8 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 import olor_mm  # noqa: F401
-from olor_mm.block_discovery import weight_layers
-from olor_mm.numbering import number_module
+from olor_mm.layers.block_discovery import weight_layers
+from olor_mm.layers.numbering import number_module
 
 
 def _config_dir(scope):

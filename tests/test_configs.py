@@ -45,7 +45,7 @@ def test_config_builds(path):
     penalty = cfg.optim_wrapper.type in ('L2SPOptimWrapper', 'EWCOptimWrapper')
     if penalty:  # EWC: L2-SP's anchor, weighted by the Fisher
         assert type(ow).__name__ == cfg.optim_wrapper.type
-        assert isinstance(ow, olor_mm.l2sp.L2SPMixin)
+        assert isinstance(ow, olor_mm.engine.l2sp.L2SPMixin)
         pretrained = {
             id(p)
             for g in groups if g['layer_id'] is not None for p in g['params']

@@ -185,7 +185,7 @@ def test_config_block_builds(block, tmp_path):
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import HOOKS, DefaultScope
 
-    from olor_mm.theta0 import _ATTACHED
+    from olor_mm.core.theta0 import _ATTACHED
     cfg = Config.fromfile(write_config(block, str(tmp_path)))
     if cfg.get('runner_type') == 'FlexibleRunner':  # FSDP: needs processes
         assert cfg.strategy.model_wrapper.use_orig_params is True
@@ -296,7 +296,7 @@ def test_readme_plain_pytorch_block_rolls_back_with_decay_on_the_head():
 
 def test_usage_scheme_block_registers_the_scheme():
     (block, ) = [b for b in CODE_BLOCKS if 'register_layer_scheme' in b[3]]
-    from olor_mm.layer_schemes import find_scheme
+    from olor_mm.layers.layer_schemes import find_scheme
     ns = run_code(block)
     assert find_scheme(ns['MyBackbone']) is not None
 

@@ -11,7 +11,7 @@ from toy import (TOY_LAYERS, olor_wrapper_cfg, resumed_runner, runner_cfg,
                  toy_runner)
 
 import olor_mm  # noqa: F401
-from olor_mm.drift import drift_groups, relative_drift
+from olor_mm.core.drift import drift_groups, relative_drift
 
 sys.path.insert(
     0, osp.join(osp.dirname(osp.dirname(__file__)), 'tools', 'analysis_tools'))
@@ -305,7 +305,8 @@ def test_epoch_based_run_logs_the_drift_of_the_logged_iteration(
 
 
 def test_norm_helpers_by_hand():
-    from olor_mm.norms import relative_terms, squared_distance, squared_norm
+    from olor_mm.core.norms import (relative_terms, squared_distance,
+                                    squared_norm)
     a = [torch.tensor([3.0, 0.0]), torch.tensor([[0.0], [4.0]])]
     assert float(squared_norm(a)) == 25.0
     assert float(squared_norm([])) == 0.0

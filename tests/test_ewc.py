@@ -8,7 +8,8 @@ from toy import (TOY_LAYERS, ToyClassifier, ToyDataset, param_copies,
                  resumed_runner, toy_runner)
 
 import olor_mm  # noqa: F401
-from olor_mm.fisher import diagonal_fisher, fisher_by_name, normalize_fisher
+from olor_mm.core.fisher import (diagonal_fisher, fisher_by_name,
+                                 normalize_fisher)
 
 
 def test_fisher_is_the_mean_squared_batch_gradient_by_hand():
@@ -222,7 +223,7 @@ def test_runner_estimates_f_at_start_saves_it_and_resume_restores_it(
     first.train()
     # a resume restores F from the checkpoint: estimating it is an error
     monkeypatch.setattr(
-        olor_mm.ewc.EWCMixin, 'estimate_fisher',
+        olor_mm.engine.ewc.EWCMixin, 'estimate_fisher',
         lambda *a, **k: pytest.fail('F estimated again on resume'))
     second = resumed_runner(tmp_path / 'split', _wrapper(),
                             tmp_path / 'split' / 'iter_3.pth')

@@ -7,7 +7,7 @@ from mmengine.optim import CosineAnnealingLR, LinearLR, build_optim_wrapper
 from toy import TOY_LAYERS, ToyClassifier
 
 import olor_mm
-from olor_mm.kernels import choose_impl
+from olor_mm.core.kernels import choose_impl
 
 
 def _cfg(optimizer=None, **paramwise):

@@ -221,7 +221,7 @@ CONVNEXT_RULES = [
 
 @pytest.fixture
 def convnext_scheme():
-    from olor_mm.layer_schemes import _SCHEMES, register_layer_scheme
+    from olor_mm.layers.layer_schemes import _SCHEMES, register_layer_scheme
     register_layer_scheme(ConvNeXtLike, CONVNEXT_RULES)
     yield
     del _SCHEMES[ConvNeXtLike]
@@ -347,7 +347,7 @@ def test_layer_table_is_logged(mm_log):
 def test_modules_without_blocks_are_one_layer():
     from mmcv.cnn import ConvModule
 
-    from olor_mm.numbering import number_module
+    from olor_mm.layers.numbering import number_module
     assert len(number_module(nn.ConvTranspose2d(2, 2, 2)).layers) == 1
     assert len(
         number_module(ConvModule(3, 4, 3,
@@ -366,7 +366,7 @@ def test_modules_without_blocks_are_one_layer():
 
 
 def _stage_sizes(model):
-    from olor_mm.numbering import stage_groups
+    from olor_mm.layers.numbering import stage_groups
     groups = stage_groups(model, [n for n, _ in model.named_parameters()])
     return {k: len(v) for k, v in groups.items()}
 

@@ -9,8 +9,8 @@ import pytest
 import torch.nn as nn
 
 from olor_mm import layerwise_rollback_groups, register_layer_scheme
-from olor_mm.layer_schemes import _SCHEMES
-from olor_mm.numbering import number_module, number_pretrained
+from olor_mm.layers.layer_schemes import _SCHEMES
+from olor_mm.layers.numbering import number_module, number_pretrained
 
 
 class Block(nn.Module):

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from olor_mm.rollback import (group_by_device_and_dtype, layerwise_rollback,
-                              rollback_)
+from olor_mm.core.rollback import (group_by_device_and_dtype,
+                                   layerwise_rollback, rollback_)
 
 
 @pytest.mark.parametrize(

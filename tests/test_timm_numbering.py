@@ -12,7 +12,7 @@ from test_backbone_numbering import DOCS, check_numbering
 
 import olor_mm  # noqa: F401
 from olor_mm import layerwise_rollback_groups
-from olor_mm.numbering import number_pretrained, stage_groups
+from olor_mm.layers.numbering import number_pretrained, stage_groups
 
 
 @pytest.fixture(scope='module')

@@ -167,7 +167,7 @@ def merge_for_retention(part, finetuned, pretrained, out):
 
 def backbone_drift(config, options, checkpoint, pretrained):
     """||theta - theta0|| / ||theta0|| over the backbone's parameters."""
-    from olor_mm.drift import state_dict_drift
+    from olor_mm.core.drift import state_dict_drift
     ft, pre = load(checkpoint)['state_dict'], load(pretrained)['state_dict']
     return state_dict_drift(ft, pre, config_model(config, options),
                             ('backbone.', ))['backbone']

@@ -78,7 +78,7 @@ def build_cfg(path, options, work_dir, name):
 def config_model(path, options):
     """The (untrained) model of the config at ``path`` with ``options``:
     what names a checkpoint's drift groups
-    (:func:`olor_mm.drift.state_dict_drift`)."""
+    (:func:`olor_mm.core.drift.state_dict_drift`)."""
     from make_pretrained import build_model
     from mmengine.config import Config
     cfg = Config.fromfile(path)

@@ -239,7 +239,7 @@ def run_train_job(job):
     if job.get('drift_prefixes'):
         from experiment import config_model
 
-        from olor_mm.drift import state_dict_drift
+        from olor_mm.core.drift import state_dict_drift
         opts = dict(job.get('options', {}))
         result['drift'] = state_dict_drift(
             state,

@@ -2,7 +2,7 @@
 
 Works for mmdet and mmseg configs (scope from ``default_scope``); the flags
 do what MMDetection's / MMSegmentation's own test.py do with them
-(``olor_mm/test_setup.py``).
+(``olor_mm/cli/eval_flags.py``).
 
 Example::
 
@@ -16,9 +16,13 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import olor_mm  # noqa: E402,F401
 from olor_mm.cli import build_runner  # noqa: E402
-from olor_mm.cli import (add_common_arguments, load_config,
-                         parse_with_local_rank)
-from olor_mm.test_setup import enable_show, enable_tta, set_out  # noqa
+from olor_mm.cli import (
+    add_common_arguments,
+    enable_show,
+    enable_tta,  # noqa
+    load_config,
+    parse_with_local_rank,
+    set_out)
 
 
 def parse_args(argv=None):

@@ -117,7 +117,7 @@ def load_from_local_safe(filename: str, map_location=None):
         pickle.UnpicklingError: naming the file, the global it needs and how
             to allow it, for a checkpoint holding more than MMEngine writes.
     """
-    from ..theta0 import note_checkpoint
+    from ..core.theta0 import note_checkpoint
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'{filename} can not be found.')

@@ -69,7 +69,7 @@ def apply() -> bool:
     from mmengine.fileio import LocalBackend
     from mmengine.hooks import CheckpointHook
 
-    from ..theta0 import note_saved_checkpoint
+    from ..core.theta0 import note_saved_checkpoint
     original = CheckpointHook._save_checkpoint_with_step
 
     def _save_checkpoint_with_step(self, runner, step, meta):

@@ -1,6 +1,6 @@
 """Plot the backbone's drift from the pretrained weights, per stage.
 
-Reads what :class:`olor_mm.hooks.RollbackDriftHook` logged
+Reads what :class:`olor_mm.engine.hooks.RollbackDriftHook` logged
 (``WORK_DIR/<timestamp>/vis_data/scalars.json``: every timestamp folder of a
 work dir, joined in order, so a run resumed one or more times is one curve;
 or a scalars.json given directly) and draws one panel per layer group

@@ -39,8 +39,8 @@ def layer_report(cfg) -> str:
     """The numbering notes and the layer table of ``cfg``'s model."""
     from make_pretrained import build_model
 
-    from olor_mm.constructors import LayerwiseRollbackConstructor
-    from olor_mm.layer_table import layer_table
+    from olor_mm.engine.constructors import LayerwiseRollbackConstructor
+    from olor_mm.layers.layer_table import layer_table
     wrapper = cfg.get('optim_wrapper') or {}
     if wrapper.get('constructor') != 'LayerwiseRollbackConstructor':
         raise SystemExit(

@@ -7,7 +7,7 @@ import zipfile
 
 from mmengine.config import Config, DictAction
 
-from .compat import cpu_ddp_model_wrapper_cfg
+from ..compat import cpu_ddp_model_wrapper_cfg
 
 #: --amp maps each fp32 wrapper to its mixed-precision twin.
 AMP_TWINS = {

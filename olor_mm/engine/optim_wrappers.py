@@ -1,6 +1,6 @@
 """OLOROptimWrapper, AmpOLOROptimWrapper: MMEngine names over the rollback.
 
-The rollback itself lives on the torch optimizer (:mod:`olor_mm.attach`):
+The rollback itself lives on the torch optimizer (:mod:`olor_mm.core.attach`):
 ``LayerwiseRollbackConstructor`` attaches it whatever the wrapper type, so
 ``OptimWrapper``, ``AmpOptimWrapper`` and these two roll back identically.
 These wrappers are thin shells kept for the names users write in configs:
@@ -22,8 +22,8 @@ from mmengine.logging import print_log
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmengine.registry import OPTIM_WRAPPERS
 
-from .attach import RollbackHandle, find_rollback
-from .theta0 import AnchorViewsMixin
+from ..core.attach import RollbackHandle, find_rollback
+from ..core.theta0 import AnchorViewsMixin
 
 #: "not given": the wrapper keys default to what the constructor attached
 _UNSET = object()
@@ -43,7 +43,7 @@ def take_theta0_at_training_start(optim_wrapper, init_counts: int) -> None:
     ``before_train``), unless ``load_state_dict`` restored it; resuming at
     ``init_counts > 0`` without a restored theta0 is an error.
     """
-    from .theta0 import find_anchor
+    from ..core.theta0 import find_anchor
     anchor = find_anchor(optim_wrapper.optimizer)
     if anchor is not None:
         anchor.start_training(init_counts)
@@ -102,7 +102,7 @@ class RollbackWrapperMixin(AnchorViewsMixin):
                 None if anchor_dtype is _UNSET else anchor_dtype,
                 warn_if_inert=False)
         else:
-            from .theta0 import parse_anchor_dtype
+            from ..core.theta0 import parse_anchor_dtype
             for key, value, have in (('scale_with_lr', scale_with_lr,
                                       handle.scale_with_lr),
                                      ('anchor_dtype', anchor_dtype,
@@ -143,7 +143,7 @@ class RollbackWrapperMixin(AnchorViewsMixin):
 
     @property
     def anchor(self) -> RollbackHandle:
-        """The rollback (an :class:`~olor_mm.theta0.Anchor`)."""
+        """The rollback (an :class:`~olor_mm.core.theta0.Anchor`)."""
         return self.rollback_handle
 
     def snapshot_theta0(self) -> None:
@@ -250,7 +250,7 @@ class CPUAmpMixin:
                 'precision runs on the CPU, where autocast supports only '
                 "bfloat16; set dtype='bfloat16' (or leave it unset), or "
                 'train on a GPU.')
-        from .compat import run_mmcv_ops_in_fp32_under_cpu_autocast
+        from ..compat import run_mmcv_ops_in_fp32_under_cpu_autocast
         run_mmcv_ops_in_fp32_under_cpu_autocast()
         print_log(
             f'{type(self).__name__}: mixed precision on the CPU runs in '

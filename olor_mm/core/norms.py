@@ -1,5 +1,5 @@
 """Multi-tensor squared norms (plain torch), shared by every measure of
-distance to theta0: relative drift (:mod:`olor_mm.drift`, the drift hook)
+distance to theta0: relative drift (:mod:`olor_mm.core.drift`, the drift hook)
 and the L2-SP penalty.
 
 For tensors ``t_1 .. t_K`` (a group of parameters taken together)::

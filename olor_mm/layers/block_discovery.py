@@ -2,8 +2,8 @@
 
 The last source of OLOR's layer numbering (after ``layer_patterns``, a
 registered scheme and timm's ``group_matcher``; see
-:mod:`olor_mm.numbering`). It finds the model's *repeated blocks* and makes
-each one layer, in order:
+:mod:`olor_mm.layers.numbering`). It finds the model's *repeated blocks*
+and makes each one layer, in order:
 
 - a **block** is an element of an ``nn.ModuleList`` / ``nn.Sequential``
   (or a subclass, e.g. MMDetection's ``ResLayer``) whose kind occurs as
@@ -92,7 +92,7 @@ class BlockFinder:
     Args:
         module: The module to number.
         declared: ``declared(sub)`` returns a sub-module's own numbering
-            (see :mod:`olor_mm.numbering`), or None.
+            (see :mod:`olor_mm.layers.numbering`), or None.
     """
 
     def __init__(self, module: nn.Module, declared: Optional[Declared] = None):

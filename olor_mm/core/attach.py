@@ -24,7 +24,7 @@ whose param groups carry ``rollback`` (``lam_i``, e.g. from
   while the lr rises above every lr before it, ``lam_eff = lam_i``;
 - state-dict hooks that save ``theta0`` under ``'olor_rollback'`` in
   ``optimizer.state_dict()`` and restore it in ``load_state_dict()``
-  (:class:`~olor_mm.theta0.Anchor`).
+  (:class:`~olor_mm.core.theta0.Anchor`).
 
 Every wrapper and tool that calls ``optimizer.step()`` therefore rolls back:
 MMEngine's ``OptimWrapper`` and ``AmpOptimWrapper``, upstream
@@ -297,7 +297,7 @@ class RollbackHandle(Anchor):
         """``p <- p + lam_eff * (theta0 - p)`` on tensors that got a gradient.
 
         One multi-tensor pass per (device, dtype) bucket (see
-        :func:`olor_mm.rollback.rollback_`). "Got a gradient" means
+        :func:`olor_mm.core.rollback.rollback_`). "Got a gradient" means
         ``p.grad is not None``: zeroing with ``set_to_none=True`` (torch's
         and MMEngine's default) leaves a tensor outside this step's graph
         without one.

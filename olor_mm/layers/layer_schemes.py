@@ -26,7 +26,7 @@ Schemes are registered by class (:func:`register_layer_scheme`), for a class
 object or a ``'package.ClassName'`` string (``'mmdet.ResNet'``, the package
 being the first part of the class's module), and found along the class's
 MRO, so subclasses inherit them. The built-in ones live in
-:mod:`olor_mm.builtin_schemes`.
+:mod:`olor_mm.layers.builtin_schemes`.
 
 This module knows nothing of MMEngine: it maps names to depth keys.
 """

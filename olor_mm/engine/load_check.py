@@ -37,7 +37,7 @@ def _norms(params) -> list:
 def _load(original, runner) -> None:
     """``original(runner)``; a checkpoint without ``meta`` resumed is an
     error naming the file and the fix; no stale file named afterwards."""
-    from .theta0 import checkpoint_note, note_checkpoint
+    from ..core.theta0 import checkpoint_note, note_checkpoint
     try:
         original(runner)
     except KeyError as err:
@@ -61,7 +61,7 @@ def warn_when_nothing_is_loaded() -> None:
     from mmengine.optim import OptimWrapper
     from mmengine.runner import Runner
 
-    from .theta0 import find_anchor
+    from ..core.theta0 import find_anchor
     if getattr(Runner.load_or_resume, '_olor', False):
         return
     original = Runner.load_or_resume

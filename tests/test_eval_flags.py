@@ -1,8 +1,8 @@
-"""tools/test.py's flags, per scope (olor_mm/test_setup.py)."""
+"""tools/test.py's flags, per scope (olor_mm/cli/eval_flags.py)."""
 import pytest
 from mmengine.config import Config
 
-from olor_mm.test_setup import enable_show, enable_tta, set_out
+from olor_mm.cli import enable_show, enable_tta, set_out
 
 
 def _cfg(scope, **extra):

@@ -5,9 +5,9 @@ Every backbone class ``mmdet.models.backbones`` and
 ``mmseg.models.backbones`` export is numbered block by block: the stem
 first, then each residual / inverted-residual / CSP / transformer block,
 with stage transitions and norms where they sit in the forward order. The
-classes below declare rules (see :mod:`olor_mm.layer_schemes` for their
+classes below declare rules (see :mod:`olor_mm.layers.layer_schemes` for their
 format); the others are numbered by block discovery
-(:mod:`olor_mm.block_discovery`), which finds their blocks as they are
+(:mod:`olor_mm.layers.block_discovery`), which finds their blocks as they are
 registered (``docs/usage.md`` has the table of every class, its source and
 its number of layers). Schemes are keyed by ``'package.ClassName'``, so this
 module imports none of those packages, and subclasses inherit them

@@ -6,7 +6,7 @@ The fine-tuning loss gets the regulariser::
 
 over the pretrained weights ``w_S`` (anchored at ``w0`` = olor-mm's
 ``theta0``, as in L2-SP), with ``F`` the diagonal Fisher information of the
-upstream task at ``w0`` (:mod:`olor_mm.fisher`), estimated at training
+upstream task at ``w0`` (:mod:`olor_mm.core.fisher`), estimated at training
 start on ``fisher_batches`` batches of ``fisher_dataloader``. As L2-SP, it
 is applied as its gradient before the optimizer step (and before
 clipping)::
@@ -24,10 +24,10 @@ import torch
 from mmengine.logging import print_log
 from mmengine.registry import OPTIM_WRAPPERS
 
-from .fisher import fisher_by_name, normalize_fisher
+from ..core.fisher import fisher_by_name, normalize_fisher
+from ..core.rollback import is_real
+from ..core.theta0 import Anchor, checkpoint_note
 from .l2sp import AmpL2SPOptimWrapper, L2SPMixin, L2SPOptimWrapper
-from .rollback import is_real
-from .theta0 import Anchor, checkpoint_note
 
 #: key of EWC's entry (theta0 and the Fisher) in the optimizer state dict
 STATE_KEY = 'ewc_anchor'
@@ -326,8 +326,8 @@ class EWCOptimWrapper(EWCMixin, L2SPOptimWrapper):
 
     the gradient of ``alpha/2 sum_i F_i (w_i - w0_i)^2 + beta/2
     ||w_new||^2``, where ``F`` is the diagonal Fisher information of the
-    upstream task (:mod:`olor_mm.fisher`) estimated once, at training start
-    after ``load_from``, and saved with ``w0`` under ``'ewc_anchor'``.
+    upstream task (:mod:`olor_mm.core.fisher`) estimated once, at training
+    start after ``load_from``, and saved with ``w0`` under ``'ewc_anchor'``.
     Pretrained means what :class:`LayerwiseRollbackConstructor` numbered
     (``paramwise_cfg.pretrained_prefixes``), as for L2-SP.
 
@@ -371,10 +371,10 @@ class EWCOptimWrapper(EWCMixin, L2SPOptimWrapper):
 class AmpEWCOptimWrapper(EWCMixin, AmpL2SPOptimWrapper):
     """EWC under mixed precision (:class:`EWCOptimWrapper`'s AMP twin).
 
-    As :class:`~olor_mm.l2sp.AmpL2SPOptimWrapper`: the penalty's gradient is
-    added multiplied by the loss scale ``S``, so after unscaling the
-    optimizer sees the fp32 rule; F is estimated in float32 (outside
-    autocast). Runs on the CPU too (bfloat16).
+    As :class:`~olor_mm.engine.l2sp.AmpL2SPOptimWrapper`: the penalty's
+    gradient is added multiplied by the loss scale ``S``, so after
+    unscaling the optimizer sees the fp32 rule; F is estimated in float32
+    (outside autocast). Runs on the CPU too (bfloat16).
 
     Args:
         loss_scale, dtype, use_fsdp: As MMEngine's AmpOptimWrapper.

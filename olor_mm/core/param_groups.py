@@ -1,6 +1,6 @@
 """Layer-wise rollback parameter groups for a plain torch optimizer.
 
-:func:`olor_mm.numbering.number_pretrained` numbers the layers of the
+:func:`olor_mm.layers.numbering.number_pretrained` numbers the layers of the
 pretrained parameters by depth; :func:`layerwise_rollback_groups` turns that
 into torch param groups carrying OLOR's coefficient (Eq. 8/9)::
 
@@ -18,8 +18,8 @@ from typing import Dict, List, Optional, Sequence
 
 import torch.nn as nn
 
-from .layer_schemes import Rule
-from .numbering import number_pretrained, tensor_layers
+from ..layers.layer_schemes import Rule
+from ..layers.numbering import number_pretrained, tensor_layers
 from .rollback import as_real, check_rollback_range, layerwise_rollback
 
 __all__ = [
@@ -71,7 +71,7 @@ def layerwise_rollback_groups(model: nn.Module,
             weights hold pretrained values, e.g. ``('backbone',)``;
             ``('',)`` is the whole model. They choose *which* parameters
             roll back; how they are numbered comes from the model
-            (:mod:`olor_mm.numbering`).
+            (:mod:`olor_mm.layers.numbering`).
         rollback_max (float): iota1, lam of the shallowest layer, in [0, 1].
         rollback_min (float): iota2, lam of the deepest layer, in
             [0, rollback_max].
@@ -79,7 +79,7 @@ def layerwise_rollback_groups(model: nn.Module,
         layer_unit (str): ``'block'`` (layers by architecture) or
             ``'param'`` (every tensor a layer, the reference code).
         layer_patterns (list, optional): Depth rules replacing every other
-            source of the numbering (see :mod:`olor_mm.layer_schemes`).
+            source of the numbering (see :mod:`olor_mm.layers.layer_schemes`).
         pretrained_options (dict, optional): Extra options of every
             pretrained group, e.g. ``dict(weight_decay=0.0)`` (the rollback
             replaces decay toward zero there).

@@ -4,7 +4,7 @@
 One row per pretrained layer ``i``: ``lam_i`` (Eq. 8/9), its trainable
 tensors and parameters (a frozen layer keeps its place with 0 tensors), the
 first and last parameter name, and the source of its numbering
-(:mod:`olor_mm.numbering`); then one line of totals.
+(:mod:`olor_mm.layers.numbering`); then one line of totals.
 
 This module imports nothing of MMEngine.
 """

@@ -2,7 +2,7 @@
 
 The constructor builds the param groups exactly as MMEngine's
 ``DefaultOptimWrapperConstructor`` does, tags each with OLOR's layer-wise
-coefficient (:mod:`olor_mm.param_groups`, Eq. 8/9), and attaches the
+coefficient (:mod:`olor_mm.core.param_groups`, Eq. 8/9), and attaches the
 rollback to the torch optimizer it builds (:func:`olor_mm.attach_rollback`)
 before wrapping it. So whatever ``optim_wrapper.type`` is -- ``OptimWrapper``,
 ``AmpOptimWrapper`` (what upstream ``tools/train.py --amp`` writes),
@@ -21,15 +21,16 @@ from mmengine.optim import DefaultOptimWrapperConstructor
 from mmengine.registry import (OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS,
                                OPTIMIZERS)
 
-from .attach import RollbackHandle
-from .kernels import IMPLS, choose_impl
-from .layer_table import layer_table
-from .lr_decay import check_decay, lr_decay_mults
-from .numbering import (check_prefixes, number_pretrained, shared_names,
-                        stage_groups, tensor_layers)
-from .param_groups import guard_group_layout, layer_lams, merge_param_groups
-from .rollback import as_real
-from .theta0 import parse_anchor_dtype
+from ..core.attach import RollbackHandle
+from ..core.kernels import IMPLS, choose_impl
+from ..core.lr_decay import check_decay, lr_decay_mults
+from ..core.param_groups import (guard_group_layout, layer_lams,
+                                 merge_param_groups)
+from ..core.rollback import as_real
+from ..core.theta0 import parse_anchor_dtype
+from ..layers.layer_table import layer_table
+from ..layers.numbering import (check_prefixes, number_pretrained,
+                                shared_names, stage_groups, tensor_layers)
 
 #: paramwise_cfg keys of the layer numbering and Eq. 8/9, with their
 #: defaults (the reference code's configuration).
@@ -48,7 +49,7 @@ OLOR_DEFAULTS = dict(
 ROLLBACK_DEFAULTS = dict(scale_with_lr=True, anchor_dtype=None)
 
 #: keys of how the optimizer is built (merged groups, the kernel) and of
-#: layer-wise learning-rate decay (olor_mm.lr_decay)
+#: layer-wise learning-rate decay (olor_mm.core.lr_decay)
 BUILD_DEFAULTS = dict(
     merge_groups=True,
     optimizer_impl='auto',
@@ -238,7 +239,7 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
       inside them that do not roll back (e.g. the new classifier when
       ``pretrained_prefixes=('',)``). None.
     - ``layer_unit`` (str): ``'block'``, layers by architecture (stem, then
-      each residual / transformer block: :mod:`olor_mm.numbering`); or
+      each residual / transformer block: :mod:`olor_mm.layers.numbering`); or
       ``'param'``, the reference code's numbering (every tensor a layer).
       ``'block'``.
     - ``layer_patterns`` (list, optional): depth rules (regexes on parameter
@@ -256,7 +257,7 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
       ``'torch_default'``. ``'auto'``.
     - ``decay_rate``, ``decay_type``, ``num_layers``: layer-wise learning
       rate decay, ``lr_mult_i = decay_rate ** (n - i)`` on these layers
-      (:mod:`olor_mm.lr_decay`). Off.
+      (:mod:`olor_mm.core.lr_decay`). Off.
 
     ``scale_with_lr`` and ``anchor_dtype`` may also be written at the
     ``optim_wrapper`` level (as for ``OLOROptimWrapper``); the constructor
@@ -585,9 +586,10 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
     def number_pretrained(self, model: nn.Module):
         """Layer id of every pretrained parameter name, and lam per layer.
 
-        See :func:`olor_mm.numbering.number_pretrained`; the source of the
-        numbering of each prefix is logged. The numbering stays in
-        :attr:`numbering` (a :class:`~olor_mm.numbering.LayerNumbering`).
+        See :func:`olor_mm.layers.numbering.number_pretrained`; the source
+        of the numbering of each prefix is logged. The numbering stays in
+        :attr:`numbering` (a
+        :class:`~olor_mm.layers.numbering.LayerNumbering`).
         """
         cfg = self.olor_cfg
         self.numbering = number_pretrained(model, cfg['pretrained_prefixes'],
@@ -601,8 +603,8 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
         return self.numbering.layer_of, lams
 
     def _log_table(self, groups: List[dict]) -> None:
-        """The table of :func:`olor_mm.layer_table.layer_table`: per layer
-        lam_i, trainable tensors and parameters (a frozen layer keeps its
+        """The table of :func:`olor_mm.layers.layer_table.layer_table`: per
+        layer lam_i, trainable tensors and parameters (a frozen layer keeps its
         place with 0 tensors: ``requires_grad=False``, or an lr of 0 as
         ``custom_keys={...: dict(lr_mult=0.)}`` gives), first and last
         name, source."""

@@ -6,7 +6,7 @@ Relative drift of a group ``G`` of tensors::
 
 (Frobenius norms over all the group's tensors together). Groups are the
 stage-level view of the model's own layer numbering
-(:func:`olor_mm.numbering.stage_groups`): ``backbone.stem``,
+(:func:`olor_mm.layers.numbering.stage_groups`): ``backbone.stem``,
 ``backbone.stage1`` ... , ``backbone.top``; a module without stages (a
 neck, a head) is one group, e.g. ``neck``.
 """
@@ -14,8 +14,8 @@ from typing import Dict, List, Mapping, Tuple
 
 import torch
 
+from ..layers.numbering import stage_groups
 from .norms import relative_terms
-from .numbering import stage_groups
 
 #: drift groups of a model's parameter names: its numbering's stage view
 drift_groups = stage_groups

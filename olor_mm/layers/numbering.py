@@ -8,11 +8,11 @@ it used:
 2. a **scheme registered** for the module's class or a base class
    (:func:`olor_mm.register_layer_scheme`; the built-in ones cover every
    backbone MMDetection, MMSegmentation and mmpretrain export:
-   :mod:`olor_mm.builtin_schemes`);
+   :mod:`olor_mm.layers.builtin_schemes`);
 3. the **model's own declaration**: timm's ``group_matcher(coarse=False)``
-   (:mod:`olor_mm.timm_groups`);
-4. **automatic block discovery** (:mod:`olor_mm.block_discovery`): repeated
-   blocks are layers in order, the other parameters keep their place.
+   (:mod:`olor_mm.layers.timm_groups`);
+4. **automatic block discovery** (:mod:`olor_mm.layers.block_discovery`):
+   repeated blocks are layers in order, the other parameters keep their place.
 
 ``layer_unit='param'`` numbers every tensor instead (the reference code).
 

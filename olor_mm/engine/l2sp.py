@@ -22,10 +22,10 @@ from mmengine.logging import print_log
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmengine.registry import OPTIM_WRAPPERS
 
-from .norms import squared_distance, squared_norm
+from ..core.norms import squared_distance, squared_norm
+from ..core.rollback import group_by_device_and_dtype, is_real
+from ..core.theta0 import Anchor, AnchorViewsMixin
 from .optim_wrappers import CPUAmpMixin
-from .rollback import group_by_device_and_dtype, is_real
-from .theta0 import Anchor, AnchorViewsMixin
 
 #: key of L2-SP's entry (its theta0) in the optimizer state dict
 STATE_KEY = 'l2sp_anchor'
@@ -158,7 +158,7 @@ class L2SPOptimWrapper(L2SPMixin, OptimWrapper):
     keys of ``paramwise_cfg`` are then unused and no rollback is attached.
     ``w0_S`` is taken at training start (after ``load_from``), saved in the
     optimizer state under ``'l2sp_anchor'``, restored on resume (see
-    :class:`~olor_mm.theta0.Anchor`).
+    :class:`~olor_mm.core.theta0.Anchor`).
 
     The optimizer's own weight decay still applies; the L2-SP paper replaces
     it (set ``weight_decay=0`` or ``decay_mult=0.`` to follow it). Under

@@ -3,7 +3,7 @@
 At every line the LoggerHook writes (every ``interval`` iterations as it
 counts them: within the epoch in epoch-based runs, globally in
 iteration-based ones; and at the end of an epoch), it writes, for each layer
-group of the measured modules (:func:`olor_mm.drift.drift_groups`:
+group of the measured modules (:func:`olor_mm.core.drift.drift_groups`:
 ``stem``, each stage, ...)::
 
     train/drift/<group>    ||theta_G - theta0_G|| / ||theta0_G||
@@ -25,10 +25,10 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
-from .attach import find_rollback
-from .drift import drift_groups
-from .norms import relative_terms
-from .theta0 import find_anchor
+from ..core.attach import find_rollback
+from ..core.drift import drift_groups
+from ..core.norms import relative_terms
+from ..core.theta0 import find_anchor
 
 DRIFT_KEY = 'olor_drift_theta0'
 

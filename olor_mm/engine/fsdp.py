@@ -14,7 +14,7 @@ calls it with the argument order of torch < 2.1, so its own resume fails on
 current torch (``unhashable type: 'dict'``); the replacement here calls it
 with keywords, which every supported torch (>= 2.1) takes.
 """
-from .theta0 import LEGACY_STATE_KEY, find_anchor
+from ..core.theta0 import LEGACY_STATE_KEY, find_anchor
 
 
 def shard_theta0_with_fsdp() -> None:
