@@ -31,7 +31,6 @@ import os
 import os.path as osp
 import platform
 import statistics
-import sys
 import time
 import warnings
 from collections import OrderedDict
@@ -40,15 +39,13 @@ import torch
 import torch.nn as nn
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, osp.join(ROOT, 'tools'))
 warnings.filterwarnings('ignore')
 
-from mmengine.config import Config  # noqa: E402
-from mmengine.optim import OptimWrapper, build_optim_wrapper  # noqa: E402
-from mmengine.registry import DefaultScope  # noqa: E402
+from mmengine.config import Config
+from mmengine.optim import OptimWrapper, build_optim_wrapper
+from mmengine.registry import DefaultScope
 
-import olor_mm  # noqa: E402
+import olor_mm
 
 
 def _sync(device):
@@ -435,9 +432,10 @@ def anchor_dtype_cost(device, steps):
 
 def end_to_end(device, iters, blocks):
     """Rollback overhead on real iterations of the demo Mask R-CNN."""
-    from make_demo_data import make_instance_sets
     from mmengine.hooks import Hook
     from mmengine.runner import Runner
+
+    from olor_mm_tools.demo_data import make_instance_sets
     data = make_instance_sets('/tmp/olor_bench_data', num_train=32, num_val=4)
     cfg = Config.fromfile(
         osp.join(ROOT,
@@ -655,7 +653,7 @@ def main(argv=None):
         steps=[],
         memory=[],
         stock=[])
-    from progress import bar
+    from olor_mm_tools.progress import bar
     todo = [(part, name) for part in ('stock', 'rollback')
             if part in args.parts for name in args.sets]
     progress = bar(

@@ -30,13 +30,14 @@ seed) over ``rollback_max`` x ``rollback_power`` and writes
 ``--out``_sweep.{md,json,png}. ``--fronts`` trains the families of
 ``--front-families`` over their grids (OLOR, L2-SP, EWC, WiSE-FT of the
 plain and of one OLOR run, and the one-point linear probe, LP-FT, OLOR +
-LP-FT and frozen backbone) and writes the fronts (tools/fronts.py).
+LP-FT and frozen backbone) and writes the fronts (olor_mm_tools/fronts.py).
 
 This is one use of ``tools/analysis_tools/forgetting.py``'s machinery
-(``tools/forgetting_runs.py``): every fine-tuning is a ``tools/train.py``
-run of its config, scored downstream and for retention (the pretrained
-class-specific layers are not in the checkpoint the runs load, so they
-stay the pre-trained ones), resumable from each run's ``result.json``.
+(``olor_mm_tools/forgetting_runs.py``): every fine-tuning is a
+``tools/train.py`` run of its config, scored downstream and for
+retention (the pretrained class-specific layers are not in the checkpoint
+the runs load, so they stay the pre-trained ones), resumable from each
+run's ``result.json``.
 Runs go ``--jobs`` at a time, one CPU thread each (on this 2-core machine,
 2 single-threaded runs train 1.7x faster than one run on 2 threads).
 """
@@ -50,16 +51,15 @@ import sys
 import time
 import warnings
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, osp.join(ROOT, 'tools'))
 # the experiment harness shared with tools/demo.py
-import experiment
-from experiment import (build_cfg, checkpoint_metrics, schedule_options,
-                        strip_heads)
+from olor_mm_tools import experiment
+from olor_mm_tools.experiment import (build_cfg, checkpoint_metrics,
+                                      schedule_options, strip_heads)
 # the resumable runs and their measures, shared with
 # tools/analysis_tools/forgetting.py (the same tool on any config pair)
-from forgetting_runs import chain, early_drift, run_jobs  # noqa: F401
+from olor_mm_tools.forgetting_runs import chain, run_jobs
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 CONFIGS = osp.join(ROOT, 'configs', 'bench')
 PREFIX = 'mask-rcnn_r18-tiny_digits'
@@ -212,7 +212,7 @@ def train(path, options, work_dir, progress=None):
     cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     runner = Runner.from_cfg(cfg)
     if progress:
-        from progress import progress_hook
+        from olor_mm_tools.progress import progress_hook
         runner.register_hook(progress_hook(progress, work_dir))
     runner.train()
     with open(osp.join(work_dir, 'last_checkpoint')) as f:
@@ -569,7 +569,7 @@ def write_results(out, text, payload):
 def main(argv=None):
     args = parse_args(argv)
     t_start = time.time()
-    from make_digit_data import make_digit_sets
+    from olor_mm_tools.digit_data import make_digit_sets
     roots = make_digit_sets(
         args.data_root,
         num_train=args.num_train,
@@ -600,7 +600,7 @@ def main(argv=None):
                                               args.settings)
             print(f'{merged} runs of other families read from '
                   f'{args.merge_results}')
-        from fronts import write_fronts
+        from olor_mm_tools.fronts import write_fronts
         m, g = args.front_wise_olor
         text, summary = write_fronts(
             results,

@@ -35,21 +35,17 @@ import os
 import os.path as osp
 import platform
 import resource
-import sys
 import time
 
 import torch
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, osp.join(ROOT, 'tools'))
 
-from smoke_train import point_to_data  # noqa
-from smoke_train import (layout_of, leaf_datasets, quiet_into, shrink,
-                         stand_in_checkpoints)
-
-import olor_mm  # noqa: E402
-from olor_mm.cli import build_runner, enable_amp  # noqa: E402
+import olor_mm
+from olor_mm.cli import build_runner, enable_amp
+from olor_mm_tools.smoke import point_to_data  # noqa
+from olor_mm_tools.smoke import (layout_of, leaf_datasets, quiet_into, shrink,
+                                 stand_in_checkpoints)
 
 #: image size (height, width) the generated data is drawn at, per layout,
 #: so that the upstream pipelines see full-size images
@@ -131,7 +127,7 @@ class Clocks:
 
 def prepare_data(cfg, work_dir: str, scale: float, batch: int) -> None:
     """Generated data at the (scaled) upstream size; cfg points at it."""
-    from upstream_layouts import write_layout
+    from olor_mm_tools.upstream_layouts import write_layout
     layout = layout_of(cfg)
     h, w = FULL_SIZES[layout]
     size = (max(32, int(h * scale)), max(32, int(w * scale)))

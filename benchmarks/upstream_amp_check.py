@@ -24,7 +24,6 @@ import sys
 import torch
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, osp.join(ROOT, 'tools'))
 
 CONFIG = osp.join(ROOT, 'configs', 'demo',
                   'mask-rcnn_r18-tiny_demo-downstream_olor.py')
@@ -52,11 +51,11 @@ def main(argv=None):
         'needs a GPU)')
     parser.add_argument('--out', default=None, help='JSON of the result')
     args = parser.parse_args(argv)
-    from make_demo_data import make_instance_sets
-    from make_pretrained import write_pretrained
     from mmengine.config import Config
 
     from olor_mm.compat import load_from_local_safe
+    from olor_mm_tools.demo_data import make_instance_sets
+    from olor_mm_tools.pretrained import write_pretrained
 
     data = make_instance_sets(
         osp.join(args.work_dir, 'data'), img_size=128, num_train=16,

@@ -11,7 +11,17 @@ import torch
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO = osp.join(ROOT, 'configs', 'demo')
-sys.path.insert(0, osp.join(ROOT, 'tools'))
+
+
+def load_script(path: str, name: str):
+    """The module of a command-line script of the repository (``path``
+    from the root, e.g. ``tools/train.py``), under ``name``: scripts are
+    not a package, what they share is in ``olor_mm_tools``."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(name, osp.join(ROOT, path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def options(data_root, iters, ckpt_interval=None, coco=True):
@@ -72,7 +82,7 @@ def kill_after_checkpoint(cmd, work_dir, delay=0.0, env=None):
 
 def demo_sets(tmp_path_factory, task):
     """The demo's upstream and downstream sets, small: 8 train, 4 val."""
-    import make_demo_data
+    from olor_mm_tools import demo_data as make_demo_data
     make = dict(
         instance=make_demo_data.make_instance_sets,
         semseg=make_demo_data.make_semseg_sets)[task]

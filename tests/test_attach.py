@@ -279,7 +279,8 @@ def test_grad_scaler_skip_and_no_gradient_skip_the_rollback():
 
 
 def test_plain_api_works_where_mmengine_cannot_be_imported(tmp_path):
-    """A timm-style loop: no MMEngine, no OpenMMLab patches, no registry."""
+    """A timm-style loop: no MMEngine, no OpenMMLab patches, no registry;
+    every module of olor_mm.core and olor_mm.layers imports."""
     script = tmp_path / 'plain.py'
     script.write_text('''
 import sys
@@ -301,9 +302,18 @@ else:
 
 import torch
 import torch.nn as nn
+import importlib
+import pkgutil
+
 import olor_mm
+import olor_mm.core
+import olor_mm.layers
 from olor_mm import attach_rollback, layerwise_rollback_groups
 
+# the plain-torch subpackages, every module of them
+for pkg in (olor_mm.core, olor_mm.layers):
+    for info in pkgutil.iter_modules(pkg.__path__):
+        importlib.import_module(f'{pkg.__name__}.{info.name}')
 assert not hasattr(olor_mm, 'OLOROptimWrapper'), dir(olor_mm)
 assert not any(m.startswith(('mmengine', 'mmcv')) for m in sys.modules)
 torch.manual_seed(0)

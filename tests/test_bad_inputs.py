@@ -65,12 +65,8 @@ def _meta():
 
 
 def _train_cli(*argv):
-    import os.path as osp
-    import sys
-    sys.path.insert(
-        0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools'))
-    from train import main
-    main(list(argv))
+    from e2e_utils import load_script
+    load_script('tools/train.py', 'train_cli').main(list(argv))
 
 
 def _last_checkpoint(content):
@@ -105,11 +101,7 @@ def _amp(kind):
 
 
 def _layout(name):
-    import os.path as osp
-    import sys
-    sys.path.insert(
-        0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools'))
-    from upstream_layouts import write_layout
+    from olor_mm_tools.upstream_layouts import write_layout
     write_layout(name, '/tmp/olor_bad_layout')
 
 

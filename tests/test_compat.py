@@ -324,7 +324,8 @@ def test_tools_train_trains_a_shipped_config_without_pkg_resources(
     import os.path as osp
 
     from e2e_utils import DEMO, ROOT, options
-    from make_demo_data import make_instance_sets
+
+    from olor_mm_tools.demo_data import make_instance_sets
     data = make_instance_sets(
         str(tmp_path / 'data'), img_size=128, num_train=4, num_val=2)
     work = tmp_path / 'work'

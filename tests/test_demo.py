@@ -1,10 +1,7 @@
 """tools/demo.py's summary: the trade-off line under its table."""
-import os.path as osp
-import sys
+from e2e_utils import load_script
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, osp.join(ROOT, 'tools'))
-import demo  # noqa: E402
+demo = load_script('tools/demo.py', 'demo')
 
 
 def test_the_tradeoff_lines_say_what_each_rollback_trades():

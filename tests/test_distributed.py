@@ -119,8 +119,7 @@ def test_two_gloo_processes_match_one_process_with_the_global_batch(tmp_path):
 
 @pytest.fixture(scope='module')
 def demo_data(tmp_path_factory):
-    sys.path.insert(0, osp.join(ROOT, 'tools'))
-    from make_demo_data import make_instance_sets
+    from olor_mm_tools.demo_data import make_instance_sets
     out = tmp_path_factory.mktemp('data')
     return make_instance_sets(str(out), img_size=128, num_train=8, num_val=2)
 

@@ -180,12 +180,11 @@ def write_config(block, folder) -> str:
 
 @pytest.mark.parametrize('block', CONFIG_BLOCKS, ids=block_id)
 def test_config_block_builds(block, tmp_path):
-    sys.path.insert(0, osp.join(ROOT, 'tools'))
-    from make_pretrained import build_model
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import HOOKS, DefaultScope
 
     from olor_mm.core.theta0 import _ATTACHED
+    from olor_mm_tools.pretrained import build_model
     cfg = Config.fromfile(write_config(block, str(tmp_path)))
     if cfg.get('runner_type') == 'FlexibleRunner':  # FSDP: needs processes
         assert cfg.strategy.model_wrapper.use_orig_params is True

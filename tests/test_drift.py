@@ -1,8 +1,6 @@
 """Drift groups, RollbackDriftHook against a direct computation, plot tool."""
 import glob
 import json
-import os.path as osp
-import sys
 
 import pytest
 import torch
@@ -12,10 +10,7 @@ from toy import (TOY_LAYERS, olor_wrapper_cfg, resumed_runner, runner_cfg,
 
 import olor_mm  # noqa: F401
 from olor_mm.core.drift import drift_groups, relative_drift
-
-sys.path.insert(
-    0, osp.join(osp.dirname(osp.dirname(__file__)), 'tools', 'analysis_tools'))
-import plot_drift  # noqa: E402
+from olor_mm_tools import drift_plot as plot_drift
 
 
 def _model(backbone):

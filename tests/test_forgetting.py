@@ -1,17 +1,15 @@
 """The forgetting benchmark's digit sets and a tiny run of the command."""
 import json
 import os.path as osp
-import sys
 
 import cv2
 import numpy as np
 import pytest
-from e2e_utils import ROOT
+from e2e_utils import load_script
 from pycocotools import mask as mask_utils
 
-sys.path.insert(0, osp.join(ROOT, 'benchmarks'))
-from make_digit_data import make_digit_sets  # noqa: E402
-from make_digit_data import DOWNSTREAM, UPSTREAM, load_digits  # noqa: E402
+from olor_mm_tools.digit_data import (DOWNSTREAM, UPSTREAM, load_digits,
+                                      make_digit_sets)
 
 
 @pytest.fixture(scope='module')
@@ -77,7 +75,7 @@ def test_low_data_list_is_a_prefix_of_the_full_one(digits):
 
 def test_the_benchmark_command_runs_end_to_end(tmp_path):
     """A tiny run: every stage, the files it writes, the table's rows."""
-    import forgetting
+    forgetting = load_script('benchmarks/forgetting.py', 'forgetting')
     out = tmp_path / 'results' / 'forgetting'
     forgetting.main([
         '--iters', '4', '--pretrain-iters', '4', '--seeds', '1', '--settings',
@@ -106,7 +104,7 @@ def test_fronts_run_end_to_end_and_resume(tmp_path):
     """A tiny --fronts: trainings (EWC and the linear probe among them),
     LP-FT from the probe, WiSE-FT of the kept runs, fronts, plots; a second
     call reads every finished run instead of training it again."""
-    import forgetting
+    forgetting = load_script('benchmarks/forgetting.py', 'forgetting')
     out = tmp_path / 'results' / 'forgetting'
     argv = [
         '--fronts', '--iters', '3', '--pretrain-iters', '3', '--seeds', '1',
@@ -160,8 +158,8 @@ def test_fronts_run_end_to_end_and_resume(tmp_path):
 def test_early_drift_is_the_first_logged_drift(tmp_path):
     """early_drift reads RollbackDriftHook's first log line of a run, and
     the fronts table averages it over seeds ('-' for runs without it)."""
-    import forgetting
-    from fronts import _early
+    from olor_mm_tools.forgetting_runs import early_drift
+    from olor_mm_tools.fronts import _early
     vis = tmp_path / 'run' / '20261129_000000' / 'vis_data'
     vis.mkdir(parents=True)
     rows = [
@@ -177,9 +175,9 @@ def test_early_drift_is_the_first_logged_drift(tmp_path):
     ]
     (vis / 'scalars.json').write_text(''.join(
         json.dumps(r) + '\n' for r in rows))
-    first = forgetting.early_drift(str(tmp_path / 'run'))
+    first = early_drift(str(tmp_path / 'run'))
     assert first == {'backbone.stem': 0.1, 'backbone.stage4': 0.3, 'iter': 50}
-    assert forgetting.early_drift(str(tmp_path / 'wise')) is None
+    assert early_drift(str(tmp_path / 'wise')) is None
     other = {'backbone.stem': 0.3, 'backbone.stage4': 0.5}
     assert _early([{
         'early_drift': first

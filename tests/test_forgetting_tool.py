@@ -5,8 +5,10 @@ import os.path as osp
 
 import pytest
 import torch
-from e2e_utils import DEMO, ROOT, demo_sets, pretrain
-from experiment import data_options, schedule_options  # noqa: E402
+from e2e_utils import DEMO, demo_sets, load_script, pretrain
+
+from olor_mm_tools.experiment import data_options  # noqa: E402
+from olor_mm_tools.experiment import schedule_options
 
 UPSTREAM = osp.join(DEMO, 'mask-rcnn_r18-tiny_demo-upstream.py')
 OLOR = osp.join(DEMO, 'mask-rcnn_r18-tiny_demo-downstream_olor.py')
@@ -19,13 +21,8 @@ TRUNK = ('backbone.', 'neck.', 'rpn_head.', 'roi_head.bbox_head.shared_fcs.',
 
 def _tool():
     """The tool's module (benchmarks/forgetting.py is another
-    ``forgetting`` on the tests' path)."""
-    import importlib.util
-    path = osp.join(ROOT, 'tools', 'analysis_tools', 'forgetting.py')
-    spec = importlib.util.spec_from_file_location('forgetting_tool', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    ``forgetting``)."""
+    return load_script('tools/analysis_tools/forgetting.py', 'forgetting_tool')
 
 
 def _cli(options):

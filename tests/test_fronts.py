@@ -1,14 +1,11 @@
-"""The front measures of tools/fronts.py against hand-computed values
+"""The front measures of olor_mm_tools/fronts.py against hand-computed values
 and a brute-force count of the dominated area."""
 import itertools
-import os.path as osp
 import random
-import sys
 
 import pytest
 
-sys.path.insert(0, osp.join(osp.dirname(osp.dirname(__file__)), 'tools'))
-from fronts import dominance, hypervolume, pareto  # noqa: E402
+from olor_mm_tools.fronts import dominance, hypervolume, pareto
 
 # (downstream, retention): three on the front, two under it
 POINTS = [(1, 5), (2, 4), (3, 1), (1, 3), (2, 2)]

@@ -9,7 +9,6 @@ import copy
 import glob
 import os
 import os.path as osp
-import sys
 
 import cv2
 import numpy as np
@@ -19,13 +18,11 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 import olor_mm  # noqa: F401
+from olor_mm_tools.pretrained import build_model, write_pretrained
+from olor_mm_tools.smoke import SmokeError, check_data, point_to_data
+from olor_mm_tools.upstream_layouts import COCO_CLASSES, COCO_IDS, write_layout
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, osp.join(ROOT, 'tools'))
-
-from make_pretrained import build_model, write_pretrained  # noqa: E402
-from smoke_train import SmokeError, check_data, point_to_data  # noqa: E402
-from upstream_layouts import COCO_CLASSES, COCO_IDS, write_layout  # noqa
 
 UPSTREAM_DATA = {  # the data configs as MMDetection / MMSegmentation ship
     'coco': ('mmdet', '_base_/datasets/coco_instance.py'),

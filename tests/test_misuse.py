@@ -9,8 +9,6 @@ with a wrong theta0 or without the rollback.
 import copy
 import glob
 import io
-import os.path as osp
-import sys
 import types
 
 import numpy as np
@@ -336,10 +334,10 @@ def test_C3_a_load_from_whose_keys_match_nothing_is_said(tmp_path):
 
 
 def test_C6_print_layers_builds_a_plain_mmengine_config():
-    sys.path.insert(0, osp.join(osp.dirname(osp.dirname(__file__)), 'tools'))
-    import make_pretrained
     from mmengine.config import Config
     from mmengine.registry import MODELS
+
+    from olor_mm_tools import pretrained as make_pretrained
     MODELS.register_module(
         'ToyClassifierForC6', module=ToyClassifier, force=True)
     cfg = Config(

@@ -1,14 +1,10 @@
-"""Progress on screen for long jobs (tools/progress.py)."""
-import os.path as osp
+"""Progress on screen for long jobs (olor_mm_tools/progress.py)."""
 import subprocess
 import sys
 
 import pytest
 
-sys.path.insert(
-    0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools'))
-
-from progress import parse_progress, train_with_progress  # noqa: E402
+from olor_mm_tools.progress import parse_progress, train_with_progress
 
 FAKE_TRAINING = '''
 import sys, time

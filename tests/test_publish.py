@@ -6,21 +6,18 @@ and loaded by MMDetection's ``init_detector`` / MMSegmentation's
 import hashlib
 import os.path as osp
 import re
-import sys
 
 import pytest
 import torch
+from e2e_utils import ROOT, load_script
 from mmengine.config import Config
 from mmengine.logging import HistoryBuffer, MessageHub
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, osp.join(ROOT, 'tools'))
-sys.path.insert(0, osp.join(ROOT, 'tools', 'model_converters'))
+import olor_mm  # noqa: F401
+from olor_mm_tools.pretrained import build_model
 
-from make_pretrained import build_model  # noqa: E402
-from publish_model import main  # noqa: E402
-
-import olor_mm  # noqa: F401,E402
+main = load_script('tools/model_converters/publish_model.py',
+                   'publish_model').main
 
 DEMO = osp.join(ROOT, 'configs', 'demo')
 

@@ -1,14 +1,9 @@
 """tools/wise_ft.py: the two ends and the new layers."""
-import os.path as osp
-import sys
 
 import pytest
 import torch
 
-sys.path.insert(
-    0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools'))
-
-from wise_ft import interpolate, main  # noqa: E402
+from olor_mm_tools.wise_ft import interpolate, main
 
 
 def _states():

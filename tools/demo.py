@@ -38,11 +38,10 @@ from dataclasses import dataclass
 from typing import Callable, Dict, Tuple
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, osp.join(ROOT, 'tools'))
-from experiment import (cfg_options, checkpoint_metrics, config_model,
-                        data_options, load, schedule_options, swap_heads)
-from progress import train_with_progress  # noqa: E402
+from olor_mm_tools.experiment import (cfg_options, checkpoint_metrics,
+                                      config_model, data_options, load,
+                                      schedule_options, swap_heads)
+from olor_mm_tools.progress import train_with_progress
 
 CONFIGS = osp.join(ROOT, 'configs', 'demo')
 
@@ -258,8 +257,7 @@ def tradeoff_lines(part, rows):
 
 def plot_runs(work, names):
     """The drift of each fine-tuning per stage (plot_drift.py), one PNG."""
-    sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis_tools'))
-    import plot_drift
+    from olor_mm_tools import drift_plot as plot_drift
     dirs = [osp.join(work, 'downstream_' + n.replace(' ', '_')) for n in names]
     out = osp.join(work, 'drift.png')
     try:
@@ -272,7 +270,7 @@ def plot_runs(work, names):
 
 def run_part(key, args):
     """Data, pre-training, both fine-tunings, evaluation: the part's rows."""
-    from make_demo_data import make_instance_sets, make_semseg_sets
+    from olor_mm_tools.demo_data import make_instance_sets, make_semseg_sets
     part = PARTS[key]
     print(f'\n== {part.title}', flush=True)
     make: Callable = dict(

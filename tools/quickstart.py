@@ -28,7 +28,6 @@ import sys
 import time
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, osp.join(ROOT, 'tools'))
 DEMO = osp.join(ROOT, 'configs', 'demo')
 
 
@@ -72,7 +71,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     start = time.time()
     work = osp.abspath(args.work_dir)
-    from make_demo_data import make_instance_sets
+    from olor_mm_tools.demo_data import make_instance_sets
     data = osp.join(work, 'data')
     if not osp.isdir(osp.join(data, 'downstream')):
         make_instance_sets(data, num_train=64, num_val=8)

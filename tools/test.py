@@ -10,19 +10,11 @@ Example::
         --work-dir work_dirs/olor/test --show-dir vis
 """
 import argparse
-import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-import olor_mm  # noqa: E402,F401
-from olor_mm.cli import build_runner  # noqa: E402
-from olor_mm.cli import (
-    add_common_arguments,
-    enable_show,
-    enable_tta,  # noqa
-    load_config,
-    parse_with_local_rank,
-    set_out)
+import olor_mm  # noqa: F401  (registers the OLOR plug-ins)
+from olor_mm.cli import (add_common_arguments, build_runner, enable_show,
+                         enable_tta, load_config, parse_with_local_rank,
+                         set_out)
 
 
 def parse_args(argv=None):

@@ -12,14 +12,11 @@ Example::
         --cfg-options optim_wrapper.paramwise_cfg.rollback_max=0.02
 """
 import argparse
-import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-import olor_mm  # noqa: E402,F401  (registers the OLOR plug-ins)
-from olor_mm.cli import build_runner  # noqa: E402
-from olor_mm.cli import (add_common_arguments, enable_amp, load_config,
-                         parse_with_local_rank, resume_options)
+import olor_mm  # noqa: F401  (registers the OLOR plug-ins)
+from olor_mm.cli import (add_common_arguments, build_runner, enable_amp,
+                         load_config, parse_with_local_rank, resume_options)
 
 
 def parse_args(argv=None):

@@ -6,6 +6,9 @@ import re
 import zipfile
 
 from mmengine.config import Config, DictAction
+from mmengine.device import get_device
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
 
 from ..compat import cpu_ddp_model_wrapper_cfg
 
@@ -41,7 +44,6 @@ def enable_amp(cfg: Config) -> None:
             f'twin; use one of {sorted(AMP_TWINS)} or set the AMP wrapper '
             'type in the config.')
     if kind == 'OptimWrapper':
-        from mmengine.device import get_device
         if get_device() == 'cpu':
             raise RuntimeError(
                 '--amp without a GPU: MMEngine\'s AmpOptimWrapper needs '
@@ -163,8 +165,6 @@ def load_config(args) -> Config:
 
 def build_runner(cfg: Config):
     """MMEngine's Runner, or the config's ``runner_type`` from RUNNERS."""
-    from mmengine.registry import RUNNERS
-    from mmengine.runner import Runner
     if 'runner_type' not in cfg:
         return Runner.from_cfg(cfg)
     return RUNNERS.build(cfg)

@@ -48,8 +48,9 @@ from typing import List, Union
 
 import torch
 
+from .param_groups import hashable_option
 from .rollback import as_real, rollback_
-from .theta0 import MARK_KEY, Anchor, find_anchor
+from .theta0 import MARK_KEY, Anchor, checkpoint_note, find_anchor
 
 logger = logging.getLogger(__name__)  # forwarded to MMEngine's, if there
 
@@ -198,14 +199,12 @@ class RollbackHandle(Anchor):
         hyper-parameters are the checkpoint's, as torch restores every
         group's values: see :meth:`_load_post_hook`.
         """
-        from .param_groups import hashable_option
         saved, mine = entry.get('config') or {}, self.config or {}
         diff = [
             k for k in STRUCTURAL_KEYS if k in saved and k in mine
             and hashable_option(saved[k]) != hashable_option(mine[k])
         ]
         if diff:
-            from .theta0 import checkpoint_note
             raise ValueError(
                 f'{self.owner}: the optimizer state{checkpoint_note()} was '
                 'written with ' + ', '.join(f'{k}={saved[k]!r}'

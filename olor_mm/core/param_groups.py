@@ -21,6 +21,7 @@ import torch.nn as nn
 from ..layers.layer_schemes import Rule
 from ..layers.numbering import number_pretrained, tensor_layers
 from .rollback import as_real, check_rollback_range, layerwise_rollback
+from .theta0 import LEGACY_STATE_KEY, find_anchor
 
 __all__ = [
     'layer_lams', 'layerwise_rollback_groups', 'merge_param_groups',
@@ -179,7 +180,6 @@ def guard_group_layout(optimizer,
     """
 
     def check(opt, state_dict):
-        from .theta0 import LEGACY_STATE_KEY, find_anchor
         anchor = find_anchor(opt)
         if anchor is not None and anchor.active:
             entry = state_dict.get(anchor.state_key,

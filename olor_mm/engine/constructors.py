@@ -16,8 +16,9 @@ import logging
 from typing import List, Optional
 
 import torch.nn as nn
-from mmengine.logging import print_log
-from mmengine.optim import DefaultOptimWrapperConstructor
+from mmengine.logging import MMLogger, print_log
+from mmengine.optim import AmpOptimWrapper, DefaultOptimWrapperConstructor
+from mmengine.optim.optimizer import amp_optimizer_wrapper as amp
 from mmengine.registry import (OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS,
                                OPTIMIZERS)
 
@@ -31,6 +32,7 @@ from ..core.theta0 import parse_anchor_dtype
 from ..layers.layer_table import layer_table
 from ..layers.numbering import (check_prefixes, number_pretrained,
                                 shared_names, stage_groups, tensor_layers)
+from .optim_wrappers import guard_training_start
 
 #: paramwise_cfg keys of the layer numbering and Eq. 8/9, with their
 #: defaults (the reference code's configuration).
@@ -105,7 +107,6 @@ class _ParamwiseAtDebug(logging.Filter):
 @contextlib.contextmanager
 def _paramwise_lines_at_debug():
     """The paramwise_options lines MMEngine logs meanwhile, at DEBUG."""
-    from mmengine.logging import MMLogger
     logger = MMLogger.get_current_instance()
     keep = _ParamwiseAtDebug()
     logger.addFilter(keep)
@@ -119,8 +120,6 @@ def _check_amp_device(wrapper_cls: type) -> None:
     """MMEngine's AmpOptimWrapper needs an accelerator: say so before
     anything is built (MMEngine's own refusal, on the same condition, comes
     after the OLOR table), with the way to mixed precision on the CPU."""
-    from mmengine.optim import AmpOptimWrapper
-    from mmengine.optim.optimizer import amp_optimizer_wrapper as amp
     accelerator = any(
         getattr(amp, f'is_{kind}_available', lambda: False)()
         for kind in ('cuda', 'npu', 'mlu', 'musa'))
@@ -424,7 +423,6 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
         optim_wrapper = OPTIM_WRAPPERS.build(
             wrapper_cfg, default_args=dict(optimizer=optimizer))
         if self.attaches:
-            from .optim_wrappers import guard_training_start
             guard_training_start(optim_wrapper)
         return optim_wrapper
 

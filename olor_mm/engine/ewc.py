@@ -21,8 +21,11 @@ import logging
 from typing import Dict, List, Optional, Union
 
 import torch
+from mmengine.config import Config
 from mmengine.logging import print_log
-from mmengine.registry import OPTIM_WRAPPERS
+from mmengine.registry import MODELS, OPTIM_WRAPPERS
+from mmengine.runner import Runner
+from mmengine.runner.checkpoint import load_checkpoint
 
 from ..core.fisher import fisher_by_name, normalize_fisher
 from ..core.rollback import is_real
@@ -132,9 +135,6 @@ class FisherAnchor(Anchor):
 def _build_fisher_model(model_cfg, checkpoint, device):
     """The upstream model of ``fisher_model`` (a config file or a model
     dict) with ``fisher_checkpoint``'s weights, every weight trainable."""
-    from mmengine.config import Config
-    from mmengine.registry import MODELS
-    from mmengine.runner.checkpoint import load_checkpoint
     if isinstance(model_cfg, str):
         path = model_cfg
         if '::' in path:  # an installed package's config (mmdet::...)
@@ -220,7 +220,6 @@ class EWCMixin(L2SPMixin):
                     'Fisher information: set optim_wrapper.fisher_dataloader '
                     '(e.g. the upstream config\'s train_dataloader) and '
                     'fisher_batches.')
-            from mmengine.runner import Runner
             dataloader = Runner.build_dataloader(
                 self.fisher_dataloader, seed=0)
         device = next(iter(want.values())).device

@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 from mmengine.dist import all_reduce, get_world_size
-from mmengine.hooks import Hook
+from mmengine.hooks import Hook, LoggerHook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
@@ -98,7 +98,6 @@ class RollbackDriftHook(Hook):
 
     def before_train(self, runner) -> None:
         """Pick the measured tensors and their theta0, build the groups."""
-        from mmengine.hooks import LoggerHook
         logger = next((h for h in runner.hooks if isinstance(h, LoggerHook)),
                       None)
         if self.interval is None:

@@ -25,7 +25,7 @@ from mmengine.registry import OPTIM_WRAPPERS
 from ..core.norms import squared_distance, squared_norm
 from ..core.rollback import group_by_device_and_dtype, is_real
 from ..core.theta0 import Anchor, AnchorViewsMixin
-from .optim_wrappers import CPUAmpMixin
+from .amp import CPUAmpMixin
 
 #: key of L2-SP's entry (its theta0) in the optimizer state dict
 STATE_KEY = 'l2sp_anchor'

@@ -17,6 +17,14 @@ is nothing to resume, so it does not get there.
 """
 import logging
 
+import torch
+from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
+from mmengine.optim import OptimWrapper
+from mmengine.runner import Runner
+
+from ..core.theta0 import checkpoint_note, find_anchor, note_checkpoint
+
 
 def loads_a_checkpoint(module) -> bool:
     """Whether ``module``'s ``init_cfg`` names a checkpoint."""
@@ -27,7 +35,6 @@ def loads_a_checkpoint(module) -> bool:
 
 def _norms(params) -> list:
     """One norm per tensor (a fingerprint: did a load change it?)."""
-    import torch
     if not params:
         return []
     with torch.no_grad():
@@ -37,7 +44,6 @@ def _norms(params) -> list:
 def _load(original, runner) -> None:
     """``original(runner)``; a checkpoint without ``meta`` resumed is an
     error naming the file and the fix; no stale file named afterwards."""
-    from ..core.theta0 import checkpoint_note, note_checkpoint
     try:
         original(runner)
     except KeyError as err:
@@ -56,12 +62,7 @@ def _load(original, runner) -> None:
 
 def warn_when_nothing_is_loaded() -> None:
     """Wrap ``Runner.load_or_resume`` with the checks. Idempotent."""
-    from mmengine.logging import print_log
-    from mmengine.model import is_model_wrapper
-    from mmengine.optim import OptimWrapper
-    from mmengine.runner import Runner
 
-    from ..core.theta0 import find_anchor
     if getattr(Runner.load_or_resume, '_olor', False):
         return
     original = Runner.load_or_resume

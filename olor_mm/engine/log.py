@@ -7,11 +7,12 @@ resume notice lands in the run's log next to MMEngine's lines.
 """
 import logging
 
+from mmengine.logging import print_log
+
 
 class _ToMMEngine(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
-        from mmengine.logging import print_log
         print_log(self.format(record), logger='current', level=record.levelno)
 
 

@@ -23,15 +23,11 @@ from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmengine.registry import OPTIM_WRAPPERS
 
 from ..core.attach import RollbackHandle, find_rollback
-from ..core.theta0 import AnchorViewsMixin
+from ..core.theta0 import AnchorViewsMixin, find_anchor, parse_anchor_dtype
+from .amp import CPUAmpMixin
 
 #: "not given": the wrapper keys default to what the constructor attached
 _UNSET = object()
-
-#: the measured cost of CPU mixed precision (docs/performance.md)
-CPU_AMP_NOTE = ('about 5.5x: 1.83 vs 0.33 s per iteration of the demo Mask '
-                'R-CNN on 2 cores, 2026-11-30, '
-                'docs/performance.md#mixed-precision-on-the-cpu')
 
 
 def take_theta0_at_training_start(optim_wrapper, init_counts: int) -> None:
@@ -43,7 +39,6 @@ def take_theta0_at_training_start(optim_wrapper, init_counts: int) -> None:
     ``before_train``), unless ``load_state_dict`` restored it; resuming at
     ``init_counts > 0`` without a restored theta0 is an error.
     """
-    from ..core.theta0 import find_anchor
     anchor = find_anchor(optim_wrapper.optimizer)
     if anchor is not None:
         anchor.start_training(init_counts)
@@ -102,7 +97,6 @@ class RollbackWrapperMixin(AnchorViewsMixin):
                 None if anchor_dtype is _UNSET else anchor_dtype,
                 warn_if_inert=False)
         else:
-            from ..core.theta0 import parse_anchor_dtype
             for key, value, have in (('scale_with_lr', scale_with_lr,
                                       handle.scale_with_lr),
                                      ('anchor_dtype', anchor_dtype,
@@ -208,61 +202,6 @@ class OLOROptimWrapper(RollbackWrapperMixin, OptimWrapper):
                  **kwargs):
         super().__init__(optimizer=optimizer, **kwargs)
         self._init_rollback(scale_with_lr, anchor_dtype)
-
-
-def _cpu_loss_scaler(loss_scale: Union[str, float, dict]):
-    """``torch.amp.GradScaler('cpu')`` configured like AmpOptimWrapper's."""
-    if loss_scale == 'dynamic':
-        return torch.amp.GradScaler('cpu'), None
-    if isinstance(loss_scale, float):
-        return torch.amp.GradScaler('cpu', init_scale=loss_scale), loss_scale
-    if isinstance(loss_scale, dict):
-        return torch.amp.GradScaler('cpu', **loss_scale), None
-    raise TypeError('loss_scale must be of type float, dict, or "dynamic", '
-                    f'but got {loss_scale}')
-
-
-class CPUAmpMixin:
-    """Lets an AmpOptimWrapper subclass run without CUDA, in bfloat16.
-
-    On a machine with an accelerator MMEngine's ``AmpOptimWrapper.__init__``
-    runs unchanged. On the CPU it autocasts to bfloat16 (the only dtype CPU
-    autocast supports) with a ``torch.amp.GradScaler('cpu')``, and refuses
-    any other dtype rather than train silently in float32; mmcv's CPU ops
-    that lack bfloat16 kernels run in float32 there
-    (:func:`olor_mm.compat.run_mmcv_ops_in_fp32_under_cpu_autocast`).
-    """
-
-    def _init_amp(self, optimizer, loss_scale, dtype, use_fsdp, **kwargs):
-        from mmengine.device import get_device
-        if get_device() != 'cpu':
-            AmpOptimWrapper.__init__(
-                self,
-                loss_scale=loss_scale,
-                dtype=dtype,
-                use_fsdp=use_fsdp,
-                optimizer=optimizer,
-                **kwargs)
-            return
-        if dtype not in (None, 'bfloat16', torch.bfloat16):
-            raise ValueError(
-                f'optim_wrapper.dtype={dtype!r}: without a GPU, mixed '
-                'precision runs on the CPU, where autocast supports only '
-                "bfloat16; set dtype='bfloat16' (or leave it unset), or "
-                'train on a GPU.')
-        from ..compat import run_mmcv_ops_in_fp32_under_cpu_autocast
-        run_mmcv_ops_in_fp32_under_cpu_autocast()
-        print_log(
-            f'{type(self).__name__}: mixed precision on the CPU runs in '
-            f'bfloat16, which is slower than float32 here ({CPU_AMP_NOTE}): '
-            'use it to check a GPU config on the CPU, train without --amp.',
-            logger='current',
-            level=logging.WARNING)
-        # MMEngine's AmpOptimWrapper asserts CUDA; set it up for the CPU.
-        OptimWrapper.__init__(self, optimizer=optimizer, **kwargs)
-        self.loss_scaler, self._scale_update_param = _cpu_loss_scaler(
-            loss_scale)
-        self.cast_dtype = torch.bfloat16
 
 
 @OPTIM_WRAPPERS.register_module()

@@ -53,8 +53,6 @@ import warnings
 
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 TOOLS = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, osp.dirname(TOOLS))
-sys.path.insert(0, TOOLS)
 
 METHODS = ('plain', 'olor', 'l2sp', 'ewc', 'frozen', 'lpft', 'olor-lpft',
            'wise-ft', 'wise-olor')
@@ -273,7 +271,7 @@ def upstream_score(args, work):
     """U's own metrics on its test set (what a model that forgot nothing
     retains); cached in ``work/upstream.json`` for this checkpoint and
     these options."""
-    from experiment import checkpoint_metrics
+    from olor_mm_tools.experiment import checkpoint_metrics
     path = osp.join(work, 'upstream.json')
     key = [osp.abspath(args.upstream_checkpoint), args.upstream_cfg_options]
     if osp.isfile(path):
@@ -328,7 +326,7 @@ def make_jobs(args, work, paths, metrics, olor_max, prefixes):
             **(dict(train_cmd=train_cmd) if train_cmd else {}),
             **more)
 
-    from forgetting_runs import chain
+    from olor_mm_tools.forgetting_runs import chain
     first, second = [], []
     for seed in range(args.seeds):
         if need_plain:
@@ -430,7 +428,7 @@ def suggest(results, olor_max, tolerance):
     front = max(
         within, key=lambda m: mean(within[m], 'up_score'), default=None)
     ratios = {}
-    from fronts import early_groups
+    from olor_mm_tools.fronts import early_groups
     base = [r['early_drift'] for r in plain if r.get('early_drift')]
     if base and early_groups(base[0]):
         stem = early_groups(base[0])[0]
@@ -454,7 +452,7 @@ def suggest(results, olor_max, tolerance):
 
 
 def report(args, results, pretrained, suggestion, wall, out):
-    from fronts import write_fronts
+    from olor_mm_tools.fronts import write_fronts
     text, summary = write_fronts(
         results,
         pretrained, [SETTING],
@@ -525,7 +523,7 @@ def main(argv=None):
     if up_key not in up['metrics']:
         raise SystemExit(f'--up-metric {up_key}: the upstream evaluator '
                          f'reports {sorted(up["metrics"])}')
-    from forgetting_runs import run_jobs, score
+    from olor_mm_tools.forgetting_runs import run_jobs, score
     metrics = ([down_key], [up_key])
     first, second = make_jobs(args, work, paths, metrics, olor_max, prefixes)
     results = run_jobs(first, args.jobs) + run_jobs(second, args.jobs)

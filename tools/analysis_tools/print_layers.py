@@ -16,16 +16,12 @@ Example::
 """
 import argparse
 import logging
-import os.path as osp
 import sys
 import warnings
 
-warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
-TOOLS = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, osp.dirname(TOOLS))
-sys.path.insert(0, TOOLS)
+import olor_mm  # noqa: F401  (registers the OLOR plug-ins)
 
-import olor_mm  # noqa: E402,F401  (registers the plug-ins)
+warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
 
 class _Echo(logging.Handler):
@@ -37,10 +33,9 @@ class _Echo(logging.Handler):
 
 def layer_report(cfg) -> str:
     """The numbering notes and the layer table of ``cfg``'s model."""
-    from make_pretrained import build_model
-
     from olor_mm.engine.constructors import LayerwiseRollbackConstructor
     from olor_mm.layers.layer_table import layer_table
+    from olor_mm_tools.pretrained import build_model
     wrapper = cfg.get('optim_wrapper') or {}
     if wrapper.get('constructor') != 'LayerwiseRollbackConstructor':
         raise SystemExit(

@@ -18,14 +18,10 @@ import datetime
 import hashlib
 import os
 import os.path as osp
-import sys
 
 import torch
 
-sys.path.insert(0,
-                osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-
-from olor_mm.compat import load_from_local_safe  # noqa: E402
+from olor_mm.compat import load_from_local_safe
 
 
 def publish(in_file: str, out_file: str, save_keys=('meta', 'state_dict')):

@@ -32,7 +32,9 @@ from typing import Dict, Optional, Sequence
 
 import cv2
 import numpy as np
-from make_demo_data import DOWNSTREAM, UPSTREAM, coco_annotation, draw_image
+
+from olor_mm_tools.drawing import (DOWNSTREAM, UPSTREAM, coco_annotation,
+                                   draw_image)
 
 #: the seven drawable shapes; class k of a layout is drawn as SHAPES[k % 7]
 SHAPES = UPSTREAM + DOWNSTREAM

@@ -35,7 +35,7 @@ import subprocess
 import sys
 import time
 
-from experiment import checkpoint_metrics, load
+from olor_mm_tools.experiment import checkpoint_metrics, load
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 #: the default training command: ``{config}`` is the run's config file
@@ -237,9 +237,8 @@ def run_train_job(job):
     result = measure(job, ckpt)
     state = load(ckpt)['state_dict']
     if job.get('drift_prefixes'):
-        from experiment import config_model
-
         from olor_mm.core.drift import state_dict_drift
+        from olor_mm_tools.experiment import config_model
         opts = dict(job.get('options', {}))
         result['drift'] = state_dict_drift(
             state,
@@ -288,7 +287,7 @@ def run_wise_job(job):
     if job.get('threads'):
         torch.set_num_threads(job['threads'])
     _quiet()
-    from wise_ft import wise_ft
+    from olor_mm_tools.wise_ft import wise_ft
     t0 = time.time()
     os.makedirs(job['work_dir'], exist_ok=True)
     ckpt = osp.join(job['work_dir'], 'wise.pth')
@@ -330,7 +329,7 @@ def run_jobs(jobs, n_workers, describe=None):
 
     ``describe(result) -> str``: the line printed per finished run.
     """
-    from progress import bar
+    from olor_mm_tools.progress import bar
     done, todo = [], []
     for job in jobs:
         previous = _reusable(job)

@@ -79,8 +79,9 @@ def config_model(path, options):
     """The (untrained) model of the config at ``path`` with ``options``:
     what names a checkpoint's drift groups
     (:func:`olor_mm.core.drift.state_dict_drift`)."""
-    from make_pretrained import build_model
     from mmengine.config import Config
+
+    from olor_mm_tools.pretrained import build_model
     cfg = Config.fromfile(path)
     cfg.merge_from_dict(options)
     return build_model(cfg)

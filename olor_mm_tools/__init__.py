@@ -1,0 +1,18 @@
+"""What olor-mm's command-line tools (``tools/``) and benchmarks
+(``benchmarks/``) share, in one importable place (the scripts themselves
+are not a package):
+
+- data: :mod:`.drawing` (shapes and their COCO annotations),
+  :mod:`.demo_data`, :mod:`.upstream_layouts`, :mod:`.digit_data`;
+- checkpoints: :mod:`.pretrained` (stand-in pretrained weights),
+  :mod:`.wise_ft` (weight-space interpolation);
+- runs: :mod:`.experiment` (configs, training, evaluation of a checkpoint),
+  :mod:`.smoke` (a config reduced for a smoke training),
+  :mod:`.forgetting_runs` (resumable fine-tunings and their retention),
+  :mod:`.fronts` (Pareto fronts, hypervolumes, the report),
+  :mod:`.progress`, :mod:`.drift_plot`.
+
+It builds on olor_mm's public API and needs a checkout of the repository
+(:mod:`.forgetting_runs` runs its ``tools/train.py``). ``tools/X.py`` is
+the command line of the module of the same job.
+"""
