@@ -33,7 +33,6 @@ import platform
 import statistics
 import time
 import warnings
-from collections import OrderedDict
 
 import torch
 import torch.nn as nn
@@ -46,6 +45,7 @@ from mmengine.optim import OptimWrapper, build_optim_wrapper
 from mmengine.registry import DefaultScope
 
 import olor_mm
+from olor_mm.core.param_groups import merge_param_groups
 
 
 def _sync(device):
@@ -148,15 +148,6 @@ def olor_cfg(optimizer, merge_groups=True, **kwargs):
         **kwargs)
 
 
-def merge_groups(groups):
-    """One group per distinct set of options (the 'merged' layout)."""
-    merged = OrderedDict()
-    for g in groups:
-        key = tuple(sorted((k, v) for k, v in g.items() if k != 'params'))
-        merged.setdefault(key, {**g, 'params': []})['params'] += g['params']
-    return list(merged.values())
-
-
 def wrappers(model, optimizer, layout, device, anchor_dtype=None):
     """(plain OptimWrapper, OLOROptimWrapper) over the same groups."""
     # MMEngine's layout (one group per parameter), merged below if asked
@@ -165,7 +156,7 @@ def wrappers(model, optimizer, layout, device, anchor_dtype=None):
         olor_cfg(optimizer, merge_groups=False, anchor_dtype=anchor_dtype))
     groups = [dict(g) for g in ow.optimizer.param_groups]
     if layout == 'merged':
-        groups = merge_groups(groups)
+        groups = merge_param_groups(groups)
     kind = getattr(torch.optim, optimizer['type'])
     opts = {k: v for k, v in optimizer.items() if k != 'type'}
     # torch's fastest implementation on the device: fused kernels on CUDA,
@@ -435,6 +426,7 @@ def end_to_end(device, iters, blocks):
     from mmengine.hooks import Hook
     from mmengine.runner import Runner
 
+    from olor_mm_tools.clocks import Clocks
     from olor_mm_tools.demo_data import make_instance_sets
     data = make_instance_sets('/tmp/olor_bench_data', num_train=32, num_val=4)
     cfg = Config.fromfile(
@@ -453,45 +445,32 @@ def end_to_end(device, iters, blocks):
         type='CheckpointHook', interval=-1, save_last=False)
     cfg.param_scheduler = None  # constant lr: every iteration alike
     runner = Runner.from_cfg(cfg)
-    record = dict(on=[], off=[], rollback=[])
+    clocks = Clocks(warmup=10)
+    clocks.attach(runner)
 
-    class Clock(Hook):
+    def rolling(i):
+        """10 warm-up iterations (i < 0), then blocks of ``iters`` with
+        the rollback on and off in turn."""
+        return i < 0 or (i // iters) % 2 == 0
+
+    class Gate(Hook):
 
         def before_train(self, runner):
             handle = olor_mm.find_rollback(runner.optim_wrapper.optimizer)
-            orig = handle.rollback
+            rollback = handle.rollback
 
-            def timed():
-                if self.enabled:
-                    _sync(device)
-                    t = time.perf_counter()
-                    orig()
-                    _sync(device)
-                    record['rollback'].append(time.perf_counter() - t)
+            def gated():
+                if rolling(clocks.count - clocks.warmup):
+                    rollback()
 
-            handle.rollback = timed
+            handle.rollback = gated
 
-        def before_train_iter(self, runner, batch_idx, data_batch=None):
-            it = runner.iter - 10
-            # 10 warm-up iterations, then alternating blocks on / off
-            self.enabled = it < 0 or (it // iters) % 2 == 0
-            _sync(device)
-            self.t = time.perf_counter()
-
-        def after_train_iter(self,
-                             runner,
-                             batch_idx,
-                             data_batch=None,
-                             outputs=None):
-            _sync(device)
-            if runner.iter - 1 >= 10:
-                key = 'on' if self.enabled else 'off'
-                record[key].append(time.perf_counter() - self.t)
-
-    runner.register_hook(Clock())
+    runner.register_hook(Gate())
     runner.train()
-    on, off = record['on'], record['off']
-    rb = record['rollback'][10:]
+    rolled = [rolling(i) for i in range(len(clocks.iters))]
+    on = [t for t, r in zip(clocks.iters, rolled) if r]
+    off = [t for t, r in zip(clocks.iters, rolled) if not r]
+    rb = [t for t, r in zip(clocks.rollbacks, rolled) if r]
     mean_on, mean_off = statistics.mean(on), statistics.mean(off)
     se = math.sqrt(
         statistics.variance(on) / len(on) +

@@ -400,6 +400,14 @@ def second_stage_jobs(args, roots, shared, first):
     jobs = []
     for setting in args.settings:
         for seed in range(args.seeds):
+
+            def then(source, method, path, options, **kw):
+                """A run of ``method`` chained to ``source``'s run."""
+                jobs.append(
+                    chain(
+                        _job(args, roots, shared, setting, method, seed, path,
+                             options, **kw), source))
+
             probe = by_tag.get((setting, 'linear probe', seed))
             stages = (('LP-FT', config(METHODS['plain']), {}),
                       ('OLOR + LP-FT', config(METHODS['olor']), {
@@ -408,21 +416,14 @@ def second_stage_jobs(args, roots, shared, first):
                       }))
             for family, path, extra in stages:
                 if family in wanted:
-                    jobs.append(
-                        chain(
-                            _job(
-                                args,
-                                roots,
-                                shared,
-                                setting,
-                                family,
-                                seed,
-                                path,
-                                dict(schedule_options(args.iters), **extra),
-                                family=family,
-                                param=None,
-                                load_from=osp.join(probe['work_dir'],
-                                                   'weights.pth')), probe))
+                    then(
+                        probe,
+                        family,
+                        path,
+                        dict(schedule_options(args.iters), **extra),
+                        family=family,
+                        param=None,
+                        load_from=_weights(probe))
             for source, family in (('plain', 'WiSE-FT'),
                                    (f'olor max={m} gamma={g}',
                                     'OLOR + WiSE-FT')):
@@ -430,22 +431,20 @@ def second_stage_jobs(args, roots, shared, first):
                     continue
                 src = by_tag[setting, source, seed]
                 for alpha in args.front_wise:
-                    jobs.append(
-                        chain(
-                            _job(
-                                args,
-                                roots,
-                                shared,
-                                setting,
-                                f'{family} alpha={alpha}',
-                                seed,
-                                config(METHODS['plain']), {},
-                                family=family,
-                                param=alpha,
-                                alpha=alpha,
-                                finetuned=osp.join(src['work_dir'],
-                                                   'weights.pth')), src))
+                    then(
+                        src,
+                        f'{family} alpha={alpha}',
+                        config(METHODS['plain']), {},
+                        family=family,
+                        param=alpha,
+                        alpha=alpha,
+                        finetuned=_weights(src))
     return jobs
+
+
+def _weights(run) -> str:
+    """The weights a finished run left (its ``weights.pth``)."""
+    return osp.join(run['work_dir'], 'weights.pth')
 
 
 def merge_committed(results, path, families):

@@ -43,6 +43,7 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 import olor_mm
 from olor_mm.cli import build_runner, enable_amp
+from olor_mm_tools.clocks import Clocks
 from olor_mm_tools.smoke import point_to_data  # noqa
 from olor_mm_tools.smoke import (layout_of, leaf_datasets, quiet_into, shrink,
                                  stand_in_checkpoints)
@@ -52,77 +53,9 @@ from olor_mm_tools.smoke import (layout_of, leaf_datasets, quiet_into, shrink,
 FULL_SIZES = dict(coco=(800, 1333), ade20k=(512, 512), cityscapes=(1024, 2048))
 
 
-def _sync():
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-
-
 def _median(xs):
     xs = sorted(xs)
     return xs[len(xs) // 2] if xs else float('nan')
-
-
-class Clocks:
-    """Synchronised wall times of iterations, optimizer steps, rollbacks."""
-
-    def __init__(self, warmup: int):
-        self.warmup = warmup
-        self.iters, self.steps, self.rollbacks = [], [], []
-        self.count = 0
-
-    def timing(self) -> bool:
-        return self.count >= self.warmup
-
-    def attach(self, runner):
-        from mmengine.hooks import Hook
-        clocks = self
-
-        class IterClock(Hook):
-            priority = 'VERY_HIGH'
-
-            def before_train_iter(self, runner, batch_idx, data_batch=None):
-                _sync()
-                clocks._t = time.perf_counter()
-
-            def after_train_iter(self,
-                                 runner,
-                                 batch_idx,
-                                 data_batch=None,
-                                 outputs=None):
-                _sync()
-                if clocks.timing():
-                    clocks.iters.append(time.perf_counter() - clocks._t)
-                clocks.count += 1
-
-        runner.register_hook(IterClock())
-
-    def attach_optimizer(self, optimizer):
-        """Step time (rollback included) and the rollback's own."""
-
-        def pre(opt, args, kwargs):
-            _sync()
-            self._s = time.perf_counter()
-
-        def post(opt, args, kwargs):
-            _sync()
-            if self.timing():
-                self.steps.append(time.perf_counter() - self._s)
-
-        optimizer.register_step_pre_hook(pre)
-        optimizer.register_step_post_hook(post)  # after the rollback's
-        handle = olor_mm.find_rollback(optimizer)
-        if handle is not None and handle.active:
-            rollback = handle.rollback
-
-            def timed():
-                _sync()
-                t = time.perf_counter()
-                rollback()
-                _sync()
-                if self.timing():
-                    self.rollbacks.append(time.perf_counter() - t)
-
-            handle.rollback = timed
 
 
 def prepare_data(cfg, work_dir: str, scale: float, batch: int) -> None:
@@ -222,16 +155,6 @@ def time_run(cfg, warmup: int) -> dict:
     clocks = Clocks(warmup)
     runner = build_runner(cfg)
     clocks.attach(runner)
-
-    from mmengine.hooks import Hook
-
-    class AttachStepClocks(Hook):
-        priority = 'VERY_LOW'
-
-        def before_train(self, runner):
-            clocks.attach_optimizer(runner.optim_wrapper.optimizer)
-
-    runner.register_hook(AttachStepClocks())
     runner.train()
     it, step = _median(clocks.iters), _median(clocks.steps)
     rb = _median(clocks.rollbacks) if clocks.rollbacks else 0.0

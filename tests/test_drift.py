@@ -129,9 +129,7 @@ def test_hook_logs_drift_and_lam_eff_of_olor(tmp_path, toy_pretrained):
         assert hub.get_scalar(f'train/lam_eff/{group}').current() == \
             pytest.approx(value, rel=1e-12), group
     # the text log's scalars.json holds them at the logged iterations
-    (scalars, ) = glob.glob(
-        str(tmp_path / 'olor' / '*' / 'vis_data' / 'scalars.json'))
-    entries = [json.loads(line) for line in open(scalars)]
+    entries = _scalars(tmp_path / 'olor')
     assert [e['step'] for e in entries
             if 'drift/backbone.stem' in e] == [2, 4, 6]
 
@@ -226,6 +224,21 @@ def test_resume_from_a_checkpoint_written_without_the_hook_fails(
         resumed.train()
 
 
+def _scalars(work_dir):
+    """The rows of a run's ``scalars.json`` (MMEngine's text log)."""
+    (path, ) = glob.glob(str(work_dir / '*' / 'vis_data' / 'scalars.json'))
+    with open(path) as f:
+        return [json.loads(line) for line in f]
+
+
+def _probed_wrapper():
+    """The OLOR wrapper of the runs whose drift _Probe records."""
+    return olor_wrapper_cfg(
+        dict(type='SGD', lr=0.05, momentum=0.9),
+        rollback_max=0.3,
+        layer_patterns=TOY_LAYERS)
+
+
 class _Probe:
     """Direct drift of the backbone's stem after every iteration."""
 
@@ -266,13 +279,9 @@ def test_epoch_based_run_logs_the_drift_of_the_logged_iteration(
     the drift logged at every line is that iteration's, also after epoch 1
     (6 iterations per epoch, a log line every 4 and at each epoch's end)."""
     path, _ = toy_pretrained
-    wrapper = olor_wrapper_cfg(
-        dict(type='SGD', lr=0.05, momentum=0.9),
-        rollback_max=0.3,
-        layer_patterns=TOY_LAYERS)
     cfg = runner_cfg(
         tmp_path / 'epochs',
-        wrapper,
+        _probed_wrapper(),
         load_from=path,
         train_cfg=dict(by_epoch=True, max_epochs=3),
         custom_hooks=[dict(type='RollbackDriftHook')],
@@ -285,13 +294,9 @@ def test_epoch_based_run_logs_the_drift_of_the_logged_iteration(
     probe = _Probe()
     runner.register_hook(probe.hook)
     runner.train()
-    (scalars, ) = glob.glob(
-        str(tmp_path / 'epochs' / '*' / 'vis_data' / 'scalars.json'))
-    with open(scalars) as f:
-        rows = [json.loads(line) for line in f]
     logged = {
         r['step']: r['drift/backbone.stem']
-        for r in rows if 'drift/backbone.stem' in r
+        for r in _scalars(tmp_path / 'epochs') if 'drift/backbone.stem' in r
     }
     # lines at inner iterations 4 and 6 of each epoch: global 4, 6, 10, ...
     assert sorted(logged) == [4, 6, 10, 12, 16, 18]
@@ -322,13 +327,9 @@ def test_iteration_based_run_logs_drift_on_the_epoch_end_line(
     that line carries the drift too, so MMDetection's ``analyze_logs.py
     plot_curve --keys drift/...`` finds the key on every line."""
     path, _ = toy_pretrained
-    wrapper = olor_wrapper_cfg(
-        dict(type='SGD', lr=0.05, momentum=0.9),
-        rollback_max=0.3,
-        layer_patterns=TOY_LAYERS)
     runner = toy_runner(
         tmp_path / 'iters',
-        wrapper,
+        _probed_wrapper(),
         max_iters=10,
         load_from=path,
         custom_hooks=[dict(type='RollbackDriftHook')],
@@ -339,10 +340,7 @@ def test_iteration_based_run_logs_drift_on_the_epoch_end_line(
     probe = _Probe()
     runner.register_hook(probe.hook)
     runner.train()
-    (scalars, ) = glob.glob(
-        str(tmp_path / 'iters' / '*' / 'vis_data' / 'scalars.json'))
-    with open(scalars) as f:
-        rows = [json.loads(line) for line in f if '"loss"' in line]
+    rows = [r for r in _scalars(tmp_path / 'iters') if 'loss' in r]
     assert [r['step'] for r in rows] == [6, 8]  # 6: the epoch-end line
     for row in rows:
         assert row['drift/backbone.stem'] == pytest.approx(

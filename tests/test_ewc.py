@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 from mmengine.optim import build_optim_wrapper
 from toy import (TOY_LAYERS, ToyClassifier, ToyDataset, param_copies,
-                 resumed_runner, toy_runner)
+                 penalty_wrapper_cfg, resumed_runner, toy_runner)
 
 import olor_mm  # noqa: F401
 from olor_mm.core.fisher import (diagonal_fisher, fisher_by_name,
@@ -66,14 +66,8 @@ class Tiny(nn.Module):
 
 
 def ewc_cfg(optimizer, alpha=0.7, beta=0.3, **kwargs):
-    return dict(
-        type='EWCOptimWrapper',
-        alpha=alpha,
-        beta=beta,
-        optimizer=optimizer,
-        constructor='LayerwiseRollbackConstructor',
-        paramwise_cfg=dict(pretrained_prefixes=('backbone', )),
-        **kwargs)
+    return penalty_wrapper_cfg('EWCOptimWrapper', optimizer, alpha, beta,
+                               **kwargs)
 
 
 def _moved_with_fisher(kind='EWCOptimWrapper', **extra):

@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.nn as nn
 from mmengine.optim import build_optim_wrapper
-from toy import (TOY_LAYERS, ToyClassifier, param_copies, resumed_runner,
-                 toy_runner)
+from toy import (TOY_LAYERS, ToyClassifier, param_copies, penalty_wrapper_cfg,
+                 resumed_runner, toy_runner)
 
 import olor_mm  # noqa: F401
 
@@ -23,14 +23,8 @@ class Tiny(nn.Module):
 
 
 def l2sp_cfg(optimizer, alpha=0.5, beta=0.2, **kwargs):
-    return dict(
-        type='L2SPOptimWrapper',
-        alpha=alpha,
-        beta=beta,
-        optimizer=optimizer,
-        constructor='LayerwiseRollbackConstructor',
-        paramwise_cfg=dict(pretrained_prefixes=('backbone', )),
-        **kwargs)
+    return penalty_wrapper_cfg('L2SPOptimWrapper', optimizer, alpha, beta,
+                               **kwargs)
 
 
 def _sum_loss(model):

@@ -160,6 +160,18 @@ def olor_wrapper_cfg(optimizer=None, **paramwise):
         paramwise_cfg=paramwise)
 
 
+def penalty_wrapper_cfg(type, optimizer, alpha, beta, **kwargs):
+    """An L2-SP or EWC optim_wrapper dict: the penalty on ``backbone``."""
+    return dict(
+        type=type,
+        alpha=alpha,
+        beta=beta,
+        optimizer=optimizer,
+        constructor='LayerwiseRollbackConstructor',
+        paramwise_cfg=dict(pretrained_prefixes=('backbone', )),
+        **kwargs)
+
+
 @MODELS.register_module(force=True)
 class ToyUnevenClassifier(ToyClassifier):
     """Rank 0 skips ``backbone.layer2``: under DDP its rolled-back tensors

@@ -34,7 +34,12 @@ class CPUAmpMixin:
     (:func:`olor_mm.compat.run_mmcv_ops_in_fp32_under_cpu_autocast`).
     """
 
-    def _init_amp(self, optimizer, loss_scale, dtype, use_fsdp, **kwargs):
+    def __init__(self,
+                 optimizer,
+                 loss_scale: Union[str, float, dict] = 'dynamic',
+                 dtype: Union[str, torch.dtype, None] = None,
+                 use_fsdp: bool = False,
+                 **kwargs):
         if get_device() != 'cpu':
             AmpOptimWrapper.__init__(
                 self,

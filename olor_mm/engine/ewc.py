@@ -30,7 +30,7 @@ from mmengine.runner.checkpoint import load_checkpoint
 from ..core.fisher import fisher_by_name, normalize_fisher
 from ..core.rollback import is_real
 from ..core.theta0 import Anchor, checkpoint_note
-from .l2sp import AmpL2SPOptimWrapper, L2SPMixin, L2SPOptimWrapper
+from .l2sp import AmpL2SPOptimWrapper, L2SPMixin, L2SPOptimWrapper, Penalty
 
 #: key of EWC's entry (theta0 and the Fisher) in the optimizer state dict
 STATE_KEY = 'ewc_anchor'
@@ -156,8 +156,20 @@ def _build_fisher_model(model_cfg, checkpoint, device):
 class EWCMixin(L2SPMixin):
     """The EWC penalty on an MMEngine OptimWrapper (see below)."""
 
-    anchor_cls, state_key, owner = FisherAnchor, STATE_KEY, 'EWC anchor'
-    method = 'EWC'
+    #: alpha on the normalised Fisher: L2-SP's scale; EWC has no beta
+    spec = Penalty('EWC', FisherAnchor, STATE_KEY, alpha=1.0, beta=0.0)
+
+    def __init__(self,
+                 optimizer,
+                 fisher_dataloader: Optional[dict] = None,
+                 fisher_batches: int = 50,
+                 fisher_model: Union[str, dict, None] = None,
+                 fisher_checkpoint: Optional[str] = None,
+                 fisher_normalize: bool = True,
+                 **kwargs):
+        super().__init__(optimizer, **kwargs)
+        self._init_ewc(fisher_dataloader, fisher_batches, fisher_model,
+                       fisher_checkpoint, fisher_normalize)
 
     def _init_ewc(self, fisher_dataloader, fisher_batches, fisher_model,
                   fisher_checkpoint, fisher_normalize) -> None:
@@ -254,11 +266,8 @@ class EWCMixin(L2SPMixin):
             logger='current',
             level=logging.INFO)
 
-    def initialize_count_status(self, model, init_counts: int,
-                                max_counts: int) -> None:
-        """Runner hook after weights are loaded: ``theta0``, then ``F``
-        (unless a resume restored both)."""
-        super().initialize_count_status(model, init_counts, max_counts)
+    def _at_training_start(self, model) -> None:
+        """``F`` after ``theta0`` (unless a resume restored both)."""
         if self.anchor.fisher is None:
             self.estimate_fisher(model)
 
@@ -350,21 +359,6 @@ class EWCOptimWrapper(EWCMixin, L2SPOptimWrapper):
         >>>     paramwise_cfg=dict(pretrained_prefixes=('backbone',)))
     """
 
-    def __init__(self,
-                 optimizer,
-                 alpha: float = 1.0,
-                 beta: float = 0.0,
-                 fisher_dataloader: Optional[dict] = None,
-                 fisher_batches: int = 50,
-                 fisher_model: Union[str, dict, None] = None,
-                 fisher_checkpoint: Optional[str] = None,
-                 fisher_normalize: bool = True,
-                 anchor_dtype: Union[str, torch.dtype, None] = None,
-                 **kwargs):
-        super().__init__(optimizer, alpha, beta, anchor_dtype, **kwargs)
-        self._init_ewc(fisher_dataloader, fisher_batches, fisher_model,
-                       fisher_checkpoint, fisher_normalize)
-
 
 @OPTIM_WRAPPERS.register_module()
 class AmpEWCOptimWrapper(EWCMixin, AmpL2SPOptimWrapper):
@@ -379,31 +373,8 @@ class AmpEWCOptimWrapper(EWCMixin, AmpL2SPOptimWrapper):
         loss_scale, dtype, use_fsdp: As MMEngine's AmpOptimWrapper.
     """ + _ARGS_DOC + """
     Examples:
-        >>> optim_wrapper = dict(
-        >>>     type='AmpEWCOptimWrapper', loss_scale='dynamic', alpha=1.0,
-        >>>     fisher_dataloader=upstream_cfg.train_dataloader,
-        >>>     fisher_model='upstream_config.py',
-        >>>     fisher_checkpoint='upstream.pth',
-        >>>     optimizer=dict(_delete_=True, type='AdamW', lr=1e-4),
-        >>>     constructor='LayerwiseRollbackConstructor',
-        >>>     paramwise_cfg=dict(pretrained_prefixes=('backbone',)))
+        >>> # EWCOptimWrapper's example, with this type and a loss scale
+        >>> # (``tools/train.py --amp`` makes this switch)
+        >>> optim_wrapper = dict(type='AmpEWCOptimWrapper',
+        >>>                      loss_scale='dynamic', alpha=1.0)
     """
-
-    def __init__(self,
-                 optimizer,
-                 loss_scale: Union[str, float, dict] = 'dynamic',
-                 dtype: Union[str, torch.dtype, None] = None,
-                 use_fsdp: bool = False,
-                 alpha: float = 1.0,
-                 beta: float = 0.0,
-                 fisher_dataloader: Optional[dict] = None,
-                 fisher_batches: int = 50,
-                 fisher_model: Union[str, dict, None] = None,
-                 fisher_checkpoint: Optional[str] = None,
-                 fisher_normalize: bool = True,
-                 anchor_dtype: Union[str, torch.dtype, None] = None,
-                 **kwargs):
-        super().__init__(optimizer, loss_scale, dtype, use_fsdp, alpha, beta,
-                         anchor_dtype, **kwargs)
-        self._init_ewc(fisher_dataloader, fisher_batches, fisher_model,
-                       fisher_checkpoint, fisher_normalize)

@@ -15,7 +15,7 @@ loss gradient before the optimizer step (and before gradient clipping)::
 so it needs no change to the model or its loss.
 """
 import logging
-from typing import Union
+from typing import NamedTuple, Optional, Union
 
 import torch
 from mmengine.logging import print_log
@@ -40,19 +40,40 @@ def _check_coefficient(key: str, value, method: str = 'L2-SP') -> float:
     return float(value)
 
 
+class Penalty(NamedTuple):
+    """What an anchored penalty is: its name in messages, the anchor that
+    keeps ``w0`` (and what the penalty saves with it) under ``state_key``
+    of the optimizer state, and ``alpha`` / ``beta`` when the config leaves
+    them out."""
+    method: str
+    anchor_cls: type
+    state_key: str
+    alpha: float
+    beta: float
+
+
 class L2SPMixin(AnchorViewsMixin):
     """The L2-SP penalty on an MMEngine OptimWrapper (see below)."""
 
     #: LayerwiseRollbackConstructor gives this wrapper the groups only
     attaches_rollback = False
 
-    #: the anchor's class, state-dict key and name in messages
-    anchor_cls, state_key, owner = Anchor, STATE_KEY, 'L2-SP anchor'
-    method = 'L2-SP'
+    #: Li et al.'s alpha and beta
+    spec = Penalty('L2-SP', Anchor, STATE_KEY, alpha=0.1, beta=0.01)
+
+    def __init__(self,
+                 optimizer,
+                 alpha: Optional[float] = None,
+                 beta: Optional[float] = None,
+                 anchor_dtype: Union[str, torch.dtype, None] = None,
+                 **kwargs):
+        super().__init__(optimizer=optimizer, **kwargs)
+        self._init_l2sp(self.spec.alpha if alpha is None else alpha,
+                        self.spec.beta if beta is None else beta, anchor_dtype)
 
     def _init_l2sp(self, alpha, beta, anchor_dtype) -> None:
-        self.alpha = _check_coefficient('alpha', alpha, self.method)
-        self.beta = _check_coefficient('beta', beta, self.method)
+        self.alpha = _check_coefficient('alpha', alpha, self.spec.method)
+        self.beta = _check_coefficient('beta', beta, self.spec.method)
         groups = self.optimizer.param_groups
         if not any('layer_id' in g for g in groups):
             raise ValueError(
@@ -60,12 +81,12 @@ class L2SPMixin(AnchorViewsMixin):
                 "pretrained: build it with constructor='"
                 "LayerwiseRollbackConstructor' and paramwise_cfg."
                 "pretrained_prefixes (e.g. ('backbone',)).")
-        self.anchor = self.anchor_cls(
+        self.anchor = self.spec.anchor_cls(
             self.optimizer,
             lambda g: g.get('layer_id') is not None,
-            self.state_key,
+            self.spec.state_key,
             anchor_dtype,
-            owner=self.owner)
+            owner=f'{self.spec.method} anchor')
         anchored = self.anchor.anchored
         if not self.anchor.trainable:
             raise ValueError(
@@ -82,7 +103,7 @@ class L2SPMixin(AnchorViewsMixin):
         ] for idx in group_by_device_and_dtype(new).values()]
         trained = [p for _, p in anchored if p.requires_grad]
         print_log(
-            f'{self.method}: alpha={self.alpha} on {len(trained)} '
+            f'{self.spec.method}: alpha={self.alpha} on {len(trained)} '
             'pretrained tensors '
             f'({sum(p.numel() for p in trained):,} parameters, every '
             f'pretrained layer: the rollback_* keys are unused), beta='
@@ -92,9 +113,27 @@ class L2SPMixin(AnchorViewsMixin):
 
     def initialize_count_status(self, model, init_counts: int,
                                 max_counts: int) -> None:
-        """Runner hook after weights are loaded: take ``theta0`` here."""
+        """Runner hook after weights are loaded: take ``theta0`` here
+        (and what the penalty needs with it, :meth:`_at_training_start`)."""
         super().initialize_count_status(model, init_counts, max_counts)
         self.anchor.start_training(init_counts)
+        self._at_training_start(model)
+
+    def _at_training_start(self, model) -> None:
+        """What the penalty takes from the model after ``theta0``: nothing
+        for L2-SP (EWC: the Fisher information)."""
+
+    def step(self, **kwargs) -> None:
+        """Add the penalty's gradient (times the loss scale under AMP:
+        the gradients are still scaled), then the wrapper's clip and
+        step."""
+        self.anchor.ensure_theta0()  # used outside a Runner: first update
+        self.anchor.take_new_groups()
+        scale = (
+            float(self.loss_scaler.get_scale()) if isinstance(
+                self, AmpOptimWrapper) else 1.0)
+        self.add_penalty_grad(scale=scale)
+        super().step(**kwargs)
 
     @torch.no_grad()
     def add_penalty_grad(self, scale: float = 1.0) -> None:
@@ -189,22 +228,6 @@ class L2SPOptimWrapper(L2SPMixin, OptimWrapper):
         >>>     paramwise_cfg=dict(pretrained_prefixes=('backbone',)))
     """
 
-    def __init__(self,
-                 optimizer,
-                 alpha: float = 0.1,
-                 beta: float = 0.01,
-                 anchor_dtype: Union[str, torch.dtype, None] = None,
-                 **kwargs):
-        super().__init__(optimizer=optimizer, **kwargs)
-        self._init_l2sp(alpha, beta, anchor_dtype)
-
-    def step(self, **kwargs) -> None:
-        """Add the penalty's gradient, then OptimWrapper's clip and step."""
-        self.anchor.ensure_theta0()  # used outside a Runner: first update
-        self.anchor.take_new_groups()
-        self.add_penalty_grad()
-        super().step(**kwargs)
-
 
 @OPTIM_WRAPPERS.register_module()
 class AmpL2SPOptimWrapper(L2SPMixin, CPUAmpMixin, AmpOptimWrapper):
@@ -222,32 +245,8 @@ class AmpL2SPOptimWrapper(L2SPMixin, CPUAmpMixin, AmpOptimWrapper):
         alpha, beta, anchor_dtype: See :class:`L2SPOptimWrapper`.
 
     Examples:
-        >>> optim_wrapper = dict(
-        >>>     type='AmpL2SPOptimWrapper', loss_scale='dynamic',
-        >>>     alpha=0.1, beta=0.01,
-        >>>     # _delete_: replace the base config's optimizer (an SGD's
-        >>>     # momentum would otherwise merge into AdamW's arguments)
-        >>>     optimizer=dict(
-        >>>         _delete_=True, type='AdamW', lr=1e-4, weight_decay=0.05),
-        >>>     constructor='LayerwiseRollbackConstructor',
-        >>>     paramwise_cfg=dict(pretrained_prefixes=('backbone',)))
+        >>> # L2SPOptimWrapper's example, with this type and a loss scale
+        >>> # (``tools/train.py --amp`` makes this switch)
+        >>> optim_wrapper = dict(type='AmpL2SPOptimWrapper',
+        >>>                      loss_scale='dynamic', alpha=0.1, beta=0.01)
     """
-
-    def __init__(self,
-                 optimizer,
-                 loss_scale: Union[str, float, dict] = 'dynamic',
-                 dtype: Union[str, torch.dtype, None] = None,
-                 use_fsdp: bool = False,
-                 alpha: float = 0.1,
-                 beta: float = 0.01,
-                 anchor_dtype: Union[str, torch.dtype, None] = None,
-                 **kwargs):
-        self._init_amp(optimizer, loss_scale, dtype, use_fsdp, **kwargs)
-        self._init_l2sp(alpha, beta, anchor_dtype)
-
-    def step(self, **kwargs) -> None:
-        """Add the scaled penalty's gradient, then AmpOptimWrapper's step."""
-        self.anchor.ensure_theta0()
-        self.anchor.take_new_groups()
-        self.add_penalty_grad(scale=float(self.loss_scaler.get_scale()))
-        super().step(**kwargs)

@@ -227,14 +227,3 @@ class AmpOLOROptimWrapper(RollbackWrapperMixin, CPUAmpMixin, AmpOptimWrapper):
         >>>     constructor='LayerwiseRollbackConstructor',
         >>>     paramwise_cfg=dict(rollback_max=0.01))
     """
-
-    def __init__(self,
-                 optimizer,
-                 loss_scale: Union[str, float, dict] = 'dynamic',
-                 dtype: Union[str, torch.dtype, None] = None,
-                 use_fsdp: bool = False,
-                 scale_with_lr: bool = _UNSET,
-                 anchor_dtype: Union[str, torch.dtype, None] = _UNSET,
-                 **kwargs):
-        self._init_amp(optimizer, loss_scale, dtype, use_fsdp, **kwargs)
-        self._init_rollback(scale_with_lr, anchor_dtype)

@@ -23,7 +23,7 @@ full-resolution convs) shares the layers of the main path at its depth
 
 This module imports nothing of MMEngine.
 """
-from typing import List
+from typing import List, Sequence
 
 import torch.nn as nn
 
@@ -35,14 +35,13 @@ RESNET: List[Rule] = [
     (r'^(?:stem|conv1|bn1|norm1)\.', (0, )),
     r'^layer(\d+)\.(\d+)\.',
 ]
-for _name in ('mmdet.ResNet', 'mmseg.ResNet', 'mmpretrain.ResNet',
-              'mmpretrain.ResNetV1c', 'mmpretrain.ResNetV1d'):
-    register_layer_scheme(
-        _name,
-        RESNET,
-        first_stage=1,
-        note='stem, then every residual block (ResNeXt, Res2Net, ResNeSt, '
-        'RegNet, DetectoRS and TridentNet inherit it)')
+register_layer_scheme(
+    ('mmdet.ResNet', 'mmseg.ResNet', 'mmpretrain.ResNet',
+     'mmpretrain.ResNetV1c', 'mmpretrain.ResNetV1d'),
+    RESNET,
+    first_stage=1,
+    note='stem, then every residual block (ResNeXt, Res2Net, ResNeSt, '
+    'RegNet, DetectoRS and TridentNet inherit it)')
 
 # -------------------------------------------------------------- transformers
 #: patch embedding, every block, each stage's patch merging and output norm
@@ -53,13 +52,12 @@ SWIN: List[Rule] = [
     (r'^stages\.(\d+)\.downsample\.', (END, )),
     (r'^norm(\d+)\.', (END, )),
 ]
-for _name in ('mmdet.SwinTransformer', 'mmseg.SwinTransformer',
-              'mmpretrain.SwinTransformer'):
-    register_layer_scheme(
-        _name,
-        SWIN,
-        note='patch embedding, every block; patch merging and output norm '
-        'close their stage')
+register_layer_scheme(
+    ('mmdet.SwinTransformer', 'mmseg.SwinTransformer',
+     'mmpretrain.SwinTransformer'),
+    SWIN,
+    note='patch embedding, every block; patch merging and output norm '
+    'close their stage')
 
 #: tokens and patch embedding, every encoder layer, the final norm
 VIT: List[Rule] = [
@@ -68,13 +66,11 @@ VIT: List[Rule] = [
     r'^layers\.(\d+)\.',
     (r'^(?:ln1|ln2|norm1|final_norm)\.', (END, )),
 ]
-for _name in ('mmseg.VisionTransformer', 'mmseg.BEiT',
-              'mmpretrain.VisionTransformer'):
-    register_layer_scheme(
-        _name,
-        VIT,
-        note='class token, position and patch embedding, every encoder '
-        'layer, the final norm (MAE inherits it)')
+register_layer_scheme(
+    ('mmseg.VisionTransformer', 'mmseg.BEiT', 'mmpretrain.VisionTransformer'),
+    VIT,
+    note='class token, position and patch embedding, every encoder '
+    'layer, the final norm (MAE inherits it)')
 
 #: per stage: overlapping patch embedding, blocks, norm (PVT v1's position
 #: embedding, the first element of its block list, joins the embedding)
@@ -84,11 +80,10 @@ PYRAMID: List[Rule] = [
     r'^layers\.(\d+)\.1\.(\d+)\.',
     (r'^layers\.(\d+)\.2\.', (END, )),
 ]
-for _name in ('mmseg.MixVisionTransformer', 'mmdet.PyramidVisionTransformer'):
-    register_layer_scheme(
-        _name,
-        PYRAMID,
-        note='per stage: patch embedding, blocks, norm (PVTv2 inherits it)')
+register_layer_scheme(
+    ('mmseg.MixVisionTransformer', 'mmdet.PyramidVisionTransformer'),
+    PYRAMID,
+    note='per stage: patch embedding, blocks, norm (PVTv2 inherits it)')
 
 #: Twins: per stage the patch embedding, the blocks with the position
 #: encoding (PEG) after the first block, the stage's norm
@@ -98,12 +93,11 @@ TWINS: List[Rule] = [
     (r'^position_encodings\.(\d+)\.', (0, 1)),
     (r'^norm_list\.(\d+)\.', (END, )),
 ]
-for _name in ('mmseg.PCPVT', 'mmpretrain.PCPVT'):
-    register_layer_scheme(
-        _name,
-        TWINS,
-        note='per stage: patch embedding, blocks (the position encoding '
-        'after the first), norm (SVT inherits it)')
+register_layer_scheme(
+    ('mmseg.PCPVT', 'mmpretrain.PCPVT'),
+    TWINS,
+    note='per stage: patch embedding, blocks (the position encoding '
+    'after the first), norm (SVT inherits it)')
 
 register_layer_scheme(
     'mmseg.MSCAN', [
@@ -138,21 +132,19 @@ CSP: List[Rule] = [
     (r'^stage(\d+)\.\d+\.attention\.', (END, 0)),
     (r'^stage(\d+)\.\d+\.final_conv\.', (END, 1)),
 ]
-for _name in ('mmdet.CSPDarknet', 'mmdet.CSPNeXt'):
-    register_layer_scheme(
-        _name,
-        CSP,
-        first_stage=1,
-        note='stem, then per stage: downsampling, SPP, CSP split, blocks, '
-        'attention, final conv (forward order)')
+register_layer_scheme(
+    ('mmdet.CSPDarknet', 'mmdet.CSPNeXt'),
+    CSP,
+    first_stage=1,
+    note='stem, then per stage: downsampling, SPP, CSP split, blocks, '
+    'attention, final conv (forward order)')
 
 #: MobileNetV3 (mmseg, mmpretrain): its blocks are attributes layer0 ...
 MOBILENET_V3: List[Rule] = [r'^layer(\d+)\.']
-for _name in ('mmseg.MobileNetV3', 'mmpretrain.MobileNetV3'):
-    register_layer_scheme(
-        _name,
-        MOBILENET_V3,
-        note='the stem conv, every inverted residual, the last conv')
+register_layer_scheme(
+    ('mmseg.MobileNetV3', 'mmpretrain.MobileNetV3'),
+    MOBILENET_V3,
+    note='the stem conv, every inverted residual, the last conv')
 
 
 def _vgg(module) -> List[Rule]:
@@ -182,14 +174,13 @@ HRNET: List[Rule] = [
     r'^stage(\d+)\.(\d+)\.branches\.\d+\.(\d+)\.',
     (r'^stage(\d+)\.(\d+)\.fuse_layers\.', (END, )),
 ]
-for _name in ('mmdet.HRNet', 'mmseg.HRNet', 'mmpretrain.HRNet'):
-    register_layer_scheme(
-        _name,
-        HRNET,
-        first_stage=1,
-        multi_branch=True,
-        note='stem, layer1, then per module block j of every branch '
-        '(shared), fuse layers; transitions close their stage')
+register_layer_scheme(
+    ('mmdet.HRNet', 'mmseg.HRNet', 'mmpretrain.HRNet'),
+    HRNET,
+    first_stage=1,
+    multi_branch=True,
+    note='stem, layer1, then per module block j of every branch '
+    '(shared), fuse layers; transitions close their stage')
 
 
 def _hourglass(module) -> List[Rule]:
@@ -224,20 +215,33 @@ register_layer_scheme(
     note='stem, then per stack: each level\'s skip and down path (shared), '
     'the bottom, the up path, the joins')
 
+
+def _resnet_beside(resnet: str, side: Sequence[str],
+                   after: List[Rule]) -> List[Rule]:
+    """A ResNet (parameters under ``resnet``) numbered as usual, a
+    full-resolution branch beside its first layers (``side[0]`` shares the
+    stem's layer, ``side[k]`` the layer of block k - 1 of stage 1), then
+    the rules ``after``."""
+    rules: List[Rule] = [
+        (rf'^{resnet}\.(?:stem|conv1|bn1|norm1)\.', (0, )),
+        rf'^{resnet}\.layer(\d+)\.(\d+)\.',
+        (rf'^{side[0]}\.', (0, )),
+    ]
+    rules += [(rf'^{s}\.', (1, k), ()) for k, s in enumerate(side[1:])]
+    return rules + after
+
+
 #: BiSeNetV1: the context path's ResNet, its spatial path alongside the
 #: ResNet's first layers, then the attention refinement heads, the fusion
 register_layer_scheme(
-    'mmseg.BiSeNetV1', [
-        (r'^context_path\.backbone\.(?:stem|conv1|bn1|norm1)\.', (0, )),
-        r'^context_path\.backbone\.layer(\d+)\.(\d+)\.',
-        (r'^spatial_path\.layer1\.', (0, )),
-        (r'^spatial_path\.layer2\.', (1, 0), ()),
-        (r'^spatial_path\.layer3\.', (1, 1), ()),
-        (r'^spatial_path\.layer4\.', (1, 2), ()),
-        (r'^context_path\.(?:gap_conv|arm32|conv_head32)\.', (END, 0)),
-        (r'^context_path\.(?:arm16|conv_head16)\.', (END, 1)),
-        (r'^ffm\.', (END, 2)),
-    ],
+    'mmseg.BiSeNetV1',
+    _resnet_beside(r'context_path\.backbone',
+                   [rf'spatial_path\.layer{i}' for i in range(1, 5)], [
+                       (r'^context_path\.(?:gap_conv|arm32|conv_head32)\.',
+                        (END, 0)),
+                       (r'^context_path\.(?:arm16|conv_head16)\.', (END, 1)),
+                       (r'^ffm\.', (END, 2)),
+                   ]),
     first_stage=1,
     multi_branch=True,
     note='context ResNet with the spatial path alongside its first layers '
@@ -262,17 +266,13 @@ register_layer_scheme(
 #: ICNet: the ResNet; the full-resolution convs alongside its first
 #: layers; each cascade output after the stage it reads
 register_layer_scheme(
-    'mmseg.ICNet', [
-        (r'^backbone\.(?:stem|conv1|bn1|norm1)\.', (0, )),
-        r'^backbone\.layer(\d+)\.(\d+)\.',
-        (r'^conv_sub1\.0\.', (0, )),
-        (r'^conv_sub1\.1\.', (1, 0), ()),
-        (r'^conv_sub1\.2\.', (1, 1), ()),
+    'mmseg.ICNet',
+    _resnet_beside(r'backbone', [rf'conv_sub1\.{i}' for i in range(3)], [
         (r'^conv_sub2\.', (2, END), ()),
         (r'^psp_modules\.', (4, END, 0), ()),
         (r'^psp_bottleneck\.', (4, END, 1), ()),
         (r'^conv_sub4\.', (4, END, 2), ()),
-    ],
+    ]),
     first_stage=1,
     multi_branch=True,
     note='ResNet with the full-resolution branch alongside its first '
@@ -302,7 +302,6 @@ register_layer_scheme(
         (r'^spp\.', (5, END, 0), ()),
         (r'^dfm\.', (5, END, 1), ()),
     ]),
-    first_stage=0,
     multi_branch=True,
     note='conv stem, two stages, then P, I and D branches side by side '
     '(block j shared), each fusion after its stage')
@@ -313,7 +312,6 @@ register_layer_scheme(
         (r'^(?:compression|down)_2\.', (4, END), ()),
         (r'^spp\.', (5, END), ()),
     ]),
-    first_stage=0,
     multi_branch=True,
     note='conv stem, two stages, then the context and spatial branches '
     'side by side (block j shared), each exchange after its stage')
@@ -371,12 +369,11 @@ def _fpn(module) -> List[Rule]:
                       ()) for i in range(len(module.fpn_convs))]
 
 
-for _name in ('mmdet.FPN', 'mmseg.FPN'):
-    register_layer_scheme(
-        _name,
-        _fpn,
-        multi_branch=True,
-        note='lateral convs (all levels), output convs, extra levels')
+register_layer_scheme(
+    ('mmdet.FPN', 'mmseg.FPN'),
+    _fpn,
+    multi_branch=True,
+    note='lateral convs (all levels), output convs, extra levels')
 register_layer_scheme(
     'mmdet.RPNHead', [(r'^rpn_conv\.', (0, )),
                       (r'^(?:rpn_cls|rpn_reg)\.', (1, ))],

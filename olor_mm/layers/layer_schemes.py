@@ -256,8 +256,8 @@ def register_layer_scheme(target=None,
     Args:
         target (type | str): The backbone class, ``'package.ClassName'``
             (``'mmdet.ResNet'``) or its full dotted path
-            (``'mmdet.models.backbones.resnet.ResNet'``). Omitted: a class
-            decorator.
+            (``'mmdet.models.backbones.resnet.ResNet'``), or a tuple of
+            them (the same scheme for each). Omitted: a class decorator.
         rules (list | callable): Depth rules (see the module docstring), or
             ``rules(module) -> list`` for rules that depend on the instance.
         first_stage (int): The number the names give the first stage.
@@ -278,19 +278,20 @@ def register_layer_scheme(target=None,
     if rules is None:
         raise ValueError('register_layer_scheme needs rules=[...] (regexes '
                          'on parameter names, in depth order).')
+    options = dict(
+        first_stage=first_stage,
+        note=note,
+        multi_branch=multi_branch,
+        force=force)
     if target is None:
 
         def decorate(cls):
-            register_layer_scheme(
-                cls,
-                rules,
-                first_stage=first_stage,
-                note=note,
-                multi_branch=multi_branch,
-                force=force)
+            register_layer_scheme(cls, rules, **options)
             return cls
 
         return decorate
+    if isinstance(target, tuple):
+        return [register_layer_scheme(t, rules, **options) for t in target]
     if not isinstance(target, (type, str)):
         raise TypeError(f'register_layer_scheme: {target!r} is neither a '
                         "class nor a 'package.ClassName' string.")
