@@ -305,8 +305,13 @@ def test_epoch_based_run_logs_the_drift_of_the_logged_iteration(
 
 
 def test_norm_helpers_by_hand():
-    from olor_mm.core.norms import (relative_terms, squared_distance,
-                                    squared_norm)
+    from olor_mm.core.norms import (relative, relative_terms,
+                                    squared_distance, squared_norm)
+    # the one relative-drift rule (drift.py and the drift hook): a zero
+    # theta0 that moved is infinitely far, one that did not is not
+    assert relative(4.0, 16.0) == 0.5
+    assert relative(1.0, 0.0) == float('inf')
+    assert relative(0.0, 0.0) == 0.0
     a = [torch.tensor([3.0, 0.0]), torch.tensor([[0.0], [4.0]])]
     assert float(squared_norm(a)) == 25.0
     assert float(squared_norm([])) == 0.0

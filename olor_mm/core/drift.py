@@ -15,7 +15,7 @@ from typing import Dict, List, Mapping, Tuple
 import torch
 
 from ..layers.numbering import stage_groups
-from .norms import relative_terms
+from .norms import relative, relative_terms
 
 #: drift groups of a model's parameter names: its numbering's stage view
 drift_groups = stage_groups
@@ -30,15 +30,13 @@ def relative_drift(params: Mapping[str, torch.Tensor],
     ``params`` and ``theta0`` map names to tensors (theta0 may be of a
     narrower dtype); one multi-tensor norm per group, accumulated in
     float64. A group whose theta0 is all zeros gets ``inf`` (or 0 if it did
-    not move).
+    not move): :func:`olor_mm.core.norms.relative`.
     """
     out = {}
     for group, names in groups.items():
         cur = [params[n] for n in names]
         ref = [theta0[n] for n in names]
-        num, den = (float(x) for x in relative_terms(cur, ref))
-        out[group] = (num /
-                      den)**0.5 if den else (0.0 if num == 0 else float('inf'))
+        out[group] = relative(*(float(x) for x in relative_terms(cur, ref)))
     return out
 
 

@@ -46,6 +46,15 @@ def squared_distance(a: Sequence[torch.Tensor],
     return squared_norm(torch._foreach_sub(a, _cast_like(a, b)))
 
 
+def relative(num: float, den: float) -> float:
+    """``sqrt(num / den)`` from the two sums of :func:`relative_terms`:
+    the relative distance ``||a - b|| / ||b||``. An all-zero ``b`` gives
+    ``inf`` where ``a`` moved away from it, 0 where it did not."""
+    if den:
+        return (num / den)**0.5
+    return 0.0 if num == 0 else float('inf')
+
+
 def relative_terms(
         a: Sequence[torch.Tensor],
         b: Sequence[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:

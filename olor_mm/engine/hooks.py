@@ -27,7 +27,7 @@ from mmengine.registry import HOOKS
 
 from ..core.attach import find_rollback
 from ..core.drift import drift_groups
-from ..core.norms import relative_terms
+from ..core.norms import relative, relative_terms
 from ..core.theta0 import find_anchor
 
 DRIFT_KEY = 'olor_drift_theta0'
@@ -188,8 +188,7 @@ class RollbackDriftHook(Hook):
             sq = torch.stack(relative_terms(cur, ref))
             if self._sharded:
                 all_reduce(sq)
-            num, den = float(sq[0]), float(sq[1])
-            out[f'drift/{group}'] = (num / den)**0.5 if den else 0.0
+            out[f'drift/{group}'] = relative(float(sq[0]), float(sq[1]))
         if self._lam_groups is not None:
             lam = self._rollback.lam_effs()
             for group, members in self._lam_groups.items():
