@@ -80,16 +80,8 @@ SETTINGS = {  # name -> (data set, training annotation file)
 }
 #: --fronts: the grid of each family (WiSE-FT's alpha 1.0 is the run it
 #: interpolates; every family also holds plain fine-tuning, its zero end).
-#: Thinned to fit 100 minutes on 2 cores with 3 seeds (10 fine-tunings per
-#: setting and seed): rollback_max 0.003 and 0.01 and L2-SP alpha 0.01 (the
-#: points nearest plain fine-tuning, which every front holds anyway) and
-#: L2-SP alpha 10 (downstream collapses, seed spread 4-14 mAP) are left
-#: out. One setting of this grid from an empty work dir took 27.6 min
-#: (5.6 min data and pre-training, 22 min of runs; 2026-11-30,
-#: benchmarks/results/forgetting_fronts_default-grid_one-setting.md): about
-#: 94 min for the four. The committed fronts used the larger grid
-#: --front-max 0.01 0.03 0.1 0.3 --front-l2sp 0.1 1 10
-#: --front-wise-olor 0.01 1 (benchmarks/results/forgetting_fronts.md).
+#: Why this grid, what it leaves out and its time: docs/benchmarks.md,
+#: "The default grid, its time, and what it leaves out".
 FRONT_MAX = (0.03, 0.1, 0.3)
 FRONT_GAMMA = (0.5, 1.0)
 FRONT_WISE = (0.2, 0.4, 0.6, 0.8)
