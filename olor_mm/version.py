@@ -12,9 +12,12 @@ mmcv / mmengine: a torch, MMEngine or mmcv outside the supported range is one
 - mmcv >= 2.0.0rc4, < 2.2.0 (what MMDetection 3.x and MMSegmentation 1.x
   accept), checked only where mmcv is installed.
 """
-import re
 import warnings
+from importlib import metadata
 from typing import Dict, Optional, Tuple
+
+from packaging.specifiers import SpecifierSet
+from packaging.version import InvalidVersion, Version
 
 __version__ = '0.2.0'
 
@@ -28,20 +31,22 @@ SUPPORTED: Dict[str, Tuple[str, Optional[str]]] = {
 MMENGINE_EXACT_RESUME = '0.10.3'
 
 
-def parse_version(version: str) -> Tuple[int, ...]:
-    """``'2.13.0+cpu'`` -> (2, 13, 0, 0, 0); ``'2.0.0rc4'`` -> (2, 0, 0,
-    -1, 4): a pre-release sorts before its release."""
-    m = re.match(r'(\d+)\.(\d+)(?:\.(\d+))?(?:\.?(a|b|rc|dev)(\d*))?', version)
-    if m is None:
-        raise ValueError(f'cannot read the version {version!r}')
-    major, minor, patch, pre, num = m.groups()
-    return (int(major), int(minor), int(patch
-                                        or 0), -1 if pre else 0, int(num or 0))
+def parse_version(version: str) -> Version:
+    """A version as pip orders it (PEP 440: ``'2.0.0rc4' < '2.0.0' <
+    '2.13.0+cpu'``)."""
+    try:
+        return Version(version)
+    except InvalidVersion:
+        raise ValueError(f'cannot read the version {version!r}') from None
+
+
+def _specifier(name: str) -> str:
+    low, high = SUPPORTED[name]
+    return f'>={low}' + (f',<{high}' if high else '')
 
 
 def _range(name: str) -> str:
-    low, high = SUPPORTED[name]
-    return f'{name}>={low}' + (f',<{high}' if high else '')
+    return name + _specifier(name)
 
 
 def check_versions(installed: Dict[str, Optional[str]]) -> None:
@@ -58,9 +63,9 @@ def check_versions(installed: Dict[str, Optional[str]]) -> None:
     for name, version in installed.items():
         if version is None:
             continue
-        low, high = SUPPORTED[name]
-        v = parse_version(version)
-        if v < parse_version(low) or (high and v >= parse_version(high)):
+        # a pre-release (a nightly torch) is judged like its release
+        if not SpecifierSet(_specifier(name)).contains(
+                parse_version(version), prereleases=True):
             bad.append((name, version))
     if bad:
         raise ImportError('olor-mm ' + __version__ + ' does not support ' +
@@ -82,7 +87,6 @@ def check_versions(installed: Dict[str, Optional[str]]) -> None:
 
 def installed_versions(*names: str) -> Dict[str, Optional[str]]:
     """Versions from the installed distributions' metadata (no import)."""
-    from importlib import metadata
     out = {}
     for name in names:
         try:
