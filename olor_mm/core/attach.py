@@ -191,7 +191,7 @@ class RollbackHandle(Anchor):
         return entry
 
     def check_entry(self, entry: dict) -> None:
-        """Refuse a checkpoint numbered differently; stash the rest.
+        """Refuse a checkpoint numbered differently.
 
         The layers (and so which tensors theta0 holds and their lam) depend
         on ``pretrained_prefixes``, ``layer_unit`` and ``layer_patterns``:
@@ -214,7 +214,6 @@ class RollbackHandle(Anchor):
                 'and theta0 are numbered differently. Resume with the '
                 "checkpoint's values, or start a new fine-tune from its "
                 'weights with load_from=<ckpt> and resume=False.')
-        self._restore = entry
 
     def _load_post_hook(self, optimizer) -> None:
         """Commit theta0; the checkpoint's hyper-parameters win.
@@ -225,7 +224,7 @@ class RollbackHandle(Anchor):
         not applied, and one warning line says so.
         """
         super()._load_post_hook(optimizer)
-        entry, self._restore = getattr(self, '_restore', None), None
+        entry, self._loaded_entry = self._loaded_entry, None
         if entry is None:
             return
         if 'scale_with_lr' in entry:

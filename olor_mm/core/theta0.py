@@ -253,6 +253,9 @@ class Anchor:
         self._theta0: Optional[List[torch.Tensor]] = None
         self._groups_seen = 0  # param groups when theta0 was taken
         self._pending = None  # checked by the load pre-hook
+        #: the entry the last load restored (checked), for subclasses'
+        #: post-hooks
+        self._loaded_entry: Optional[dict] = None
         #: why theta0 cannot be taken from the current weights (the
         #: optimizer stepped or was anchored before); cleared by a load
         #: that restores theta0
@@ -435,7 +438,8 @@ class Anchor:
             optimizer=type(self.optimizer).__name__)
 
     def check_entry(self, entry: dict) -> None:
-        """Subclasses compare what else the entry saved (on load)."""
+        """Subclasses compare what else the entry saved (on load); only
+        checks (a post-hook reads the entry from ``_loaded_entry``)."""
 
     def _save_hook(self, optimizer, state_dict: dict) -> dict:
         if self.active:
@@ -479,7 +483,7 @@ class Anchor:
 
     def _load_pre_hook(self, optimizer, state_dict: dict) -> dict:
         """Pop and check the entry before torch loads the rest."""
-        self._pending = None
+        self._pending = self._loaded_entry = None
         key = self.state_key if self.state_key in state_dict else (
             LEGACY_STATE_KEY if LEGACY_STATE_KEY in state_dict else None)
         entry = state_dict.pop(key) if key else None
@@ -511,6 +515,7 @@ class Anchor:
                 'fine-tune from its weights with load_from=<ckpt> and '
                 'resume=False.')
         self.check_entry(entry)
+        self._loaded_entry = entry
         saved = entry['theta0']
         if saved is None:
             return state_dict
