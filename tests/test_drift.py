@@ -305,8 +305,9 @@ def test_epoch_based_run_logs_the_drift_of_the_logged_iteration(
 
 
 def test_norm_helpers_by_hand():
-    from olor_mm.core.norms import (relative, relative_terms,
-                                    squared_distance, squared_norm)
+    from olor_mm.core.norms import (relative, relative_terms, squared_distance,
+                                    squared_norm)
+
     # the one relative-drift rule (drift.py and the drift hook): a zero
     # theta0 that moved is infinitely far, one that did not is not
     assert relative(4.0, 16.0) == 0.5
