@@ -227,6 +227,28 @@ def convnext_scheme():
     del _SCHEMES[ConvNeXtLike]
 
 
+def test_a_tuple_of_targets_registers_the_scheme_for_each():
+    """As the built-in schemes of several packages are registered: each
+    target, a class or a 'package.Class' name, finds the same rules."""
+    from olor_mm.layers.layer_schemes import (_SCHEMES, find_scheme,
+                                              register_layer_scheme)
+
+    class OtherNet(nn.Module):
+        pass
+
+    by_name = f'{OtherNet.__module__.split(".")[0]}.OtherNet'
+    schemes = register_layer_scheme((ConvNeXtLike, by_name),
+                                    CONVNEXT_RULES,
+                                    note='one scheme, two targets')
+    try:
+        assert len(schemes) == 2
+        for cls in (ConvNeXtLike, OtherNet):
+            assert find_scheme(cls).rules is CONVNEXT_RULES
+            assert find_scheme(cls).note == 'one scheme, two targets'
+    finally:
+        del _SCHEMES[ConvNeXtLike], _SCHEMES[by_name]
+
+
 def test_registered_scheme_numbers_its_class(convnext_scheme, mm_log):
     ids = _layer_ids(Detector(ConvNeXtLike()))
     expected = {
