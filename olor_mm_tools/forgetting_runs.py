@@ -34,6 +34,7 @@ import os.path as osp
 import subprocess
 import sys
 import time
+from typing import Optional
 
 from olor_mm_tools.experiment import checkpoint_metrics, load
 
@@ -188,12 +189,32 @@ def measure(job, checkpoint: str) -> dict:
         })
 
 
+def _log_interval(vis_data: str) -> Optional[int]:
+    """The LoggerHook interval of the run whose ``vis_data`` this is (from
+    the config MMEngine dumped there); None if it cannot be read."""
+    from mmengine.config import Config
+    paths = glob.glob(osp.join(vis_data, '*.py'))
+    if not paths:
+        return None
+    logger = Config.fromfile(paths[0]).get('default_hooks',
+                                           {}).get('logger') or {}
+    return logger.get('interval')
+
+
 def early_drift(work_dir: str):
-    """The drift RollbackDriftHook logged at the run's first log line:
-    ``{'backbone.stem': ..., ..., 'iter': 50}``; None for a run that did
-    not train (WiSE-FT) or logged no drift."""
+    """The drift RollbackDriftHook logged at the run's first log line of
+    its LoggerHook interval: ``{'backbone.stem': ..., ..., 'iter': 50}``;
+    None for a run that did not train (WiSE-FT) or logged no drift.
+
+    The lines MMEngine writes at the end of an epoch in between (iteration
+    8 of a 32-image training set at batch 4) are skipped, so that runs on
+    data of every size are compared at the same iteration; a run shorter
+    than the interval gives its first line.
+    """
+    first = None
     for path in sorted(
             glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))):
+        interval = _log_interval(osp.dirname(path))
         with open(path) as f:
             for line in f:
                 row = json.loads(line)
@@ -201,9 +222,13 @@ def early_drift(work_dir: str):
                     k[len('drift/'):]: v
                     for k, v in row.items() if k.startswith('drift/')
                 }
-                if drift:
-                    return dict(drift, iter=row.get('iter'))
-    return None
+                if not drift:
+                    continue
+                drift['iter'] = row.get('iter')
+                if not interval or (drift['iter'] or 0) % interval == 0:
+                    return drift
+                first = first or drift
+    return first
 
 
 def _finish(job, result, t0):

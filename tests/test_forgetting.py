@@ -156,8 +156,9 @@ def test_fronts_run_end_to_end_and_resume(tmp_path):
 
 
 def test_early_drift_is_the_first_logged_drift(tmp_path):
-    """early_drift reads RollbackDriftHook's first log line of a run, and
-    the fronts table averages it over seeds ('-' for runs without it)."""
+    """early_drift reads RollbackDriftHook's first log line of a run (at
+    the logger's interval), and the fronts table averages it over seeds
+    ('-' for runs without it)."""
     from olor_mm_tools.forgetting_runs import early_drift
     from olor_mm_tools.fronts import _early
     vis = tmp_path / 'run' / '20261129_000000' / 'vis_data'
@@ -178,6 +179,23 @@ def test_early_drift_is_the_first_logged_drift(tmp_path):
     first = early_drift(str(tmp_path / 'run'))
     assert first == {'backbone.stem': 0.1, 'backbone.stage4': 0.3, 'iter': 50}
     assert early_drift(str(tmp_path / 'wise')) is None
+    # a 32-image set at batch 4 also logs at the end of each epoch
+    # (iteration 8): the drift is read at the logger's interval (50, from
+    # the config MMEngine dumps beside the scalars), as for a full set
+    vis = tmp_path / 'low' / '20261130_000000' / 'vis_data'
+    vis.mkdir(parents=True)
+    (vis / '20261130_000000.py').write_text(
+        "default_hooks = dict(logger=dict(type='LoggerHook', interval=50))\n")
+    epoch_end = {'iter': 8, 'drift/backbone.stem': 0.01}
+    (vis / 'scalars.json').write_text(''.join(
+        json.dumps(r) + '\n' for r in [epoch_end] + rows[1:]))
+    assert early_drift(str(tmp_path / 'low')) == first
+    # a run shorter than the interval: its first line
+    (vis / 'scalars.json').write_text(json.dumps(epoch_end) + '\n')
+    assert early_drift(str(tmp_path / 'low')) == {
+        'backbone.stem': 0.01,
+        'iter': 8
+    }
     other = {'backbone.stem': 0.3, 'backbone.stage4': 0.5}
     assert _early([{
         'early_drift': first
