@@ -87,6 +87,14 @@ class RollbackWrapperMixin(AnchorViewsMixin):
     wrapper key that contradicts an already attached rollback is an error.
     """
 
+    def __init__(self,
+                 optimizer,
+                 scale_with_lr: bool = _UNSET,
+                 anchor_dtype: Union[str, torch.dtype, None] = _UNSET,
+                 **kwargs):
+        super().__init__(optimizer=optimizer, **kwargs)
+        self._init_rollback(scale_with_lr, anchor_dtype)
+
     def _init_rollback(self, scale_with_lr, anchor_dtype) -> None:
         handle = find_rollback(self.optimizer)
         attached_here = handle is None
@@ -194,14 +202,6 @@ class OLOROptimWrapper(RollbackWrapperMixin, OptimWrapper):
         >>>                        rollback_power=1.0, scale_with_lr=True,
         >>>                        pretrained_prefixes=('backbone',)))
     """
-
-    def __init__(self,
-                 optimizer,
-                 scale_with_lr: bool = _UNSET,
-                 anchor_dtype: Union[str, torch.dtype, None] = _UNSET,
-                 **kwargs):
-        super().__init__(optimizer=optimizer, **kwargs)
-        self._init_rollback(scale_with_lr, anchor_dtype)
 
 
 @OPTIM_WRAPPERS.register_module()
