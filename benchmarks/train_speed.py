@@ -44,9 +44,8 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 import olor_mm
 from olor_mm.cli import build_runner, enable_amp
 from olor_mm_tools.clocks import Clocks
-from olor_mm_tools.smoke import point_to_data  # noqa
-from olor_mm_tools.smoke import (layout_of, leaf_datasets, quiet_into, shrink,
-                                 stand_in_checkpoints)
+from olor_mm_tools.smoke import (layout_of, leaf_datasets, point_to_data,
+                                 quiet_into, shrink, stand_in_checkpoints)
 
 #: image size (height, width) the generated data is drawn at, per layout,
 #: so that the upstream pipelines see full-size images
