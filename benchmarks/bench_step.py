@@ -421,7 +421,7 @@ def anchor_dtype_cost(device, steps):
     return out
 
 
-def end_to_end(device, iters, blocks):
+def end_to_end(iters, blocks):
     """Rollback overhead on real iterations of the demo Mask R-CNN."""
     from mmengine.hooks import Hook
     from mmengine.runner import Runner
@@ -662,8 +662,7 @@ def main(argv=None):
         result['anchor_dtype'] = anchor_dtype_cost(device, args.drift_steps)
         progress.update(1)
     if 'e2e' in args.parts and args.e2e_iters:
-        result['end_to_end'] = end_to_end(device, args.e2e_iters,
-                                          args.e2e_blocks)
+        result['end_to_end'] = end_to_end(args.e2e_iters, args.e2e_blocks)
         progress.update(1)
     progress.close()
     result['wall_s'] = time.time() - t0

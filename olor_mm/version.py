@@ -63,7 +63,7 @@ def check_versions(installed: Dict[str, Optional[str]]) -> None:
     for name, version in installed.items():
         if version is None:
             continue
-        # a pre-release (a nightly torch) is judged like its release
+        # pre-releases (a nightly torch) count, in PEP 440 order
         if not SpecifierSet(_specifier(name)).contains(
                 parse_version(version), prereleases=True):
             bad.append((name, version))

@@ -44,7 +44,6 @@ class FisherAnchor(Anchor):
         super().__init__(*args, **kwargs)
         self.fisher: Optional[Dict[int, torch.Tensor]] = None  # id(param)
         self.fisher_scale: Optional[float] = None
-        self._saved_fisher = None
 
     def set_fisher(self, fisher: Dict[int, torch.Tensor],
                    scale: Optional[float]) -> None:
@@ -98,8 +97,8 @@ class FisherAnchor(Anchor):
         return entry
 
     def _load_pre_hook(self, optimizer, state_dict: dict) -> dict:
+        """Refuse an entry with theta0 but no Fisher before torch loads."""
         entry = state_dict.get(self.state_key)
-        self._saved_fisher = None
         if self.active and entry is not None and entry.get(
                 'theta0') is not None:
             if entry.get('fisher') is None:
@@ -110,14 +109,16 @@ class FisherAnchor(Anchor):
                     'EWCOptimWrapper. Resume from a checkpoint of the EWC '
                     'run, or start a new fine-tune with load_from=<ckpt> '
                     'and resume=False.')
-            self._saved_fisher = (entry['fisher'], entry.get('fisher_scale'))
         return super()._load_pre_hook(optimizer, state_dict)
 
     def _load_post_hook(self, optimizer) -> None:
+        """Restore ``F`` from the entry the base pre-hook checked."""
         super()._load_post_hook(optimizer)
-        if self._saved_fisher is None:
+        entry = self._loaded_entry
+        if entry is None or entry.get('theta0') is None or entry.get(
+                'fisher') is None:
             return
-        (saved, scale), self._saved_fisher = self._saved_fisher, None
+        saved, scale = entry['fisher'], entry.get('fisher_scale')
         index = self._param_index()
         fisher = {}
         for p in self.anchored_params:
