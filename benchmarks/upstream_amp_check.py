@@ -72,7 +72,7 @@ def main(argv=None):
         f'val_evaluator.ann_file={data}/instances_val.json',
         f'load_from={ckpt}', 'randomness.seed=0',
         'param_scheduler.0.start_factor=1.0',
-        'optim_wrapper.scale_with_lr=False'
+        'optim_wrapper.paramwise_cfg.scale_with_lr=False'
     ]
     result = dict(
         date=datetime.date.today().isoformat(),

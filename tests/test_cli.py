@@ -41,3 +41,17 @@ def test_plain_wrapper_without_gpu_is_refused():
     else:
         with pytest.raises(RuntimeError, match='--amp without a GPU'):
             enable_amp(_cfg('OptimWrapper'))
+
+
+def test_olor_config_with_plain_wrapper_gets_an_amp_twin():
+    """The documented spelling (OptimWrapper + the constructor) under
+    --amp: MMEngine's AmpOptimWrapper on a GPU, the bfloat16 CPU twin
+    without one (AmpOptimWrapper cannot be built there)."""
+    import torch
+    cfg = _cfg('OptimWrapper')
+    cfg.optim_wrapper.constructor = 'LayerwiseRollbackConstructor'
+    enable_amp(cfg)
+    assert cfg.optim_wrapper.type == ('AmpOptimWrapper'
+                                      if torch.cuda.is_available() else
+                                      'AmpOLOROptimWrapper')
+    assert cfg.optim_wrapper.loss_scale == 'dynamic'

@@ -42,7 +42,7 @@ def runs(data, pretrained, tmp_path_factory):
     log = train(
         OLOR, root / 'olor', opts + [
             'optim_wrapper.paramwise_cfg.rollback_max=0.5',
-            'optim_wrapper.scale_with_lr=False'
+            'optim_wrapper.paramwise_cfg.scale_with_lr=False'
         ])
     train(PLAIN, root / 'plain', opts)
     return dict(olor=root / 'olor', plain=root / 'plain', log=log)
@@ -131,16 +131,15 @@ def upstream_train_py(package):
 
 
 def test_upstream_mmdet_train_py_rolls_back(data, pretrained, tmp_path):
-    """MMDetection's own tools/train.py, the wrapper type rewritten to the
-    plain OptimWrapper (as its --amp rewrites it to AmpOptimWrapper): the
-    constructor attached the rollback, so it still rolls back."""
+    """MMDetection's own tools/train.py on the shipped spelling, the plain
+    OptimWrapper (its --amp rewrites it to AmpOptimWrapper): the
+    constructor attached the rollback, so it rolls back."""
     opts = options(data['downstream'], 4) + [
         f'load_from={pretrained}', 'param_scheduler.0.start_factor=1.0'
     ]
     runs = {
         'olor': (OLOR, [
-            'optim_wrapper.type=OptimWrapper',
-            'optim_wrapper.scale_with_lr=False',
+            'optim_wrapper.paramwise_cfg.scale_with_lr=False',
             'optim_wrapper.paramwise_cfg.rollback_max=0.5'
         ]),
         'plain': (PLAIN, []),

@@ -34,7 +34,7 @@ def test_olor_upernet_trains_evaluates_and_pulls_back(data, pretrained,
     train(
         OLOR, tmp_path / 'olor', opts + [
             'optim_wrapper.paramwise_cfg.rollback_max=0.5',
-            'optim_wrapper.scale_with_lr=False'
+            'optim_wrapper.paramwise_cfg.scale_with_lr=False'
         ])
     train(PLAIN, tmp_path / 'plain', opts)
     ckpt = tmp_path / 'olor' / 'iter_6.pth'

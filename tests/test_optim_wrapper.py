@@ -214,7 +214,7 @@ def test_lr0_is_the_lr_at_training_start_without_a_scheduler():
 def test_scale_with_lr_off_keeps_lam_constant():
     model = Linear2().double()
     cfg = olor_wrapper_cfg(dict(type='SGD', lr=0.1), rollback_max=0.4)
-    cfg['scale_with_lr'] = False
+    cfg['paramwise_cfg']['scale_with_lr'] = False
     ow = build_optim_wrapper(model, cfg)
     LinearLR(ow, start_factor=0.1, by_epoch=False, begin=0, end=4)
     assert ow.lr_ratios() == [1.0] * len(ow.optimizer.param_groups)
@@ -350,7 +350,7 @@ def test_bfloat16_anchor():
     model = Linear2()
     cfg = olor_wrapper_cfg(
         dict(type='SGD', lr=0.1), rollback_max=1.0, rollback_min=1.0)
-    cfg['anchor_dtype'] = 'bfloat16'
+    cfg['paramwise_cfg']['anchor_dtype'] = 'bfloat16'
     ow = build_optim_wrapper(model, cfg)
     w0 = model.backbone[0].weight.detach().clone()
     ow.update_params(model.backbone(torch.ones(1, 3)).sum())
@@ -371,6 +371,43 @@ def test_bfloat16_anchor():
 
 def test_bad_anchor_dtype_fails_at_build():
     cfg = olor_wrapper_cfg(dict(type='SGD', lr=0.1))
-    cfg['anchor_dtype'] = 'int8'
+    cfg['paramwise_cfg']['anchor_dtype'] = 'int8'
     with pytest.raises(ValueError, match='anchor_dtype'):
         build_optim_wrapper(Linear2(), cfg)
+
+
+def test_deprecated_wrapper_keys_are_forwarded_to_the_rollback(mm_log):
+    """scale_with_lr / anchor_dtype at the optim_wrapper level (the older
+    spelling) configure the rollback as paramwise_cfg does, under the plain
+    OptimWrapper and the alias, built with the constructor or without it;
+    each use warns and names the documented key."""
+
+    def text():
+        return '\n'.join(r.getMessage() for r in mm_log)
+
+    documented = olor_wrapper_cfg(dict(type='SGD', lr=0.1), rollback_max=0.4)
+    documented['paramwise_cfg'].update(
+        scale_with_lr=False, anchor_dtype='bfloat16')
+    want = build_optim_wrapper(Linear2(), documented).rollback_handle
+    for kind in ('OptimWrapper', 'OLOROptimWrapper'):
+        cfg = olor_wrapper_cfg(dict(type='SGD', lr=0.1), rollback_max=0.4)
+        cfg.update(type=kind, scale_with_lr=False, anchor_dtype='bfloat16')
+        mm_log.clear()
+        ow = build_optim_wrapper(Linear2(), cfg)
+        handle = olor_mm.find_rollback(ow.optimizer)
+        assert (handle.scale_with_lr, handle.anchor_dtype) == (
+            want.scale_with_lr, want.anchor_dtype) == (False, torch.bfloat16)
+        for key in ('scale_with_lr', 'anchor_dtype'):
+            assert f'optim_wrapper.paramwise_cfg.{key}' in text()
+        assert text().count('is deprecated') == 2
+    # built without the constructor: the alias attaches with them
+    model = Linear2()
+    groups = [
+        dict(params=list(model.backbone.parameters()), rollback=0.4),
+        dict(params=list(model.head.parameters()), rollback=0.0)
+    ]
+    opt = torch.optim.SGD(groups, lr=0.1)
+    mm_log.clear()
+    ow = olor_mm.OLOROptimWrapper(opt, scale_with_lr=False)
+    assert ow.scale_with_lr is False
+    assert 'is deprecated' in text()

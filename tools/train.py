@@ -2,8 +2,9 @@
 
 The command line of MMDetection's / MMSegmentation's ``tools/train.py``; the
 scope (mmdet or mmseg) comes from the config's ``default_scope``. Importing
-``olor_mm`` registers ``OLOROptimWrapper``, ``AmpOLOROptimWrapper`` and
-``LayerwiseRollbackConstructor`` and applies the checkpoint-loading fix.
+``olor_mm`` registers ``LayerwiseRollbackConstructor`` (and the wrapper
+aliases ``OLOROptimWrapper``, ``AmpOLOROptimWrapper``) and applies the
+checkpoint-loading fix.
 
 Example::
 

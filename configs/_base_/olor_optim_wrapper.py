@@ -5,15 +5,15 @@
 # so the optimizer, its lr, the weight decay of the other modules, clipping
 # and custom_keys stay that config's.
 olor_optim_wrapper = dict(
-    # the constructor attaches the rollback to the optimizer: it works
-    # under any type, also the AmpOptimWrapper upstream --amp writes
-    type='OLOROptimWrapper',
+    # the constructor attaches the rollback to the optimizer, so the plain
+    # wrapper rolls back; any type works, also the AmpOptimWrapper that
+    # upstream --amp writes
+    type='OptimWrapper',
     constructor='LayerwiseRollbackConstructor',
     # scale_with_lr is left at its default, True: lam_eff = lam_i * lr_t /
     # lr_0, so warm-up and decay apply to the rollback as they do to the
-    # learning rate (the reference code's). Not written here so that
-    # --cfg-options may set it either as optim_wrapper.scale_with_lr or as
-    # optim_wrapper.paramwise_cfg.scale_with_lr.
+    # learning rate (the reference code's); --cfg-options
+    # optim_wrapper.paramwise_cfg.scale_with_lr=False turns it off.
     paramwise_cfg=dict(
         rollback_max=0.01,  # iota1: lam of the stem, the shallowest layer
         rollback_min=0.0,  # iota2: lam of the deepest pretrained layer

@@ -1,10 +1,10 @@
 # UperNet R50 80k ADE20K 512x512 fine-tuned with OLOR
-# (configs/_base_/olor_mmseg.py): after every SGD step each
+# (configs/_base_/olor.py): after every SGD step each
 # ImageNet-pretrained backbone weight is pulled back toward its pretrained
 # value, by a layer-wise amount. Everything else is the upstream config.
 _base_ = [
     'mmseg::upernet/upernet_r50_4xb4-80k_ade20k-512x512.py',
-    '../_base_/olor_mmseg.py'
+    '../_base_/olor.py'
 ]
 # layers: ResNetV1c: the deep stem = 0, then each residual block (R50: 0..16)
 optim_wrapper = {{_base_.olor_optim_wrapper}}

@@ -24,15 +24,20 @@ AMP_TWINS = {
 def enable_amp(cfg: Config) -> None:
     """Switch ``cfg.optim_wrapper`` to mixed precision, as ``--amp`` does.
 
-    ``OLOROptimWrapper`` becomes ``AmpOLOROptimWrapper`` and
-    ``L2SPOptimWrapper`` ``AmpL2SPOptimWrapper`` (both also run on the CPU,
-    in bfloat16), and ``OptimWrapper`` MMEngine's
-    ``AmpOptimWrapper``, which needs a GPU: without one this raises rather
-    than train silently in float32.
+    ``OptimWrapper`` becomes MMEngine's ``AmpOptimWrapper`` where there is
+    a GPU (it rolls back too: the constructor attached the rollback to the
+    optimizer). Without one, AmpOptimWrapper cannot be built, so an OLOR
+    config (``constructor='LayerwiseRollbackConstructor'``) gets
+    ``AmpOLOROptimWrapper``, which runs in bfloat16 on the CPU; so do
+    ``OLOROptimWrapper`` (the alias) anywhere, and ``L2SPOptimWrapper`` /
+    ``EWCOptimWrapper`` their AMP twins. A plain ``OptimWrapper`` of a config
+    without the constructor on a CPU-only machine raises rather than train
+    silently in float32.
 
     Raises:
         ValueError: for a wrapper type with no mixed-precision twin.
-        RuntimeError: for a plain OptimWrapper on a machine without GPU.
+        RuntimeError: for a plain OptimWrapper without the OLOR constructor
+            on a machine without GPU.
     """
     wrapper = cfg.optim_wrapper
     kind = wrapper.get('type', 'OptimWrapper')
@@ -43,14 +48,16 @@ def enable_amp(cfg: Config) -> None:
             f'--amp: optim_wrapper.type={kind!r} has no mixed-precision '
             f'twin; use one of {sorted(AMP_TWINS)} or set the AMP wrapper '
             'type in the config.')
-    if kind == 'OptimWrapper':
-        if get_device() == 'cpu':
+    twin = AMP_TWINS[kind]
+    if kind == 'OptimWrapper' and get_device() == 'cpu':
+        if wrapper.get('constructor') != 'LayerwiseRollbackConstructor':
             raise RuntimeError(
                 '--amp without a GPU: MMEngine\'s AmpOptimWrapper needs '
-                'CUDA/NPU/MLU. Train without --amp, or use '
-                "optim_wrapper.type='OLOROptimWrapper' (whose AMP twin runs "
-                'in bfloat16 on the CPU).')
-    wrapper.type = AMP_TWINS[kind]
+                'CUDA/NPU/MLU. Train without --amp, or on a GPU; an OLOR '
+                "config (constructor='LayerwiseRollbackConstructor') runs "
+                'in bfloat16 on the CPU.')
+        twin = 'AmpOLOROptimWrapper'
+    wrapper.type = twin
     wrapper.loss_scale = 'dynamic'
 
 

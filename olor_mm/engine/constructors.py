@@ -4,10 +4,11 @@ The constructor builds the param groups exactly as MMEngine's
 ``DefaultOptimWrapperConstructor`` does, tags each with OLOR's layer-wise
 coefficient (:mod:`olor_mm.core.param_groups`, Eq. 8/9), and attaches the
 rollback to the torch optimizer it builds (:func:`olor_mm.attach_rollback`)
-before wrapping it. So whatever ``optim_wrapper.type`` is -- ``OptimWrapper``,
-``AmpOptimWrapper`` (what upstream ``tools/train.py --amp`` writes),
-``OLOROptimWrapper`` or ``AmpOLOROptimWrapper`` -- training rolls back the
-same way.
+before wrapping it. So whatever ``optim_wrapper.type`` is -- ``OptimWrapper``
+(the documented spelling), ``AmpOptimWrapper`` (what upstream
+``tools/train.py --amp`` writes), or the aliases ``OLOROptimWrapper`` /
+``AmpOLOROptimWrapper`` -- training rolls back the same way, configured by
+``paramwise_cfg`` alone.
 """
 import contextlib
 import difflib
@@ -32,7 +33,7 @@ from ..core.theta0 import parse_anchor_dtype
 from ..layers.layer_table import layer_table
 from ..layers.numbering import (check_prefixes, number_pretrained,
                                 shared_names, stage_groups, tensor_layers)
-from .optim_wrappers import guard_training_start
+from .optim_wrappers import guard_training_start, warn_deprecated_wrapper_key
 
 #: paramwise_cfg keys of the layer numbering and Eq. 8/9, with their
 #: defaults (the reference code's configuration).
@@ -46,8 +47,8 @@ OLOR_DEFAULTS = dict(
     exclude_prefixes=None,
 )
 
-#: keys of the attached rollback, accepted in paramwise_cfg and (for
-#: configs written for OLOROptimWrapper) at the optim_wrapper level.
+#: keys of the attached rollback, in paramwise_cfg (at the optim_wrapper
+#: level they are deprecated and forwarded with a warning).
 ROLLBACK_DEFAULTS = dict(scale_with_lr=True, anchor_dtype=None)
 
 #: keys of how the optimizer is built (merged groups, the kernel) and of
@@ -129,8 +130,8 @@ def _check_amp_device(wrapper_cls: type) -> None:
             "MMSegmentation's tools/train.py --amp write) needs a GPU, and "
             "this machine has none. On the CPU set optim_wrapper.type="
             "'AmpOLOROptimWrapper' (mixed precision in bfloat16; what "
-            "olor-mm's tools/train.py --amp makes of "
-            "type='OLOROptimWrapper'), or train without --amp.")
+            "olor-mm's tools/train.py --amp makes of an OLOR config there), "
+            'or train without --amp.')
 
 
 #: param-group keys the constructor sets itself from the layer numbering: a
@@ -190,7 +191,8 @@ def _check_wrapper_keys(optim_wrapper_cfg: dict) -> None:
     """Refuse OLOR keys at the ``optim_wrapper`` level and near-misses of
     ``paramwise_cfg`` (``paramwise=``): the wrapper would fail on them with
     an unexpected-keyword error that names neither the key nor the fix.
-    ``scale_with_lr`` and ``anchor_dtype`` are accepted there."""
+    ``scale_with_lr`` and ``anchor_dtype`` are forwarded from there
+    (deprecated; :meth:`LayerwiseRollbackConstructor._take_wrapper_keys`)."""
     olor = list(OLOR_DEFAULTS) + list(BUILD_DEFAULTS)
     for key in optim_wrapper_cfg:
         if key in olor:
@@ -258,10 +260,10 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
       rate decay, ``lr_mult_i = decay_rate ** (n - i)`` on these layers
       (:mod:`olor_mm.core.lr_decay`). Off.
 
-    ``scale_with_lr`` and ``anchor_dtype`` may also be written at the
-    ``optim_wrapper`` level (as for ``OLOROptimWrapper``); the constructor
-    takes them from there too, so a config whose type an upstream tool
-    rewrites (``--amp`` writes ``AmpOptimWrapper``) still trains with them.
+    ``scale_with_lr`` and ``anchor_dtype`` written at the ``optim_wrapper``
+    level (older configs for ``OLOROptimWrapper``) are deprecated: the
+    constructor forwards them to the rollback with a warning, whatever the
+    wrapper type (an upstream ``--amp`` rewrites it to ``AmpOptimWrapper``).
     A wrapper type that declares ``attaches_rollback = False`` (L2-SP) gets
     the groups only.
 
@@ -358,11 +360,13 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
         return cls
 
     def _take_wrapper_keys(self, optim_wrapper_cfg: dict) -> None:
-        """Move ``scale_with_lr`` / ``anchor_dtype`` to the rollback.
+        """Forward the deprecated wrapper-level ``scale_with_lr`` /
+        ``anchor_dtype`` to the rollback, with a warning.
 
         Wrapper types that attach the rollback (every one but L2-SP's) get
         them from the constructor; a key set both at the wrapper level and
-        in ``paramwise_cfg`` to different values is an error.
+        in ``paramwise_cfg`` to different values is an error. L2-SP's
+        wrapper takes ``anchor_dtype`` itself (its own theta0).
         """
         self.wrapper_cls = self._wrapper_class(optim_wrapper_cfg)
         self.attaches = getattr(self.wrapper_cls, 'attaches_rollback', True)
@@ -382,6 +386,7 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
                         logger='current')
                 continue
             value = optim_wrapper_cfg.pop(key)
+            warn_deprecated_wrapper_key(key, value)
             if key in self.rollback_cfg and self._differ(
                     key, value, self.rollback_cfg[key]):
                 raise ValueError(

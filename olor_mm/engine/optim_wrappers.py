@@ -3,11 +3,14 @@
 The rollback itself lives on the torch optimizer (:mod:`olor_mm.core.attach`):
 ``LayerwiseRollbackConstructor`` attaches it whatever the wrapper type, so
 ``OptimWrapper``, ``AmpOptimWrapper`` and these two roll back identically.
-These wrappers are thin shells kept for the names users write in configs:
-they take ``scale_with_lr`` / ``anchor_dtype`` as wrapper keys, attach the
-rollback themselves when built without the constructor, and expose the
-rollback's state (``theta0``, ``lam_effs()`` ...). With nothing to roll back
-each behaves exactly as its MMEngine parent.
+The documented spelling is ``type='OptimWrapper'`` with the constructor and
+every OLOR key in ``paramwise_cfg``. These wrappers are thin aliases kept
+for the names users know: they attach the rollback themselves when built
+without the constructor, forward the deprecated wrapper-level keys
+``scale_with_lr`` / ``anchor_dtype`` with a warning, and expose the
+rollback's state (``theta0``, ``lam_effs()`` ...); ``AmpOLOROptimWrapper``
+also runs on the CPU (bfloat16). With nothing to roll back each behaves
+exactly as its MMEngine parent.
 
 After every real update ``theta_hat_t`` of the wrapped optimizer::
 
@@ -15,7 +18,7 @@ After every real update ``theta_hat_t`` of the wrapped optimizer::
     lam_eff = lam_i * lr_t / lr_0     (scale_with_lr=True, the default)
 """
 import logging
-from typing import Optional, Union
+from typing import Optional
 
 import torch
 from mmengine.logging import print_log
@@ -26,8 +29,19 @@ from ..core.attach import RollbackHandle, find_rollback
 from ..core.theta0 import AnchorViewsMixin, find_anchor, parse_anchor_dtype
 from .amp import CPUAmpMixin
 
-#: "not given": the wrapper keys default to what the constructor attached
-_UNSET = object()
+#: keys of the rollback that older configs wrote at the ``optim_wrapper``
+#: level (for ``OLOROptimWrapper``); their place is ``paramwise_cfg``.
+DEPRECATED_WRAPPER_KEYS = ('scale_with_lr', 'anchor_dtype')
+
+
+def warn_deprecated_wrapper_key(key: str, value) -> None:
+    """Say that ``optim_wrapper.<key>`` is forwarded, and where it goes."""
+    print_log(
+        f'optim_wrapper.{key}={value!r} is deprecated: write '
+        f'optim_wrapper.paramwise_cfg.{key} (the constructor configures the '
+        'rollback under any wrapper type); it is forwarded there.',
+        logger='current',
+        level=logging.WARNING)
 
 
 def take_theta0_at_training_start(optim_wrapper, init_counts: int) -> None:
@@ -79,44 +93,41 @@ def guard_training_start(optim_wrapper) -> None:
 
 
 class RollbackWrapperMixin(AnchorViewsMixin):
-    """The shell: wrapper keys, theta0 at training start, read-only views.
+    """The shell: theta0 at training start, read-only views of the rollback.
 
-    ``scale_with_lr`` / ``anchor_dtype`` given to the wrapper configure the
-    rollback; left unset they keep what ``LayerwiseRollbackConstructor``
-    attached (its ``paramwise_cfg`` keys) or the defaults (True, None). A
-    wrapper key that contradicts an already attached rollback is an error.
+    The rollback is configured by ``LayerwiseRollbackConstructor``'s
+    ``paramwise_cfg``. ``scale_with_lr`` / ``anchor_dtype`` given to the
+    wrapper itself are the deprecated spelling: they are forwarded to the
+    rollback (attached here when the optimizer has none yet) with a warning,
+    and one that contradicts an already attached rollback is an error.
     """
 
-    def __init__(self,
-                 optimizer,
-                 scale_with_lr: bool = _UNSET,
-                 anchor_dtype: Union[str, torch.dtype, None] = _UNSET,
-                 **kwargs):
+    def __init__(self, optimizer, **kwargs):
+        forwarded = {
+            k: kwargs.pop(k)
+            for k in DEPRECATED_WRAPPER_KEYS if k in kwargs
+        }
         super().__init__(optimizer=optimizer, **kwargs)
-        self._init_rollback(scale_with_lr, anchor_dtype)
+        self._init_rollback(forwarded)
 
-    def _init_rollback(self, scale_with_lr, anchor_dtype) -> None:
+    def _init_rollback(self, forwarded: dict) -> None:
+        for key, value in forwarded.items():
+            warn_deprecated_wrapper_key(key, value)
         handle = find_rollback(self.optimizer)
         attached_here = handle is None
         if attached_here:
             handle = RollbackHandle(
-                self.optimizer,
-                True if scale_with_lr is _UNSET else scale_with_lr,
-                None if anchor_dtype is _UNSET else anchor_dtype,
-                warn_if_inert=False)
-        else:
-            for key, value, have in (('scale_with_lr', scale_with_lr,
-                                      handle.scale_with_lr),
-                                     ('anchor_dtype', anchor_dtype,
-                                      handle.anchor_dtype)):
-                if key == 'anchor_dtype' and value is not _UNSET:
-                    value = parse_anchor_dtype(value)
-                if value is not _UNSET and value != have:
-                    raise ValueError(
-                        f'optim_wrapper.{key}={value!r} contradicts the '
-                        f'rollback already attached to the optimizer '
-                        f'({key}={have!r}, from paramwise_cfg or '
-                        'attach_rollback); set it in one place.')
+                self.optimizer, warn_if_inert=False, **forwarded)
+        for key, value in forwarded.items():
+            if key == 'anchor_dtype':
+                value = parse_anchor_dtype(value)
+            if value != getattr(handle, key):
+                raise ValueError(
+                    f'optim_wrapper.{key}={value!r} contradicts the '
+                    f'rollback already attached to the optimizer '
+                    f'({key}={getattr(handle, key)!r}, from paramwise_cfg or '
+                    f'attach_rollback); set it once, as '
+                    f'optim_wrapper.paramwise_cfg.{key}.')
         self.rollback_handle = handle
         schedulable_rollback(self)
         if attached_here and not handle.active:
@@ -172,27 +183,22 @@ class OLOROptimWrapper(RollbackWrapperMixin, OptimWrapper):
     on every parameter of a group with ``rollback = lam_i > 0`` that got a
     gradient, where ``lam_eff = lam_i * lr_t / lr_0`` if ``scale_with_lr``
     else ``lam_i``. The rollback is attached to the torch optimizer
-    (:func:`olor_mm.attach_rollback`), so a plain ``OptimWrapper`` built by
-    ``LayerwiseRollbackConstructor`` rolls back identically; this name stays
-    for configs that read better with it.
+    (:func:`olor_mm.attach_rollback`), so the documented spelling, a plain
+    ``OptimWrapper`` built by ``LayerwiseRollbackConstructor``, rolls back
+    identically; this name is kept for the configs that use it.
 
     Args:
         optimizer (Optimizer): The wrapped optimizer; its groups carry
             ``rollback`` (see :class:`LayerwiseRollbackConstructor`).
-        scale_with_lr (bool): Scale lam by ``lr_t / lr_0`` per group, so
-            warm-up and decay apply to the rollback too. Defaults to True
-            (or ``paramwise_cfg.scale_with_lr``).
-        anchor_dtype (str | torch.dtype, optional): Keep ``theta0`` in this
-            dtype, e.g. ``'bfloat16'`` to halve its memory next to float32
-            weights. Defaults to None, the parameters' dtype (or
-            ``paramwise_cfg.anchor_dtype``).
-        **kwargs: ``accumulative_counts``, ``clip_grad`` of OptimWrapper.
+        **kwargs: ``accumulative_counts``, ``clip_grad`` of OptimWrapper;
+            ``scale_with_lr`` / ``anchor_dtype`` (deprecated here: write
+            them in ``paramwise_cfg``) are forwarded to the rollback.
 
     Examples:
         >>> custom_imports = dict(imports=['olor_mm'],
         >>>                       allow_failed_imports=False)
         >>> optim_wrapper = dict(
-        >>>     type='OLOROptimWrapper',
+        >>>     type='OLOROptimWrapper',  # same as type='OptimWrapper'
         >>>     # _delete_: replace the base config's optimizer (an SGD's
         >>>     # momentum would otherwise merge into AdamW's arguments)
         >>>     optimizer=dict(
@@ -215,7 +221,7 @@ class AmpOLOROptimWrapper(RollbackWrapperMixin, CPUAmpMixin, AmpOptimWrapper):
 
     Args:
         loss_scale, dtype, use_fsdp: As MMEngine's AmpOptimWrapper.
-        scale_with_lr, anchor_dtype: See :class:`OLOROptimWrapper`.
+        **kwargs: See :class:`OLOROptimWrapper`.
 
     Examples:
         >>> optim_wrapper = dict(
