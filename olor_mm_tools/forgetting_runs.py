@@ -1,6 +1,7 @@
 """Resumable fine-tuning runs and what each forgot: the engine of
 ``tools/analysis_tools/forgetting.py`` (any pair of configs) and
-``benchmarks/forgetting.py`` (the digits).
+``benchmarks/forgetting.py`` (the digits; its jobs are
+:mod:`olor_mm_tools.forgetting_experiment`'s).
 
 A *job* is one fine-tuning (or one WiSE-FT interpolation) and its
 measures:
@@ -24,7 +25,8 @@ measures:
    training (another config, option, seed or checkpoint trains again).
 
 ``run_jobs`` runs jobs ``n`` at a time in worker processes (one CPU thread
-each when ``n > 1``).
+each when ``n > 1``). ``train_in_process`` and ``coco_map`` train and score
+a config in this process instead (the benchmark's upstream pre-training).
 """
 import glob
 import json
@@ -34,9 +36,11 @@ import os.path as osp
 import subprocess
 import sys
 import time
+import warnings
 from typing import Optional
 
-from olor_mm_tools.experiment import checkpoint_metrics, load
+from olor_mm_tools.experiment import build_cfg, checkpoint_metrics, load
+from olor_mm_tools.progress import bar, progress_hook
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 #: the default training command: ``{config}`` is the run's config file
@@ -244,10 +248,41 @@ def _finish(job, result, t0):
     return result
 
 
-def _quiet():
-    import warnings
+def quiet():
+    """No warnings; olor_mm's modules registered (before MMEngine loads
+    a checkpoint or builds a model in this process)."""
     warnings.filterwarnings('ignore')
     import olor_mm  # noqa: F401  (registers; loads MMEngine's checkpoints)
+
+
+def train_in_process(path, options, work_dir, progress=None):
+    """Train the config at ``path`` with ``options`` in this process;
+    returns the last checkpoint's path.
+
+    ``progress``: a label to draw a progress bar under (the benchmark's
+    pre-training; the parallel fine-tunings of :func:`run_jobs` show one bar
+    over all runs instead).
+    """
+    from mmengine.runner import Runner
+    cfg = build_cfg(path, options, work_dir, 'train')
+    # coco_map() scores the checkpoint; no validation inside training
+    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    runner = Runner.from_cfg(cfg)
+    if progress:
+        runner.register_hook(progress_hook(progress, work_dir))
+    runner.train()
+    with open(osp.join(work_dir, 'last_checkpoint')) as f:
+        return f.read().strip()
+
+
+def coco_map(path, options, checkpoint, work_dir):
+    """bbox and segm mAP (percent) of ``checkpoint`` on the val set of the
+    config at ``path`` with ``options`` (in this process)."""
+    m = checkpoint_metrics(path, options, checkpoint, work_dir)
+    # CocoMetric returns no key when the model detected nothing: mAP 0
+    return dict(
+        bbox=100 * float(m.get('coco/bbox_mAP', 0.0)),
+        segm=100 * float(m.get('coco/segm_mAP', 0.0)))
 
 
 def run_train_job(job):
@@ -255,7 +290,7 @@ def run_train_job(job):
     import torch
     if job.get('threads'):
         torch.set_num_threads(job['threads'])
-    _quiet()
+    quiet()
     t0 = time.time()
     ckpt = train(job)
     train_s = time.time() - t0
@@ -311,7 +346,7 @@ def run_wise_job(job):
     import torch
     if job.get('threads'):
         torch.set_num_threads(job['threads'])
-    _quiet()
+    quiet()
     from olor_mm_tools.wise_ft import wise_ft
     t0 = time.time()
     os.makedirs(job['work_dir'], exist_ok=True)
@@ -354,7 +389,6 @@ def run_jobs(jobs, n_workers, describe=None):
 
     ``describe(result) -> str``: the line printed per finished run.
     """
-    from olor_mm_tools.progress import bar
     done, todo = [], []
     for job in jobs:
         previous = _reusable(job)

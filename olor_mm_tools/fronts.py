@@ -149,7 +149,8 @@ def family_points(results, setting, family, olor_default):
     return by_seed, by_param
 
 
-def _pm(xs, fmt='{:.1f}'):
+def pm(xs, fmt='{:.1f}') -> str:
+    """``'mean ± std'`` of ``xs`` (std 0 for one value)."""
     m, s = mean_std(xs)
     return f'{fmt.format(m)} ± {fmt.format(s)}'
 
@@ -225,18 +226,18 @@ def write_fronts(results,
             for param in sorted(by_param):
                 rs = by_param[param]
                 lines.append(f'| {f} | {param} | '
-                             f'{_pm([down(r) for r in rs])} | '
-                             f'{_pm([up(r) for r in rs])} | '
+                             f'{pm([down(r) for r in rs])} | '
+                             f'{pm([up(r) for r in rs])} | '
                              f'{_early(rs)} |')
         singles = single_points(results, setting)
         for f, rs in singles.items():
-            lines.append(f'| {f} | - | {_pm([down(r) for r in rs])} | '
-                         f'{_pm([up(r) for r in rs])} | {_early(rs)} |')
+            lines.append(f'| {f} | - | {pm([down(r) for r in rs])} | '
+                         f'{pm([up(r) for r in rs])} | {_early(rs)} |')
         hv = {f: family_hypervolumes(v[0]) for f, v in fam.items()}
         lines += ['', '| family | hypervolume (score^2 / 100) |', '|---|---|']
         for f, per_seed in hv.items():
-            lines.append(f'| {f} | ' +
-                         _pm([v / 100 for v in per_seed.values()]) + ' |')
+            lines.append(f'| {f} | ' + pm([v / 100
+                                           for v in per_seed.values()]) + ' |')
         olor = [f for f in fam if is_olor_family(f)]
         best = max(
             olor,

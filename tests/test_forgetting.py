@@ -10,6 +10,10 @@ from pycocotools import mask as mask_utils
 
 from olor_mm_tools.digit_data import (DOWNSTREAM, UPSTREAM, load_digits,
                                       make_digit_sets)
+from olor_mm_tools.forgetting_experiment import (first_stage_jobs,
+                                                 second_stage_jobs)
+from olor_mm_tools.forgetting_report import merge_committed
+from olor_mm_tools.forgetting_runs import signature
 
 
 @pytest.fixture(scope='module')
@@ -71,6 +75,48 @@ def test_low_data_list_is_a_prefix_of_the_full_one(digits):
     assert low['annotations'] == [
         a for a in full['annotations'] if a['image_id'] in keep
     ]
+
+
+def test_fronts_jobs_and_merge_without_training(tmp_path):
+    """The command's arguments make the experiment's jobs (nothing
+    trains): every family of the default grid, EWC with its Fisher inputs,
+    LP-FT chained to the linear probe; the report merges a committed run
+    of a family not run now."""
+    forgetting = load_script('benchmarks/forgetting.py', 'forgetting')
+    args = forgetting.parse_args([
+        '--fronts', '--seeds', '1', '--settings', 'digits 5-9, low-data',
+        '--work-dir',
+        str(tmp_path)
+    ])
+    roots = {
+        n: str(tmp_path / n)
+        for n in ('upstream', 'downstream', 'downstream_shift')
+    }
+    shared = ('upstream.pth', 'shared.pth', {})
+    first = first_stage_jobs(args, roots, shared)
+    second = second_stage_jobs(args, roots, shared, first)
+    families = [j['key']['family'] for j in first + second]
+    assert len(first) == 13 and len(second) == 10
+    olor = {'OLOR gamma=0.5', 'OLOR gamma=1.0'}
+    assert set(families) == set(
+        forgetting.experiment.FRONT_FAMILIES) - {'OLOR'} | olor
+    ewc = [j for j in first if j['key']['family'] == 'EWC']
+    assert all(j['options']['optim_wrapper.fisher_checkpoint'].endswith(
+        'upstream.pth') for j in ewc)
+    probe = next(j for j in first if j['key']['method'] == 'linear probe')
+    lpft = next(j for j in second if j['key']['method'] == 'LP-FT')
+    assert lpft['source'] == signature(probe)
+    assert lpft['load_from'] == osp.join(probe['work_dir'], 'weights.pth')
+    committed = tmp_path / 'committed.json'
+    old = dict(
+        setting='digits 5-9, low-data',
+        method='ewc alpha=9.0',
+        seed=0,
+        family='EWC')
+    committed.write_text(json.dumps({'results': [old]}))
+    ran = [dict(j['key']) for j in first if j['key']['family'] == 'plain']
+    merged, n = merge_committed(ran, str(committed), args.settings)
+    assert n == 1 and merged[-1] == dict(old, committed=str(committed))
 
 
 def test_the_benchmark_command_runs_end_to_end(tmp_path):
