@@ -26,7 +26,6 @@ Writes ``benchmarks/results/bench_step_<device>.{json,md}``.
 """
 import argparse
 import json
-import math
 import os
 import os.path as osp
 import platform
@@ -36,6 +35,9 @@ import warnings
 
 import torch
 import torch.nn as nn
+import torch.utils.benchmark as benchmark
+from scipy import stats
+from tabulate import tabulate
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 warnings.filterwarnings('ignore')
@@ -182,7 +184,12 @@ def set_grads(model, seed=0):
 
 def time_pair(step_a, step_b, device, reps, warmup=3):
     """Medians of two steps timed alternately, so that the machine's drift
-    (this CPU is shared and noisy) falls on both alike."""
+    (this CPU is shared and noisy) falls on both alike.
+
+    Hand-written: ``torch.utils.benchmark`` times one statement at a time
+    (``Timer``, ``Compare`` of separate measurements) and has no
+    interleaved A/B timing, which is what cancels the drift here.
+    """
     for _ in range(warmup):
         step_a()
         step_b()
@@ -198,16 +205,18 @@ def time_pair(step_a, step_b, device, reps, warmup=3):
 
 
 def time_step(step, device, reps, warmup=3):
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(reps):
-        _sync(device)
-        t = time.perf_counter()
-        step()
-        _sync(device)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    """Median seconds of ``step()`` after ``warmup`` steps, over about
+    ``reps`` steps: ``torch.utils.benchmark.Timer``, which synchronizes
+    CUDA itself (``device`` is kept for the callers) and runs with torch's
+    current thread count here (its default is one thread). Steps shorter
+    than ~10 ms are timed in blocks of a few (Timer's block size), the
+    median taken over the blocks."""
+    timer = benchmark.Timer(
+        stmt='step()',
+        globals={'step': step},
+        num_threads=torch.get_num_threads())
+    first = timer.timeit(max(warmup, 1))  # warm-up, and the step's length
+    return timer.blocked_autorange(min_run_time=reps * first.mean).median
 
 
 @torch.no_grad()
@@ -472,53 +481,62 @@ def end_to_end(iters, blocks):
     off = [t for t, r in zip(clocks.iters, rolled) if not r]
     rb = [t for t, r in zip(clocks.rollbacks, rolled) if r]
     mean_on, mean_off = statistics.mean(on), statistics.mean(off)
-    se = math.sqrt(
-        statistics.variance(on) / len(on) +
-        statistics.variance(off) / len(off))
+    # Welch's t-test (unequal variances) of mean(on) - mean(off)
+    welch = stats.ttest_ind(on, off, equal_var=False)
+    low, high = welch.confidence_interval(0.95)
     return dict(
         model='demo Mask R-CNN (R18/4 FPN, 128 px, batch 4)',
         iterations_each=len(on),
         iter_s_with=mean_on,
         iter_s_without=mean_off,
         ab_overhead=(mean_on - mean_off) / mean_off,
-        ab_overhead_95ci=[(mean_on - mean_off - 1.96 * se) / mean_off,
-                          (mean_on - mean_off + 1.96 * se) / mean_off],
+        ab_overhead_95ci=[float(low) / mean_off,
+                          float(high) / mean_off],
+        ab_p_value=float(welch.pvalue),
         rollback_ms_median=statistics.median(rb) * 1e3,
         rollback_share=statistics.median(rb) / statistics.median(on))
 
 
+def _table(rows, header, align):
+    """A GitHub Markdown table of cells formatted by the caller; ``align``:
+    a letter per column, ``l`` (text) or ``r`` (numbers)."""
+    return tabulate(
+        rows,
+        headers=header,
+        tablefmt='github',
+        disable_numparse=True,
+        colalign=[dict(l='left', r='right')[a] for a in align])
+
+
 def _rollback_tables(result):
     """The OLOR-vs-plain step table and the memory table."""
-    lines = [
+
+    def ref(r, key, fmt='.1f'):
+        return '-' if r.get('reference_loop_ms') is None else format(
+            r[key], fmt)
+
+    steps = [(r['set'], f"{r['optimizer']} ({r['impl']})", r['layout'],
+              str(r['groups']), f"{r['plain_ms']:.1f}", f"{r['olor_ms']:.1f}",
+              f"{r['ratio']:.3f}", ref(r, 'reference_loop_ms'),
+              ref(r, 'reference_loop_over_olor'),
+              ref(r, 'reference_loop_over_olor_merged'))
+             for r in result['steps']]
+    memory = [(m['set'], f"{m['params']:,}", f"{m['rolled_params']:,}",
+               f"{m['param_mib']:.1f}", f"{m['theta0_mib']:.1f}",
+               f"{m['theta0_over_params']:.2f}") for m in result['memory']]
+    return [
         'The rollback alone: OLOR vs the same optimizer without it, '
         'same layout and implementation:', '',
-        '| parameter set | optimizer (torch impl) | layout | groups | '
-        'plain (ms) | '
-        'OLOR (ms) | OLOR / plain | reference loop (ms) | '
-        'reference / OLOR (same layout) | reference / OLOR (merged) |',
-        '|' + '---|' * 10
+        _table(
+            steps,
+            ('parameter set', 'optimizer (torch impl)', 'layout', 'groups',
+             'plain (ms)', 'OLOR (ms)', 'OLOR / plain', 'reference loop (ms)',
+             'reference / OLOR (same layout)', 'reference / OLOR (merged)'),
+            'lllrrrrrrr'), '',
+        _table(memory, ('parameter set', 'parameters', 'rolled back',
+                        'parameter MiB', 'theta0 MiB', 'theta0 / parameters'),
+               'lrrrrr'), ''
     ]
-    for r in result['steps']:
-        ref = r.get('reference_loop_ms')
-        lines.append(
-            f"| {r['set']} | {r['optimizer']} ({r['impl']}) | "
-            f"{r['layout']} | "
-            f"{r['groups']} | {r['plain_ms']:.1f} | {r['olor_ms']:.1f} | "
-            f"{r['ratio']:.3f} | " + ('-' if ref is None else f'{ref:.1f}') +
-            ' | ' +
-            ('-' if ref is None else f"{r['reference_loop_over_olor']:.1f}") +
-            ' | ' + ('-' if ref is None else
-                     f"{r['reference_loop_over_olor_merged']:.1f}") + ' |')
-    lines += [
-        '', '| parameter set | parameters | rolled back | parameter '
-        'MiB | theta0 MiB | theta0 / parameters |', '|' + '---|' * 6
-    ]
-    for m in result['memory']:
-        lines.append(f"| {m['set']} | {m['params']:,} | "
-                     f"{m['rolled_params']:,} | {m['param_mib']:.1f} | "
-                     f"{m['theta0_mib']:.1f} | "
-                     f"{m['theta0_over_params']:.2f} |")
-    return lines + ['']
 
 
 def markdown(result):
@@ -532,17 +550,17 @@ def markdown(result):
             'Stock MMEngine set-up (the upstream `paramwise_cfg`, '
             "plain OptimWrapper, torch's default implementation) vs "
             "olor-mm's (merged groups, the kernel it picks, rollback "
-            'on):', '',
-            '| parameter set | optimizer | stock groups | stock (ms) '
-            '| olor-mm groups | olor-mm kernel | olor-mm (ms) | '
-            'olor-mm / stock |', '|' + '---|' * 8
+            'on):', ''
         ]
-        for r in result['stock']:
-            lines.append(
-                f"| {r['set']} | {r['optimizer']} | {r['stock_groups']} | "
-                f"{r['stock_ms']:.1f} | {r['olormm_groups']} | "
-                f"{r['olormm_kernel']} | {r['olormm_ms']:.1f} | "
-                f"{r['ratio']:.3f} |")
+        stock = [(r['set'], r['optimizer'],
+                  str(r['stock_groups']), f"{r['stock_ms']:.1f}",
+                  str(r['olormm_groups']), r['olormm_kernel'],
+                  f"{r['olormm_ms']:.1f}", f"{r['ratio']:.3f}")
+                 for r in result['stock']]
+        lines.append(
+            _table(stock, ('parameter set', 'optimizer', 'stock groups',
+                           'stock (ms)', 'olor-mm groups', 'olor-mm kernel',
+                           'olor-mm (ms)', 'olor-mm / stock'), 'llrrrlrr'))
         lines.append('')
     if result['steps']:
         lines += _rollback_tables(result)
@@ -562,6 +580,11 @@ def markdown(result):
     e = result.get('end_to_end')
     if e:
         lo, hi = e['ab_overhead_95ci']
+        ci = f'95 % CI {100 * lo:+.2f} % .. {100 * hi:+.2f} %'
+        # Welch's interval and p-value; results written before them hold a
+        # normal-approximation interval and no p-value
+        if e.get('ab_p_value') is not None:
+            ci = f"Welch {ci}, p = {e['ab_p_value']:.2g}"
         lines += [
             '', f"End to end ({e['model']}): the rollback takes "
             f"{e['rollback_ms_median']:.2f} ms of a "
@@ -569,8 +592,7 @@ def markdown(result):
             f"({100 * e['rollback_share']:.2f} %). Iterations "
             "alternately with and without the rollback, "
             f"{e['iterations_each']} each way: "
-            f"{100 * e['ab_overhead']:+.2f} % "
-            f"(95 % CI {100 * lo:+.2f} % .. {100 * hi:+.2f} %)."
+            f"{100 * e['ab_overhead']:+.2f} % ({ci})."
         ]
     return '\n'.join(lines) + '\n'
 

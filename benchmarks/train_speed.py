@@ -38,6 +38,7 @@ import resource
 import time
 
 import torch
+from tabulate import tabulate
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -197,17 +198,23 @@ def write_markdown(results: dict, path: str) -> None:
         'Written by `python benchmarks/train_speed.py` (medians of the '
         'timed iterations; step = `optimizer.step()` with the rollback; '
         'memory: peak allocated on the GPU; on the CPU the peak RSS of the '
-        'process up to that run).', '',
-        '| config | variant | mode | date | iters/s | iteration ms | '
-        'step % | rollback % | peak MiB |', '|---|---|---|---|---|---|---|'
-        '---|---|'
+        'process up to that run).', ''
     ]
-    for r in results['runs']:
-        lines.append(
-            f'| {r["config"]} | {r["variant"]} | {r["mode"]} | '
-            f'{r["date"]} | {r["iters_per_s"]:.2f} | '
-            f'{r["median_iter_ms"]:.0f} | {100 * r["step_share"]:.1f} | '
-            f'{100 * r["rollback_share"]:.2f} | {r["peak_mem_mib"]:.0f} |')
+    header = ('config', 'variant', 'mode', 'date', 'iters/s', 'iteration ms',
+              'step %', 'rollback %', 'peak MiB')
+    rows = [(r['config'], r['variant'], r['mode'], r['date'],
+             f"{r['iters_per_s']:.2f}", f"{r['median_iter_ms']:.0f}",
+             f"{100 * r['step_share']:.1f}",
+             f"{100 * r['rollback_share']:.2f}", f"{r['peak_mem_mib']:.0f}")
+            for r in results['runs']]
+    # the cells as formatted here, numbers right-aligned
+    lines.append(
+        tabulate(
+            rows,
+            headers=header,
+            tablefmt='github',
+            disable_numparse=True,
+            colalign=('left', ) * 4 + ('right', ) * 5))
     if results.get('left_out'):
         lines += [
             '',

@@ -7,6 +7,14 @@ shows one progress bar (tqdm) built from the log's ``Iter(train)`` /
 where the log is. ``bar(total, label)`` is the bar for loops of the
 benchmarks. On a terminal the bar redraws in place; in a CI log it prints a
 line every ``NON_TTY_INTERVAL`` seconds.
+
+Why the log is parsed: the demo runs the user-facing ``tools/train.py``
+command, so the training runs in another process, and MMEngine has no
+cross-process progress API (its hooks and ``MessageHub`` live in the
+training process); its log lines are the only progress that process
+reports. A training in this process uses :func:`progress_hook` instead.
+The bar is advanced with ``tqdm.update`` by the iterations done since the
+last line, so that tqdm's own rate and time left are right.
 """
 import re
 import subprocess
@@ -24,11 +32,13 @@ _EPOCH = re.compile(r'Epoch\(train\)\s*\[(\d+)\]\[\s*(\d+)/(\d+)\]')
 _FIELD = re.compile(r'\b(eta|loss):\s*([0-9.:e+-]+)')
 
 
-def bar(total: int, label: str, unit: str = 'it') -> tqdm:
-    """A tqdm bar on stderr, quiet enough for CI logs."""
+def bar(total: int, label: str, unit: str = 'it', initial: int = 0) -> tqdm:
+    """A tqdm bar on stderr, quiet enough for CI logs; ``initial``: what
+    was done before it started (left out of its rate)."""
     tty = sys.stderr.isatty()
     return tqdm(
         total=total,
+        initial=initial,
         desc=label,
         unit=unit,
         dynamic_ncols=True,
@@ -88,10 +98,12 @@ def train_with_progress(cmd,
                         continue
                     done, total, fields = parsed
                     if progress is None:
-                        progress = bar(total, label)
-                        progress.set_postfix_str(f'log: {log_path}')
-                    progress.total = total
-                    progress.n = done
+                        # the iterations before the first line (and the
+                        # set-up) are not timed: the bar starts at them
+                        progress = bar(total, label, initial=done)
+                    if total != progress.total:  # epochs, max_epochs unknown
+                        progress.total = total
+                    progress.update(done - progress.n)
                     shown = ', '.join(f'{k} {v}' for k, v in fields.items())
                     progress.set_postfix_str(f'{shown}  log: {log_path}')
                 if finished:
@@ -119,15 +131,15 @@ def progress_hook(label: str, log_path: Optional[str] = None):
         priority = 'VERY_LOW'
 
         def before_train(self, runner):
-            self.bar = bar(runner.max_iters, label)
-            self.bar.n = runner.iter
+            # a resumed run starts at its iteration, left out of the rate
+            self.bar = bar(runner.max_iters, label, initial=runner.iter)
 
         def after_train_iter(self,
                              runner,
                              batch_idx,
                              data_batch=None,
                              outputs=None):
-            self.bar.n = runner.iter + 1
+            self.bar.update(runner.iter + 1 - self.bar.n)
             loss = runner.message_hub.get_scalar('train/loss')
             where = f'  log: {log_path}' if log_path else ''
             self.bar.set_postfix_str(

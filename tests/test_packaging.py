@@ -75,8 +75,9 @@ def test_no_exact_pins_and_the_stacks_only_in_extras(metadata):
     meta, files, _ = metadata
     requires = _requires(meta)
     base = {r.split('<')[0].split('>')[0] for r, e in requires if e is None}
-    # packaging: the version ranges olor_mm checks at import
-    assert base == {'torch', 'mmengine', 'packaging'}
+    # packaging: the version ranges olor_mm checks at import; tabulate: the
+    # layer table the constructor logs
+    assert base == {'torch', 'mmengine', 'packaging', 'tabulate'}
     for req, extra in requires:
         name = req.split('<')[0].split('>')[0].split('=')[0]
         assert '==' not in req, req

@@ -43,5 +43,23 @@ def test_runs_records_and_resumes(tmp_path):
     # a second call skips what is done
     second = _run(tmp_path)
     assert second.count('done before, skipped') == 2
-    table = (tmp_path / 'speed.md').read_text()
-    assert table.count('segformer_mit-b0_olor_8xb2-160k_ade20k-512x512 |') == 2
+    # the Markdown table: a row per run, its cells the recorded values
+    table = [[c.strip() for c in line.strip()[1:-1].split('|')]
+             for line in (tmp_path / 'speed.md').read_text().splitlines()
+             if line.startswith('|')]
+    assert table[0] == [
+        'config', 'variant', 'mode', 'date', 'iters/s', 'iteration ms',
+        'step %', 'rollback %', 'peak MiB'
+    ]
+    assert set(''.join(table[1])) <= set('-:')
+    config = 'segformer_mit-b0_olor_8xb2-160k_ade20k-512x512'
+    assert {(row[0], row[1], row[2])
+            for row in table[2:]} == {(config, 'olor', 'fp32'),
+                                      (config, 'plain', 'fp32')}
+    for row in table[2:]:
+        r = runs[row[1]]
+        assert row[4:] == [
+            f"{r['iters_per_s']:.2f}", f"{r['median_iter_ms']:.0f}",
+            f"{100 * r['step_share']:.1f}", f"{100 * r['rollback_share']:.2f}",
+            f"{r['peak_mem_mib']:.0f}"
+        ]

@@ -37,6 +37,8 @@ import warnings
 from dataclasses import dataclass
 from typing import Callable, Dict, Tuple
 
+from tabulate import tabulate
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 from olor_mm_tools.experiment import (cfg_options, checkpoint_metrics,
                                       config_model, data_options, load,
@@ -223,15 +225,22 @@ def format_table(part, rows):
     header = (['model'] + [f'downstream {c}' for c in cols] +
               [f'upstream {c} (retention)'
                for c in cols] + ['backbone drift', 'train time'])
-    lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+    table = []
     for r in rows:
         cells = [r['model']]
         for key in [f'down_{c}' for c in cols] + [f'up_{c}' for c in cols]:
             cells.append('-' if r.get(key) is None else f'{r[key]:.1f}')
         cells.append(f"{r['drift']:.3f}")
         cells.append(f"{r['train_s']:.0f} s")
-        lines.append('| ' + ' | '.join(cells) + ' |')
-    return '\n'.join(lines)
+        table.append(cells)
+    # a GitHub Markdown table of the cells as formatted here, numbers
+    # right-aligned (the text is also printed)
+    return tabulate(
+        table,
+        headers=header,
+        tablefmt='github',
+        disable_numparse=True,
+        colalign=('left', ) + ('right', ) * (len(header) - 1))
 
 
 def tradeoff_lines(part, rows):

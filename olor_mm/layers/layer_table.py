@@ -11,6 +11,7 @@ This module imports nothing of MMEngine.
 from typing import List, Optional, Sequence, Set
 
 import torch.nn as nn
+from tabulate import tabulate
 
 from .numbering import LayerNumbering
 
@@ -43,18 +44,14 @@ def layer_table(model: nn.Module,
             rolled[1] += count
         lines.append((str(i), f'{lams[i]:.6f}', str(len(trainable)),
                       f'{count:,}', names[0], names[-1], numbering.sources[i]))
-    widths = [
-        max(len(row[k]) for row in [header] + lines)
-        for k in range(len(header))
-    ]
-    right = (True, True, True, True, False, False, False)
-
-    def fmt(row):
-        return ' '.join(
-            cell.rjust(w) if r else cell.ljust(w)
-            for cell, w, r in zip(row, widths, right)).rstrip()
-
-    return '\n'.join([fmt(header)] + [fmt(row) for row in lines] + [
+    # the cells are formatted above: no number parsing; numbers right-aligned
+    table = tabulate(
+        lines,
+        headers=header,
+        tablefmt='plain',
+        disable_numparse=True,
+        colalign=('right', ) * 4 + ('left', ) * 3)
+    return '\n'.join([line.rstrip() for line in table.splitlines()] + [
         f'OLOR rolls back {rolled[1]:,} parameters in {rolled[0]} tensors; '
         f'{numbering.count} pretrained layers.'
     ])
