@@ -15,10 +15,14 @@ import os.path as osp
 import statistics
 
 from olor_mm_tools.forgetting_experiment import SWEEP_MAX, SWEEP_POWER
-from olor_mm_tools.fronts import pm
+from olor_mm_tools.fronts import markdown_table, pm
 
 #: the backbone groups whose drift the default benchmark's table shows
 STAGES = ('stem', 'stage1', 'stage2', 'stage3', 'stage4')
+#: the columns of a run's scores and drift, after its name
+RUN_COLUMNS = ('downstream bbox mAP', 'downstream segm mAP',
+               'retention bbox mAP', 'retention segm mAP', 'backbone drift',
+               'neck drift')
 
 
 def merge_committed(results, path, families):
@@ -37,6 +41,18 @@ def merge_committed(results, path, families):
     return results + added, len(added)
 
 
+def _mean_std_cells(rs) -> tuple:
+    """The RUN_COLUMNS cells of runs ``rs``: mean ± std over them."""
+    scores = [
+        pm([r[k] for r in rs])
+        for k in ('down_bbox', 'down_segm', 'up_bbox', 'up_segm')
+    ]
+    drift = [
+        pm([r['drift'][k] for r in rs], '{:.3f}') for k in ('backbone', 'neck')
+    ]
+    return tuple(scores + drift)
+
+
 def summary_tables(results, up, settings, methods):
     lines = [
         f'Pretrained model on upstream val (digits 0-4): bbox mAP '
@@ -44,41 +60,30 @@ def summary_tables(results, up, settings, methods):
         'same upstream val score of the fine-tuned shared layers with the '
         'pretrained class-specific layers put back. Mean ± std over seeds.', ''
     ]
-    head = ('| method | downstream bbox mAP | downstream segm mAP | '
-            'retention bbox mAP | retention segm mAP | backbone drift | '
-            'neck drift |')
     for setting in settings:
-        lines += [f'### {setting}', '', head, '|' + '---|' * 7]
+        rows = []
         for method in methods:
             rs = [
                 r for r in results
                 if r['setting'] == setting and r['method'] == method
             ]
-            if not rs:
-                continue
-            lines.append('| ' + ' | '.join([
-                method,
-                pm([r['down_bbox'] for r in rs]),
-                pm([r['down_segm'] for r in rs]),
-                pm([r['up_bbox'] for r in rs]),
-                pm([r['up_segm'] for r in rs]),
-                pm([r['drift']['backbone'] for r in rs], '{:.3f}'),
-                pm([r['drift']['neck'] for r in rs], '{:.3f}')
-            ]) + ' |')
-        lines.append('')
-    lines += [
-        '### backbone drift per stage, ||theta - theta0|| / '
-        '||theta0|| (mean over settings and seeds)', '',
-        '| method | ' + ' | '.join(STAGES) + ' |',
-        '|' + '---|' * (len(STAGES) + 1)
-    ]
+            if rs:
+                rows.append((method, ) + _mean_std_cells(rs))
+        table = markdown_table(rows, ('method', ) + RUN_COLUMNS, 'l' + 'r' * 6)
+        lines += [f'### {setting}', '', table, '']
+    rows = []
     for method in methods:
         rs = [r for r in results if r['method'] == method]
         if rs:
-            lines.append('| ' + ' | '.join([method] + [
+            rows.append([method] + [
                 f"{statistics.mean(r['drift'][f'backbone.{s}'] for r in rs):.4f}"  # noqa: E501
                 for s in STAGES
-            ]) + ' |')
+            ])
+    lines += [
+        '### backbone drift per stage, ||theta - theta0|| / '
+        '||theta0|| (mean over settings and seeds)', '',
+        markdown_table(rows, ('method', ) + STAGES, 'l' + 'r' * len(STAGES))
+    ]
     return '\n'.join(lines)
 
 
@@ -175,16 +180,13 @@ def plot_sweep(results, up, out_png, setting):
 def sweep_table(results, up, setting):
     lines = [
         f'Setting: {setting}, seed 0. Pretrained upstream val bbox mAP '
-        f'{up["bbox"]:.1f}.', '',
-        '| run | downstream bbox mAP | downstream segm mAP | '
-        'retention bbox mAP | retention segm mAP | backbone drift | '
-        'neck drift |', '|' + '---|' * 7
+        f'{up["bbox"]:.1f}.', ''
     ]
-    for r in results:
-        lines.append(
-            f"| {r['method']} | {r['down_bbox']:.1f} | {r['down_segm']:.1f}"
-            f" | {r['up_bbox']:.1f} | {r['up_segm']:.1f} | "
-            f"{r['drift']['backbone']:.3f} | {r['drift']['neck']:.3f} |")
+    rows = [(r['method'], f"{r['down_bbox']:.1f}", f"{r['down_segm']:.1f}",
+             f"{r['up_bbox']:.1f}", f"{r['up_segm']:.1f}",
+             f"{r['drift']['backbone']:.3f}", f"{r['drift']['neck']:.3f}")
+            for r in results]
+    lines.append(markdown_table(rows, ('run', ) + RUN_COLUMNS, 'l' + 'r' * 6))
     return '\n'.join(lines)
 
 

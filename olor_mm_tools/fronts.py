@@ -11,6 +11,8 @@ computed per seed, so the spread over seeds comes with them.
 import statistics
 from typing import Dict, Iterable, List, Sequence, Tuple
 
+from tabulate import tabulate
+
 Point = Tuple[float, float]
 
 
@@ -155,6 +157,17 @@ def pm(xs, fmt='{:.1f}') -> str:
     return f'{fmt.format(m)} ± {fmt.format(s)}'
 
 
+def markdown_table(rows, header, align) -> str:
+    """A GitHub Markdown table of cells formatted by the caller; ``align``:
+    a letter per column, ``l`` (text) or ``r`` (numbers)."""
+    return tabulate(
+        rows,
+        headers=header,
+        tablefmt='github',
+        disable_numparse=True,
+        colalign=[dict(l='left', r='right')[a] for a in align])
+
+
 def early_groups(early: dict):
     """The shallowest and deepest backbone groups of an ``early_drift``
     record, in the order RollbackDriftHook logs them (``backbone.stem``,
@@ -175,6 +188,13 @@ def _early(records) -> str:
     stem = mean_std([e[first] for e in early])[0]
     deep = mean_std([e.get(last, float('nan')) for e in early])[0]
     return f'{stem:.3f} / {deep:.3f}'
+
+
+def _point_row(family, param: str, records) -> tuple:
+    """The fronts table's cells of a point: its family, hyper-parameter,
+    downstream and retention scores (mean ± std), early drift."""
+    return (family, param, pm([down(r) for r in records]),
+            pm([up(r) for r in records]), _early(records))
 
 
 def _pretrained_score(pretrained) -> float:
@@ -217,27 +237,22 @@ def write_fronts(results,
             for f in families(results)
         }
         fam = {f: v for f, v in fam.items() if v[0]}
+        rows = [
+            _point_row(f, f'{param}', by_param[param])
+            for f, (_, by_param) in fam.items() for param in sorted(by_param)
+        ]
+        singles = single_points(results, setting)
+        rows += [_point_row(f, '-', rs) for f, rs in singles.items()]
+        hv = {f: family_hypervolumes(v[0]) for f, v in fam.items()}
         lines += [
             f'## {setting}', '',
-            '| family | hyper-parameter | downstream | retention | '
-            'early drift, stem / stage 4 |', '|---|---|---|---|---|'
+            markdown_table(rows, ('family', 'hyper-parameter', 'downstream',
+                                  'retention', 'early drift, stem / stage 4'),
+                           'lrrrr'), '',
+            markdown_table([(f, pm([v / 100 for v in per_seed.values()]))
+                            for f, per_seed in hv.items()],
+                           ('family', 'hypervolume (score^2 / 100)'), 'lr')
         ]
-        for f, (_, by_param) in fam.items():
-            for param in sorted(by_param):
-                rs = by_param[param]
-                lines.append(f'| {f} | {param} | '
-                             f'{pm([down(r) for r in rs])} | '
-                             f'{pm([up(r) for r in rs])} | '
-                             f'{_early(rs)} |')
-        singles = single_points(results, setting)
-        for f, rs in singles.items():
-            lines.append(f'| {f} | - | {pm([down(r) for r in rs])} | '
-                         f'{pm([up(r) for r in rs])} | {_early(rs)} |')
-        hv = {f: family_hypervolumes(v[0]) for f, v in fam.items()}
-        lines += ['', '| family | hypervolume (score^2 / 100) |', '|---|---|']
-        for f, per_seed in hv.items():
-            lines.append(f'| {f} | ' + pm([v / 100
-                                           for v in per_seed.values()]) + ' |')
         olor = [f for f in fam if is_olor_family(f)]
         best = max(
             olor,

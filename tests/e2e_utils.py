@@ -119,3 +119,11 @@ def drift(ckpt, reference, prefix):
         and a[k].is_floating_point() and k in b and a[k].shape == b[k].shape
     ]
     return sum(float((a[k] - b[k]).pow(2).sum()) for k in keys)**0.5
+
+
+def table_rows(text):
+    """The cells (stripped) of every Markdown table line of ``text``, the
+    header rules left out."""
+    rows = [[c.strip() for c in line.strip()[1:-1].split('|')]
+            for line in text.splitlines() if line.startswith('|')]
+    return [r for r in rows if not set(''.join(r)) <= set('-:')]
