@@ -182,7 +182,7 @@ def test_another_numbering_is_refused_naming_both_values(tmp_path, key, value):
     import re
     with pytest.raises(
             ValueError,
-            match=f'{key}=.*this config has {key}=' + re.escape(repr(value))):
+            match=f'{key}=.*this set-up has {key}=' + re.escape(repr(value))):
         resumed.train()
 
 

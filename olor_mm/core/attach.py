@@ -44,13 +44,12 @@ Example:
     >>> handle.remove()                 # back to the plain optimizer
 """
 import logging
-from typing import List, Union
+from typing import List, Optional, Union
 
 import torch
 
-from .param_groups import hashable_option
 from .rollback import as_real, rollback_
-from .theta0 import MARK_KEY, Anchor, checkpoint_note, find_anchor
+from .theta0 import MARK_KEY, Anchor, find_anchor
 
 logger = logging.getLogger(__name__)  # forwarded to MMEngine's, if there
 
@@ -62,9 +61,6 @@ PEAK_KEY = 'rollback_lr_peak'
 
 __all__ = ['attach_rollback', 'find_rollback', 'RollbackHandle', 'STATE_KEY']
 
-#: keys of the set-up that decide the layers: must match on resume
-STRUCTURAL_KEYS = ('pretrained_prefixes', 'exclude_prefixes', 'layer_unit',
-                   'layer_patterns')
 #: hyper-parameters: the checkpoint's apply on resume
 TUNABLE_KEYS = ('rollback_max', 'rollback_min', 'rollback_power',
                 'scale_with_lr')
@@ -87,7 +83,8 @@ class RollbackHandle(Anchor):
                  scale_with_lr: bool = True,
                  anchor_dtype: Union[str, torch.dtype, None] = None,
                  warn_if_inert: bool = True,
-                 from_current_weights: bool = False):
+                 from_current_weights: bool = False,
+                 setup: Optional[dict] = None):
         if not isinstance(optimizer, torch.optim.Optimizer):
             inner = getattr(optimizer, 'optimizer', None)
             hint = (' Attach to the torch optimizer it wraps: '
@@ -111,7 +108,9 @@ class RollbackHandle(Anchor):
             STATE_KEY,
             anchor_dtype,
             owner='OLOR rollback',
-            from_current_weights=from_current_weights)
+            from_current_weights=from_current_weights,
+            setup=None if setup is None else dict(
+                setup, scale_with_lr=scale_with_lr))
         self._inert_steps = 0  # steps taken with nothing to roll back
         self._handles += [
             optimizer.register_step_pre_hook(self._pre_step),
@@ -189,31 +188,6 @@ class RollbackHandle(Anchor):
         entry = super().state_entry()
         entry['scale_with_lr'] = self.scale_with_lr
         return entry
-
-    def check_entry(self, entry: dict) -> None:
-        """Refuse a checkpoint numbered differently.
-
-        The layers (and so which tensors theta0 holds and their lam) depend
-        on ``pretrained_prefixes``, ``layer_unit`` and ``layer_patterns``:
-        a checkpoint written with other values is an error. The
-        hyper-parameters are the checkpoint's, as torch restores every
-        group's values: see :meth:`_load_post_hook`.
-        """
-        saved, mine = entry.get('config') or {}, self.config or {}
-        diff = [
-            k for k in STRUCTURAL_KEYS if k in saved and k in mine
-            and hashable_option(saved[k]) != hashable_option(mine[k])
-        ]
-        if diff:
-            raise ValueError(
-                f'{self.owner}: the optimizer state{checkpoint_note()} was '
-                'written with ' + ', '.join(f'{k}={saved[k]!r}'
-                                            for k in diff) +
-                ', this config has ' +
-                ', '.join(f'{k}={mine[k]!r}' for k in diff) + ': its layers '
-                'and theta0 are numbered differently. Resume with the '
-                "checkpoint's values, or start a new fine-tune from its "
-                'weights with load_from=<ckpt> and resume=False.')
 
     def _load_post_hook(self, optimizer) -> None:
         """Commit theta0; the checkpoint's hyper-parameters win.
@@ -345,7 +319,8 @@ def check_groups(groups: List[dict]) -> None:
 def attach_rollback(optimizer: torch.optim.Optimizer,
                     scale_with_lr: bool = True,
                     anchor_dtype: Union[str, torch.dtype, None] = None,
-                    from_current_weights: bool = False) -> RollbackHandle:
+                    from_current_weights: bool = False,
+                    setup: Optional[dict] = None) -> RollbackHandle:
     """Attach OLOR's rollback to ``optimizer``; returns its handle.
 
     Args:
@@ -364,6 +339,13 @@ def attach_rollback(optimizer: torch.optim.Optimizer,
             without theta0. Otherwise such an optimizer must get theta0
             from ``load_state_dict()`` (a state dict written with the
             rollback) before it steps.
+        setup (dict, optional): How the groups were made: ``groups.setup``
+            of :func:`~olor_mm.core.param_groups.layerwise_rollback_groups`.
+            Saved with theta0; a resume whose groups were made with other
+            ``pretrained_prefixes`` / ``exclude_prefixes`` / ``layer_unit``
+            / ``layer_patterns`` is refused, one with another
+            ``rollback_*`` applies the checkpoint's (with a warning), as
+            under MMEngine.
 
     Returns:
         RollbackHandle: ``theta0``, ``anchored_params``, ``lam_effs()``,
@@ -383,7 +365,8 @@ def attach_rollback(optimizer: torch.optim.Optimizer,
         optimizer,
         scale_with_lr,
         anchor_dtype,
-        from_current_weights=from_current_weights)
+        from_current_weights=from_current_weights,
+        setup=setup)
 
 
 def find_rollback(optimizer) -> 'RollbackHandle | None':

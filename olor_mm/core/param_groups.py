@@ -21,12 +21,33 @@ import torch.nn as nn
 from ..layers.layer_schemes import Rule
 from ..layers.numbering import number_pretrained, tensor_layers
 from .rollback import as_real, check_rollback_range, layerwise_rollback
-from .theta0 import LEGACY_STATE_KEY, find_anchor
 
 __all__ = [
     'layer_lams', 'layerwise_rollback_groups', 'merge_param_groups',
-    'guard_group_layout'
+    'RollbackGroups'
 ]
+
+
+class RollbackGroups(list):
+    """The param groups of :func:`layerwise_rollback_groups` (a list, for
+    any torch optimizer), with ``setup``: the keys that made them, for
+    ``attach_rollback(optimizer, setup=groups.setup)`` to save with theta0
+    and check on resume."""
+
+    def __init__(self, groups, setup: dict):
+        super().__init__(groups)
+        self.setup = setup
+
+
+def _as_names(names):
+    """``names`` as a tuple of strings, comparable across processes; None
+    for modules or tensors (``exclude=model.head``), which have none."""
+    if isinstance(names, str):
+        return (names, )
+    if isinstance(names,
+                  (list, tuple)) and all(isinstance(n, str) for n in names):
+        return tuple(names)
+    return None
 
 
 def layer_lams(count: int, rollback_max: float, rollback_min: float,
@@ -89,14 +110,16 @@ def layerwise_rollback_groups(model: nn.Module,
             ``pretrained_prefixes=('',), exclude=model.get_classifier()``.
 
     Returns:
-        list[dict]: Param groups for ``torch.optim.*(groups, ...)``; then
-        :func:`olor_mm.attach_rollback` on the optimizer.
+        RollbackGroups: Param groups (a list of dicts) for
+        ``torch.optim.*(groups, ...)``; then
+        ``olor_mm.attach_rollback(optimizer, setup=groups.setup)``, so that
+        a resume with groups made otherwise is refused as under MMEngine.
 
     Example:
         >>> groups = layerwise_rollback_groups(
         ...     model, pretrained_prefixes=('backbone',), rollback_max=0.01)
         >>> opt = torch.optim.AdamW(groups, lr=1e-4, weight_decay=0.05)
-        >>> handle = attach_rollback(opt)
+        >>> handle = attach_rollback(opt, setup=groups.setup)
     """
     if not isinstance(model, nn.Module):
         raise TypeError(
@@ -135,7 +158,16 @@ def layerwise_rollback_groups(model: nn.Module,
         raise ValueError(
             f'{type(model).__name__} has no trainable parameter: nothing to '
             'optimise (every parameter has requires_grad=False).')
-    return groups
+    return RollbackGroups(
+        groups,
+        dict(
+            rollback_max=rollback_max,
+            rollback_min=rollback_min,
+            rollback_power=rollback_power,
+            pretrained_prefixes=_as_names(pretrained_prefixes),
+            exclude_prefixes=_as_names(exclude),
+            layer_unit=layer_unit,
+            layer_patterns=layer_patterns))
 
 
 def hashable_option(value):
@@ -166,42 +198,3 @@ def merge_param_groups(groups: List[dict]) -> List[dict]:
         else:
             merged[key] = dict(group, params=list(group['params']))
     return list(merged.values())
-
-
-def guard_group_layout(optimizer,
-                       merged: bool,
-                       key: str = 'paramwise_cfg.merge_groups'):
-    """Name ``key`` when a state dict of the other group layout is loaded.
-
-    torch's own message ("loaded state dict has a different number of
-    parameter groups") does not say why; a checkpoint written with one group
-    per parameter and loaded into merged groups (or the reverse) is the
-    usual reason. Registered first among the load pre-hooks.
-    """
-
-    def check(opt, state_dict):
-        anchor = find_anchor(opt)
-        if anchor is not None and anchor.active:
-            entry = state_dict.get(anchor.state_key,
-                                   state_dict.get(LEGACY_STATE_KEY))
-            if entry is None:
-                return None  # the anchor names the real cause: no theta0
-            # another numbering explains a layout change best: say that
-            anchor.check_entry(entry)
-        saved = state_dict.get('param_groups', [])
-        here = opt.param_groups
-        if [len(g['params'])
-                for g in saved] == [len(g['params']) for g in here]:
-            return None
-        per_param = bool(saved) and all(len(g['params']) == 1 for g in saved)
-        raise ValueError(
-            f'the optimizer state to load has {len(saved)} param groups, '
-            f'this optimizer {len(here)}: ' +
-            (f'the checkpoint was written with one group per parameter; '
-             f'set {key}=False to resume it.' if per_param and merged else
-             f'the checkpoint was written with merged groups; set '
-             f'{key}=True to resume it.' if not merged else
-             'the model or the param-group options changed since the '
-             'checkpoint was written.'))
-
-    return optimizer.register_load_state_dict_pre_hook(check, prepend=True)

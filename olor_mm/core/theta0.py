@@ -29,6 +29,7 @@ from typing import Callable, Dict, List, Optional, Tuple, Union
 import torch
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
+from .param_groups import hashable_option
 from .rollback import group_by_device_and_dtype
 
 logger = logging.getLogger(__name__)
@@ -46,6 +47,11 @@ _ATTACHED: 'weakref.WeakKeyDictionary' = weakref.WeakKeyDictionary()
 #: optimizer's hooks: a copy that lost its anchor is seen at its first step.
 MARK_KEY = 'olor_anchor'
 DETACHED = 'detached'
+
+#: keys of the structural set-up (which tensors are anchored, how they are
+#: numbered): a checkpoint written with other values is refused on load
+STRUCTURAL_KEYS = ('pretrained_prefixes', 'exclude_prefixes', 'layer_unit',
+                   'layer_patterns')
 
 #: optimizers that have stepped in this process (see :func:`_guard_step`)
 _STEPPED: 'weakref.WeakKeyDictionary' = weakref.WeakKeyDictionary()
@@ -228,6 +234,14 @@ class Anchor:
         from_current_weights (bool): Accept an optimizer that has stepped
             or was anchored before, and take theta0 from its weights then.
             Otherwise theta0 must come from ``load_state_dict()`` first.
+        setup (dict, optional): The set-up that chose and numbered the
+            anchored tensors (``pretrained_prefixes``, ``layer_unit``, ...:
+            ``groups.setup`` of
+            :func:`~olor_mm.core.param_groups.layerwise_rollback_groups`,
+            or what ``LayerwiseRollbackConstructor`` passes, with its
+            ``merge_groups``). Saved with theta0; on load, a state dict
+            written with other :data:`STRUCTURAL_KEYS` or another
+            param-group layout is refused with the key to set.
     """
 
     def __init__(self,
@@ -236,7 +250,8 @@ class Anchor:
                  state_key: str,
                  anchor_dtype: Union[str, torch.dtype, None] = None,
                  owner: str = 'anchor',
-                 from_current_weights: bool = False):
+                 from_current_weights: bool = False,
+                 setup: Optional[dict] = None):
         attached = _ATTACHED.setdefault(optimizer, {})
         if attached:
             (other, ) = attached.values()
@@ -261,9 +276,9 @@ class Anchor:
         #: that restores theta0
         self._not_pretrained = None if from_current_weights else _history(
             optimizer)
-        #: the set-up that numbered the anchored tensors, saved with theta0
-        #: and compared on load (set by LayerwiseRollbackConstructor)
-        self.config: Optional[dict] = None
+        #: the set-up that numbered the anchored tensors (``setup``), saved
+        #: with theta0 and compared on load
+        self.config: Optional[dict] = dict(setup) if setup else None
         self.buckets: List[Bucket] = []
         self._handles = [
             optimizer.register_state_dict_post_hook(self._save_hook),
@@ -438,8 +453,52 @@ class Anchor:
             optimizer=type(self.optimizer).__name__)
 
     def check_entry(self, entry: dict) -> None:
-        """Subclasses compare what else the entry saved (on load); only
-        checks (a post-hook reads the entry from ``_loaded_entry``)."""
+        """Subclasses check what else the entry saved (on load, after the
+        set-up and before the layout); only checks (a post-hook reads the
+        entry from ``_loaded_entry``)."""
+
+    def _check_setup(self, entry: dict) -> None:
+        """Refuse a state dict whose anchored tensors were chosen or
+        numbered with another set-up (:data:`STRUCTURAL_KEYS`): its theta0
+        and layers are not this model's."""
+        saved, mine = entry.get('config') or {}, self.config or {}
+        diff = [
+            k for k in STRUCTURAL_KEYS if k in saved and k in mine
+            and hashable_option(saved[k]) != hashable_option(mine[k])
+        ]
+        if diff:
+            raise ValueError(
+                f'{self.owner}: the optimizer state{checkpoint_note()} was '
+                'written with ' + ', '.join(f'{k}={saved[k]!r}'
+                                            for k in diff) +
+                ', this set-up has ' +
+                ', '.join(f'{k}={mine[k]!r}' for k in diff) + ': its layers '
+                'and theta0 are numbered differently. Resume with the '
+                "checkpoint's values, or start a new fine-tune from its "
+                'weights with load_from=<ckpt> and resume=False.')
+
+    def _check_layout(self, state_dict: dict) -> None:
+        """Name the cause when the param groups to load differ from this
+        optimizer's (torch's own message, "a different number of parameter
+        groups", says none): a checkpoint of the other ``merge_groups``
+        layout is the usual one."""
+        saved = state_dict.get('param_groups', [])
+        here = self.optimizer.param_groups
+        if [len(g['params'])
+                for g in saved] == [len(g['params']) for g in here]:
+            return
+        merged = (self.config or {}).get('merge_groups')
+        key = 'paramwise_cfg.merge_groups'
+        per_param = bool(saved) and all(len(g['params']) == 1 for g in saved)
+        raise ValueError(
+            f'the optimizer state to load{checkpoint_note()} has '
+            f'{len(saved)} param groups, this optimizer {len(here)}: ' +
+            (f'the checkpoint was written with one group per parameter; '
+             f'set {key}=False to resume it.' if merged and per_param else
+             f'the checkpoint was written with merged groups; set '
+             f'{key}=True to resume it.' if merged is False else
+             'the model, the pretrained prefixes or the param-group options '
+             'changed since the checkpoint was written.'))
 
     def _save_hook(self, optimizer, state_dict: dict) -> dict:
         if self.active:
@@ -482,7 +541,10 @@ class Anchor:
                 'stops at the bad step).' + last_saved_note(self.optimizer))
 
     def _load_pre_hook(self, optimizer, state_dict: dict) -> dict:
-        """Pop and check the entry before torch loads the rest."""
+        """Pop and check the entry before torch loads the rest: the entry is
+        there, of this optimizer type, of this set-up (and what
+        :meth:`check_entry` adds), the param-group layout matches, theta0
+        covers the anchored tensors with their shapes and finite values."""
         self._pending = self._loaded_entry = None
         key = self.state_key if self.state_key in state_dict else (
             LEGACY_STATE_KEY if LEGACY_STATE_KEY in state_dict else None)
@@ -493,6 +555,7 @@ class Anchor:
                 logger.warning(
                     '%s: the loaded optimizer state holds theta0 but nothing '
                     'is anchored now, so it is ignored.', self.owner)
+            self._check_layout(state_dict)
             return state_dict
         where = checkpoint_note()
         if entry is None:
@@ -514,7 +577,9 @@ class Anchor:
                 f'optimizer.type={saved_optimizer!r}, or start a new '
                 'fine-tune from its weights with load_from=<ckpt> and '
                 'resume=False.')
+        self._check_setup(entry)
         self.check_entry(entry)
+        self._check_layout(state_dict)
         self._loaded_entry = entry
         saved = entry['theta0']
         if saved is None:

@@ -26,10 +26,9 @@ from mmengine.registry import (OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS,
 from ..core.attach import RollbackHandle
 from ..core.kernels import IMPLS, choose_impl
 from ..core.lr_decay import check_decay, lr_decay_mults
-from ..core.param_groups import (guard_group_layout, layer_lams,
-                                 merge_param_groups)
+from ..core.param_groups import layer_lams, merge_param_groups
 from ..core.rollback import as_real
-from ..core.theta0 import parse_anchor_dtype
+from ..core.theta0 import find_anchor, parse_anchor_dtype
 from ..layers.layer_table import layer_table
 from ..layers.numbering import (check_prefixes, number_pretrained,
                                 shared_names, stage_groups, tensor_layers)
@@ -413,14 +412,15 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
         self._layer_of, self._layer_lams = self.number_pretrained(model)
         self._tensor_layer = tensor_layers(model, self._layer_of)
         optimizer = self.build_optimizer(model)
+        # saved with theta0: a resume with another numbering or group
+        # layout is refused, edited hyper-parameters are named
+        setup = dict({k: self.olor_cfg[k]
+                      for k in OLOR_DEFAULTS},
+                     merge_groups=self.build_cfg['merge_groups'])
         if self.attaches:
             rollback = dict(ROLLBACK_DEFAULTS, **self.rollback_cfg)
-            handle = RollbackHandle(optimizer, warn_if_inert=False, **rollback)
-            # saved with theta0: a resume with another numbering is refused,
-            # edited hyper-parameters are named
-            handle.config = dict({k: self.olor_cfg[k]
-                                  for k in OLOR_DEFAULTS},
-                                 scale_with_lr=handle.scale_with_lr)
+            handle = RollbackHandle(
+                optimizer, warn_if_inert=False, setup=setup, **rollback)
             if not handle.trainable:
                 self._warn_nothing_rolls_back(model)
         wrapper_cfg = self.optim_wrapper_cfg.copy()
@@ -429,6 +429,10 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
             wrapper_cfg, default_args=dict(optimizer=optimizer))
         if self.attaches:
             guard_training_start(optim_wrapper)
+        else:  # the wrapper's own anchor (L2-SP, EWC) checks the same
+            anchor = find_anchor(optimizer)
+            if anchor is not None and anchor.config is None:
+                anchor.config = setup
         return optim_wrapper
 
     def _warn_nothing_rolls_back(self, model: nn.Module) -> None:
@@ -490,7 +494,6 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
                 'takes one param group, and OLOR gives each layer its own '
                 '(its lam_i): use an optimizer that takes param groups (SGD, '
                 'AdamW, ...).') from err
-        guard_group_layout(optimizer, self.build_cfg['merge_groups'])
         optimizer.register_load_state_dict_post_hook(
             _kernel_notice(impl, self.build_cfg['optimizer_impl']))
         print_log(

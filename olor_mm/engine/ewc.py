@@ -96,20 +96,16 @@ class FisherAnchor(Anchor):
             entry['fisher_scale'] = self.fisher_scale
         return entry
 
-    def _load_pre_hook(self, optimizer, state_dict: dict) -> dict:
-        """Refuse an entry with theta0 but no Fisher before torch loads."""
-        entry = state_dict.get(self.state_key)
-        if self.active and entry is not None and entry.get(
-                'theta0') is not None:
-            if entry.get('fisher') is None:
-                raise KeyError(
-                    f"{self.owner}: the optimizer state to load"
-                    f"{checkpoint_note()} holds theta0 but no Fisher "
-                    "information ('fisher'): it was not written by "
-                    'EWCOptimWrapper. Resume from a checkpoint of the EWC '
-                    'run, or start a new fine-tune with load_from=<ckpt> '
-                    'and resume=False.')
-        return super()._load_pre_hook(optimizer, state_dict)
+    def check_entry(self, entry: dict) -> None:
+        """Refuse an entry with theta0 but no Fisher (before torch loads)."""
+        if entry.get('theta0') is not None and entry.get('fisher') is None:
+            raise KeyError(
+                f"{self.owner}: the optimizer state to load"
+                f"{checkpoint_note()} holds theta0 but no Fisher "
+                "information ('fisher'): it was not written by "
+                'EWCOptimWrapper. Resume from a checkpoint of the EWC '
+                'run, or start a new fine-tune with load_from=<ckpt> '
+                'and resume=False.')
 
     def _load_post_hook(self, optimizer) -> None:
         """Restore ``F`` from the entry the base pre-hook checked."""
@@ -264,8 +260,7 @@ class EWCMixin(L2SPMixin):
             f'EWC: Fisher information of {len(fisher)} pretrained tensors '
             f'estimated on {self.fisher_batches} upstream batches (raw '
             f'mean {fmt}{"; divided by it" if scale else ""}).',
-            logger='current',
-            level=logging.INFO)
+            logger='current')
 
     def _at_training_start(self, model) -> None:
         """``F`` after ``theta0`` (unless a resume restored both)."""

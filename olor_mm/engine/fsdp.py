@@ -15,6 +15,7 @@ current torch (``unhashable type: 'dict'``); the replacement here calls it
 with keywords, which every supported torch (>= 2.1) takes.
 """
 from ..core.theta0 import LEGACY_STATE_KEY, find_anchor
+from .training_start import start_training
 
 
 def shard_theta0_with_fsdp() -> None:
@@ -26,9 +27,11 @@ def shard_theta0_with_fsdp() -> None:
     adds the anchor's entry (the rank's theta0 shards) to what
     ``FSDP.optim_state_dict`` returns, ``load_optim_state_dict`` calls
     ``FSDP.optim_state_dict_to_load`` with torch's keyword arguments and puts
-    the entry back before the wrapper loads it, and ``resume`` refuses to go
-    on without a restored theta0 (``resume_optimizer=False``), as the
-    Runner's ``initialize_count_status`` does.
+    the entry back before the wrapper loads it, and ``resume`` reaches
+    training start (:func:`olor_mm.engine.training_start.start_training`:
+    it refuses to go on without a restored theta0,
+    ``resume_optimizer=False``), as the Runner's ``initialize_count_status``
+    does.
     """
     try:
         from mmengine._strategy.fsdp import FSDP, FSDPStrategy
@@ -77,10 +80,11 @@ def shard_theta0_with_fsdp() -> None:
     def resume(self, filename, *args, **kwargs):
         checkpoint = original_resume(self, filename, *args, **kwargs)
         wrapper = getattr(self, 'optim_wrapper', None)
-        anchor = None if wrapper is None else find_anchor(wrapper.optimizer)
-        if anchor is not None:
-            anchor.start_training(
-                checkpoint['meta'].get('iter', 0), where=f' from {filename}')
+        if wrapper is not None:
+            start_training(
+                wrapper,
+                checkpoint['meta'].get('iter', 0),
+                where=f' from {filename}')
         return checkpoint
 
     optim_state_dict._olor = load_optim_state_dict._olor = True

@@ -26,6 +26,7 @@ from ..core.norms import squared_distance, squared_norm
 from ..core.rollback import group_by_device_and_dtype, is_real
 from ..core.theta0 import Anchor, AnchorViewsMixin
 from .amp import CPUAmpMixin
+from .training_start import take_theta0_at_training_start
 
 #: key of L2-SP's entry (its theta0) in the optimizer state dict
 STATE_KEY = 'l2sp_anchor'
@@ -87,6 +88,7 @@ class L2SPMixin(AnchorViewsMixin):
             self.spec.state_key,
             anchor_dtype,
             owner=f'{self.spec.method} anchor')
+        take_theta0_at_training_start(self)
         anchored = self.anchor.anchored
         if not self.anchor.trainable:
             raise ValueError(
@@ -111,17 +113,10 @@ class L2SPMixin(AnchorViewsMixin):
             logger='current',
             level=logging.INFO)
 
-    def initialize_count_status(self, model, init_counts: int,
-                                max_counts: int) -> None:
-        """Runner hook after weights are loaded: take ``theta0`` here
-        (and what the penalty needs with it, :meth:`_at_training_start`)."""
-        super().initialize_count_status(model, init_counts, max_counts)
-        self.anchor.start_training(init_counts)
-        self._at_training_start(model)
-
     def _at_training_start(self, model) -> None:
-        """What the penalty takes from the model after ``theta0``: nothing
-        for L2-SP (EWC: the Fisher information)."""
+        """What the penalty takes from the model after ``theta0`` at
+        training start (:mod:`olor_mm.engine.training_start`): nothing for
+        L2-SP (EWC: the Fisher information)."""
 
     def step(self, **kwargs) -> None:
         """Add the penalty's gradient (times the loss scale under AMP:

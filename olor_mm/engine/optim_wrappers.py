@@ -26,8 +26,9 @@ from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmengine.registry import OPTIM_WRAPPERS
 
 from ..core.attach import RollbackHandle, find_rollback
-from ..core.theta0 import AnchorViewsMixin, find_anchor, parse_anchor_dtype
+from ..core.theta0 import AnchorViewsMixin, parse_anchor_dtype
 from .amp import CPUAmpMixin
+from .training_start import take_theta0_at_training_start
 
 #: keys of the rollback that older configs wrote at the ``optim_wrapper``
 #: level (for ``OLOROptimWrapper``); their place is ``paramwise_cfg``.
@@ -42,20 +43,6 @@ def warn_deprecated_wrapper_key(key: str, value) -> None:
         'rollback under any wrapper type); it is forwarded there.',
         logger='current',
         level=logging.WARNING)
-
-
-def take_theta0_at_training_start(optim_wrapper, init_counts: int) -> None:
-    """What the Runner's ``initialize_count_status`` adds for an anchor.
-
-    The Runner calls ``initialize_count_status`` after ``init_weights`` and
-    ``load_from`` / ``resume``: ``theta0`` is taken there (so it is the
-    loaded pretrained weights, and the drift hook sees it from
-    ``before_train``), unless ``load_state_dict`` restored it; resuming at
-    ``init_counts > 0`` without a restored theta0 is an error.
-    """
-    anchor = find_anchor(optim_wrapper.optimizer)
-    if anchor is not None:
-        anchor.start_training(init_counts)
 
 
 def schedulable_rollback(optim_wrapper) -> None:
@@ -73,27 +60,17 @@ def schedulable_rollback(optim_wrapper) -> None:
 
 
 def guard_training_start(optim_wrapper) -> None:
-    """Make any OptimWrapper instance take theta0 at training start.
-
-    Used by ``LayerwiseRollbackConstructor`` on wrappers that are not
-    olor-mm's (``OptimWrapper``, ``AmpOptimWrapper``, a user's): their
-    ``initialize_count_status`` is extended on the instance, the class is
-    untouched.
-    """
+    """What ``LayerwiseRollbackConstructor`` adds to any wrapper it builds
+    with a rollback (``OptimWrapper``, ``AmpOptimWrapper``, a user's):
+    theta0 at training start (:mod:`olor_mm.engine.training_start`) and an
+    ``rollback`` MMEngine's param schedulers can reach."""
     schedulable_rollback(optim_wrapper)
-    if isinstance(optim_wrapper, RollbackWrapperMixin):
-        return
-    original = optim_wrapper.initialize_count_status
-
-    def initialize_count_status(model, init_counts, max_counts):
-        original(model, init_counts, max_counts)
-        take_theta0_at_training_start(optim_wrapper, init_counts)
-
-    optim_wrapper.initialize_count_status = initialize_count_status
+    take_theta0_at_training_start(optim_wrapper)
 
 
 class RollbackWrapperMixin(AnchorViewsMixin):
-    """The shell: theta0 at training start, read-only views of the rollback.
+    """The shell: read-only views of the rollback, theta0 at training start
+    (:mod:`olor_mm.engine.training_start`).
 
     The rollback is configured by ``LayerwiseRollbackConstructor``'s
     ``paramwise_cfg``. ``scale_with_lr`` / ``anchor_dtype`` given to the
@@ -129,7 +106,7 @@ class RollbackWrapperMixin(AnchorViewsMixin):
                     f'attach_rollback); set it once, as '
                     f'optim_wrapper.paramwise_cfg.{key}.')
         self.rollback_handle = handle
-        schedulable_rollback(self)
+        guard_training_start(self)
         if attached_here and not handle.active:
             print_log(
                 f'{type(self).__name__}: no parameter group has rollback > 0, '
@@ -138,12 +115,6 @@ class RollbackWrapperMixin(AnchorViewsMixin):
                 'rollback_max > 0, or use a plain OptimWrapper.',
                 logger='current',
                 level=logging.WARNING)
-
-    def initialize_count_status(self, model, init_counts: int,
-                                max_counts: int) -> None:
-        """Runner hook after weights are loaded: take ``theta0`` here."""
-        super().initialize_count_status(model, init_counts, max_counts)
-        take_theta0_at_training_start(self, init_counts)
 
     # read-only views of the rollback (tools, hooks, tests)
     @property
