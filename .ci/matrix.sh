@@ -44,8 +44,29 @@ if grep -Ei "building wheel for|uninstalling|attempting uninstall" \
   exit 1
 fi
 $PY -m pip freeze | sort > "$VENV/after.txt"
-changed=$(comm -13 "$VENV/before.txt" "$VENV/after.txt" | grep -v '^olor-mm' \
-  || true)
+# nothing that was there may change; what comes in must be one of
+# olor-mm's own runtime requirements (requirements/runtime.txt: tabulate)
+changed=$($PY - "$VENV/before.txt" "$VENV/after.txt" requirements/runtime.txt <<'PY'
+import re, sys
+def pins(path):
+    return dict(l.strip().split('==', 1) for l in open(path) if '==' in l)
+def name(n):
+    return re.sub(r'[-_.]+', '-', n).lower()
+before, after = pins(sys.argv[1]), pins(sys.argv[2])
+own = {name(re.split(r'[<>=!~;\[ ]', l.strip())[0]) for l in open(sys.argv[3])
+       if l.strip() and not l.startswith('#')}
+before = {name(k): v for k, v in before.items()}
+for k, v in sorted(after.items()):
+    if name(k) == 'olor-mm':
+        continue
+    if name(k) in before and before[name(k)] != v:
+        print(f'{k}: {before[name(k)]} -> {v}')
+    elif name(k) not in before and name(k) not in own:
+        print(f'{k}=={v} (new, not an olor-mm requirement)')
+for k in sorted(set(before) - {name(k) for k in after}):
+    print(f'{k}: removed')
+PY
+)
 if [ -n "$changed" ]; then
   echo "matrix: installing olor-mm changed the environment:"; echo "$changed"
   exit 1

@@ -37,7 +37,6 @@ import torch
 import torch.nn as nn
 import torch.utils.benchmark as benchmark
 from scipy import stats
-from tabulate import tabulate
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 warnings.filterwarnings('ignore')
@@ -48,6 +47,7 @@ from mmengine.registry import DefaultScope
 
 import olor_mm
 from olor_mm.core.param_groups import merge_param_groups
+from olor_mm_tools.fronts import markdown_table
 
 
 def _sync(device):
@@ -497,17 +497,6 @@ def end_to_end(iters, blocks):
         rollback_share=statistics.median(rb) / statistics.median(on))
 
 
-def _table(rows, header, align):
-    """A GitHub Markdown table of cells formatted by the caller; ``align``:
-    a letter per column, ``l`` (text) or ``r`` (numbers)."""
-    return tabulate(
-        rows,
-        headers=header,
-        tablefmt='github',
-        disable_numparse=True,
-        colalign=[dict(l='left', r='right')[a] for a in align])
-
-
 def _rollback_tables(result):
     """The OLOR-vs-plain step table and the memory table."""
 
@@ -527,15 +516,16 @@ def _rollback_tables(result):
     return [
         'The rollback alone: OLOR vs the same optimizer without it, '
         'same layout and implementation:', '',
-        _table(
+        markdown_table(
             steps,
             ('parameter set', 'optimizer (torch impl)', 'layout', 'groups',
              'plain (ms)', 'OLOR (ms)', 'OLOR / plain', 'reference loop (ms)',
              'reference / OLOR (same layout)', 'reference / OLOR (merged)'),
             'lllrrrrrrr'), '',
-        _table(memory, ('parameter set', 'parameters', 'rolled back',
+        markdown_table(memory,
+                       ('parameter set', 'parameters', 'rolled back',
                         'parameter MiB', 'theta0 MiB', 'theta0 / parameters'),
-               'lrrrrr'), ''
+                       'lrrrrr'), ''
     ]
 
 
@@ -558,9 +548,10 @@ def markdown(result):
                   f"{r['olormm_ms']:.1f}", f"{r['ratio']:.3f}")
                  for r in result['stock']]
         lines.append(
-            _table(stock, ('parameter set', 'optimizer', 'stock groups',
-                           'stock (ms)', 'olor-mm groups', 'olor-mm kernel',
-                           'olor-mm (ms)', 'olor-mm / stock'), 'llrrrlrr'))
+            markdown_table(stock,
+                           ('parameter set', 'optimizer', 'stock groups',
+                            'stock (ms)', 'olor-mm groups', 'olor-mm kernel',
+                            'olor-mm (ms)', 'olor-mm / stock'), 'llrrrlrr'))
         lines.append('')
     if result['steps']:
         lines += _rollback_tables(result)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -95,6 +96,29 @@ def pretrain(tmp_path_factory, config, opts, iters):
     work_dir = tmp_path_factory.mktemp('upstream')
     train(config, work_dir, opts)
     return osp.join(work_dir, f'iter_{iters}.pth')
+
+
+def demo_fixtures(task, upstream, options, iters=4):
+    """The module-scoped fixtures ``data`` (:func:`demo_sets` of ``task``)
+    and ``pretrained`` (:func:`pretrain` of ``upstream`` on
+    ``data['upstream']`` for ``iters`` iterations, under ``options(data_root,
+    iters)``) of an end-to-end test module::
+
+        data, pretrained = demo_fixtures('instance', UPSTREAM, options)
+    """
+
+    @pytest.fixture(scope='module')
+    def data(tmp_path_factory):
+        """The demo's upstream and downstream sets of the module's task."""
+        return demo_sets(tmp_path_factory, task)
+
+    @pytest.fixture(scope='module')
+    def pretrained(data, tmp_path_factory):
+        """The upstream checkpoint the module's tests fine-tune."""
+        return pretrain(tmp_path_factory, upstream,
+                        options(data['upstream'], iters), iters)
+
+    return data, pretrained
 
 
 def scalars(work_dir):

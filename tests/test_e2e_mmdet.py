@@ -10,24 +10,15 @@ import sys
 
 import pytest
 import torch
-from e2e_utils import (DEMO, ROOT, demo_sets, drift, kill_after_checkpoint,
-                       options, pretrain, scalars, state, train, train_cmd)
+from e2e_utils import (DEMO, ROOT, demo_fixtures, drift, kill_after_checkpoint,
+                       options, scalars, state, train, train_cmd)
 
 UPSTREAM = osp.join(DEMO, 'mask-rcnn_r18-tiny_demo-upstream.py')
 OLOR = osp.join(DEMO, 'mask-rcnn_r18-tiny_demo-downstream_olor.py')
 PLAIN = osp.join(DEMO, 'mask-rcnn_r18-tiny_demo-downstream_plain.py')
 FASTER = osp.join(DEMO, 'faster-rcnn_r18-tiny_demo-downstream_olor.py')
 
-
-@pytest.fixture(scope='module')
-def data(tmp_path_factory):
-    return demo_sets(tmp_path_factory, 'instance')
-
-
-@pytest.fixture(scope='module')
-def pretrained(data, tmp_path_factory):
-    return pretrain(tmp_path_factory, UPSTREAM, options(data['upstream'], 4),
-                    4)
+data, pretrained = demo_fixtures('instance', UPSTREAM, options)
 
 
 @pytest.fixture(scope='module')

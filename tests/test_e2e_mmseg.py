@@ -1,11 +1,10 @@
 """tools/train.py end to end on tiny semantic data with the UperNet pair."""
 import os.path as osp
 
-import pytest
 import torch
-from e2e_utils import DEMO, demo_sets, drift
+from e2e_utils import DEMO, demo_fixtures, drift
 from e2e_utils import options as _base_options
-from e2e_utils import pretrain, scalars, state, train
+from e2e_utils import scalars, state, train
 
 UPSTREAM = osp.join(DEMO, 'upernet_r18-tiny_demo-upstream.py')
 OLOR = osp.join(DEMO, 'upernet_r18-tiny_demo-downstream_olor.py')
@@ -17,15 +16,7 @@ def _options(data_root, iters):
         data_root, iters, coco=False) + ['param_scheduler.0.start_factor=1.0']
 
 
-@pytest.fixture(scope='module')
-def data(tmp_path_factory):
-    return demo_sets(tmp_path_factory, 'semseg')
-
-
-@pytest.fixture(scope='module')
-def pretrained(data, tmp_path_factory):
-    return pretrain(tmp_path_factory, UPSTREAM, _options(data['upstream'], 4),
-                    4)
+data, pretrained = demo_fixtures('semseg', UPSTREAM, _options)
 
 
 def test_olor_upernet_trains_evaluates_and_pulls_back(data, pretrained,

@@ -13,20 +13,15 @@ model = dict(
         bbox_head=dict(num_classes=len(classes)),
         mask_head=dict(num_classes=len(classes))))
 
+# the demo's pipelines at img_scale, training without the flip: digits are
+# not mirror-symmetric
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='Resize', scale=img_scale, keep_ratio=True),
-    dict(type='PackDetInputs'),  # no flip: digits are not mirror-symmetric
+    dict(step, scale=img_scale) if step.type == 'Resize' else step
+    for step in _base_.train_pipeline if step.type != 'RandomFlip'
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=img_scale, keep_ratio=True),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(
-        type='PackDetInputs',
-        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
-                   'scale_factor')),
+    dict(step, scale=img_scale) if step.type == 'Resize' else step
+    for step in _base_.test_pipeline
 ]
 train_dataloader = dict(
     dataset=dict(
