@@ -47,7 +47,7 @@ from mmengine.registry import DefaultScope
 
 import olor_mm
 from olor_mm.core.param_groups import merge_param_groups
-from olor_mm_tools.fronts import markdown_table
+from olor_mm_tools.tables import markdown_table
 
 
 def _sync(device):

@@ -38,7 +38,6 @@ import resource
 import time
 
 import torch
-from tabulate import tabulate
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -47,6 +46,7 @@ from olor_mm.cli import build_runner, enable_amp
 from olor_mm_tools.clocks import Clocks
 from olor_mm_tools.smoke import (layout_of, leaf_datasets, point_to_data,
                                  quiet_into, shrink, stand_in_checkpoints)
+from olor_mm_tools.tables import markdown_table
 
 #: image size (height, width) the generated data is drawn at, per layout,
 #: so that the upstream pipelines see full-size images
@@ -207,14 +207,7 @@ def write_markdown(results: dict, path: str) -> None:
              f"{100 * r['step_share']:.1f}",
              f"{100 * r['rollback_share']:.2f}", f"{r['peak_mem_mib']:.0f}")
             for r in results['runs']]
-    # the cells as formatted here, numbers right-aligned
-    lines.append(
-        tabulate(
-            rows,
-            headers=header,
-            tablefmt='github',
-            disable_numparse=True,
-            colalign=('left', ) * 4 + ('right', ) * 5))
+    lines.append(markdown_table(rows, header, 'llllrrrrr'))
     if results.get('left_out'):
         lines += [
             '',

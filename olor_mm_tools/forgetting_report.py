@@ -15,7 +15,8 @@ import os.path as osp
 import statistics
 
 from olor_mm_tools.forgetting_experiment import SWEEP_MAX, SWEEP_POWER
-from olor_mm_tools.fronts import markdown_table, pm
+from olor_mm_tools.fronts import pm
+from olor_mm_tools.tables import markdown_table
 
 #: the backbone groups whose drift the default benchmark's table shows
 STAGES = ('stem', 'stage1', 'stage2', 'stage3', 'stage4')

@@ -11,7 +11,7 @@ computed per seed, so the spread over seeds comes with them.
 import statistics
 from typing import Dict, Iterable, List, Sequence, Tuple
 
-from tabulate import tabulate
+from olor_mm_tools.tables import markdown_table
 
 Point = Tuple[float, float]
 
@@ -155,17 +155,6 @@ def pm(xs, fmt='{:.1f}') -> str:
     """``'mean ± std'`` of ``xs`` (std 0 for one value)."""
     m, s = mean_std(xs)
     return f'{fmt.format(m)} ± {fmt.format(s)}'
-
-
-def markdown_table(rows, header, align) -> str:
-    """A GitHub Markdown table of cells formatted by the caller; ``align``:
-    a letter per column, ``l`` (text) or ``r`` (numbers)."""
-    return tabulate(
-        rows,
-        headers=header,
-        tablefmt='github',
-        disable_numparse=True,
-        colalign=[dict(l='left', r='right')[a] for a in align])
 
 
 def early_groups(early: dict):

@@ -37,13 +37,12 @@ import warnings
 from dataclasses import dataclass
 from typing import Callable, Dict, Tuple
 
-from tabulate import tabulate
-
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 from olor_mm_tools.experiment import (cfg_options, checkpoint_metrics,
                                       config_model, data_options, load,
                                       schedule_options, swap_heads)
 from olor_mm_tools.progress import train_with_progress
+from olor_mm_tools.tables import markdown_table
 
 CONFIGS = osp.join(ROOT, 'configs', 'demo')
 
@@ -233,14 +232,7 @@ def format_table(part, rows):
         cells.append(f"{r['drift']:.3f}")
         cells.append(f"{r['train_s']:.0f} s")
         table.append(cells)
-    # a GitHub Markdown table of the cells as formatted here, numbers
-    # right-aligned (the text is also printed)
-    return tabulate(
-        table,
-        headers=header,
-        tablefmt='github',
-        disable_numparse=True,
-        colalign=('left', ) + ('right', ) * (len(header) - 1))
+    return markdown_table(table, header, 'l' + 'r' * (len(header) - 1))
 
 
 def tradeoff_lines(part, rows):
