@@ -48,8 +48,10 @@ $PY -m pip freeze | sort > "$VENV/after.txt"
 # olor-mm's own runtime requirements (requirements/runtime.txt: tabulate)
 changed=$($PY - "$VENV/before.txt" "$VENV/after.txt" requirements/runtime.txt <<'PY'
 import re, sys
-def pins(path):
-    return dict(l.strip().split('==', 1) for l in open(path) if '==' in l)
+def pins(path):  # name -> version (or the whole line: pkg @ url)
+    lines = [l.strip() for l in open(path) if l.strip()]
+    return dict(l.split('==', 1) if '==' in l else (l.split(' @ ')[0], l)
+                for l in lines if not l.startswith('#'))
 def name(n):
     return re.sub(r'[-_.]+', '-', n).lower()
 before, after = pins(sys.argv[1]), pins(sys.argv[2])
@@ -74,7 +76,7 @@ fi
 if $PY -c "import mmseg" 2>/dev/null; then
   echo "matrix: the mmdet extra brought mmsegmentation"; exit 1
 fi
-echo "matrix: olor-mm installed into torch $($PY -c 'import torch; print(torch.__version__)'), mmengine $MMENGINE, mmdet $MMDET, mmcv 2.1.0; nothing else changed"
+echo "matrix: olor-mm installed into torch $($PY -c 'import torch; print(torch.__version__)'), mmengine $MMENGINE, mmdet $MMDET, mmcv 2.1.0; nothing of it changed"
 
 # the tests must import the installed package, not the checkout
 export OLOR_MM_EXPECT_INSTALLED=1

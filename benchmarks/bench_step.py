@@ -36,7 +36,6 @@ import warnings
 import torch
 import torch.nn as nn
 import torch.utils.benchmark as benchmark
-from scipy import stats
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 warnings.filterwarnings('ignore')
@@ -138,7 +137,7 @@ def build_model(name):
         return registry.build(model_cfg)
 
 
-def olor_cfg(optimizer, merge_groups=True, **kwargs):
+def olor_cfg(optimizer, merge_groups=True, anchor_dtype=None):
     return dict(
         type='OLOROptimWrapper',
         optimizer=optimizer,
@@ -146,8 +145,8 @@ def olor_cfg(optimizer, merge_groups=True, **kwargs):
         paramwise_cfg=dict(
             rollback_max=0.01,
             merge_groups=merge_groups,
-            custom_keys={'backbone': dict(decay_mult=0.)}),
-        **kwargs)
+            anchor_dtype=anchor_dtype,
+            custom_keys={'backbone': dict(decay_mult=0.)}))
 
 
 def wrappers(model, optimizer, layout, device, anchor_dtype=None):
@@ -170,7 +169,9 @@ def wrappers(model, optimizer, layout, device, anchor_dtype=None):
                     **impl, **opts)
 
     plain = OptimWrapper(fresh(groups))
-    olor = olor_mm.OLOROptimWrapper(fresh(groups), anchor_dtype=anchor_dtype)
+    rolled = fresh(groups)
+    olor_mm.attach_rollback(rolled, anchor_dtype=anchor_dtype)
+    olor = olor_mm.OLOROptimWrapper(rolled)
     olor.snapshot_theta0()
     return plain, olor
 
@@ -205,18 +206,16 @@ def time_pair(step_a, step_b, device, reps, warmup=3):
 
 
 def time_step(step, device, reps, warmup=3):
-    """Median seconds of ``step()`` after ``warmup`` steps, over about
-    ``reps`` steps: ``torch.utils.benchmark.Timer``, which synchronizes
-    CUDA itself (``device`` is kept for the callers) and runs with torch's
-    current thread count here (its default is one thread). Steps shorter
-    than ~10 ms are timed in blocks of a few (Timer's block size), the
-    median taken over the blocks."""
+    """Median seconds of one ``step()`` over ``reps`` timed calls after
+    ``warmup`` calls: ``torch.utils.benchmark.Timer`` times each call (it
+    synchronizes CUDA itself; ``device`` is kept for the callers), with
+    torch's current thread count (its default is one thread)."""
     timer = benchmark.Timer(
         stmt='step()',
         globals={'step': step},
         num_threads=torch.get_num_threads())
-    first = timer.timeit(max(warmup, 1))  # warm-up, and the step's length
-    return timer.blocked_autorange(min_run_time=reps * first.mean).median
+    timer.timeit(max(warmup, 1))
+    return statistics.median(timer.timeit(1).median for _ in range(reps))
 
 
 @torch.no_grad()
@@ -434,6 +433,9 @@ def end_to_end(iters, blocks):
     """Rollback overhead on real iterations of the demo Mask R-CNN."""
     from mmengine.hooks import Hook
     from mmengine.runner import Runner
+    # scipy (with mmdet, or the bench extra): only this part needs it, the
+    # others run on a bare GPU machine (--from-shapes)
+    from scipy import stats
 
     from olor_mm_tools.clocks import Clocks
     from olor_mm_tools.demo_data import make_instance_sets

@@ -21,6 +21,8 @@ import subprocess
 import sys
 import time
 
+from olor_mm_tools.tables import markdown_table
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 #: family -> upstream config (scope::path)
@@ -107,6 +109,17 @@ def summary(family, upstream, log) -> dict:
         ok='all ' in text and 'checks passed' in text)
 
 
+def _cells(r) -> tuple:
+    """The table row of one family's result."""
+    failed = f' (failed: {", ".join(r["failed"])})' if r['failed'] else ''
+    notes = r['notes'] + [
+        f'`--cfg-options {o}`' for o in OPTIONS.get(r['family'], [])
+    ]
+    return (r['family'],
+            f'`{r["config"]}`', f'{r["passed"]} of {r["checks"]}{failed}',
+            str(r['wall']), '; '.join(notes))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--families', nargs='+', default=list(FAMILIES))
@@ -128,19 +141,12 @@ def main(argv=None):
         '# tools/smoke_train.py on an upstream config of every family', '',
         f'`python benchmarks/smoke_families.py`, {time.strftime("%Y-%m-%d")}'
         ', CPU (each config: its upstream file + the OLOR block of '
-        '`configs/_base_/`).', '',
-        '| family | upstream config | checks passed | wall (s) | notes |',
-        '| --- | --- | --- | --- | --- |'
+        '`configs/_base_/`).', ''
     ]
-    lines += [
-        f'| {r["family"]} | `{r["config"]}` | {r["passed"]} of '
-        f'{r["checks"]}' +
-        (f' (failed: {", ".join(r["failed"])})' if r['failed'] else '') +
-        f' | {r["wall"]} | ' + '; '.join(
-            r['notes'] +
-            [f'`--cfg-options {o}`'
-             for o in OPTIONS.get(r['family'], [])]) + ' |' for r in rows
-    ]
+    lines.append(
+        markdown_table([_cells(r) for r in rows],
+                       ('family', 'upstream config', 'checks passed',
+                        'wall (s)', 'notes'), 'llrrl'))
     os.makedirs(osp.dirname(args.out), exist_ok=True)
     with open(args.out, 'w') as f:
         f.write('\n'.join(lines) + '\n')

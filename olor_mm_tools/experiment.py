@@ -1,5 +1,6 @@
-"""The experiment harness shared by ``tools/demo.py`` and
-``benchmarks/forgetting.py``: the steps of a forgetting measurement.
+"""The experiment harness shared by ``tools/demo.py`` and the forgetting
+benchmark (:mod:`olor_mm_tools.forgetting_experiment`): the steps of a
+forgetting measurement.
 
     pre-train upstream -> strip_heads (the class-specific layers) ->
     fine-tune per method downstream -> evaluate downstream ->
