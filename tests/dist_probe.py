@@ -1,9 +1,9 @@
 """Imported by the data-parallel test's training processes (custom_imports).
 
-``DumpReplicaHook`` writes each rank's parameters and the optim wrapper's
-theta0 (and the drift the RollbackDriftHook logged last, if any) after
-training to ``WORK_DIR/replica_rank{rank}.pth``, so the test can compare the
-replicas.
+``DumpReplicaHook`` writes each rank's parameters and theta0 (the anchor's
+on the optimizer) (and the drift the RollbackDriftHook logged last, if any)
+after training to ``WORK_DIR/replica_rank{rank}.pth``, so the test can
+compare the replicas.
 """
 import os.path as osp
 
@@ -13,6 +13,8 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
+from olor_mm.core.theta0 import find_anchor
+
 
 @HOOKS.register_module(force=True)
 class DumpReplicaHook(Hook):
@@ -20,7 +22,8 @@ class DumpReplicaHook(Hook):
     def after_train(self, runner):
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
-        ow = runner.optim_wrapper
+        # the configs' plain OptimWrapper: the rollback is on the optimizer
+        anchor = find_anchor(runner.optim_wrapper.optimizer)
         names = {id(p): n for n, p in model.named_parameters()}
         torch.save(
             dict(
@@ -30,7 +33,7 @@ class DumpReplicaHook(Hook):
                 },
                 theta0={
                     names[id(p)]: t.cpu()
-                    for p, t in zip(ow.anchored_params, ow.theta0)
+                    for p, t in zip(anchor.anchored_params, anchor.theta0)
                 },
                 world_size=runner.world_size,
                 drift={
