@@ -272,10 +272,12 @@ def bench_set(name, device, reps):
                     p for p in model.parameters()
                     if p.requires_grad and id(p) not in rolled
                 ]
-                lams = [
-                    olor.optimizer.param_groups[gi]['rollback']
-                    for gi, _ in olor.rollback_handle.anchored
-                ] + [0.0] * len(others)
+                group_of = {
+                    id(p): g
+                    for g in olor.optimizer.param_groups for p in g['params']
+                }
+                lams = [group_of[id(p)]['rollback']
+                        for p in params] + [0.0] * len(others)
                 all_params = params + others
                 anchors = list(olor.theta0) + [None] * len(others)
                 state = dict(

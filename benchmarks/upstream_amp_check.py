@@ -54,6 +54,7 @@ def main(argv=None):
     from mmengine.config import Config
 
     from olor_mm.compat import load_from_local_safe
+    from olor_mm.core.theta0 import saved_theta0
     from olor_mm_tools.demo_data import make_instance_sets
     from olor_mm_tools.pretrained import write_pretrained
 
@@ -99,7 +100,7 @@ def main(argv=None):
     optim = states['olor']['optimizer']
     # AmpOptimWrapper (what --amp writes) saves its loss scaler
     result['amp_wrapper_ran'] = 'loss_scaler' in optim
-    theta0 = optim['olor_rollback']['theta0']
+    theta0 = saved_theta0(optim)
     # theta0 is indexed like the optimizer's parameters; the stand-in's
     # values are random, so equality names each tensor
     anchored = {}

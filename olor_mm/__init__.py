@@ -9,18 +9,21 @@ Always, with nothing but torch (the rollback lives on the torch optimizer):
 - :func:`register_layer_scheme`: how a backbone class of yours is numbered
   by depth (:mod:`olor_mm.layers.numbering` has the other sources).
 
-With MMEngine installed, importing the package also registers, in MMEngine's
+With MMEngine installed, importing the package registers, in MMEngine's
 root registries (so that mmdet- and mmseg-scoped configs find them):
 
 - ``LayerwiseRollbackConstructor`` in ``OPTIM_WRAPPER_CONSTRUCTORS`` (it
-  attaches the rollback, under any wrapper type);
-- ``OLOROptimWrapper``, ``AmpOLOROptimWrapper``, ``L2SPOptimWrapper``,
-  ``AmpL2SPOptimWrapper``, ``EWCOptimWrapper`` and ``AmpEWCOptimWrapper``
-  in ``OPTIM_WRAPPERS``;
+  attaches OLOR's rollback, or the L2-SP / EWC penalty, under any wrapper
+  type);
+- ``OLOROptimWrapper`` and ``AmpOLOROptimWrapper`` in ``OPTIM_WRAPPERS``
+  (and, for one release, the former ``L2SPOptimWrapper`` ... names, which
+  the constructor rewrites: :mod:`olor_mm.engine.deprecations`);
 - ``RollbackDriftHook`` (per-stage drift in the logs) in ``HOOKS``;
+- ``olor_mm::`` config bases (MMEngine's table of packages with configs);
 
-and applies the narrow compatibility fixes of :mod:`olor_mm.compat` to that
-stack. Use it from a config with::
+and applies the compatibility fixes of :mod:`olor_mm.compat` whose probe
+finds the bug in the installed stack. Nothing else of torch, MMEngine,
+MMDetection or MMSegmentation changes. Use it from a config with::
 
     custom_imports = dict(imports=['olor_mm'], allow_failed_imports=False)
 """
@@ -58,23 +61,18 @@ if _mmengine_installed():
     from .compat import apply_compat_fixes
     from .compat.config_bases import register_config_package
     from .engine.constructors import LayerwiseRollbackConstructor
-    from .engine.ewc import AmpEWCOptimWrapper, EWCOptimWrapper
-    from .engine.fsdp import shard_theta0_with_fsdp
+    from .engine.deprecations import register_deprecated_types
     from .engine.hooks import RollbackDriftHook
-    from .engine.l2sp import AmpL2SPOptimWrapper, L2SPOptimWrapper
-    from .engine.load_check import warn_when_nothing_is_loaded
     from .engine.log import forward_to_mmengine
     from .engine.optim_wrappers import AmpOLOROptimWrapper, OLOROptimWrapper
 
     forward_to_mmengine()
     apply_compat_fixes()
     register_config_package()
-    shard_theta0_with_fsdp()
-    warn_when_nothing_is_loaded()
+    register_deprecated_types()
     __all__ += [
         'LayerwiseRollbackConstructor', 'OLOROptimWrapper',
-        'AmpOLOROptimWrapper', 'L2SPOptimWrapper', 'AmpL2SPOptimWrapper',
-        'EWCOptimWrapper', 'AmpEWCOptimWrapper', 'RollbackDriftHook'
+        'AmpOLOROptimWrapper', 'RollbackDriftHook'
     ]
 else:
     check_versions(dict(torch=torch.__version__))

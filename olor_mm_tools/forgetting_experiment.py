@@ -235,11 +235,11 @@ def front_variants(args):
             family=f'OLOR gamma={g}', param=m, keep_weights=(m, g) == wise)))
     for a in args.front_l2sp if 'L2-SP' in wanted else ():
         out.append((f'l2sp alpha={a}', config(METHODS['l2sp']), {
-            'optim_wrapper.alpha': a
+            'optim_wrapper.paramwise_cfg.alpha': a
         }, dict(family='L2-SP', param=a)))
     for a in args.front_ewc if 'EWC' in wanted else ():
         out.append((f'ewc alpha={a}', config('downstream_ewc'), {
-            'optim_wrapper.alpha': a
+            'optim_wrapper.paramwise_cfg.alpha': a
         }, dict(family='EWC', param=a)))
     return out
 
@@ -249,11 +249,11 @@ def ewc_options(roots, shared):
     upstream training set of this data root."""
     ckpt = shared[0]
     return {
-        'optim_wrapper.fisher_checkpoint':
+        'optim_wrapper.paramwise_cfg.fisher_checkpoint':
         osp.abspath(ckpt),
-        'optim_wrapper.fisher_model':
+        'optim_wrapper.paramwise_cfg.fisher_model':
         config('upstream'),
-        'optim_wrapper.fisher_dataloader.dataset.data_root':
+        'optim_wrapper.paramwise_cfg.fisher_dataloader.dataset.data_root':
         roots['upstream'] + '/'
     }
 

@@ -49,6 +49,7 @@ import torch
 
 import olor_mm
 from olor_mm.cli import build_runner, evaluate
+from olor_mm.core.theta0 import saved_theta0
 
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
@@ -551,8 +552,7 @@ def run(args) -> int:
     ckpt = last_checkpoint(olor_cfg.work_dir)
     from mmengine.runner.checkpoint import CheckpointLoader
     saved = CheckpointLoader.load_checkpoint(ckpt, map_location='cpu')
-    entry = saved.get('optimizer', {}).get('olor_rollback', {})
-    held = entry.get('theta0') or {}
+    held = saved_theta0(saved.get('optimizer', {}))
     report.check('checkpoint',
                  len(held) == len(theta0) > 0,
                  f'{osp.basename(ckpt)} holds theta0 of {len(held)} tensors')

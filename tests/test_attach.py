@@ -18,6 +18,7 @@ from toy import TOY_LAYERS, ToyClassifier
 
 import olor_mm
 from olor_mm import attach_rollback, layerwise_rollback_groups
+from olor_mm.core.theta0 import saved_theta0
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 OLOR = dict(
@@ -145,13 +146,15 @@ def test_theta0_is_taken_at_the_first_step_and_saved_in_the_state_dict():
         lr=0.1)
     handle = attach_rollback(opt)
     assert handle.theta0 is None
-    assert opt.state_dict()['olor_rollback']['theta0'] is None
+    before = opt.state_dict()  # saved before the first step: no theta0
+    assert before['olor_rollback']['taken'] is False
+    assert saved_theta0(before) == {}
     with torch.no_grad():  # weights loaded after the optimizer was built
         model.backbone.conv1.weight.fill_(0.25)
     _train_torch(model, opt, _batches(1))
     assert torch.equal(handle.theta0[0],
                        torch.full_like(handle.theta0[0], 0.25))
-    saved = opt.state_dict()['olor_rollback']['theta0']
+    saved = saved_theta0(opt.state_dict())
     assert len(saved) == len(handle.anchored_params) > 0
     assert torch.equal(saved[0], handle.theta0[0])
 
@@ -309,6 +312,7 @@ import olor_mm
 import olor_mm.core
 import olor_mm.layers
 from olor_mm import attach_rollback, layerwise_rollback_groups
+from olor_mm.core.theta0 import saved_theta0
 
 # the plain-torch subpackages, every module of them
 for pkg in (olor_mm.core, olor_mm.layers):
@@ -333,7 +337,7 @@ for _ in range(3):
 assert torch.equal(model.backbone[0].weight, w0)   # lam = 1: back at theta0
 assert not torch.equal(model.head.weight, h0)     # the new layer trained
 state = opt.state_dict()
-assert torch.equal(state['olor_rollback']['theta0'][0], w0)
+assert torch.equal(state['param_groups'][0]['olor_rollback.theta0'][0], w0)
 handle.remove()
 assert 'olor_rollback' not in opt.state_dict()
 print('plain ok')

@@ -1,5 +1,6 @@
 """--amp's config edit (olor_mm.cli.enable_amp)."""
 import pytest
+import torch
 from mmengine.config import Config
 
 from olor_mm.cli import enable_amp
@@ -11,13 +12,29 @@ def _cfg(kind):
             optim_wrapper=dict(type=kind, optimizer=dict(type='SGD', lr=0.1))))
 
 
-@pytest.mark.parametrize(
-    'kind', ['OLOROptimWrapper', 'L2SPOptimWrapper', 'EWCOptimWrapper'])
-def test_olor_mm_wrappers_become_their_amp_twins(kind):
-    cfg = _cfg(kind)
+def test_the_olor_wrapper_becomes_its_amp_twin():
+    cfg = _cfg('OLOROptimWrapper')
     enable_amp(cfg)
-    assert cfg.optim_wrapper.type == 'Amp' + kind
+    assert cfg.optim_wrapper.type == 'AmpOLOROptimWrapper'
     assert cfg.optim_wrapper.loss_scale == 'dynamic'
+
+
+@pytest.mark.parametrize('kind, method', [('L2SPOptimWrapper', 'l2sp'),
+                                          ('EWCOptimWrapper', 'ewc')])
+def test_a_former_penalty_wrapper_is_rewritten_then_made_amp(kind, method):
+    """The deprecated type is first written the current way (the method
+    in paramwise_cfg), then the wrapper becomes mixed precision: MMEngine's
+    AmpOptimWrapper on a GPU, AmpOLOROptimWrapper (bfloat16) without."""
+    cfg = _cfg(kind)
+    cfg.optim_wrapper.constructor = 'LayerwiseRollbackConstructor'
+    cfg.optim_wrapper.alpha = 0.3
+    enable_amp(cfg)
+    gpu = torch.cuda.is_available()
+    assert cfg.optim_wrapper.type == ('AmpOptimWrapper'
+                                      if gpu else 'AmpOLOROptimWrapper')
+    assert cfg.optim_wrapper.paramwise_cfg.method == method
+    assert cfg.optim_wrapper.paramwise_cfg.alpha == 0.3
+    assert 'alpha' not in cfg.optim_wrapper
 
 
 def test_amp_wrapper_is_left_alone():

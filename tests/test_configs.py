@@ -8,6 +8,9 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
 
 import olor_mm
+from olor_mm import find_rollback
+from olor_mm.core.penalty import EWCAnchor, L2SPAnchor
+from olor_mm.core.theta0 import find_anchor
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(
@@ -42,19 +45,22 @@ def test_config_builds(path):
     # every fine-tuning config logs the drift (pre-training has no theta0)
     if 'upstream' not in osp.basename(path):
         assert [h['type'] for h in cfg.custom_hooks] == ['RollbackDriftHook']
-    penalty = cfg.optim_wrapper.type in ('L2SPOptimWrapper', 'EWCOptimWrapper')
+    method = cfg.optim_wrapper.get('paramwise_cfg', {}).get('method', 'olor')
+    penalty = method != 'olor'
     if penalty:  # EWC: L2-SP's anchor, weighted by the Fisher
-        assert type(ow).__name__ == cfg.optim_wrapper.type
-        assert isinstance(ow, olor_mm.engine.l2sp.L2SPMixin)
+        anchor = find_anchor(ow.optimizer)
+        assert isinstance(anchor, EWCAnchor if method == 'ewc' else
+                          L2SPAnchor)
+        assert find_rollback(ow.optimizer) is None
         pretrained = {
             id(p)
             for g in groups if g['layer_id'] is not None for p in g['params']
         }
-        assert {id(p) for p in ow.anchored_params} == pretrained
+        assert {id(p) for p in anchor.anchored_params} == pretrained
     if 'rollback_max' in cfg.optim_wrapper.get('paramwise_cfg', {}) and \
             not penalty:
         # the rollback is on the optimizer, whatever the wrapper type
-        handle = olor_mm.find_rollback(ow.optimizer)
+        handle = find_rollback(ow.optimizer)
         assert handle is not None and handle.active
         assert handle.scale_with_lr is True
         rolled = [g for g in groups if g['rollback'] > 0]

@@ -183,7 +183,7 @@ def test_config_block_builds(block, tmp_path):
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import HOOKS, DefaultScope
 
-    from olor_mm.core.theta0 import _ATTACHED
+    from olor_mm.core.copy_guard import ATTACHED
     from olor_mm_tools.pretrained import build_model
     cfg = Config.fromfile(write_config(block, str(tmp_path)))
     if cfg.get('runner_type') == 'FlexibleRunner':  # FSDP: needs processes
@@ -194,7 +194,7 @@ def test_config_block_builds(block, tmp_path):
         model = build_model(cfg)
         wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
         hooks = [HOOKS.build(h) for h in cfg.get('custom_hooks', [])]
-    (anchor, ) = _ATTACHED[wrapper.optimizer].values()
+    (anchor, ) = ATTACHED[wrapper.optimizer].values()
     assert anchor.trainable  # the rollback (or L2-SP) is attached
     if 'custom_hooks' in block[3]:
         assert any(type(h).__name__ == 'RollbackDriftHook' for h in hooks)

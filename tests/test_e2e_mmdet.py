@@ -13,6 +13,8 @@ import torch
 from e2e_utils import (DEMO, ROOT, demo_fixtures, drift, kill_after_checkpoint,
                        options, scalars, state, train, train_cmd)
 
+from olor_mm.core.theta0 import saved_theta0
+
 UPSTREAM = osp.join(DEMO, 'mask-rcnn_r18-tiny_demo-upstream.py')
 OLOR = osp.join(DEMO, 'mask-rcnn_r18-tiny_demo-downstream_olor.py')
 PLAIN = osp.join(DEMO, 'mask-rcnn_r18-tiny_demo-downstream_plain.py')
@@ -57,7 +59,7 @@ def test_olor_mask_rcnn_trains_logs_and_evaluates(runs):
 
 def test_theta0_in_the_checkpoint_is_the_pretrained_backbone(runs, pretrained):
     saved = state(runs['olor'] / 'iter_6.pth')
-    theta0 = saved['optimizer']['olor_rollback']['theta0']
+    theta0 = saved_theta0(saved['optimizer'])
     pre = state(pretrained)['state_dict']
     assert torch.equal(theta0[0], pre['backbone.conv1.weight'])
 
@@ -149,7 +151,7 @@ def test_upstream_mmdet_train_py_rolls_back(data, pretrained, tmp_path):
     ckpt = tmp_path / 'olor' / 'iter_4.pth'
     optim = state(ckpt)['optimizer']
     pre = state(pretrained)['state_dict']
-    assert torch.equal(optim['olor_rollback']['theta0'][0],
+    assert torch.equal(saved_theta0(optim)[0],
                        pre['backbone.conv1.weight'])
     assert any(g['rollback'] == 0.5 for g in optim['param_groups'])
     olor_drift = drift(ckpt, pretrained, 'backbone.')
@@ -191,8 +193,8 @@ def test_resume_after_interruption(data, pretrained, tmp_path):
     final = work_dir / 'iter_16.pth'
     assert final.is_file()
     # theta0 was restored, not re-taken from the resumed weights
-    t_final = state(final)['optimizer']['olor_rollback']['theta0']
-    t_first = state(interrupted_at)['optimizer']['olor_rollback']['theta0']
+    t_final = saved_theta0(state(final)['optimizer'])
+    t_first = saved_theta0(state(interrupted_at)['optimizer'])
     assert set(t_final) == set(t_first)
     assert all(torch.equal(t_final[k], t_first[k]) for k in t_final)
     pre = state(pretrained)['state_dict']

@@ -6,6 +6,8 @@ from e2e_utils import DEMO, demo_fixtures, drift
 from e2e_utils import options as _base_options
 from e2e_utils import scalars, state, train
 
+from olor_mm.core.theta0 import saved_theta0
+
 UPSTREAM = osp.join(DEMO, 'upernet_r18-tiny_demo-upstream.py')
 OLOR = osp.join(DEMO, 'upernet_r18-tiny_demo-downstream_olor.py')
 PLAIN = osp.join(DEMO, 'upernet_r18-tiny_demo-downstream_plain.py')
@@ -34,7 +36,7 @@ def test_olor_upernet_trains_evaluates_and_pulls_back(data, pretrained,
     assert [r['iter'] for r in rows if 'decode.loss_ce' in r] == \
         [1, 2, 3, 4, 5, 6]
     assert any('mIoU' in r for r in rows)  # evaluated at the end
-    theta0 = state(ckpt)['optimizer']['olor_rollback']['theta0']
+    theta0 = saved_theta0(state(ckpt)['optimizer'])
     pre = state(pretrained)['state_dict']
     assert torch.equal(theta0[0], pre['backbone.stem.0.weight'])
     olor = drift(ckpt, pretrained, 'backbone.')
@@ -48,9 +50,8 @@ def test_resume_restores_theta0(data, pretrained, tmp_path):
     train(OLOR, work_dir, _options(data['downstream'], 3) + opts)
     log = train(OLOR, work_dir, _options(data['downstream'], 6), '--resume')
     assert 'resumed' in log.lower()
-    first = state(work_dir / 'iter_3.pth')['optimizer']['olor_rollback']
-    final = state(work_dir / 'iter_6.pth')['optimizer']['olor_rollback']
-    first, final = first['theta0'], final['theta0']
+    first = saved_theta0(state(work_dir / 'iter_3.pth')['optimizer'])
+    final = saved_theta0(state(work_dir / 'iter_6.pth')['optimizer'])
     assert set(first) == set(final)
     assert all(torch.equal(first[k], final[k]) for k in first)
     pre = state(pretrained)['state_dict']

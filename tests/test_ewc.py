@@ -1,5 +1,6 @@
-"""EWCOptimWrapper: the Fisher by hand, the penalty's gradient by autograd,
-F saved with theta0 and restored (not re-estimated) on resume."""
+"""EWC (paramwise_cfg.method='ewc'): the Fisher by hand, the penalty's
+gradient by autograd, F estimated at the first step, saved with theta0 and
+restored (not re-estimated) on resume."""
 import pytest
 import torch
 import torch.nn as nn
@@ -10,6 +11,9 @@ from toy import (TOY_LAYERS, ToyClassifier, ToyDataset, param_copies,
 import olor_mm  # noqa: F401
 from olor_mm.core.fisher import (diagonal_fisher, fisher_by_name,
                                  normalize_fisher)
+from olor_mm.core.penalty import EWCAnchor
+from olor_mm.core.theta0 import find_anchor
+from olor_mm.engine import fisher_data
 
 
 def test_fisher_is_the_mean_squared_batch_gradient_by_hand():
@@ -65,31 +69,43 @@ class Tiny(nn.Module):
         self.head = nn.Linear(2, 1)
 
 
+#: the upstream data of the toy runs (ToyDataset of another seed)
+FISHER_DATA = dict(
+    dataset=dict(type='ToyDataset', seed=5),
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    collate_fn=dict(type='default_collate'),
+    batch_size=4,
+    num_workers=0)
+
+
 def ewc_cfg(optimizer, alpha=0.7, beta=0.3, **kwargs):
-    return penalty_wrapper_cfg('EWCOptimWrapper', optimizer, alpha, beta,
-                               **kwargs)
+    kwargs.setdefault('fisher_dataloader', FISHER_DATA)
+    return penalty_wrapper_cfg('ewc', optimizer, alpha, beta, **kwargs)
 
 
-def _moved_with_fisher(kind='EWCOptimWrapper', **extra):
+def _moved_with_fisher(**extra):
     model = Tiny().double()
-    ow = build_optim_wrapper(
-        model, dict(ewc_cfg(dict(type='SGD', lr=0.1), **extra), type=kind))
-    ow.anchor.ensure_theta0()
-    theta0 = [t.clone() for t in ow.theta0]
+    ow = build_optim_wrapper(model, ewc_cfg(dict(type='SGD', lr=0.1),
+                                            **extra))
+    anchor = find_anchor(ow.optimizer)
+    anchor.snapshot()
+    theta0 = [t.clone() for t in anchor.theta0]
     g = torch.Generator().manual_seed(1)
     fisher = [torch.rand(p.shape, generator=g).double() for p in theta0]
-    ow.set_fisher(fisher)
+    anchor.set_fisher(
+        {id(p): f
+         for p, f in zip(anchor.anchored_params, fisher)})
     with torch.no_grad():
         for p in model.parameters():
             p.add_(torch.randn(p.shape, generator=g).double())
-    return model, ow, theta0, fisher
+    return model, anchor, theta0, fisher
 
 
 def test_penalty_gradient_and_value_equal_autograd_of_the_ewc_loss():
-    model, ow, theta0, fisher = _moved_with_fisher()
+    model, anchor, theta0, fisher = _moved_with_fisher()
     for p in model.parameters():
         p.grad = torch.zeros_like(p)
-    ow.add_penalty_grad()
+    anchor.add_penalty_grad()
     got = [p.grad.clone() for p in model.parameters()]
 
     ws = list(model.backbone.parameters())
@@ -100,59 +116,66 @@ def test_penalty_gradient_and_value_equal_autograd_of_the_ewc_loss():
     expected = torch.autograd.grad(omega, list(model.parameters()))
     for a, b in zip(got, expected):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
-    assert ow.penalty() == pytest.approx(float(omega.detach()), rel=1e-12)
+    assert anchor.penalty() == pytest.approx(float(omega.detach()), rel=1e-12)
     # F = 1 everywhere is L2-SP
-    ow.set_fisher([torch.ones_like(t) for t in theta0])
+    anchor.set_fisher({id(p): torch.ones_like(p) for p in ws})
     l2 = 0.7 / 2 * sum(((w - t)**2).sum() for w, t in zip(ws, theta0))
     l2 = l2 + 0.3 / 2 * sum((v**2).sum() for v in model.head.parameters())
-    assert ow.penalty() == pytest.approx(float(l2.detach()), rel=1e-12)
+    assert anchor.penalty() == pytest.approx(float(l2.detach()), rel=1e-12)
 
 
-def test_amp_twin_adds_the_scaled_penalty():
-    model, ow, theta0, fisher = _moved_with_fisher(
-        'AmpEWCOptimWrapper', loss_scale=256.)
+def test_gradients_that_still_carry_a_loss_scale_get_it_on_the_penalty():
+    """A fused optimizer under GradScaler sees scaled gradients (the scaler
+    sets ``grad_scale`` on it): the penalty is added times that scale."""
+    model, anchor, theta0, fisher = _moved_with_fisher()
     for p in model.parameters():
         p.grad = torch.zeros_like(p)
-    ow.add_penalty_grad(scale=256.)
+    anchor.add_penalty_grad(scale=256.)
     ws = list(model.backbone.parameters())
     for w, t, f in zip(ws, theta0, fisher):
         torch.testing.assert_close(
             w.grad, 256. * 0.7 * f * (w.detach() - t), rtol=1e-12, atol=0)
 
 
-def test_step_without_fisher_says_how_to_get_one():
+def test_a_plain_torch_step_without_fisher_says_how_to_get_one():
     model = Tiny()
-    ow = build_optim_wrapper(model, ewc_cfg(dict(type='SGD', lr=0.1)))
+    groups = olor_mm.layerwise_rollback_groups(model, rollback_max=0.1)
+    opt = torch.optim.SGD(groups, lr=0.1)
+    EWCAnchor(opt)
     model.backbone.weight.sum().backward()
-    with pytest.raises(RuntimeError, match='estimate_fisher'):
-        ow.step()
+    with pytest.raises(RuntimeError, match='set_fisher'):
+        opt.step()
 
 
 @pytest.mark.parametrize('key,value', [('fisher_batches', 0),
                                        ('fisher_batches', 2.5),
-                                       ('alpha', -1.0)])
+                                       ('alpha', -1.0),
+                                       ('fisher_dataloader', None)])
 def test_bad_keys_fail_at_build(key, value):
-    with pytest.raises(ValueError, match=key):
+    with pytest.raises(ValueError, match=f'paramwise_cfg.{key}'):
         build_optim_wrapper(Tiny(),
                             ewc_cfg(dict(type='SGD', lr=0.1), **{key: value}))
 
 
 def _wrapper(**kwargs):
-    cfg = dict(
-        type='EWCOptimWrapper',
+    paramwise = dict(
+        method='ewc',
         alpha=1.0,
-        fisher_dataloader=dict(
-            dataset=dict(type='ToyDataset', seed=5),
-            sampler=dict(type='DefaultSampler', shuffle=False),
-            collate_fn=dict(type='default_collate'),
-            batch_size=4,
-            num_workers=0),
+        fisher_dataloader=FISHER_DATA,
         fisher_batches=3,
+        rollback_max=0.1,  # the OLOR block's key: unused by EWC
+        layer_patterns=TOY_LAYERS)
+    paramwise.update(kwargs)
+    return dict(
+        type='OptimWrapper',
         optimizer=dict(type='AdamW', lr=1e-2, weight_decay=0.0),
         constructor='LayerwiseRollbackConstructor',
-        paramwise_cfg=dict(rollback_max=0.1, layer_patterns=TOY_LAYERS))
-    cfg.update(kwargs)
-    return cfg
+        paramwise_cfg=paramwise)
+
+
+def _fisher(runner):
+    anchor = find_anchor(runner.optim_wrapper.optimizer)
+    return [anchor.fisher[id(p)] for p in anchor.anchored_params]
 
 
 def _fisher_by_hand(pretrained):
@@ -180,14 +203,14 @@ def _fisher_by_hand(pretrained):
 
 
 @pytest.mark.exact_resume
-def test_runner_estimates_f_at_start_saves_it_and_resume_restores_it(
+def test_runner_estimates_f_at_the_first_step_saves_it_and_resume_restores(
         tmp_path, toy_pretrained, monkeypatch):
     path, pretrained = toy_pretrained
     straight = toy_runner(tmp_path / 'straight', _wrapper(), load_from=path)
     straight.train()
     expected = _fisher_by_hand(pretrained)
-    assert len(straight.optim_wrapper.fisher) == len(expected)
-    for got, want in zip(straight.optim_wrapper.fisher, expected):
+    assert len(_fisher(straight)) == len(expected)
+    for got, want in zip(_fisher(straight), expected):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)
 
     # alpha=0: the Fisher's passes leave the run as L2-SP's at alpha=0
@@ -196,15 +219,11 @@ def test_runner_estimates_f_at_start_saves_it_and_resume_restores_it(
     zero = toy_runner(
         tmp_path / 'zero', _wrapper(alpha=0.0, beta=0.0), load_from=path)
     zero.train()
-    no_fisher = {
-        k: v
-        for k, v in _wrapper(alpha=0.0, beta=0.0).items()
-        if not k.startswith('fisher')
-    }
-    plain = toy_runner(
-        tmp_path / 'plain',
-        dict(no_fisher, type='L2SPOptimWrapper'),
-        load_from=path)
+    plain = _wrapper(alpha=0.0, beta=0.0, method='l2sp')
+    for key in list(plain['paramwise_cfg']):
+        if key.startswith('fisher'):
+            del plain['paramwise_cfg'][key]
+    plain = toy_runner(tmp_path / 'plain', plain, load_from=path)
     plain.train()
     a, b = param_copies(zero), param_copies(plain)
     for n in a:
@@ -217,12 +236,12 @@ def test_runner_estimates_f_at_start_saves_it_and_resume_restores_it(
     first.train()
     # a resume restores F from the checkpoint: estimating it is an error
     monkeypatch.setattr(
-        olor_mm.engine.ewc.EWCMixin, 'estimate_fisher',
+        fisher_data, 'fisher_by_name',
         lambda *a, **k: pytest.fail('F estimated again on resume'))
     second = resumed_runner(tmp_path / 'split', _wrapper(),
                             tmp_path / 'split' / 'iter_3.pth')
     second.train()
-    for got, want in zip(second.optim_wrapper.fisher, expected):
+    for got, want in zip(_fisher(second), expected):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)
     a, b = param_copies(straight), param_copies(second)
     for n in a:
@@ -231,18 +250,20 @@ def test_runner_estimates_f_at_start_saves_it_and_resume_restores_it(
 
 def test_resume_from_an_l2sp_checkpoint_is_refused(tmp_path, toy_pretrained):
     path, _ = toy_pretrained
-    wrapper = _wrapper()
-    l2sp = dict(
-        {k: v
-         for k, v in wrapper.items() if not k.startswith('fisher')},
-        type='L2SPOptimWrapper')
+    l2sp = _wrapper(method='l2sp')
+    for key in list(l2sp['paramwise_cfg']):
+        if key.startswith('fisher'):
+            del l2sp['paramwise_cfg'][key]
     toy_runner(tmp_path / 'run', l2sp, max_iters=3, load_from=path).train()
     state = torch.load(tmp_path / 'run' / 'iter_3.pth', weights_only=False)
     osd = state['optimizer']
     osd['ewc_anchor'] = dict(osd.pop('l2sp_anchor'))  # no 'fisher' in it
+    for g in osd['param_groups']:
+        if 'l2sp_anchor.theta0' in g:
+            g['ewc_anchor.theta0'] = g.pop('l2sp_anchor.theta0')
     torch.save(state, tmp_path / 'run' / 'iter_3.pth')
     with pytest.raises(KeyError, match='no Fisher information'):
-        resumed_runner(tmp_path / 'run', wrapper,
+        resumed_runner(tmp_path / 'run', _wrapper(),
                        tmp_path / 'run' / 'iter_3.pth').train()
 
 
@@ -266,18 +287,21 @@ def test_fisher_model_mapped_by_name_and_shape(tmp_path, toy_pretrained):
 
     model = ToyClassifier()
     model.load_state_dict(pretrained)
-    ow = build_optim_wrapper(
-        model,
-        dict(
-            _wrapper(),
-            fisher_batches=1,
-            fisher_model=dict(type='ToyClassifier'),
-            fisher_checkpoint=up_path))
-    ow.anchor.ensure_theta0()
-    ow.estimate_fisher(model, [batch])
+    cfg = _wrapper(
+        fisher_batches=1,
+        fisher_model=dict(type='ToyClassifier'),
+        fisher_checkpoint=up_path)
+    ow = build_optim_wrapper(model, cfg)
+    anchor = find_anchor(ow.optimizer)
+    anchor.snapshot()
+    source = fisher_data.fisher_source(
+        model, dict(fisher_data.FISHER_DEFAULTS, **cfg['paramwise_cfg']))
+    fisher, _ = source(anchor)
     names = [n for n, _ in model.named_parameters() if n.startswith('backb')]
-    for n, got in zip(names, ow.fisher):
-        torch.testing.assert_close(got, want[n], rtol=1e-5, atol=1e-8)
+    params = dict(model.named_parameters())
+    for n in names:
+        torch.testing.assert_close(
+            fisher[id(params[n])], want[n], rtol=1e-5, atol=1e-8)
     # the fine-tuned model's own head gives another F: the head was used
     own = fisher_by_name(model, [batch], 1,
                          lambda n, p: n.startswith('backbone'))
@@ -289,12 +313,13 @@ def test_fisher_model_mapped_by_name_and_shape(tmp_path, toy_pretrained):
                             _wrapper(fisher_model=dict(type="ToyClassifier")))
     wide_path = str(tmp_path / 'wide.pth')
     torch.save(dict(state_dict=ToyClassifier(width=8).state_dict()), wide_path)
-    wide = build_optim_wrapper(
-        model,
-        dict(
-            _wrapper(),
-            fisher_model=dict(type='ToyClassifier', width=8),
-            fisher_checkpoint=wide_path))
-    wide.anchor.ensure_theta0()
+    wide = _wrapper(
+        fisher_model=dict(type='ToyClassifier', width=8),
+        fisher_checkpoint=wide_path)
+    ow = build_optim_wrapper(model, wide)
+    anchor = find_anchor(ow.optimizer)
+    anchor.snapshot()
     with pytest.raises(ValueError, match='same name and shape'):
-        wide.estimate_fisher(model, [batch])
+        fisher_data.fisher_source(
+            model, dict(fisher_data.FISHER_DEFAULTS,
+                        **wide['paramwise_cfg']))(anchor)

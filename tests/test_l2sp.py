@@ -1,4 +1,5 @@
-"""L2SPOptimWrapper: the penalty's gradient by hand, theta0 and resume."""
+"""The L2-SP penalty (paramwise_cfg.method='l2sp'): its gradient by hand,
+theta0 and resume, under the plain and the mixed-precision wrapper."""
 
 import pytest
 import torch
@@ -8,6 +9,7 @@ from toy import (TOY_LAYERS, ToyClassifier, param_copies, penalty_wrapper_cfg,
                  resumed_runner, toy_runner)
 
 import olor_mm  # noqa: F401
+from olor_mm.core.theta0 import find_anchor
 
 
 class Tiny(nn.Module):
@@ -23,8 +25,7 @@ class Tiny(nn.Module):
 
 
 def l2sp_cfg(optimizer, alpha=0.5, beta=0.2, **kwargs):
-    return penalty_wrapper_cfg('L2SPOptimWrapper', optimizer, alpha, beta,
-                               **kwargs)
+    return penalty_wrapper_cfg('l2sp', optimizer, alpha, beta, **kwargs)
 
 
 def _sum_loss(model):
@@ -81,7 +82,7 @@ def test_adamw_equals_autograd_of_the_penalised_loss():
         ref.step()
     for (n, p), q in zip(a.named_parameters(), b.parameters()):
         torch.testing.assert_close(p, q, rtol=0, atol=1e-12, msg=n)
-    assert ow.penalty() == pytest.approx(
+    assert find_anchor(ow.optimizer).penalty() == pytest.approx(
         alpha / 2 * sum(
             float((q - w0[n]).detach().pow(2).sum())
             for n, q in b.named_parameters() if n.startswith('backbone.')) +
@@ -116,26 +117,32 @@ def test_accumulation_adds_the_penalty_once_per_update():
                                         ('alpha', float('inf'))])
 def test_bad_coefficients_fail_at_build(key, value):
     cfg = l2sp_cfg(dict(type='SGD', lr=0.1))
-    cfg[key] = value
-    with pytest.raises(ValueError, match=f'optim_wrapper.{key}'):
+    cfg['paramwise_cfg'][key] = value
+    with pytest.raises(ValueError, match=f'paramwise_cfg.{key}'):
         build_optim_wrapper(Tiny(), cfg)
 
 
-def test_without_the_layerwise_constructor_it_fails_at_build():
-    cfg = l2sp_cfg(dict(type='SGD', lr=0.1))
-    del cfg['constructor'], cfg['paramwise_cfg']
-    with pytest.raises(ValueError, match='LayerwiseRollbackConstructor'):
+def test_the_former_wrapper_type_without_the_constructor_names_the_fix():
+    """``type='L2SPOptimWrapper'`` needs the constructor (it always did):
+    without it, the deprecated name says what to write."""
+    cfg = dict(type='L2SPOptimWrapper', optimizer=dict(type='SGD', lr=0.1))
+    with pytest.raises(ValueError,
+                       match="constructor='LayerwiseRollbackConstructor'.*"
+                       "method='l2sp'"):
         build_optim_wrapper(Tiny(), cfg)
 
 
-def _wrapper():
+def _wrapper(alpha=1.0, beta=0.01):
     return dict(
-        type='L2SPOptimWrapper',
-        alpha=1.0,
-        beta=0.01,
+        type='OptimWrapper',
         optimizer=dict(type='AdamW', lr=1e-2, weight_decay=0.0),
         constructor='LayerwiseRollbackConstructor',
-        paramwise_cfg=dict(rollback_max=0.1, layer_patterns=TOY_LAYERS))
+        paramwise_cfg=dict(
+            method='l2sp',
+            alpha=alpha,
+            beta=beta,
+            rollback_max=0.1,  # the OLOR block's key: unused by L2-SP
+            layer_patterns=TOY_LAYERS))
 
 
 @pytest.mark.exact_resume
@@ -149,8 +156,9 @@ def test_theta0_is_loaded_saved_and_restored_on_resume(tmp_path,
         if n.startswith('backbone.')
     ]
     # every pretrained tensor is anchored, the deepest layer too
-    assert len(straight.optim_wrapper.theta0) == len(names)
-    for n, t0 in zip(names, straight.optim_wrapper.theta0):
+    theta0 = find_anchor(straight.optim_wrapper.optimizer).theta0
+    assert len(theta0) == len(names)
+    for n, t0 in zip(names, theta0):
         assert torch.equal(t0, pretrained[n]), n
 
     first = toy_runner(
@@ -159,7 +167,8 @@ def test_theta0_is_loaded_saved_and_restored_on_resume(tmp_path,
     second = resumed_runner(tmp_path / 'split', _wrapper(),
                             tmp_path / 'split' / 'iter_3.pth')
     second.train()
-    for n, t0 in zip(names, second.optim_wrapper.theta0):
+    for n, t0 in zip(names,
+                     find_anchor(second.optim_wrapper.optimizer).theta0):
         assert torch.equal(t0, pretrained[n]), n  # restored, not re-taken
     a, b = param_copies(straight), param_copies(second)
     for n in a:
@@ -170,7 +179,7 @@ def test_l2sp_keeps_the_backbone_closer_than_plain_adamw(
         tmp_path, toy_pretrained):
     path, pretrained = toy_pretrained
     drift = {}
-    plain = dict(_wrapper(), alpha=0.0, beta=0.0)
+    plain = _wrapper(alpha=0.0, beta=0.0)
     for tag, wrapper in (('l2sp', _wrapper()), ('plain', plain)):
         runner = toy_runner(tmp_path / tag, wrapper, load_from=path)
         runner.train()
@@ -181,32 +190,37 @@ def test_l2sp_keeps_the_backbone_closer_than_plain_adamw(
 
 
 @pytest.mark.parametrize('clip', [None, dict(max_norm=0.5)])
-def test_amp_twin_follows_the_fp32_rule_before_clipping(clip):
-    """AmpL2SPOptimWrapper (static scale 1024, CPU) == L2SPOptimWrapper.
+def test_amp_wrapper_follows_the_fp32_rule_after_clipping(clip):
+    """Under the mixed-precision wrapper (static scale 1024, CPU) L2-SP
+    steps as under the plain one, and both follow the rule by hand.
 
     The loss is a sum of weights, so autocast changes nothing and every
-    loss gradient is exactly 1; the penalty is added to the still-scaled
-    gradient as ``S * alpha * (w - w0)``, then the scaler unscales, clips
-    and steps: with clipping on, the clipped norm includes the penalty.
+    loss gradient is exactly 1. The penalty is added by the optimizer's
+    step pre-hook, to the gradients the optimizer uses: after the wrapper
+    clipped the loss gradient (and after the scaler unscaled it)::
+
+        g = clip(1) + alpha * (w - w0)   (pretrained),  clip(1) + beta * v
     """
     out = {}
-    for kind in ('L2SPOptimWrapper', 'AmpL2SPOptimWrapper'):
+    for kind in ('OptimWrapper', 'AmpOLOROptimWrapper'):
         model = Tiny().double()
         extra = dict(loss_scale=1024.) if kind.startswith('Amp') else {}
-        cfg = dict(
-            l2sp_cfg(dict(type='SGD', lr=0.1), clip_grad=clip, **extra),
-            type=kind)
+        cfg = l2sp_cfg(
+            dict(type='SGD', lr=0.1), wrapper=kind, clip_grad=clip, **extra)
         ow = build_optim_wrapper(model, cfg)
         for _ in range(3):
             with ow.optim_context(model):
                 loss = _sum_loss(model)
             ow.update_params(loss)
         out[kind] = [p.detach().clone() for p in model.parameters()]
-    for a, b in zip(out['L2SPOptimWrapper'], out['AmpL2SPOptimWrapper']):
+    for a, b in zip(out['OptimWrapper'], out['AmpOLOROptimWrapper']):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
-    if clip is None:  # the hand computation of the test above, one more step
-        w = torch.tensor([[1.805, -1.195]], dtype=torch.double)
-        w0 = torch.tensor([[2.0, -1.0]], dtype=torch.double)
-        w = w - 0.1 * (1 + 0.5 * (w - w0))
-        torch.testing.assert_close(
-            out['AmpL2SPOptimWrapper'][0], w, rtol=0, atol=1e-12)
+    # by hand: torch's clip_grad_norm_ scales by max_norm / (norm + 1e-6)
+    # when the total norm (sqrt(3): three weights of gradient 1) exceeds it
+    c = 1.0 if clip is None else 0.5 / (3**0.5 + 1e-6)
+    w0 = torch.tensor([[2.0, -1.0]], dtype=torch.double)
+    w, v = w0.clone(), torch.tensor([[3.0]], dtype=torch.double)
+    for _ in range(3):
+        w, v = w - 0.1 * (c + 0.5 * (w - w0)), v - 0.1 * (c + 0.2 * v)
+    torch.testing.assert_close(out['OptimWrapper'][0], w, rtol=0, atol=1e-12)
+    torch.testing.assert_close(out['OptimWrapper'][1], v, rtol=0, atol=1e-12)

@@ -25,6 +25,7 @@ from toy import (TOY_LAYERS, ToyClassifier, olor_wrapper_cfg,
                  pretrained_checkpoint, resumed_runner, runner_cfg, toy_runner)
 
 from olor_mm import attach_rollback, find_rollback, layerwise_rollback_groups
+from olor_mm.core.theta0 import saved_theta0
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TESTS = osp.join(ROOT, 'tests')
@@ -85,7 +86,7 @@ def test_resume_with_nothing_to_resume_keeps_load_from(tmp_path):
     out = _train(config, tmp_path / 'run', '--resume')
     assert 'nothing to resume' in out.stdout
     state = _state(tmp_path / 'run' / 'iter_6.pth')
-    theta0 = state['optimizer']['olor_rollback']['theta0'].values()
+    theta0 = saved_theta0(state['optimizer']).values()
     backbone = [
         pretrained[n] for n, _ in ToyClassifier().named_parameters()
         if n.startswith('backbone.')
@@ -108,7 +109,8 @@ def test_theta0_from_weights_nothing_was_loaded_into_is_said(tmp_path):
     runner.train()
     log = open(glob.glob(str(tmp_path / 'run' / '*' / '*.log'))[0]).read()
     assert 'no checkpoint was loaded into the model' in log
-    assert 'found no checkpoint' in log and 'load_from' in log
+    assert 'Set load_from=<the pretrained checkpoint>' in log
+    assert '--resume clears load_from' in log
     # with load_from, nothing is said
     path, _ = pretrained_checkpoint(tmp_path)
     toy_runner(tmp_path / 'ok', _wrapper(), load_from=path).train()
@@ -385,7 +387,9 @@ class DivergeAt(Hook):
 
 def test_non_finite_weights_stop_the_run_keeping_the_last_checkpoint(tmp_path):
     """A diverged step (NaN weights) stops the run at the next checkpoint
-    with an error naming the last good one, which max_keep_ckpts=1 keeps."""
+    with an error pointing at the last good one, which max_keep_ckpts=1
+    keeps: the drift hook of the shipped configs refuses before MMEngine's
+    CheckpointHook removes the old checkpoint."""
     path, _ = pretrained_checkpoint(tmp_path)
     runner = toy_runner(
         tmp_path / 'run',
@@ -398,10 +402,13 @@ def test_non_finite_weights_stop_the_run_keeping_the_last_checkpoint(tmp_path):
                 interval=3,
                 by_epoch=False,
                 max_keep_ckpts=1)),
-        custom_hooks=[dict(type='DivergeAt', at=4)])
+        custom_hooks=[
+            dict(type='DivergeAt', at=4),
+            dict(type='RollbackDriftHook')
+        ])
     with pytest.raises(FloatingPointError) as info:
         runner.train()
-    assert 'iter_3.pth' in str(info.value)
+    assert 'work_dir/last_checkpoint names it' in str(info.value)
     assert (tmp_path / 'run' / 'iter_3.pth').is_file()
     assert not (tmp_path / 'run' / 'iter_6.pth').exists()
     kept = _state(tmp_path / 'run' / 'iter_3.pth')['state_dict']

@@ -8,6 +8,7 @@ from mmengine.optim import LinearLR, MultiStepLR, build_optim_wrapper
 from toy import TOY_LAYERS, ToyClassifier, olor_wrapper_cfg
 
 import olor_mm  # noqa: F401  (registers the wrapper and constructor)
+from olor_mm.core.theta0 import saved_theta0
 
 
 class Linear2(nn.Module):
@@ -203,7 +204,7 @@ def test_lr0_is_the_lr_at_training_start_without_a_scheduler():
     ow = _build(model, dict(type='SGD', lr=0.1), rollback_max=0.4)
     for g in ow.optimizer.param_groups:  # what Runner.scale_lr does
         g['lr'] *= 2
-    ow.initialize_count_status(model, 0, 10)
+    ow.snapshot_theta0()  # what the first step does
     assert ow.lr_ratios() == [1.0] * len(ow.optimizer.param_groups)
     for g in ow.optimizer.param_groups:  # a later decay still scales lam
         g['lr'] *= 0.5
@@ -282,7 +283,7 @@ def test_state_dict_round_trip_resumes_identically():
         ow1.update_params(first(x, y, mode='loss')['loss'])
     model_state = copy.deepcopy(first.state_dict())
     optim_state = copy.deepcopy(ow1.state_dict())
-    assert len(optim_state['olor_rollback']['theta0']) == len(ow1.theta0)
+    assert len(saved_theta0(optim_state)) == len(ow1.theta0)
 
     second = ToyClassifier()
     second.load_state_dict(model_state)
@@ -311,7 +312,7 @@ def test_load_state_dict_with_wrong_theta0_shape_fails():
     ow_a = _build(a, dict(type='SGD', lr=0.1))
     ow_a.snapshot_theta0()
     state = ow_a.state_dict()
-    state['olor_rollback']['theta0'][0] = torch.zeros(1, 2, 3)
+    state['param_groups'][0]['olor_rollback.theta0'][0] = torch.zeros(1, 2, 3)
     ow_b = _build(b, dict(type='SGD', lr=0.1))
     with pytest.raises(ValueError, match='shape'):
         ow_b.load_state_dict(state)
@@ -363,7 +364,7 @@ def test_bfloat16_anchor():
         rtol=0,
         atol=1e-6)
     state = ow.state_dict()
-    assert state['olor_rollback']['theta0'][0].dtype == torch.bfloat16
+    assert saved_theta0(state)[0].dtype == torch.bfloat16
     ow2 = build_optim_wrapper(Linear2(), cfg)
     ow2.load_state_dict(state)
     assert torch.equal(ow2.theta0[0], ow.theta0[0])

@@ -12,6 +12,7 @@ from mmengine.optim import build_optim_wrapper
 from toy import ToyClassifier, penalty_wrapper_cfg
 
 from olor_mm import attach_rollback, layerwise_rollback_groups
+from olor_mm.core.theta0 import saved_theta0
 
 OLOR = dict(pretrained_prefixes=('backbone', ), rollback_max=0.2)
 
@@ -84,7 +85,7 @@ def test_plain_api_same_set_up_resumes():
     model, state = _saved_plain()
     opt, handle = _plain(model)
     opt.load_state_dict(state)
-    saved = state['olor_rollback']['theta0']
+    saved = saved_theta0(state)
     for k, t in zip(sorted(saved), handle.theta0):
         assert torch.equal(t, saved[k])
 

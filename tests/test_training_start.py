@@ -1,11 +1,14 @@
-"""One rule for when theta0 is taken (olor_mm.engine.training_start): the
-Runner's ``initialize_count_status`` takes it from the weights then, under
-every wrapper olor-mm builds or makes; resuming at an iteration > 0 without
-a restored theta0 is refused; a deep copy takes its own."""
+"""One rule for theta0, owned by the core (olor_mm.core.theta0): a tensor's
+theta0 is its value just before its first update, unless a loaded state
+dict restored it. Under every wrapper and method olor-mm builds, in any
+order a runner calls ``initialize_count_status`` and loads weights; a
+resume (MMEngine's message hub says iteration > 0) without a restored
+theta0 is refused; a deep copy of the wrapper is guarded."""
 import copy
 
 import pytest
 import torch
+from mmengine.logging import MessageHub
 from mmengine.optim import build_optim_wrapper
 from toy import ToyClassifier, olor_wrapper_cfg, penalty_wrapper_cfg
 
@@ -16,27 +19,34 @@ SGD = dict(type='SGD', lr=0.1)
 
 
 def _cfg(kind):
-    if kind == 'L2SPOptimWrapper':
-        return penalty_wrapper_cfg(kind, SGD, alpha=0.1, beta=0.01)
+    if kind == 'l2sp':
+        return penalty_wrapper_cfg('l2sp', SGD, alpha=0.1, beta=0.01)
     return dict(olor_wrapper_cfg(SGD), type=kind)
 
 
-KINDS = [
-    'OptimWrapper', 'OLOROptimWrapper', 'AmpOLOROptimWrapper',
-    'L2SPOptimWrapper'
-]
+KINDS = ['OptimWrapper', 'OLOROptimWrapper', 'AmpOLOROptimWrapper', 'l2sp']
+
+
+def _step(model, ow):
+    with ow.optim_context(model):
+        loss = model(torch.ones(2, 3, 8, 8), mode='tensor').sum()
+    ow.update_params(loss)
 
 
 @pytest.mark.parametrize('kind', KINDS)
-def test_theta0_is_the_weights_at_training_start(kind):
+def test_theta0_is_the_weights_at_the_first_step(kind):
     model = ToyClassifier()
     ow = build_optim_wrapper(model, _cfg(kind))
     anchor = find_anchor(ow.optimizer)
     assert anchor.theta0 is None  # not at build time: weights load later
-    with torch.no_grad():  # load_from / init_weights happen in between
-        model.backbone.conv1.weight.fill_(0.5)
+    # what a runner does in between, in either order: count status (the
+    # Runner after load_or_resume, FlexibleRunner's strategies before it),
+    # then init_weights / load_from
     ow.initialize_count_status(model, 0, 10)
-    assert anchor.theta0 is not None
+    assert anchor.theta0 is None
+    with torch.no_grad():
+        model.backbone.conv1.weight.fill_(0.5)
+    _step(model, ow)
     first = anchor.anchored_params.index(model.backbone.conv1.weight)
     assert torch.equal(anchor.theta0[first],
                        torch.full_like(anchor.theta0[first], 0.5))
@@ -44,26 +54,46 @@ def test_theta0_is_the_weights_at_training_start(kind):
 
 @pytest.mark.parametrize('kind', KINDS)
 def test_resuming_without_a_restored_theta0_is_refused(kind):
+    """The runner's message hub holds iteration 4 at the first step (a
+    resume whose checkpoint had no optimizer state): refused, and the
+    message does not send the user to load_from (that anchors to the
+    fine-tuned weights)."""
+    MessageHub.get_instance('olor_resume_probe_' + kind)  # the run's hub
     model = ToyClassifier()
     ow = build_optim_wrapper(model, _cfg(kind))
-    with pytest.raises(
-            RuntimeError,
-            match='resumes at iteration 4 but no '
-            'theta0 was restored'):
-        ow.initialize_count_status(model, 4, 10)
+    MessageHub.get_current_instance().update_info('iter', 4)
+    with pytest.raises(RuntimeError) as err:
+        _step(model, ow)
+    assert 'resumes at iteration 4 but no theta0 was restored' in str(
+        err.value)
+    assert 'save_optimizer' in str(err.value)
+    assert 'load_from' not in str(err.value)
+
+
+def test_a_stale_message_hub_is_no_resume():
+    """A hub left by an earlier run in the process (iteration 7) and not
+    written since the wrapper was built is not this run's."""
+    MessageHub.get_instance('olor_stale_probe').update_info('iter', 7)
+    model = ToyClassifier()
+    ow = build_optim_wrapper(model, _cfg('OptimWrapper'))
+    _step(model, ow)
+    assert find_anchor(ow.optimizer).theta0 is not None
 
 
 def test_alias_built_without_the_constructor_takes_theta0_there_too():
     model = ToyClassifier()
     groups = olor_mm.layerwise_rollback_groups(model, rollback_max=0.2)
     ow = olor_mm.OLOROptimWrapper(torch.optim.SGD(groups, lr=0.1))
-    ow.initialize_count_status(model, 0, 10)
+    assert ow.theta0 is None
+    _step(model, ow)
     assert ow.theta0 is not None
 
 
-def test_a_deep_copy_starts_training_on_itself():
+def test_a_deep_copy_without_its_anchor_refuses_to_step():
     model = ToyClassifier()
     ow = build_optim_wrapper(model, _cfg('OptimWrapper'))
+    _step(model, ow)
     twin = copy.deepcopy(ow)
-    assert twin.initialize_count_status.__self__ is twin
-    assert ow.initialize_count_status.__self__ is ow
+    assert find_anchor(twin.optimizer) is None
+    with pytest.raises(RuntimeError, match='no anchor is attached'):
+        twin.optimizer.step()

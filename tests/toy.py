@@ -160,15 +160,36 @@ def olor_wrapper_cfg(optimizer=None, **paramwise):
         paramwise_cfg=paramwise)
 
 
-def penalty_wrapper_cfg(type, optimizer, alpha, beta, **kwargs):
-    """An L2-SP or EWC optim_wrapper dict: the penalty on ``backbone``."""
+#: the penalties' methods by the names of their former wrapper types
+PENALTY_METHODS = dict(
+    L2SPOptimWrapper=('OptimWrapper', 'l2sp'),
+    AmpL2SPOptimWrapper=('AmpOLOROptimWrapper', 'l2sp'),
+    EWCOptimWrapper=('OptimWrapper', 'ewc'),
+    AmpEWCOptimWrapper=('AmpOLOROptimWrapper', 'ewc'))
+
+
+def penalty_wrapper_cfg(method, optimizer, alpha, beta, wrapper=None,
+                        **kwargs):
+    """An L2-SP or EWC optim_wrapper dict in the documented spelling: the
+    penalty on ``backbone``. ``method`` is ``'l2sp'`` / ``'ewc'`` (or a
+    former wrapper type's name, which picks the wrapper type too)."""
+    kind, method = PENALTY_METHODS.get(method, (wrapper or 'OptimWrapper',
+                                                method))
+    paramwise = {
+        k: kwargs.pop(k)
+        for k in list(kwargs)
+        if k.startswith('fisher_') or k == 'anchor_dtype'
+    }
     return dict(
-        type=type,
-        alpha=alpha,
-        beta=beta,
+        type=kind,
         optimizer=optimizer,
         constructor='LayerwiseRollbackConstructor',
-        paramwise_cfg=dict(pretrained_prefixes=('backbone', )),
+        paramwise_cfg=dict(
+            pretrained_prefixes=('backbone', ),
+            method=method,
+            alpha=alpha,
+            beta=beta,
+            **paramwise),
         **kwargs)
 
 

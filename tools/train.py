@@ -69,7 +69,7 @@ def main(argv=None):
     # a new fine-tune from load_from
     try:
         note = resume_options(cfg, args.resume)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, ValueError) as err:
         sys.exit(f'tools/train.py: error: {err}')
     if note:
         print(note, flush=True)

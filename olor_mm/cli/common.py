@@ -11,13 +11,14 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from ..compat import cpu_ddp_model_wrapper_cfg
+from ..engine import deprecations
+from ..engine.hooks import RollbackDriftHook, warn_if_unresumable
+from .safe_checkpoint import use_safe_checkpoints
 
 #: --amp maps each fp32 wrapper to its mixed-precision twin.
 AMP_TWINS = {
     'OptimWrapper': 'AmpOptimWrapper',
     'OLOROptimWrapper': 'AmpOLOROptimWrapper',
-    'L2SPOptimWrapper': 'AmpL2SPOptimWrapper',
-    'EWCOptimWrapper': 'AmpEWCOptimWrapper',
 }
 
 
@@ -26,13 +27,13 @@ def enable_amp(cfg: Config) -> None:
 
     ``OptimWrapper`` becomes MMEngine's ``AmpOptimWrapper`` where there is
     a GPU (it rolls back too: the constructor attached the rollback to the
-    optimizer). Without one, AmpOptimWrapper cannot be built, so an OLOR
-    config (``constructor='LayerwiseRollbackConstructor'``) gets
-    ``AmpOLOROptimWrapper``, which runs in bfloat16 on the CPU; so do
-    ``OLOROptimWrapper`` (the alias) anywhere, and ``L2SPOptimWrapper`` /
-    ``EWCOptimWrapper`` their AMP twins. A plain ``OptimWrapper`` of a config
-    without the constructor on a CPU-only machine raises rather than train
-    silently in float32.
+    optimizer). Without one, AmpOptimWrapper cannot be built, so an olor-mm
+    config (``constructor='LayerwiseRollbackConstructor'``, any method)
+    gets ``AmpOLOROptimWrapper``, which runs in bfloat16 on the CPU; so does
+    ``OLOROptimWrapper`` (the alias) anywhere. A deprecated wrapper type
+    (``L2SPOptimWrapper`` ...) is first rewritten to its current spelling.
+    A plain ``OptimWrapper`` of a config without the constructor on a
+    CPU-only machine raises rather than train silently in float32.
 
     Raises:
         ValueError: for a wrapper type with no mixed-precision twin.
@@ -40,6 +41,13 @@ def enable_amp(cfg: Config) -> None:
             on a machine without GPU.
     """
     wrapper = cfg.optim_wrapper
+    if wrapper.get('type') in deprecations.DEPRECATED_TYPES:
+        current, paramwise = deprecations.translate(
+            wrapper.to_dict() if hasattr(wrapper, 'to_dict') else wrapper,
+            wrapper.get('paramwise_cfg') or {})
+        current['paramwise_cfg'] = paramwise
+        cfg.optim_wrapper = current
+        wrapper = cfg.optim_wrapper
     kind = wrapper.get('type', 'OptimWrapper')
     if kind in AMP_TWINS.values():
         return
@@ -100,26 +108,122 @@ def latest_checkpoint(work_dir: str):
     raise FileNotFoundError(f'--resume: {last} {state}; {instead}.')
 
 
+#: state keys of olor-mm's anchors in a saved optimizer state
+ANCHOR_KEYS = ('olor_rollback', 'l2sp_anchor', 'ewc_anchor')
+
+
+def peek_checkpoint(path: str) -> dict:
+    """A checkpoint's structure without reading its tensors (memory-mapped,
+    weights-only with MMEngine's globals); FSDP's folder of per-rank files
+    is read through ``rank0.pth``."""
+    import torch
+
+    from ..compat.checkpoint import mmengine_safe_globals
+    if osp.isdir(path):
+        path = osp.join(path, 'rank0.pth')
+    with torch.serialization.safe_globals(mmengine_safe_globals()):
+        return torch.load(
+            path, map_location='cpu', mmap=True, weights_only=True)
+
+
+def run_id(checkpoint: dict):
+    """The id of the fine-tune that wrote ``checkpoint`` (its anchor's), or
+    None (no olor-mm anchor, or written before olor-mm 0.4)."""
+    optimizer = checkpoint.get('optimizer') or {}
+    for key in ANCHOR_KEYS:
+        entry = optimizer.get(key)
+        if isinstance(entry, dict) and entry.get('run_id'):
+            return entry['run_id']
+    return None
+
+
+def check_resumable(path: str) -> None:
+    """Refuse, before any runner is built, a checkpoint ``--resume`` cannot
+    continue: a weights-only file (published, or the pretrained one),
+    with the way to use it instead.
+
+    Raises:
+        ValueError: naming the file, what it lacks and the fix.
+    """
+    try:
+        checkpoint = peek_checkpoint(path)
+    except Exception:  # damaged: MMEngine's load names the cause
+        return
+    lacks = [k for k in ('meta', 'message_hub') if k not in checkpoint]
+    if lacks:
+        raise ValueError(
+            f'--resume {path}: the file holds no {" or ".join(lacks)} '
+            '(iteration, optimizer state): it is a weights-only checkpoint '
+            '(published by publish_model.py, or a pretrained one) and '
+            'cannot be resumed. Fine-tune from it with load_from=<it> and '
+            'no --resume; --resume alone resumes the latest checkpoint of '
+            'work_dir.')
+    if 'optimizer' not in checkpoint:
+        print(f'--resume {path}: it holds no optimizer state (written with '
+              'checkpoint save_optimizer=False), so an anchored fine-tune '
+              '(OLOR, L2-SP, EWC) cannot restore theta0 from it and will '
+              'refuse to resume.', flush=True)
+
+
+def other_runs(work_dir: str, latest: str) -> str:
+    """A warning when the checkpoints of ``work_dir`` were written by more
+    than one fine-tune (their anchors' run ids), naming the one ``latest``
+    belongs to; '' when they agree."""
+    found = []
+    for path in glob.glob(osp.join(work_dir, '*_*.pth')):
+        m = re.match(r'(iter|epoch)_(\d+)\.pth$', osp.basename(path))
+        if m:
+            try:
+                found.append((int(m.group(2)), path,
+                              run_id(peek_checkpoint(path))))
+            except Exception:
+                continue
+    ids = {rid for _, _, rid in found if rid}
+    if len(ids) < 2:
+        return ''
+    mine = next((rid for _, path, rid in found
+                 if osp.abspath(path) == osp.abspath(latest)), None)
+    runs = ', '.join(
+        f'{rid} ({", ".join(osp.basename(p) for _, p, r in sorted(found) if r == rid)})'  # noqa: E501
+        for rid in sorted(ids))
+    return (f'WARNING: {work_dir} holds checkpoints of {len(ids)} '
+            f'fine-tunes (run ids: {runs}): two runs share this work dir. '
+            f'--resume takes {osp.basename(latest)}, of run {mine}; give '
+            'each run its own --work-dir, or choose with --resume PATH.')
+
+
 def resume_options(cfg: Config, resume) -> str:
     """Set ``cfg.resume`` / ``cfg.load_from`` for ``--resume [PATH]``;
     returns the line to print.
 
-    ``--resume`` alone continues from the work dir's latest checkpoint; with
-    none yet (a requeue script's first launch) the run starts as a new
-    fine-tune from ``load_from``, which stays (MMDetection's script clears
-    it, and theta0 would be the random initialisation).
+    ``--resume`` alone (or ``--resume WORK_DIR``) continues from the work
+    dir's latest checkpoint; with none yet (a requeue script's first
+    launch) the run starts as a new fine-tune from ``load_from``, which
+    stays (MMDetection's script clears it, and theta0 would be the random
+    initialisation). A weights-only file is refused
+    (:func:`check_resumable`); checkpoints of two fine-tunes in one work dir
+    are said (:func:`other_runs`).
     """
     if resume is None:
         return ''
+    work_dir = cfg.work_dir
+    if resume != 'auto' and osp.isfile(osp.join(resume, 'last_checkpoint')):
+        work_dir, resume = resume, 'auto'  # --resume WORK_DIR
     if resume != 'auto':
+        if not osp.exists(resume):
+            raise FileNotFoundError(f'--resume: {resume} does not exist.')
+        check_resumable(resume)
         cfg.resume, cfg.load_from = True, resume
         return f'--resume: from {resume}'
-    latest = latest_checkpoint(cfg.work_dir)
+    latest = latest_checkpoint(work_dir)
     if latest is not None:
+        check_resumable(latest)
         cfg.resume, cfg.load_from = True, latest
-        return f'--resume: from {latest}, the latest in {cfg.work_dir}'
+        note = f'--resume: from {latest}, the latest in {work_dir}'
+        warning = other_runs(work_dir, latest)
+        return note + ('\n' + warning if warning else '')
     cfg.resume = False
-    return (f'--resume: nothing to resume in {cfg.work_dir} yet: a new '
+    return (f'--resume: nothing to resume in {work_dir} yet: a new '
             f'fine-tune from load_from={cfg.get("load_from")}')
 
 
@@ -171,10 +275,20 @@ def load_config(args) -> Config:
 
 
 def build_runner(cfg: Config):
-    """MMEngine's Runner, or the config's ``runner_type`` from RUNNERS."""
+    """MMEngine's Runner, or the config's ``runner_type`` from RUNNERS,
+    whose checkpoints a kill never loses
+    (:class:`~olor_mm.cli.safe_checkpoint.SafeCheckpointHook`)."""
     if 'runner_type' not in cfg:
-        return Runner.from_cfg(cfg)
-    return RUNNERS.build(cfg)
+        runner = Runner.from_cfg(cfg)
+    else:
+        runner = RUNNERS.build(cfg)
+    use_safe_checkpoints(runner, cfg)
+    wrapper = cfg.get('optim_wrapper') or {}
+    if not any(isinstance(h, RollbackDriftHook) for h in runner.hooks):
+        warn_if_unresumable(
+            runner,
+            wrapper.get('constructor') == 'LayerwiseRollbackConstructor')
+    return runner
 
 
 def evaluate(cfg: Config, checkpoint: str) -> dict:

@@ -6,24 +6,28 @@ installed versions have the bug, and ``apply()``, which patches only then
 
 - :mod:`.checkpoint`: MMEngine's checkpoints load on torch >= 2.6, still
   with ``weights_only=True`` (MMEngine's own classes allowed, nothing else);
-- :mod:`.checkpoint_save`: a kill while a checkpoint is written never
-  loses the last complete one (written to a temporary name and renamed,
-  old ones removed after);
 - :mod:`.config_bases`: ``mmdet::`` / ``mmseg::`` bases resolve without
   ``pkg_resources`` (setuptools >= 81);
-- :mod:`.dist`: ``init_dist`` and DDP on a machine without GPU (gloo);
+- :mod:`.dist`: ``init_dist`` and DDP (and DeepSpeed's launch) on a
+  machine without GPU (gloo);
+- :mod:`.fsdp_resume`: MMEngine's ``FSDPStrategy`` resumes on torch >= 2.1
+  (it calls ``FSDP.optim_state_dict_to_load`` in torch 2.0's argument
+  order);
 - :mod:`.mmcv_ops`: mmcv's CPU ``nms`` / ``roi_align`` under bfloat16
   autocast (applied when a CPU mixed-precision wrapper is built).
 
-``import olor_mm`` applies the first four where MMEngine is installed. The
+``import olor_mm`` applies the first four where MMEngine is installed and
+the probe finds the bug; each keeps the name and signature of what it
+replaces. The
 environment variable ``OLOR_MM_COMPAT`` chooses: unset (or ``all``) applies
 every fix whose bug is found; ``0`` / ``off`` / ``none`` applies none; a
 comma-separated list (``checkpoint,dist``) applies those only. Nothing is
-ever written into site-packages.
+ever written into site-packages. Each fix, its probe and the upstream
+report are listed in docs/compatibility.md.
 """
 import os
 
-from . import checkpoint, checkpoint_save, config_bases, dist, mmcv_ops
+from . import checkpoint, config_bases, dist, fsdp_resume, mmcv_ops
 from .checkpoint import load_from_local_safe, mmengine_safe_globals
 from .dist import cpu_ddp_model_wrapper_cfg
 
@@ -36,12 +40,12 @@ __all__ = [
 #: every fix by name
 FIXES = dict(
     checkpoint=checkpoint,
-    checkpoint_save=checkpoint_save,
     config_bases=config_bases,
     dist=dist,
+    fsdp_resume=fsdp_resume,
     mmcv_ops=mmcv_ops)
 #: applied by ``import olor_mm`` (mmcv_ops: by CPU mixed precision)
-AT_IMPORT = ('checkpoint', 'checkpoint_save', 'config_bases', 'dist')
+AT_IMPORT = ('checkpoint', 'config_bases', 'dist', 'fsdp_resume')
 
 
 def enabled(name: str) -> bool:

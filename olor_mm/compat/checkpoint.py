@@ -117,11 +117,9 @@ def load_from_local_safe(filename: str, map_location=None):
         pickle.UnpicklingError: naming the file, the global it needs and how
             to allow it, for a checkpoint holding more than MMEngine writes.
     """
-    from ..core.theta0 import note_checkpoint
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'{filename} can not be found.')
-    note_checkpoint(filename)
     with torch.serialization.safe_globals(mmengine_safe_globals()):
         try:
             return torch.load(
@@ -168,11 +166,18 @@ def damaged(filename: str, err: Exception) -> RuntimeError:
         f'killed while saving it?): {type(err).__name__}: {err}.' + hint)
 
 
+def load_from_local(filename, map_location):
+    """MMEngine's ``load_from_local`` (same name and signature, so that
+    what looks the loader up by name still finds it), weights-only with
+    MMEngine's globals allowed: :func:`load_from_local_safe`."""
+    return load_from_local_safe(filename, map_location)
+
+
 def apply() -> bool:
     """Register the safe loader for local paths if MMEngine needs it."""
     if not has_bug():
         return False
     from mmengine.runner.checkpoint import CheckpointLoader
     CheckpointLoader.register_scheme(
-        prefixes='', loader=load_from_local_safe, force=True)
+        prefixes='', loader=load_from_local, force=True)
     return True

@@ -4,9 +4,12 @@ The bug: MMEngine's ``init_dist(launcher='pytorch')`` (up to 0.10.7) calls
 ``torch.cuda.set_device`` whenever no NPU/MLU/MUSA is found, CUDA or not,
 and the runtimes of MMDetection / MMSegmentation ask for the ``nccl``
 backend, so ``tools/dist_train.sh`` on a machine without GPU (CPU
-data-parallel with ``gloo``: CI, debugging) fails before training. The fix
-skips ``set_device`` and takes ``gloo`` when no accelerator exists; with CUDA
-(or NPU/MLU/MUSA) MMEngine's own function runs unchanged. The Runner's DDP
+data-parallel with ``gloo``: CI, debugging) fails before training, and so
+does FlexibleRunner's ``DeepSpeedStrategy`` (``init_backend='deepspeed'``)
+on DeepSpeed's CPU accelerator. The fix skips ``set_device`` and takes
+``gloo`` when no accelerator exists (through ``deepspeed.init_distributed``
+for DeepSpeed, as MMEngine does); with CUDA (or NPU/MLU/MUSA) MMEngine's
+own function runs unchanged. The Runner's DDP
 wrapper also passes ``device_ids=[LOCAL_RANK]``, invalid for CPU modules:
 :func:`cpu_ddp_model_wrapper_cfg` sets ``device_ids=None`` in the config
 (the command-line tools apply it).
@@ -51,10 +54,11 @@ def apply() -> bool:
     def _init_dist_pytorch(backend, init_backend='torch', **kwargs):
         if not _no_accelerator():
             return original(backend, init_backend=init_backend, **kwargs)
-        if init_backend != 'torch':
+        if init_backend not in ('torch', 'deepspeed'):
             raise RuntimeError(
-                f'init_backend={init_backend!r} needs a GPU; on the CPU use '
-                "env_cfg.dist_cfg.backend='gloo' with the torch backend.")
+                f'init_backend={init_backend!r} (ColossalAI) trains on GPUs '
+                "only; on the CPU use MMEngine's Runner, or FlexibleRunner "
+                'with DDPStrategy, FSDPStrategy or DeepSpeedStrategy.')
         if backend != 'gloo':
             from mmengine.logging import print_log
             print_log(
@@ -63,7 +67,11 @@ def apply() -> bool:
                 'silence this).',
                 logger='current')
             backend = 'gloo'
-        torch.distributed.init_process_group(backend=backend, **kwargs)
+        if init_backend == 'deepspeed':  # DeepSpeed's CPU accelerator
+            import deepspeed
+            deepspeed.init_distributed(dist_backend=backend, **kwargs)
+        else:
+            torch.distributed.init_process_group(backend=backend, **kwargs)
 
     _init_dist_pytorch._olor_cpu = True
     dist_utils._init_dist_pytorch = _init_dist_pytorch

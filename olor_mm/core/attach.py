@@ -5,8 +5,9 @@ module. :func:`attach_rollback` registers, on any ``torch.optim.Optimizer``
 whose param groups carry ``rollback`` (``lam_i``, e.g. from
 :func:`olor_mm.layerwise_rollback_groups`):
 
-- a step pre-hook that takes ``theta0`` at the first step, if nothing took
-  or restored it before (the weights are loaded by then);
+- a step pre-hook that takes ``theta0`` of each tensor just before its
+  first update, unless ``load_state_dict()`` restored it (the weights are
+  loaded by then, whatever the order a runner loaded them in);
 - a step post-hook that, after every real update ``theta_hat_t``, pulls
   each anchored tensor that got a gradient back toward ``theta0``::
 
@@ -22,9 +23,10 @@ whose param groups carry ``rollback`` (``lam_i``, e.g. from
   schedule: Eq. 6 stays a lerp toward theta0 and never throws a weight past
   it. Warm-up from below ``initial_lr`` and decay scale the rollback down;
   while the lr rises above every lr before it, ``lam_eff = lam_i``;
-- state-dict hooks that save ``theta0`` under ``'olor_rollback'`` in
-  ``optimizer.state_dict()`` and restore it in ``load_state_dict()``
-  (:class:`~olor_mm.core.theta0.Anchor`).
+- state-dict hooks that save ``theta0`` in ``optimizer.state_dict()`` as
+  per-parameter state (``'olor_rollback.theta0'``, beside the moments, so
+  engines that shard or gather the optimizer state carry it too) and
+  restore it in ``load_state_dict()`` (:class:`~olor_mm.core.theta0.Anchor`).
 
 Every wrapper and tool that calls ``optimizer.step()`` therefore rolls back:
 MMEngine's ``OptimWrapper`` and ``AmpOptimWrapper``, upstream
@@ -48,8 +50,9 @@ from typing import List, Optional, Union
 
 import torch
 
+from .resume_checks import TUNABLE_KEYS, edited_keys
 from .rollback import as_real, rollback_
-from .theta0 import MARK_KEY, Anchor, find_anchor
+from .theta0 import Anchor, find_anchor
 
 logger = logging.getLogger(__name__)  # forwarded to MMEngine's, if there
 
@@ -60,11 +63,6 @@ STATE_KEY = 'olor_rollback'
 PEAK_KEY = 'rollback_lr_peak'
 
 __all__ = ['attach_rollback', 'find_rollback', 'RollbackHandle', 'STATE_KEY']
-
-#: hyper-parameters: the checkpoint's apply on resume
-TUNABLE_KEYS = ('rollback_max', 'rollback_min', 'rollback_power',
-                'scale_with_lr')
-
 
 def _rolls_back(group: dict) -> bool:
     return group.get('rollback', 0.0) > 0
@@ -111,11 +109,8 @@ class RollbackHandle(Anchor):
             from_current_weights=from_current_weights,
             setup=None if setup is None else dict(
                 setup, scale_with_lr=scale_with_lr))
-        self._inert_steps = 0  # steps taken with nothing to roll back
-        self._handles += [
-            optimizer.register_step_pre_hook(self._pre_step),
-            optimizer.register_step_post_hook(self._post_step),
-        ]
+        self._handles.append(
+            optimizer.register_step_post_hook(self._post_step))
         if warn_if_inert and not self.active:
             logger.warning(
                 'attach_rollback: no param group has rollback > 0, so '
@@ -124,52 +119,26 @@ class RollbackHandle(Anchor):
                 'and rollback_max > 0).')
 
     # ------------------------------------------------------------- hooks
-    def snapshot(self) -> None:
-        """Take ``theta0`` now and fix ``lr_0`` of the rolled-back groups.
+    def _on_take(self, groups: List[dict]) -> None:
+        """``lr_0`` of the groups whose theta0 is taken now: a group
+        without ``initial_lr`` (no scheduler) gets its current lr, so a
+        later ``auto_scale_lr`` or decay scales lam only from here on."""
+        check_groups(groups)
+        for g in groups:
+            g.setdefault('initial_lr', g['lr'])
 
-        A rolled-back group without ``initial_lr`` (no scheduler) gets its
-        current lr, so a later ``auto_scale_lr`` or decay scales lam only
-        from here on.
-        """
-        check_groups(self.optimizer.param_groups)
-        for g in self.optimizer.param_groups:
-            if _rolls_back(g):
-                g.setdefault('initial_lr', g['lr'])
-        super().snapshot()
-
-    def _pre_step(self, optimizer, args, kwargs) -> None:
-        if self._theta0 is None:
-            if not self.active:
-                self._inert_steps += 1
-                return
-            if self._inert_steps:
-                raise RuntimeError(
-                    f'{self.owner}: a param group got rollback > 0 after '
-                    f'{self._inert_steps} steps with none, so theta0 would '
-                    'be taken from the fine-tuned weights. Start with '
-                    'rollback > 0 (a warm-up of lam from a small value, '
-                    'e.g. 1e-6, rather than from 0), so theta0 is taken '
-                    'from the pretrained weights at the first step.')
-            self.snapshot()
-        else:
-            self.take_new_groups()
-        self._check_anchored_groups()
-
-    def _check_anchored_groups(self) -> None:
-        """Every group that rolls back has a theta0 (one key per group)."""
-        for gi, g in enumerate(self.optimizer.param_groups):
-            if g.get('rollback', 0.0) > 0 and \
-                    g.get(MARK_KEY) != self.state_key:
-                raise RuntimeError(
-                    f'{self.owner}: param group {gi} rolls back '
-                    f"(rollback={g['rollback']}) but had rollback 0 when "
-                    'theta0 was taken, so it has no theta0 (its weights '
-                    'then would be fine-tuned ones). Give it rollback > 0 '
-                    'from the start (a warm-up of lam from a small value, '
-                    'e.g. 1e-6, rather than from 0).')
+    def _selected_late(self, gi: int, group: dict) -> None:
+        raise RuntimeError(
+            f'{self.owner}: param group {gi} rolls back '
+            f"(rollback={group['rollback']}) but had rollback 0 when it "
+            'first stepped, so it has no theta0 (its weights now are '
+            'fine-tuned ones). Give it rollback > 0 from the start (a '
+            'warm-up of lam from a small value, e.g. 1e-6, rather than '
+            'from 0).')
 
     def _post_step(self, optimizer, args, kwargs) -> None:
-        if not self.buckets:
+        layout = self._current
+        if layout is None or not layout.buckets:
             return
         if self.scale_with_lr:
             self._raise_peaks()
@@ -184,7 +153,7 @@ class RollbackHandle(Anchor):
 
     # ----------------------------------------------------------- state
     def state_entry(self) -> dict:
-        """theta0, the set-up's config and ``scale_with_lr``."""
+        """The set-up's config, the run id and ``scale_with_lr``."""
         entry = super().state_entry()
         entry['scale_with_lr'] = self.scale_with_lr
         return entry
@@ -194,24 +163,24 @@ class RollbackHandle(Anchor):
 
         torch restores every group's ``rollback`` (lam_i), ``lr`` and
         ``initial_lr`` from the checkpoint; ``scale_with_lr`` follows the
-        same rule. A config edited since (another ``rollback_max``, ...) is
-        not applied, and one warning line says so.
+        same rule. A set-up edited since (another ``rollback_max``, another
+        ``scale_with_lr`` given to :func:`attach_rollback`, ...) is not
+        applied, and one warning line says so.
         """
         super()._load_post_hook(optimizer)
         entry, self._loaded_entry = self._loaded_entry, None
-        if entry is None:
+        if not entry:
             return
+        saved, mine = dict(entry.get('config') or {}), dict(self.config or {})
         if 'scale_with_lr' in entry:
-            self.scale_with_lr = bool(entry['scale_with_lr'])
-        saved, mine = entry.get('config') or {}, self.config or {}
-        changed = [
-            k for k in TUNABLE_KEYS
-            if k in saved and k in mine and saved[k] != mine[k]
-        ]
+            saved['scale_with_lr'] = bool(entry['scale_with_lr'])
+            mine['scale_with_lr'] = self.scale_with_lr
+            self.scale_with_lr = saved['scale_with_lr']
+        changed = edited_keys(saved, mine)
         if changed:
             logger.warning(
                 'resume: the checkpoint\'s OLOR hyper-parameters apply (%s), '
-                'not the config\'s (%s), as torch restores every param '
+                'not the ones set now (%s), as torch restores every param '
                 "group's values; to change them, start a new fine-tune from "
                 'the checkpoint with load_from=<ckpt> and resume=False.',
                 ', '.join(f'{k}={saved[k]}' for k in changed),
@@ -243,8 +212,9 @@ class RollbackHandle(Anchor):
             'frozen_stages).', gi, lr)
 
     def lr_ratios(self) -> List[float]:
-        """``lr_t / lr_0`` per rolled-back group (``lr_0``: the largest lr
-        it has had, see :func:`lr_0`), in [0, 1]; 1.0 elsewhere.
+        """``lr_t / lr_0`` per rolled-back group of the optimizer's groups
+        now (``lr_0``: the largest lr it has had, see :func:`lr_0`), in
+        [0, 1]; 1.0 elsewhere.
 
         All 1.0 with ``scale_with_lr=False``.
         """
@@ -268,14 +238,16 @@ class RollbackHandle(Anchor):
     def rollback(self) -> None:
         """``p <- p + lam_eff * (theta0 - p)`` on tensors that got a gradient.
 
-        One multi-tensor pass per (device, dtype) bucket (see
-        :func:`olor_mm.core.rollback.rollback_`). "Got a gradient" means
-        ``p.grad is not None``: zeroing with ``set_to_none=True`` (torch's
-        and MMEngine's default) leaves a tensor outside this step's graph
-        without one.
+        One multi-tensor pass per (device, dtype) bucket of the groups
+        being stepped (see :func:`olor_mm.core.rollback.rollback_`). "Got a
+        gradient" means ``p.grad is not None``: zeroing with
+        ``set_to_none=True`` (torch's and MMEngine's default) leaves a
+        tensor outside this step's graph without one.
         """
+        if self._current is None:
+            self._current = self._layout()
         lam = self.lam_effs()
-        for b in self.buckets:
+        for b in self._current.buckets:
             sel = [k for k, p in enumerate(b.params) if p.grad is not None]
             if len(sel) == len(b.params):
                 rollback_(b.params, b.anchors, [lam[g] for g in b.groups])

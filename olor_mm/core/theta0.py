@@ -1,20 +1,34 @@
 """theta0: the pretrained weights a fine-tuning is anchored to (plain torch).
 
-Shared by every anchored method of olor-mm (OLOR's rollback, L2-SP's
-penalty). An :class:`Anchor` lives on a ``torch.optim.Optimizer`` and uses
-only the optimizer's own extension points, so it works under any MMEngine
-wrapper, any tool that drives the optimizer, and in a plain PyTorch loop:
+Shared by every anchored method of olor-mm (OLOR's rollback, L2-SP's and
+EWC's penalties). An :class:`Anchor` lives on a ``torch.optim.Optimizer``
+and uses only the optimizer's own hooks, so it behaves the same under any
+MMEngine wrapper, runner or engine, any tool that drives the optimizer,
+and a plain PyTorch loop. The one rule:
 
-- which tensors are anchored: every parameter of the groups the anchor
+    theta0 of an anchored tensor is its value just before the optimizer
+    first updates it (a step pre-hook), unless ``load_state_dict()``
+    restored it first.
+
+Weights loaded at any point before the first step (``load_from``,
+``init_cfg``, a resume, in whatever order a runner calls them) are what
+theta0 holds. An engine that steps a group at a time or swaps a group's
+tensors (DeepSpeed's ZeRO steps each group on its fp32 partition) gets
+each tensor's theta0 just before that tensor's first update.
+
+- which tensors are anchored: every tensor of the param groups the anchor
   selects, frozen ones too (a layer unfrozen later rolls back toward its
-  pretrained value), decided when ``theta0`` is taken or restored and
-  extended when ``add_param_group`` adds a selected group;
-- ``theta0`` is taken by :meth:`Anchor.snapshot` (training start) or at the
-  first optimizer step, never at build time (weights are loaded later);
-- ``optimizer.state_dict()`` carries it under the anchor's key (a state-dict
-  post-hook), ``optimizer.load_state_dict()`` restores and checks it (a
-  load pre-hook validates before torch touches anything, a post-hook
-  commits), so checkpoints written by any wrapper resume;
+  pretrained value); groups are followed by identity, so a group added
+  later (``add_param_group``) is anchored when it first steps;
+- ``optimizer.state_dict()`` carries theta0 in each anchored param group,
+  as a list in the order of the group's params (``'<state_key>.theta0'``,
+  beside the group's ``lr`` and ``rollback``), so that whatever saves,
+  re-keys or shards the optimizer's groups (FSDP's local state dict,
+  DeepSpeed's ZeRO) saves and restores theta0 with them; a top-level entry
+  under the anchor's key carries the set-up that numbered the tensors;
+- ``optimizer.load_state_dict()`` restores and checks theta0 (a load
+  pre-hook refuses a state of another set-up before torch touches
+  anything, a post-hook commits);
 - (device, dtype) buckets for the ``torch._foreach_*`` kernels.
 
 With nothing anchored an anchor is inert: the optimizer's state dict is
@@ -23,135 +37,60 @@ exactly torch's, and any state dict torch loads still loads.
 This module imports nothing of MMEngine.
 """
 import logging
-import weakref
+import uuid
 from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import torch
-from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-from .param_groups import hashable_option
+from . import copy_guard
+from .copy_guard import DETACHED, MARK_KEY
+from .resume_checks import (NEW_FINE_TUNE, check_layout, check_optimizer,
+                            check_setup, check_theta0, hashable_option)
 from .rollback import group_by_device_and_dtype
 
 logger = logging.getLogger(__name__)
+
+__all__ = [
+    'Anchor', 'Bucket', 'find_anchor', 'saved_theta0', 'saved_per_param',
+    'parse_anchor_dtype', 'MARK_KEY', 'hashable_option'
+]
 
 #: key of the entry the pre-0.2 wrappers wrote for OLOR and L2-SP alike;
 #: still read on load so their checkpoints resume.
 LEGACY_STATE_KEY = 'olor'
 
-#: optimizer -> {state key: anchor} of every anchor attached to it
-_ATTACHED: 'weakref.WeakKeyDictionary' = weakref.WeakKeyDictionary()
-
-#: param-group key naming the anchor that holds the group's theta0 (its
-#: state key; :data:`DETACHED` after ``remove()``). torch keeps it with the
-#: group in ``state_dict()``, ``deepcopy`` and pickling, which all drop the
-#: optimizer's hooks: a copy that lost its anchor is seen at its first step.
-MARK_KEY = 'olor_anchor'
-DETACHED = 'detached'
-
-#: keys of the structural set-up (which tensors are anchored, how they are
-#: numbered): a checkpoint written with other values is refused on load
-STRUCTURAL_KEYS = ('pretrained_prefixes', 'exclude_prefixes', 'layer_unit',
-                   'layer_patterns')
-
-#: optimizers that have stepped in this process (see :func:`_guard_step`)
-_STEPPED: 'weakref.WeakKeyDictionary' = weakref.WeakKeyDictionary()
-
-#: the checkpoint file loaded last (set by olor-mm's MMEngine loader while
-#: a Runner loads or resumes), so that an error about the optimizer state
-#: it held can name it
-_LAST_CHECKPOINT = {'path': None}
-
-#: optimizer -> the last checkpoint written complete with its state (set by
-#: olor-mm's safe checkpoint save), per optimizer: runs of a sweep in one
-#: process never name each other's files
-_SAVED: 'weakref.WeakKeyDictionary' = weakref.WeakKeyDictionary()
-
-
-def note_checkpoint(path: Optional[str]) -> None:
-    """Remember the checkpoint file being loaded, for error messages."""
-    _LAST_CHECKPOINT['path'] = path
-
-
-def checkpoint_note() -> str:
-    """`` (checkpoint PATH)`` naming the file being loaded, or ''."""
-    path = _LAST_CHECKPOINT['path']
-    return f' (checkpoint {path})' if path else ''
-
-
-def note_saved_checkpoint(path: str, optimizers) -> None:
-    """Remember the last checkpoint written complete with ``optimizers``'
-    state, for error messages."""
-    for optimizer in optimizers:
-        _SAVED[optimizer] = path
-
-
-def last_saved_note(optimizer) -> str:
-    """A sentence naming the last complete checkpoint written with
-    ``optimizer``'s state, or ''."""
-    path = _SAVED.get(optimizer)
-    return (f' The last checkpoint written before is {path}: resume from '
-            'it.' if path else '')
-
-
-def _history(optimizer) -> Optional[str]:
-    """Why the optimizer's weights may no longer be the pretrained ones
-    (None for a fresh optimizer)."""
-    marked = [
-        gi for gi, g in enumerate(optimizer.param_groups)
-        if g.get(MARK_KEY) is not None
-    ]
-    if marked:
-        return (f'has param groups anchored before ({MARK_KEY!r} in group '
-                f'{marked[0]}: an anchor removed, a copied optimizer, or a '
-                'state dict loaded that was written with one)')
-    if _STEPPED.get(optimizer):
-        return 'has stepped'
-    stepped = [
-        s for s in getattr(optimizer, 'state', {}).values()
-        if isinstance(s, dict) and float(s.get('step', 0) or 0) > 0
-    ]
-    if stepped:
-        return (f'holds the state of past steps for {len(stepped)} '
-                'parameters (a loaded state dict)')
-    return None
-
-
-def _guard_step(optimizer, args, kwargs) -> None:
-    """Global step pre-hook: an optimizer whose groups an anchor marked
-    must carry it; ``copy.deepcopy``, pickling and ``load_state_dict`` into
-    a bare optimizer keep the groups but drop the hooks, and would train
-    without the rollback."""
-    _STEPPED[optimizer] = True
-    if _ATTACHED.get(optimizer):
-        return
-    for gi, g in enumerate(optimizer.param_groups):
-        owner = g.get(MARK_KEY)
-        if owner is not None and owner != DETACHED:
-            raise RuntimeError(
-                f'param group {gi} of this {type(optimizer).__name__} was '
-                f"anchored ({MARK_KEY}={owner!r}) but no anchor is attached "
-                'to the optimizer: copy.deepcopy and pickling drop '
-                'optimizer hooks, and load_state_dict() into a bare '
-                'optimizer drops theta0, so it would train without the '
-                'rollback. Attach first (handle = attach_rollback(opt), '
-                'or build it with the same optim_wrapper), then '
-                'opt.load_state_dict(<a state dict written with it>); to '
-                "train on without it on purpose, drop the key: for g in "
-                f"opt.param_groups: g.pop({MARK_KEY!r}, None).")
-
-
-_GUARD = register_optimizer_step_pre_hook(_guard_step)
+#: how many group layouts an anchor keeps its buckets for (DeepSpeed's
+#: ZeRO-1/2 steps one group at a time: one layout per group)
+_LAYOUTS_KEPT = 64
 
 
 class Bucket:
-    """Anchored tensors of one (device, dtype), ready for _foreach ops."""
+    """Anchored tensors of one (device, dtype) in the optimizer's current
+    groups, ready for _foreach ops."""
 
     __slots__ = ('params', 'anchors', 'groups')
 
     def __init__(self, params, anchors, groups):
         self.params: List[torch.Tensor] = params
         self.anchors: List[torch.Tensor] = anchors
-        self.groups: List[int] = groups  # index of each tensor's group
+        #: index of each tensor's group in ``optimizer.param_groups`` now
+        self.groups: List[int] = groups
+
+
+class _Layout:
+    """The buckets of one arrangement of the optimizer's groups. Keeps the
+    groups' ``params`` lists alive, so that their ids, which key it, are
+    never reused by other lists while it is kept."""
+
+    __slots__ = ('lists', 'buckets', 'others', 'unanchored')
+
+    def __init__(self, lists, buckets, others, unanchored):
+        self.lists = lists
+        self.buckets: List[Bucket] = buckets
+        #: trainable tensors of the groups not anchored, per (device, dtype)
+        self.others: List[List[torch.Tensor]] = others
+        #: indices of the groups not anchored
+        self.unanchored: List[int] = unanchored
 
 
 def parse_anchor_dtype(
@@ -175,45 +114,60 @@ def parse_anchor_dtype(
     return parsed
 
 
-def check_values(owner: str, anchored) -> None:
-    """Refuse to anchor tensors that hold no values (the meta device).
+def _history(optimizer) -> Optional[str]:
+    """Why the optimizer's weights may no longer be the pretrained ones
+    (None for a fresh optimizer)."""
+    marked = [
+        gi for gi, g in enumerate(optimizer.param_groups)
+        if g.get(MARK_KEY) is not None
+    ]
+    if marked:
+        return (f'has param groups anchored before ({MARK_KEY!r} in group '
+                f'{marked[0]}: an anchor removed, a copied optimizer, or a '
+                'state dict loaded that was written with one)')
+    if copy_guard.has_stepped(optimizer):
+        return 'has stepped'
+    stepped = [
+        s for s in getattr(optimizer, 'state', {}).values()
+        if isinstance(s, dict) and (float(s.get('step', 0) or 0) > 0
+                                    or s.get('momentum_buffer') is not None)
+    ]
+    if stepped:
+        return (f'holds the state of past steps for {len(stepped)} '
+                'parameters (a loaded state dict)')
+    return None
 
-    Raises:
-        ValueError: naming how many and what to do.
-    """
-    meta = [p for _, p in anchored if p.is_meta]
-    if meta:
-        raise ValueError(
-            f'{owner}: {len(meta)} anchored weights are on the meta device '
-            '(a model built without memory) and hold no values to take '
-            'theta0 from: materialise the model (to_empty(device=...) and '
-            'load its pretrained weights) before training starts.')
+
+def saved_per_param(optimizer_state: dict, state_key: str,
+                    name: str) -> Dict[int, torch.Tensor]:
+    """``name`` (``'theta0'``, ``'fisher'``) of each anchored tensor in a
+    saved optimizer state dict, by state index: the list its param group
+    carries under ``'<state_key>.<name>'``, or (olor-mm < 0.4) the
+    top-level entry's ``{index: tensor}``; empty when there is none."""
+    key = f'{state_key}.{name}'
+    found = {
+        k: t
+        for g in optimizer_state.get('param_groups') or []
+        for k, t in zip(g.get('params', []), g.get(key) or []) if t is not None
+    }
+    entry = optimizer_state.get(state_key) or {}
+    return found or dict(entry.get(name) or {})
 
 
-class AnchorViewsMixin:
-    """Read-only views of a wrapper's :attr:`anchor` (an :class:`Anchor`),
-    for tools, hooks and tests: the same names under OLOR and L2-SP."""
-
-    @property
-    def theta0(self) -> Optional[List[torch.Tensor]]:
-        """``theta0`` (the paper's; ``w0_S`` in L2-SP): the pretrained values
-        of the anchored tensors, or None until taken."""
-        return self.anchor.theta0
-
-    @property
-    def anchored_params(self) -> List[torch.Tensor]:
-        """The anchored (pretrained, trainable) parameters, in the order of
-        :attr:`theta0`."""
-        return self.anchor.anchored_params
+def saved_theta0(optimizer_state: dict,
+                 state_key: str = 'olor_rollback') -> Dict[int, torch.Tensor]:
+    """theta0 in a saved optimizer state dict, by state index
+    (:func:`saved_per_param`)."""
+    return saved_per_param(optimizer_state, state_key, 'theta0')
 
 
 def find_anchor(optimizer, state_key: Optional[str] = None):
     """The anchor attached to ``optimizer`` (under ``state_key``), or None.
 
     Without ``state_key`` any anchor: an optimizer carries at most one
-    anchored method (OLOR's rollback or L2-SP).
+    anchored method (OLOR's rollback, L2-SP or EWC).
     """
-    attached = _ATTACHED.get(optimizer, {})
+    attached = copy_guard.ATTACHED.get(optimizer, {})
     if state_key is not None:
         return attached.get(state_key)
     return next(iter(attached.values()), None)
@@ -225,8 +179,8 @@ class Anchor:
     Args:
         optimizer (torch.optim.Optimizer): The optimizer to attach to.
         select (callable): ``select(group) -> bool``, True for the param
-            groups whose trainable parameters are anchored.
-        state_key (str): Key of the anchor's entry in the optimizer's
+            groups whose tensors are anchored.
+        state_key (str): Key of the anchor's entries in the optimizer's
             state dict, naming what it is (``'olor_rollback'``, ...).
         anchor_dtype (str | torch.dtype, optional): Keep ``theta0`` in this
             dtype; None keeps each parameter's dtype.
@@ -240,8 +194,18 @@ class Anchor:
             :func:`~olor_mm.core.param_groups.layerwise_rollback_groups`,
             or what ``LayerwiseRollbackConstructor`` passes, with its
             ``merge_groups``). Saved with theta0; on load, a state dict
-            written with other :data:`STRUCTURAL_KEYS` or another
-            param-group layout is refused with the key to set.
+            written with other :data:`~.resume_checks.STRUCTURAL_KEYS` or
+            another param-group layout is refused with the key to set.
+
+    Attributes:
+        position (callable, optional): Set by a training framework:
+            ``position() -> int | None``, the training iteration, asked
+            once, before the first theta0 is taken; a position > 0 with
+            nothing restored is a resume that would anchor to fine-tuned
+            weights, and is refused.
+        before_first_take (list[callable]): Called with the anchor just
+            before the first theta0 is taken from the weights (a framework
+            checks there that pretrained weights were loaded).
     """
 
     def __init__(self,
@@ -252,21 +216,26 @@ class Anchor:
                  owner: str = 'anchor',
                  from_current_weights: bool = False,
                  setup: Optional[dict] = None):
-        attached = _ATTACHED.setdefault(optimizer, {})
+        attached = copy_guard.ATTACHED.get(optimizer, {})
         if attached:
             (other, ) = attached.values()
             raise RuntimeError(
                 f'{owner}: the optimizer already carries {other.owner} '
                 f"(state key '{other.state_key}'); one anchored method per "
                 'optimizer: call .remove() on the attached one first.')
+        copy_guard.install()
         self.optimizer = optimizer
         self.owner = owner
         self.state_key = state_key
         self.anchor_dtype = parse_anchor_dtype(anchor_dtype)
         self._select = select
-        self._anchored: Optional[List[Tuple[int, torch.Tensor]]] = None
-        self._theta0: Optional[List[torch.Tensor]] = None
-        self._groups_seen = 0  # param groups when theta0 was taken
+        #: id(param) -> (param, theta0), in the order theta0 was taken
+        self._entries: Dict[int, Tuple[torch.Tensor, torch.Tensor]] = {}
+        #: id(group) -> (group, anchored) of every group seen stepping
+        self._groups: Dict[int, Tuple[dict, bool]] = {}
+        self._layouts: Dict[tuple, _Layout] = {}
+        self._current: Optional[_Layout] = None
+        self._restored = False  # theta0 came from load_state_dict
         self._pending = None  # checked by the load pre-hook
         #: the entry the last load restored (checked), for subclasses'
         #: post-hooks
@@ -279,65 +248,160 @@ class Anchor:
         #: the set-up that numbered the anchored tensors (``setup``), saved
         #: with theta0 and compared on load
         self.config: Optional[dict] = dict(setup) if setup else None
-        self.buckets: List[Bucket] = []
+        #: one id per fine-tune, kept through its resumes (saved with
+        #: theta0): two runs writing into one work dir are told apart
+        self.run_id: Optional[str] = None
+        self.position: Optional[Callable[[], Optional[int]]] = None
+        self.before_first_take: List[Callable] = []
         self._handles = [
             optimizer.register_state_dict_post_hook(self._save_hook),
             optimizer.register_load_state_dict_pre_hook(self._load_pre_hook),
             optimizer.register_load_state_dict_post_hook(self._load_post_hook),
+            optimizer.register_step_pre_hook(self._pre_step),
         ]
-        attached[state_key] = self
+        copy_guard.ATTACHED.setdefault(optimizer, {})[state_key] = self
 
     # ------------------------------------------------------------ what
-    def _current_anchored(self,
-                          start: int = 0) -> List[Tuple[int, torch.Tensor]]:
-        """(group index, parameter) of every parameter of the selected
-        groups from group ``start`` on, frozen ones included."""
-        groups = self.optimizer.param_groups
-        return [(gi, p) for gi in range(start, len(groups))
-                if self._select(groups[gi]) for p in groups[gi]['params']]
-
-    @property
-    def anchored(self) -> List[Tuple[int, torch.Tensor]]:
-        """(group index, parameter) of every anchored tensor.
-
-        Follows the optimizer's groups until ``theta0`` is taken or
-        restored, fixed from then on.
-        """
-        if self._anchored is not None:
-            return self._anchored
-        return self._current_anchored()
+    def selected_params(self) -> List[torch.Tensor]:
+        """The tensors of the optimizer's groups the anchor selects now
+        (what the next step anchors, frozen ones included)."""
+        return [
+            p for g in self.optimizer.param_groups if self._select(g)
+            for p in g['params']
+        ]
 
     @property
     def anchored_params(self) -> List[torch.Tensor]:
-        """The anchored parameters, in the order of :attr:`theta0`."""
-        return [p for _, p in self.anchored]
+        """The anchored tensors, in the order of :attr:`theta0`; before
+        the first step, the tensors it will anchor."""
+        if self._entries:
+            return [p for p, _ in self._entries.values()]
+        return self.selected_params()
 
     @property
     def theta0(self) -> Optional[List[torch.Tensor]]:
-        """Pretrained values of the anchored tensors, or None if untaken."""
-        return self._theta0
+        """Pretrained values of the anchored tensors, or None before any
+        is taken or restored."""
+        if not self._entries:
+            return None
+        return [t for _, t in self._entries.values()]
+
+    def theta0_of(self, param: torch.Tensor) -> Optional[torch.Tensor]:
+        """theta0 of ``param``, or None (not anchored, or not yet)."""
+        entry = self._entries.get(id(param))
+        return None if entry is None else entry[1]
 
     @property
     def active(self) -> bool:
-        """Whether anything is anchored (an inert anchor changes nothing)."""
-        return bool(self.anchored)
+        """Whether anything is (or is about to be) anchored."""
+        return bool(self._entries) or bool(self.selected_params())
 
     @property
     def trainable(self) -> bool:
         """Whether an anchored tensor is trainable now."""
-        return any(p.requires_grad for _, p in self.anchored)
+        return any(p.requires_grad for p in self.anchored_params)
 
     # ------------------------------------------------------------ take
-    @torch.no_grad()
-    def snapshot(self) -> None:
-        """Take ``theta0`` from the parameters' current values.
+    def _layout(self) -> _Layout:
+        """The buckets of the optimizer's groups now; a group or tensor
+        not seen before gets its theta0 here (before its first update)."""
+        groups = self.optimizer.param_groups
+        key = tuple((id(g), id(g['params']), len(g['params'])) for g in groups)
+        layout = self._layouts.get(key)
+        if layout is not None:
+            for gi in layout.unanchored:  # lam raised on a group without one
+                if self._select(groups[gi]):
+                    self._selected_late(gi, groups[gi])
+            return layout
+        new, anchored_groups = [], []
+        for gi, g in enumerate(groups):
+            seen = self._groups.get(id(g))
+            if seen is None:
+                anchored = self._select(g)
+                self._groups[id(g)] = (g, anchored)
+            else:  # a group keeps its theta0 when its lam reaches 0
+                anchored = seen[1]
+                if not anchored and self._select(g):
+                    self._selected_late(gi, g)
+            if anchored:
+                anchored_groups.append(gi)
+                # torch lets a tensor into one group only
+                new += [p for p in g['params'] if id(p) not in self._entries]
+        if new:
+            self._take(new, [groups[gi] for gi in anchored_groups])
+        for gi in anchored_groups:
+            groups[gi][MARK_KEY] = self.state_key
+        if len(self._layouts) >= _LAYOUTS_KEPT:
+            self._layouts.clear()
+        layout = self._layouts[key] = self._build_layout(groups)
+        return layout
 
-        Raises:
-            ValueError: if an anchored weight holds NaN or inf: theta0 is
-                what every later step is pulled toward, it must be finite.
-        """
-        anchored = self._current_anchored()
-        if anchored and self._not_pretrained:
+    def _build_layout(self, groups) -> _Layout:
+        params, anchors, where, others = [], [], [], []
+        for gi, g in enumerate(groups):
+            anchored = self._groups[id(g)][1]
+            for p in g['params']:
+                entry = self._entries.get(id(p)) if anchored else None
+                if entry is not None:
+                    params.append(p)
+                    anchors.append(entry[1])
+                    where.append(gi)
+                elif not anchored and p.requires_grad:
+                    others.append(p)
+        buckets = [
+            Bucket([params[k] for k in idx], [anchors[k] for k in idx],
+                   [where[k] for k in idx])
+            for idx in group_by_device_and_dtype(params).values()
+        ]
+        other_buckets = [[others[k] for k in idx] for idx in
+                         group_by_device_and_dtype(others).values()]
+        unanchored = [
+            gi for gi, g in enumerate(groups) if not self._groups[id(g)][1]
+        ]
+        return _Layout([g['params'] for g in groups], buckets, other_buckets,
+                       unanchored)
+
+    def _selected_late(self, gi: int, group: dict) -> None:
+        """A group seen stepping unanchored is selected now (subclasses
+        refuse what would anchor fine-tuned weights)."""
+
+    def _take(self, params: List[torch.Tensor], groups: List[dict]) -> None:
+        """theta0 of ``params`` from their values now (before their first
+        update); the first take of a run is checked first."""
+        first = not self._entries and not self._restored
+        if first:
+            self._check_first_take()
+        check_values(self.owner, params)
+        bad = [
+            k for k, p in enumerate(params)
+            if not bool(torch.isfinite(p).all())
+        ]
+        if bad:
+            shapes = [tuple(params[k].shape) for k in bad[:3]]
+            raise ValueError(
+                f'{self.owner}: {len(bad)} of the {len(params)} anchored '
+                f'weights hold NaN or inf at their first update (shapes '
+                f'{shapes}...), so theta0 cannot be taken from them: check '
+                'the pretrained checkpoint (init_cfg / load_from).')
+        if self._entries:
+            logger.info(
+                '%s: %d tensors that joined the optimizer since theta0 was '
+                'taken are anchored to their values now, before their first '
+                'update.', self.owner, len(params))
+        self._on_take(groups)
+        for p in params:
+            self._entries[id(p)] = (p,
+                                    p.detach().to(
+                                        self.anchor_dtype or p.dtype,
+                                        copy=True))
+        self._not_pretrained = None
+        if self.run_id is None:
+            self.run_id = uuid.uuid4().hex[:12]
+
+    def _check_first_take(self) -> None:
+        """Before theta0 is first taken from the weights: they must be the
+        pretrained ones (not a stepped optimizer's, not a resume's)."""
+        if self._not_pretrained:
             raise RuntimeError(
                 f'{self.owner}: theta0 would be taken from the current '
                 f'weights, but the {type(self.optimizer).__name__} '
@@ -346,90 +410,53 @@ class Anchor:
                 'then load_state_dict(<a state dict written with the '
                 f'{self.owner}>) to restore theta0; to anchor to the current '
                 'weights on purpose, pass from_current_weights=True.')
-        check_values(self.owner, anchored)
-        bad = [
-            k for k, (_, p) in enumerate(anchored)
-            if not bool(torch.isfinite(p).all())
-        ]
-        if bad:
-            shapes = [tuple(anchored[k][1].shape) for k in bad[:3]]
-            raise ValueError(
-                f'{self.owner}: {len(bad)} of the {len(anchored)} anchored '
-                f'weights hold NaN or inf at training start (shapes '
-                f'{shapes}...), so theta0 cannot be taken from them: check '
-                'the pretrained checkpoint (init_cfg / load_from).')
-        self._anchored = anchored
-        self._groups_seen = len(self.optimizer.param_groups)
-        self._set_theta0([
-            p.detach().to(self.anchor_dtype or p.dtype, copy=True)
-            for _, p in self._anchored
-        ])
+        iteration = self.position() if self.position is not None else None
+        if iteration:
+            entry = self._loaded_entry
+            why = ('the optimizer state it loaded was written before the '
+                   'first step' if entry is not None else
+                   'the checkpoint holds no optimizer state (written with '
+                   'checkpoint save_optimizer=False, or resumed with '
+                   'resume_optimizer=False)')
+            raise RuntimeError(
+                f'{self.owner}: training resumes at iteration {iteration} '
+                f'but no theta0 was restored: {why}. theta0, the pretrained '
+                'weights every step is pulled back toward, is saved only '
+                'with the optimizer state, and taking it from these '
+                'fine-tuned weights would anchor the run to them. Resume '
+                'from a checkpoint saved with the optimizer state (keep '
+                'default_hooks.checkpoint.save_optimizer=True), or start '
+                'the fine-tune again from the pretrained weights.')
+        for check in self.before_first_take:
+            check(self)
+
+    def _on_take(self, groups: List[dict]) -> None:
+        """What a subclass fixes when theta0 of ``groups`` is taken."""
 
     @torch.no_grad()
-    def take_new_groups(self) -> None:
-        """Anchor the selected groups ``add_param_group`` added since theta0
-        was taken: their theta0 is their weights now, before they update
-        (cheap when none was added: one length check)."""
-        groups = self.optimizer.param_groups
-        if self._theta0 is None or len(groups) == self._groups_seen:
-            return
-        new = self._current_anchored(start=self._groups_seen)
-        self._groups_seen = len(groups)
-        if not new:
-            return
-        check_values(self.owner, new)
-        self._anchored = self._anchored + new
-        self._set_theta0(self._theta0 + [
-            p.detach().to(self.anchor_dtype or p.dtype, copy=True)
-            for _, p in new
-        ])
-        logger.info(
-            '%s: %d tensors of a param group added after theta0 was taken '
-            'are anchored to their values now.', self.owner, len(new))
+    def snapshot(self) -> None:
+        """Take ``theta0`` of every tensor the anchor selects now, from
+        their current values (what the first step does; again after that,
+        it re-anchors to the weights now)."""
+        if self._entries:
+            self._entries = {}
+            self._restored = False
+            self._not_pretrained = None
+        self._layouts.clear()
+        self._groups.clear()
+        self._current = self._layout()
 
-    def ensure_theta0(self) -> None:
-        """Take ``theta0`` now if nothing took or restored it yet."""
-        if self._theta0 is None:
-            self.snapshot()
+    # ------------------------------------------------------------ hooks
+    def _pre_step(self, optimizer, args, kwargs) -> None:
+        with torch.no_grad():
+            self._current = self._layout()
+        self._before_update(self._current, kwargs)
 
-    def start_training(self, iteration: int, where: str = '') -> None:
-        """Take ``theta0`` at the start of training (after weights load).
-
-        Raises:
-            RuntimeError: when training resumes (``iteration > 0``) with
-                something anchored and no ``theta0`` restored: taking it now
-                would anchor to the fine-tuned weights.
-        """
-        if self._theta0 is not None:
-            return
-        if iteration > 0 and self.active:
-            raise RuntimeError(
-                f'Training resumes at iteration {iteration} but no theta0 '
-                f'was restored{where}: the checkpoint lacks the optimizer '
-                f"state or its '{self.state_key}' entry "
-                '(resume_optimizer=False, or a checkpoint written without '
-                f'the {self.owner}). Resume from a checkpoint saved with it, '
-                'or start a new fine-tune with load_from=<ckpt> and '
-                'resume=False.')
-        self.snapshot()
-
-    def _set_theta0(self, theta0: List[torch.Tensor]) -> None:
-        self._theta0 = theta0
-        self._not_pretrained = None
-        for g in self.optimizer.param_groups:
-            if self._select(g):
-                g[MARK_KEY] = self.state_key
-            elif g.get(MARK_KEY) == self.state_key:
-                del g[MARK_KEY]
-        self.buckets = []
-        params = self.anchored_params
-        for idx in group_by_device_and_dtype(params).values():
-            self.buckets.append(
-                Bucket([params[k] for k in idx], [theta0[k] for k in idx],
-                       [self._anchored[k][0] for k in idx]))
+    def _before_update(self, layout: _Layout, kwargs: dict) -> None:
+        """Subclasses act before the update (a penalty adds its gradient)."""
 
     # ----------------------------------------------------------- state
-    def _param_index(self) -> Dict[int, int]:
+    def _state_index(self) -> Dict[int, int]:
         """id(param) -> index in torch's optimizer state_dict numbering."""
         index: Dict[int, int] = {}
         for g in self.optimizer.param_groups:
@@ -437,81 +464,50 @@ class Anchor:
                 index.setdefault(id(p), len(index))
         return index
 
+    def saved_with_theta0(self) -> Dict[str, Dict[int, torch.Tensor]]:
+        """What else is saved per anchored tensor: ``{name: {id(param):
+        tensor}}`` (EWC: its Fisher)."""
+        return {}
+
     def state_entry(self) -> dict:
-        """``{'theta0': {index: tensor}, 'config': ...}`` (theta0 None
-        before it is taken)."""
-        theta0 = None
-        if self._theta0 is not None:
-            index = self._param_index()
-            theta0 = {
-                index[id(p)]: t
-                for (_, p), t in zip(self._anchored, self._theta0)
-            }
+        """The top-level entry: the set-up and what identifies the run."""
         return dict(
-            theta0=theta0,
+            format=2,
+            taken=bool(self._entries),
             config=self.config,
-            optimizer=type(self.optimizer).__name__)
-
-    def check_entry(self, entry: dict) -> None:
-        """Subclasses check what else the entry saved (on load, after the
-        set-up and before the layout); only checks (a post-hook reads the
-        entry from ``_loaded_entry``)."""
-
-    def _check_setup(self, entry: dict) -> None:
-        """Refuse a state dict whose anchored tensors were chosen or
-        numbered with another set-up (:data:`STRUCTURAL_KEYS`): its theta0
-        and layers are not this model's."""
-        saved, mine = entry.get('config') or {}, self.config or {}
-        diff = [
-            k for k in STRUCTURAL_KEYS if k in saved and k in mine
-            and hashable_option(saved[k]) != hashable_option(mine[k])
-        ]
-        if diff:
-            raise ValueError(
-                f'{self.owner}: the optimizer state{checkpoint_note()} was '
-                'written with ' + ', '.join(f'{k}={saved[k]!r}'
-                                            for k in diff) +
-                ', this set-up has ' +
-                ', '.join(f'{k}={mine[k]!r}' for k in diff) + ': its layers '
-                'and theta0 are numbered differently. Resume with the '
-                "checkpoint's values, or start a new fine-tune from its "
-                'weights with load_from=<ckpt> and resume=False.')
-
-    def _check_layout(self, state_dict: dict) -> None:
-        """Name the cause when the param groups to load differ from this
-        optimizer's (torch's own message, "a different number of parameter
-        groups", says none): a checkpoint of the other ``merge_groups``
-        layout is the usual one."""
-        saved = state_dict.get('param_groups', [])
-        here = self.optimizer.param_groups
-        if [len(g['params'])
-                for g in saved] == [len(g['params']) for g in here]:
-            return
-        merged = (self.config or {}).get('merge_groups')
-        key = 'paramwise_cfg.merge_groups'
-        per_param = bool(saved) and all(len(g['params']) == 1 for g in saved)
-        raise ValueError(
-            f'the optimizer state to load{checkpoint_note()} has '
-            f'{len(saved)} param groups, this optimizer {len(here)}: ' +
-            (f'the checkpoint was written with one group per parameter; '
-             f'set {key}=False to resume it.' if merged and per_param else
-             f'the checkpoint was written with merged groups; set '
-             f'{key}=True to resume it.' if merged is False else
-             'the model, the pretrained prefixes or the param-group options '
-             'changed since the checkpoint was written.'))
+            optimizer=type(self.optimizer).__name__,
+            run_id=self.run_id)
 
     def _save_hook(self, optimizer, state_dict: dict) -> dict:
-        if self.active:
-            self._check_finite()
-            state_dict[self.state_key] = self.state_entry()
+        """theta0 (and what :meth:`saved_with_theta0` adds) as a list per
+        param group, in the order of the group's params, beside the group's
+        lr and ``rollback``: every engine that saves, shards or re-keys the
+        optimizer's state carries the groups' values unchanged."""
+        if not self.active:
+            return state_dict
+        self.check_finite()
+        values = dict(theta0={pid: t for pid, (_, t) in self._entries.items()},
+                      **self.saved_with_theta0())
+        groups = []
+        for saved, group in zip(state_dict['param_groups'],
+                                self.optimizer.param_groups):
+            if any(id(p) in self._entries for p in group['params']):
+                saved = dict(saved)
+                for name, by_id in values.items():
+                    saved[f'{self.state_key}.{name}'] = [
+                        by_id.get(id(p)) for p in group['params']
+                    ]
+            groups.append(saved)
+        state_dict['param_groups'] = groups
+        state_dict[self.state_key] = self.state_entry()
         return state_dict
 
     @torch.no_grad()
-    def _check_finite(self) -> None:
+    def check_finite(self) -> None:
         """Refuse to save weights that hold NaN / inf: every parameter of
         the optimizer, anchored or not (one multi-tensor norm per device
         and dtype); a checkpoint must never keep them silently."""
-        if self._theta0 is None:
+        if not self._entries:
             return
         params = list({
             id(p): p
@@ -527,7 +523,7 @@ class Anchor:
                     for k in (~finite).nonzero().flatten().tolist()
                 ]
         if bad:
-            anchored = {id(p) for p in self.anchored_params}
+            anchored = set(self._entries)
             where = ', '.join(
                 f'{tuple(p.shape)} '
                 f"({'' if id(p) in anchored else 'not '}anchored)"
@@ -536,91 +532,131 @@ class Anchor:
                 f'{self.owner}: {len(bad)} weight tensors hold NaN or inf '
                 f'({where}...), so this optimizer state is not saved: a '
                 'diverged step (a NaN loss, a too high lr) would be kept in '
-                'the checkpoint. Lower the lr or clip the gradients '
-                '(clip_grad=dict(max_norm=..., error_if_nonfinite=True) '
-                'stops at the bad step).' + last_saved_note(self.optimizer))
+                'the checkpoint. Resume from the last complete checkpoint '
+                '(work_dir/last_checkpoint names it) with a lower lr or '
+                'clipped gradients (clip_grad=dict(max_norm=..., '
+                'error_if_nonfinite=True) stops at the bad step).')
 
-    def _load_pre_hook(self, optimizer, state_dict: dict) -> dict:
-        """Pop and check the entry before torch loads the rest: the entry is
-        there, of this optimizer type, of this set-up (and what
-        :meth:`check_entry` adds), the param-group layout matches, theta0
-        covers the anchored tensors with their shapes and finite values."""
-        self._pending = self._loaded_entry = None
+    #: per-parameter values the anchor saves (``'<state_key>.<name>'``)
+    PER_PARAM = ('theta0', )
+
+    def check_entry(self, entry: dict, per_param: Dict[int, dict]) -> None:
+        """Subclasses check what else was saved (on load, after the set-up
+        and before the layout); only checks."""
+
+    def _restore_extras(self, loaded: List[Tuple[torch.Tensor, dict]]):
+        """Subclasses restore what else was saved per anchored tensor
+        (``loaded``: (param, its per-parameter values)), after theta0."""
+
+    def _pop_saved(self, state_dict: dict) -> Tuple[Optional[dict], dict]:
+        """Take the anchor's entries out of ``state_dict`` (torch must not
+        load them into the groups): the top-level entry, and per state
+        index the per-tensor values the groups carry under this anchor's
+        keys (or the top-level entry of olor-mm < 0.4)."""
         key = self.state_key if self.state_key in state_dict else (
             LEGACY_STATE_KEY if LEGACY_STATE_KEY in state_dict else None)
         entry = state_dict.pop(key) if key else None
         state_dict.pop(LEGACY_STATE_KEY, None)
-        if not self.active:
-            if entry is not None and entry.get('theta0') is not None:
+        prefix = self.state_key + '.'
+        per_param: Dict[int, dict] = {}
+        groups = []
+        for group in state_dict.get('param_groups', []):
+            mine = [n for n in group if isinstance(n, str)
+                    and n.startswith(prefix)]
+            if mine:
+                group = dict(group)  # the caller's dicts stay as they are
+                for n in mine:
+                    for k, t in zip(group['params'], group.pop(n) or []):
+                        if t is not None:
+                            per_param.setdefault(k, {})[n[len(prefix):]] = t
+            groups.append(group)
+        if 'param_groups' in state_dict:
+            state_dict['param_groups'] = groups
+        for name in self.PER_PARAM:  # format 1 (olor-mm < 0.4): top level
+            for k, t in ((entry or {}).get(name) or {}).items():
+                per_param.setdefault(k, {})[name] = t
+        return entry, per_param
+
+    def _load_pre_hook(self, optimizer, state_dict: dict) -> dict:
+        """Pop and check the entries before torch loads the rest: they are
+        there, of this optimizer type, of this set-up (and what
+        :meth:`check_entry` adds), the param-group layout matches, theta0
+        covers the anchored tensors with their shapes and finite values.
+
+        The tensors anchored after the load are those of the groups the
+        anchor selects *as saved*: torch restores the saved group values
+        (``rollback`` included), so groups rebuilt with ``rollback_max=0``
+        get the checkpoint's lam and its theta0 back.
+        """
+        self._pending = self._loaded_entry = None
+        entry, per_param = self._pop_saved(state_dict)
+        saved_setup = (entry or {}).get('config')
+        saved_groups = state_dict.get('param_groups', [])
+        groups = self.optimizer.param_groups
+        if entry is None and not per_param and self.active:
+            raise self._no_entry()
+        if [len(g['params']) for g in saved_groups
+            ] != [len(g['params']) for g in groups]:
+            if entry is not None:
+                check_optimizer(self.owner, entry, self.optimizer)
+                check_setup(self.owner, saved_setup, self.config)
+            check_layout(state_dict, optimizer, saved_setup, self.config)
+        selected = [(sg, g) for sg, g in zip(saved_groups, groups)
+                    if self._select(sg)]
+        saved_theta0 = {
+            k: v['theta0']
+            for k, v in per_param.items() if 'theta0' in v
+        }
+        if not selected:
+            if saved_theta0:
                 logger.warning(
-                    '%s: the loaded optimizer state holds theta0 but nothing '
-                    'is anchored now, so it is ignored.', self.owner)
-            self._check_layout(state_dict)
+                    '%s: the loaded optimizer state holds theta0 but no '
+                    'param group of it is anchored, so it is ignored.',
+                    self.owner)
             return state_dict
-        where = checkpoint_note()
-        if entry is None:
-            raise KeyError(
-                f'{self.owner}: the optimizer state to load{where} has no '
-                f"'{self.state_key}' entry, so theta0 (the pretrained "
-                'weights the fine-tuning is anchored to) cannot be restored. '
-                f'Resume from a checkpoint written with the {self.owner}, or '
-                'start a new fine-tune from these weights with '
-                'load_from=<ckpt> and resume=False.')
-        saved_optimizer = entry.get('optimizer')
-        kind = type(self.optimizer).__name__
-        if saved_optimizer and saved_optimizer != kind:
-            raise ValueError(
-                f'{self.owner}: the optimizer state to load{where} is of '
-                f'{saved_optimizer}, this optimizer is '
-                f'{kind}: its state (moments, '
-                'buffers) cannot continue another optimizer. Resume with '
-                f'optimizer.type={saved_optimizer!r}, or start a new '
-                'fine-tune from its weights with load_from=<ckpt> and '
-                'resume=False.')
-        self._check_setup(entry)
-        self.check_entry(entry)
-        self._check_layout(state_dict)
-        self._loaded_entry = entry
-        saved = entry['theta0']
-        if saved is None:
+        if entry is None and not saved_theta0:
+            raise self._no_entry()
+        if entry is not None:
+            check_optimizer(self.owner, entry, self.optimizer)
+            check_setup(self.owner, saved_setup, self.config)
+        self.check_entry(entry or {}, per_param)
+        self._loaded_entry = entry or {}
+        if not saved_theta0:  # written before the first step
             return state_dict
-        anchored = self._current_anchored()
-        index = self._param_index()
-        want = {index[id(p)]: p for _, p in anchored}
-        # theta0 of a frozen tensor is its value: checkpoints written before
-        # frozen tensors were anchored (olor-mm < 0.3) lack them
-        saved = dict(saved)
+        want = {
+            k: p
+            for sg, g in selected for k, p in zip(sg['params'], g['params'])
+        }
+        # theta0 of a frozen (or, sharded, an empty) tensor is its value:
+        # checkpoints written before frozen tensors were anchored lack them
+        saved_theta0 = dict(saved_theta0)
         for k, p in want.items():
-            if k not in saved and not p.requires_grad:
-                saved[k] = p.detach()
-        if set(saved) != set(want):
-            raise ValueError(
-                f'{self.owner}: the saved theta0{where} covers {len(saved)} '
-                f'tensors, this model anchors {len(want)} (indices differ: '
-                f'e.g. {sorted(set(saved) ^ set(want))[:5]}); the model, the '
-                'pretrained prefixes or the optimizer set-up changed since '
-                'the checkpoint was written.')
-        for k, p in want.items():
-            if saved[k].shape != p.shape:
-                raise ValueError(
-                    f'{self.owner}: the saved theta0{where} of parameter #{k} '
-                    f'has shape {tuple(saved[k].shape)}, the model\'s has '
-                    f'{tuple(p.shape)}; the checkpoint is of another model.')
-            if not bool(torch.isfinite(saved[k]).all()):
-                raise ValueError(
-                    f'{self.owner}: the saved theta0{where} of parameter #{k} '
-                    'holds NaN or inf; the checkpoint is damaged.')
-        self._pending = (anchored, [saved[k] for k in want])
+            if k not in saved_theta0 and (not p.requires_grad
+                                          or p.numel() == 0):
+                saved_theta0[k] = p.detach()
+        check_theta0(self.owner, saved_theta0, want)
+        self._pending = [(p, saved_theta0[k], per_param.get(k, {}))
+                         for k, p in want.items()]
         return state_dict
+
+    def _no_entry(self) -> KeyError:
+        return KeyError(
+            f'{self.owner}: the optimizer state to load has no '
+            f"'{self.state_key}' entry, so theta0 (the pretrained weights "
+            'the fine-tuning is anchored to) cannot be restored. Resume '
+            f'from a checkpoint written with the {self.owner}, or '
+            f'{NEW_FINE_TUNE}.')
 
     def _load_post_hook(self, optimizer) -> None:
         """Commit the theta0 checked by the pre-hook."""
+        entry = self._loaded_entry
+        if entry is not None and entry.get('run_id'):
+            self.run_id = entry['run_id']
         if self._pending is None:
             return
-        (self._anchored, saved), self._pending = self._pending, None
-        self._groups_seen = len(self.optimizer.param_groups)
+        restored, self._pending = self._pending, None
         kept = {(t.dtype, self.anchor_dtype or p.dtype)
-                for t, (_, p) in zip(saved, self._anchored)}
+                for p, t, _ in restored}
         lossy = [(a, b) for a, b in kept
                  if a != b and torch.finfo(b).bits < torch.finfo(a).bits]
         if lossy:
@@ -629,11 +665,23 @@ class Anchor:
                 '(anchor_dtype of the config): rounded on resume. Resume '
                 'with the anchor_dtype it was written with to keep it '
                 'exact.', self.owner, lossy[0][0], lossy[0][1])
-        self._set_theta0([
-            t.to(
-                device=p.device, dtype=self.anchor_dtype or p.dtype, copy=True)
-            for t, (_, p) in zip(saved, self._anchored)
-        ])
+        self._entries = {
+            id(p): (p,
+                    t.to(
+                        device=p.device,
+                        dtype=self.anchor_dtype or p.dtype,
+                        copy=True))
+            for p, t, _ in restored
+        }
+        self._restored = True
+        self._not_pretrained = None
+        # torch made new group dicts: they are seen again at the next step
+        self._groups.clear()
+        self._layouts.clear()
+        for g in self.optimizer.param_groups:
+            if self._select(g):
+                g[MARK_KEY] = self.state_key
+        self._restore_extras([(p, extra) for p, _, extra in restored])
 
     def remove(self) -> None:
         """Detach from the optimizer: no more hooks, no state entry."""
@@ -643,6 +691,21 @@ class Anchor:
         for g in self.optimizer.param_groups:
             if g.get(MARK_KEY) == self.state_key:
                 g[MARK_KEY] = DETACHED
-        attached = _ATTACHED.get(self.optimizer, {})
+        attached = copy_guard.ATTACHED.get(self.optimizer, {})
         if attached.get(self.state_key) is self:
             del attached[self.state_key]
+
+
+def check_values(owner: str, params) -> None:
+    """Refuse to anchor tensors that hold no values (the meta device).
+
+    Raises:
+        ValueError: naming how many and what to do.
+    """
+    meta = [p for p in params if p.is_meta]
+    if meta:
+        raise ValueError(
+            f'{owner}: {len(meta)} anchored weights are on the meta device '
+            '(a model built without memory) and hold no values to take '
+            'theta0 from: materialise the model (to_empty(device=...) and '
+            'load its pretrained weights) before training starts.')

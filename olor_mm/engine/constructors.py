@@ -1,17 +1,18 @@
-"""LayerwiseRollbackConstructor: MMEngine's groups + OLOR's lam_i, attached.
+"""LayerwiseRollbackConstructor: MMEngine's groups + OLOR's lam_i, anchored.
 
 The constructor builds the param groups exactly as MMEngine's
 ``DefaultOptimWrapperConstructor`` does, tags each with OLOR's layer-wise
-coefficient (:mod:`olor_mm.core.param_groups`, Eq. 8/9), and attaches the
-rollback to the torch optimizer it builds (:func:`olor_mm.attach_rollback`)
-before wrapping it. So whatever ``optim_wrapper.type`` is -- ``OptimWrapper``
-(the documented spelling), ``AmpOptimWrapper`` (what upstream
-``tools/train.py --amp`` writes), or the aliases ``OLOROptimWrapper`` /
-``AmpOLOROptimWrapper`` -- training rolls back the same way, configured by
+coefficient (:mod:`olor_mm.core.param_groups`, Eq. 8/9) and the depth of
+its layer, and attaches the anchored method ``paramwise_cfg.method`` names
+(OLOR's rollback by default, or the L2-SP / EWC penalty:
+:mod:`.anchors`) to the torch optimizer it builds, before wrapping it. So
+whatever ``optim_wrapper.type`` is -- ``OptimWrapper`` (the documented
+spelling), ``AmpOptimWrapper`` (what upstream ``tools/train.py --amp``
+writes), a FlexibleRunner strategy's wrapper, or the alias
+``OLOROptimWrapper`` -- training is anchored the same way, configured by
 ``paramwise_cfg`` alone.
 """
 import contextlib
-import difflib
 import inspect
 import logging
 from typing import List, Optional
@@ -23,68 +24,20 @@ from mmengine.optim.optimizer import amp_optimizer_wrapper as amp
 from mmengine.registry import (OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS,
                                OPTIMIZERS)
 
-from ..core.attach import RollbackHandle
 from ..core.kernels import IMPLS, choose_impl
 from ..core.lr_decay import check_decay, lr_decay_mults
 from ..core.param_groups import layer_lams, merge_param_groups
+from ..core.penalty import check_coefficient
 from ..core.rollback import as_real
-from ..core.theta0 import find_anchor, parse_anchor_dtype
+from ..core.theta0 import parse_anchor_dtype
 from ..layers.layer_table import layer_table
 from ..layers.numbering import (check_prefixes, number_pretrained,
                                 shared_names, stage_groups, tensor_layers)
-from .optim_wrappers import guard_training_start, warn_deprecated_wrapper_key
-
-#: paramwise_cfg keys of the layer numbering and Eq. 8/9, with their
-#: defaults (the reference code's configuration).
-OLOR_DEFAULTS = dict(
-    rollback_max=0.01,
-    rollback_min=0.0,
-    rollback_power=1.0,
-    pretrained_prefixes=('backbone', ),
-    layer_unit='block',
-    layer_patterns=None,
-    exclude_prefixes=None,
-)
-
-#: keys of the attached rollback, in paramwise_cfg (at the optim_wrapper
-#: level they are deprecated and forwarded with a warning).
-ROLLBACK_DEFAULTS = dict(scale_with_lr=True, anchor_dtype=None)
-
-#: keys of how the optimizer is built (merged groups, the kernel) and of
-#: layer-wise learning-rate decay (olor_mm.core.lr_decay)
-BUILD_DEFAULTS = dict(
-    merge_groups=True,
-    optimizer_impl='auto',
-    decay_rate=None,
-    decay_type='layer_wise',
-    num_layers=None)
-
-#: paramwise_cfg keys of MMEngine's DefaultOptimWrapperConstructor
-UPSTREAM_KEYS = ('custom_keys', 'bias_lr_mult', 'bias_decay_mult',
-                 'norm_decay_mult', 'flat_decay_mult', 'dwconv_decay_mult',
-                 'dcn_offset_lr_mult', 'bypass_duplicate')
-
-
-def _check_unknown_keys(paramwise_cfg: dict) -> None:
-    """Refuse a key that is neither ours nor MMEngine's (a misspelling).
-
-    MMEngine's constructor ignores unknown keys; here a misspelt OLOR key
-    (``rollback_maximum``) would silently train with the default.
-    """
-    known = list(OLOR_DEFAULTS) + list(ROLLBACK_DEFAULTS) + list(
-        BUILD_DEFAULTS) + list(UPSTREAM_KEYS)
-    _check_custom_keys(paramwise_cfg.get('custom_keys'))
-    unknown = [k for k in paramwise_cfg if k not in known]
-    if unknown:
-        hints = {
-            k: difflib.get_close_matches(k, known, n=1, cutoff=0.5)
-            for k in unknown
-        }
-        raise ValueError(
-            'paramwise_cfg has unknown keys ' +
-            ', '.join(f'{k!r}' + (f' (did you mean {h[0]!r}?)' if h else '')
-                      for k, h in hints.items()) +
-            f' for LayerwiseRollbackConstructor; it reads {known}.')
+from . import anchors, deprecations
+from .config_keys import (BUILD_DEFAULTS, METHOD_DEFAULTS, OLOR_DEFAULTS,
+                          check_method_keys, check_unknown_keys,
+                          check_wrapper_keys)
+from .fisher_data import check_fisher_cfg
 
 
 class _ParamwiseAtDebug(logging.Filter):
@@ -133,28 +86,44 @@ def _check_amp_device(wrapper_cls: type) -> None:
             'or train without --amp.')
 
 
-#: param-group keys the constructor sets itself from the layer numbering: a
-#: ``custom_keys`` entry that sets them would be overwritten (MMEngine copies
-#: every other option of an entry into the group, and so does this one)
-OWNED_GROUP_KEYS = ('rollback', 'layer_id')
+def _check_engine(kind) -> None:
+    """Refuse an engine whose optimizer state never reaches the torch
+    optimizer's ``state_dict()``: theta0 would not be saved, and a resume
+    would anchor the run to fine-tuned weights."""
+    if isinstance(kind, str):
+        kind = OPTIM_WRAPPERS.get(kind) or type(kind, (), {})
+    if any(c.__name__ == 'ColossalAIOptimWrapper'
+           for c in getattr(kind, '__mro__', ())):
+        raise NotImplementedError(
+            'olor-mm under ColossalAI (optim_wrapper.type='
+            f"'{kind.__name__}'): its booster saves the optimizer "
+            "state through its own checkpoint IO (LowLevelZero's and "
+            "Gemini's optimizers keep their own state), never through the "
+            "torch optimizer's state_dict(), so theta0 would not be saved "
+            'and a resume would anchor the run to fine-tuned weights. Use '
+            "FlexibleRunner with strategy DDPStrategy, FSDPStrategy or "
+            "DeepSpeedStrategy, or MMEngine's Runner.")
 
 
-def _check_custom_keys(custom_keys) -> None:
-    """Refuse ``custom_keys`` options the rollback would overwrite silently
-    (``rollback``: lam comes from the layer numbering)."""
-    if not isinstance(custom_keys, dict):
+def _check_fsdp_state_dict(model: nn.Module) -> None:
+    """Refuse FSDP's ``full`` state dict: it gathers the optimizer state
+    to rank 0, whose param groups then carry rank 0's shard of theta0
+    only (each rank keeps theta0 sharded like its parameters)."""
+    try:
+        from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+        from torch.distributed.fsdp import StateDictType
+    except ImportError:  # torch without distributed
         return
-    for name, options in custom_keys.items():
-        owned = [k for k in (options or {}) if k in OWNED_GROUP_KEYS]
-        if owned:
-            raise ValueError(
-                f'paramwise_cfg.custom_keys[{name!r}] sets {owned}, which '
-                'the LayerwiseRollbackConstructor sets itself: lam per '
-                'layer comes from rollback_max / rollback_min / '
-                'rollback_power over the layer numbering. To keep a module '
-                'out of the rollback, leave it out of pretrained_prefixes '
-                'or name it in exclude_prefixes; layer_patterns renumber '
-                'layers.')
+    if not isinstance(model, FSDP):
+        return
+    kind = FSDP.get_state_dict_type(model).state_dict_type
+    if kind == StateDictType.FULL_STATE_DICT:
+        raise NotImplementedError(
+            'olor-mm under FSDP keeps theta0 sharded like the parameters, '
+            "in each rank's param groups, and saves it with the 'local' "
+            "state dict only ('full' gathers the optimizer state to rank "
+            "0, which holds its own shard of theta0 alone): set "
+            "strategy.state_dict_cfg='local' (MMEngine's default).")
 
 
 def _kernel_notice(impl: str, requested: str):
@@ -186,27 +155,6 @@ def _kernel_notice(impl: str, requested: str):
     return notice
 
 
-def _check_wrapper_keys(optim_wrapper_cfg: dict) -> None:
-    """Refuse OLOR keys at the ``optim_wrapper`` level and near-misses of
-    ``paramwise_cfg`` (``paramwise=``): the wrapper would fail on them with
-    an unexpected-keyword error that names neither the key nor the fix.
-    ``scale_with_lr`` and ``anchor_dtype`` are forwarded from there
-    (deprecated; :meth:`LayerwiseRollbackConstructor._take_wrapper_keys`)."""
-    olor = list(OLOR_DEFAULTS) + list(BUILD_DEFAULTS)
-    for key in optim_wrapper_cfg:
-        if key in olor:
-            raise ValueError(
-                f'optim_wrapper.{key} is an OLOR key of paramwise_cfg: '
-                f'write optim_wrapper.paramwise_cfg.{key} (in a config '
-                f'optim_wrapper=dict(paramwise_cfg=dict({key}=...)), or '
-                f'--cfg-options optim_wrapper.paramwise_cfg.{key}=...).')
-        if key != 'paramwise_cfg' and difflib.get_close_matches(
-                key, ['paramwise_cfg'], n=1, cutoff=0.7):
-            raise ValueError(
-                f'optim_wrapper.{key} is not a key of the optimizer wrapper: '
-                'did you mean optim_wrapper.paramwise_cfg?')
-
-
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()
 class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
     """Parameter groups with a layer-wise rollback (OLOR Eq. 8/9), attached.
@@ -222,12 +170,17 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
     - ``rollback``: ``lam_i = iota2 + (1 - i/n) ** gamma * (iota1 - iota2)``
       (``lam = iota1`` for a single layer), 0.0 for non-pretrained ones.
 
-    Then it attaches OLOR's rollback to the optimizer
-    (:func:`olor_mm.attach_rollback`): after every real update the groups
-    with ``rollback > 0`` are pulled toward ``theta0``, under any wrapper
-    type. ``theta0`` is taken at training start (after the weights load).
+    Then it attaches the anchored method of ``method`` to the optimizer,
+    under any wrapper type: OLOR's rollback by default
+    (:func:`olor_mm.attach_rollback`: after every real update the groups
+    with ``rollback > 0`` are pulled toward ``theta0``), or the L2-SP / EWC
+    penalty (:mod:`olor_mm.core.penalty`). ``theta0`` of a tensor is its
+    value just before its first update (the weights are loaded by then),
+    unless a resume restored it.
 
     Extra ``paramwise_cfg`` keys:
+
+    - ``method`` (str): ``'olor'``, ``'l2sp'`` or ``'ewc'``. ``'olor'``.
 
     - ``rollback_max`` (float): iota1, lam of the shallowest layer. 0.01.
     - ``rollback_min`` (float): iota2, lam of the deepest layer. 0.0.
@@ -246,9 +199,16 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
       names relative to the prefix, each capturing the integers that order
       it, or ``(regex, suffix)`` pairs) that replace every other source of
       the numbering.
-    - ``scale_with_lr`` (bool): ``lam_eff = lam_i * lr_t / lr_0``. True.
+    - ``scale_with_lr`` (bool, OLOR): ``lam_eff = lam_i * lr_t / lr_0``.
+      True.
     - ``anchor_dtype`` (str, optional): dtype of the stored ``theta0``.
       None (the parameters').
+    - ``alpha``, ``beta`` (float, L2-SP and EWC): the weights of the pull
+      toward theta0 and of the L2 penalty on the new weights. L2-SP 0.1 and
+      0.01, EWC 1.0 and 0.
+    - ``fisher_dataloader``, ``fisher_batches``, ``fisher_model``,
+      ``fisher_checkpoint``, ``fisher_normalize`` (EWC): where the
+      upstream Fisher comes from (:mod:`olor_mm.engine.fisher_data`).
     - ``merge_groups`` (bool): one group per distinct set of options
       instead of one per parameter (torch's fused / foreach kernels batch
       within a group). True.
@@ -259,12 +219,9 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
       rate decay, ``lr_mult_i = decay_rate ** (n - i)`` on these layers
       (:mod:`olor_mm.core.lr_decay`). Off.
 
-    ``scale_with_lr`` and ``anchor_dtype`` written at the ``optim_wrapper``
-    level (older configs for ``OLOROptimWrapper``) are deprecated: the
-    constructor forwards them to the rollback with a warning, whatever the
-    wrapper type (an upstream ``--amp`` rewrites it to ``AmpOptimWrapper``).
-    A wrapper type that declares ``attaches_rollback = False`` (L2-SP) gets
-    the groups only.
+    The older spellings (``type='L2SPOptimWrapper'``, the method's keys at
+    the ``optim_wrapper`` level) are forwarded with a warning
+    (:mod:`olor_mm.engine.deprecations`).
 
     Layers are counted over every parameter of the pretrained modules,
     frozen or not; frozen parameters are not in the optimizer.
@@ -286,21 +243,20 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
     def __init__(self,
                  optim_wrapper_cfg: dict,
                  paramwise_cfg: Optional[dict] = None):
-        paramwise_cfg = dict(paramwise_cfg or {})
-        reserved = set(paramwise_cfg) & {'rollback', 'layer_id'}
-        if reserved:
-            raise ValueError(
-                f'paramwise_cfg has {sorted(reserved)}: those are group keys '
-                'this constructor writes; use rollback_max / rollback_min / '
-                'rollback_power instead.')
-        _check_unknown_keys(paramwise_cfg)
+        optim_wrapper_cfg, paramwise_cfg = deprecations.translate(
+            optim_wrapper_cfg, paramwise_cfg or {})
+        check_unknown_keys(paramwise_cfg)
+        self.method = paramwise_cfg.pop('method', 'olor')
+        check_method_keys(self.method, paramwise_cfg)
         self.olor_cfg = {
             k: paramwise_cfg.pop(k, v)
             for k, v in OLOR_DEFAULTS.items()
         }
-        self.rollback_cfg = {
-            k: paramwise_cfg.pop(k)
-            for k in ROLLBACK_DEFAULTS if k in paramwise_cfg
+        if self.method != 'olor':  # a rollback's key: unused by penalties
+            paramwise_cfg.pop('scale_with_lr', None)
+        self.method_cfg = {
+            k: paramwise_cfg.pop(k, v)
+            for k, v in METHOD_DEFAULTS[self.method].items()
         }
         self.build_cfg = {
             k: paramwise_cfg.pop(k, v)
@@ -314,12 +270,24 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
         layer_lams(1, cfg['rollback_max'], cfg['rollback_min'],
                    cfg['rollback_power'])
         cfg['pretrained_prefixes'] = check_prefixes(cfg['pretrained_prefixes'])
-        optim_wrapper_cfg = dict(optim_wrapper_cfg)
-        _check_wrapper_keys(optim_wrapper_cfg)
-        self._take_wrapper_keys(optim_wrapper_cfg)
+        parse_anchor_dtype(self.method_cfg['anchor_dtype'])
+        for key in ('alpha', 'beta'):
+            if key in self.method_cfg:
+                check_coefficient(f'paramwise_cfg.{key}',
+                                  self.method_cfg[key],
+                                  anchors.NAMES[self.method])
+        if self.method == 'ewc':
+            check_fisher_cfg(self.method_cfg)
+        if self.method == 'olor' and not isinstance(
+                self.method_cfg['scale_with_lr'], bool):
+            raise TypeError(
+                'paramwise_cfg.scale_with_lr='
+                f"{self.method_cfg['scale_with_lr']!r} must be True or False "
+                '(whether the rollback follows lr_t / lr_0).')
+        check_wrapper_keys(optim_wrapper_cfg)
+        _check_engine(optim_wrapper_cfg.get('type', 'OptimWrapper'))
+        self.wrapper_cls = self._wrapper_class(optim_wrapper_cfg)
         _check_amp_device(self.wrapper_cls)
-        if 'anchor_dtype' in self.rollback_cfg:  # before any table is logged
-            parse_anchor_dtype(self.rollback_cfg['anchor_dtype'])
         super().__init__(optim_wrapper_cfg, paramwise_cfg)
         # Always take the per-parameter path of the parent's ``__call__``.
         self.paramwise_cfg.setdefault('bypass_duplicate', False)
@@ -358,54 +326,11 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
                 "MMEngine's OPTIM_WRAPPERS (is its package imported?)")
         return cls
 
-    def _take_wrapper_keys(self, optim_wrapper_cfg: dict) -> None:
-        """Forward the deprecated wrapper-level ``scale_with_lr`` /
-        ``anchor_dtype`` to the rollback, with a warning.
-
-        Wrapper types that attach the rollback (every one but L2-SP's) get
-        them from the constructor; a key set both at the wrapper level and
-        in ``paramwise_cfg`` to different values is an error. L2-SP's
-        wrapper takes ``anchor_dtype`` itself (its own theta0).
-        """
-        self.wrapper_cls = self._wrapper_class(optim_wrapper_cfg)
-        self.attaches = getattr(self.wrapper_cls, 'attaches_rollback', True)
-        for key in ROLLBACK_DEFAULTS:
-            if key not in optim_wrapper_cfg:
-                continue
-            if not self.attaches:
-                if key in self.rollback_cfg:
-                    raise ValueError(
-                        f'{key} is set both at the optim_wrapper level and '
-                        'in paramwise_cfg; set it in one place.')
-                if key == 'scale_with_lr':  # a rollback's key: none here
-                    value = optim_wrapper_cfg.pop(key)
-                    print_log(
-                        f'optim_wrapper.scale_with_lr={value!r} is not used: '
-                        f'{self.wrapper_cls.__name__} does not roll back.',
-                        logger='current')
-                continue
-            value = optim_wrapper_cfg.pop(key)
-            warn_deprecated_wrapper_key(key, value)
-            if key in self.rollback_cfg and self._differ(
-                    key, value, self.rollback_cfg[key]):
-                raise ValueError(
-                    f'optim_wrapper.{key}={value!r} and paramwise_cfg.{key}='
-                    f'{self.rollback_cfg[key]!r} differ; set it in one '
-                    'place.')
-            self.rollback_cfg[key] = value
-        if not self.attaches and 'anchor_dtype' in self.rollback_cfg:
-            optim_wrapper_cfg['anchor_dtype'] = self.rollback_cfg.pop(
-                'anchor_dtype')
-
-    @staticmethod
-    def _differ(key, a, b) -> bool:
-        if key == 'anchor_dtype':
-            return parse_anchor_dtype(a) != parse_anchor_dtype(b)
-        return a != b
-
     # ------------------------------------------------------------- build
     def __call__(self, model: nn.Module):
-        """Groups, optimizer, rollback attached, then the wrapper."""
+        """Groups, optimizer, the method's anchor attached, the wrapper."""
+        _check_fsdp_state_dict(model)
+        wrapped = model
         if hasattr(model, 'module'):
             model = model.module
         self._model = model
@@ -417,22 +342,20 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
         setup = dict({k: self.olor_cfg[k]
                       for k in OLOR_DEFAULTS},
                      merge_groups=self.build_cfg['merge_groups'])
-        if self.attaches:
-            rollback = dict(ROLLBACK_DEFAULTS, **self.rollback_cfg)
-            handle = RollbackHandle(
-                optimizer, warn_if_inert=False, setup=setup, **rollback)
-            if not handle.trainable:
-                self._warn_nothing_rolls_back(model)
+        anchor = anchors.attach(self.method, optimizer, self.method_cfg,
+                                setup, wrapped)
+        if self.method == 'olor' and not anchor.trainable:
+            self._warn_nothing_rolls_back(model)
         wrapper_cfg = self.optim_wrapper_cfg.copy()
         wrapper_cfg.setdefault('type', 'OptimWrapper')
         optim_wrapper = OPTIM_WRAPPERS.build(
             wrapper_cfg, default_args=dict(optimizer=optimizer))
-        if self.attaches:
-            guard_training_start(optim_wrapper)
-        else:  # the wrapper's own anchor (L2-SP, EWC) checks the same
-            anchor = find_anchor(optimizer)
-            if anchor is not None and anchor.config is None:
-                anchor.config = setup
+        # MMEngine's param schedulers walk OptimWrapper.param_groups, which
+        # ends with a logging group (the optimizer's defaults): it gets
+        # rollback=0, so LinearParamScheduler(param_name='rollback') works
+        base = getattr(optim_wrapper, 'base_param_settings', None)
+        if isinstance(base, dict):
+            base.setdefault('rollback', 0.0)
         return optim_wrapper
 
     def _warn_nothing_rolls_back(self, model: nn.Module) -> None:

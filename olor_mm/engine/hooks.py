@@ -20,17 +20,33 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 from mmengine.dist import all_reduce, get_world_size
-from mmengine.hooks import Hook, LoggerHook
+from mmengine.hooks import CheckpointHook, Hook, LoggerHook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
-from ..core.attach import find_rollback
+from ..core.attach import RollbackHandle
 from ..core.drift import drift_groups
 from ..core.norms import relative, relative_terms
 from ..core.theta0 import find_anchor
 
 DRIFT_KEY = 'olor_drift_theta0'
+
+
+def warn_if_unresumable(runner, anchored: bool) -> None:
+    """Say at the start that this run's checkpoints cannot be resumed when
+    its checkpoint hook saves no optimizer state: theta0 lives there."""
+    hook = next((h for h in runner.hooks if isinstance(h, CheckpointHook)),
+                None)
+    if anchored and hook is not None and not hook.save_optimizer:
+        print_log(
+            'default_hooks.checkpoint.save_optimizer=False: the checkpoints '
+            'of this run hold no optimizer state, and so no theta0 (the '
+            'pretrained weights the fine-tune is anchored to): a resume of '
+            'this run will be refused. Set save_optimizer=True to be able '
+            'to resume it.',
+            logger='current',
+            level=logging.WARNING)
 
 
 @HOOKS.register_module()
@@ -91,13 +107,44 @@ class RollbackDriftHook(Hook):
             runner.model) else runner.model
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Keep the start values saved with the checkpoint; refuse to resume
+        a weights-only file (MMEngine would stop on ``KeyError: 'meta'``)."""
         self._loaded = checkpoint.get(DRIFT_KEY)
+        if (runner.cfg.get('resume') and 'meta' not in checkpoint
+                and 'state_dict' in checkpoint):
+            raise KeyError(
+                f'the checkpoint to resume ({runner.cfg.get("load_from")}) '
+                'holds no \'meta\' (iteration, '
+                'optimizer state): it is a weights-only file, e.g. the '
+                'pretrained checkpoint or a published one, and cannot be '
+                'resumed. Fine-tune from it with load_from=<it> and '
+                'resume=False (no --resume PATH); --resume alone resumes '
+                'the latest checkpoint of work_dir.')
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         checkpoint[DRIFT_KEY] = self._own
 
+    @staticmethod
+    def _optimizers(runner) -> list:
+        """The torch optimizers of the runner's wrapper (each member of an
+        ``OptimWrapperDict``)."""
+        wrapper = runner.optim_wrapper
+        wrappers = wrapper.values() if hasattr(wrapper, 'values') else [
+            wrapper
+        ]
+        return [
+            w.optimizer for w in wrappers
+            if getattr(w, 'optimizer', None) is not None
+        ]
+
     def before_train(self, runner) -> None:
-        """Pick the measured tensors and their theta0, build the groups."""
+        """Pick the measured tensors and their theta0, build the groups.
+
+        A tensor an anchor holds (or will hold from its first update: its
+        group is anchored) is measured from the anchor's theta0, read when
+        the line is written; any other is copied now (saved in the
+        checkpoint, restored on resume).
+        """
         logger = next((h for h in runner.hooks if isinstance(h, LoggerHook)),
                       None)
         if self.interval is None:
@@ -112,18 +159,17 @@ class RollbackDriftHook(Hook):
                 'parameter of the model (its top-level modules: '
                 f'{[n for n, _ in self._model(runner).named_children()]}); '
                 "name the measured modules, e.g. prefixes=('backbone',).")
-        optimizer = runner.optim_wrapper.optimizer
-        anchor = find_anchor(optimizer)
-        anchors = {}
-        if anchor is not None and anchor.theta0 is not None:
-            anchors = {
-                id(p): t
-                for p, t in zip(anchor.anchored_params, anchor.theta0)
-            }
+        anchors = [find_anchor(o) for o in self._optimizers(runner)]
+        anchors = [a for a in anchors if a is not None]
+        warn_if_unresumable(runner, bool(anchors))
+        self._anchor_of = {
+            id(p): a
+            for a in anchors for p in a.anchored_params
+        }
         resumed = runner.iter > 0
         self._own = {}
         for n, p in named:
-            if id(p) in anchors:
+            if id(p) in self._anchor_of:
                 continue
             if resumed:
                 if self._loaded is None or n not in self._loaded:
@@ -138,14 +184,8 @@ class RollbackDriftHook(Hook):
                 self._own[n] = p.detach().clone()
         self._names = [n for n, _ in named]
         self._params = dict(named)
-        self._theta0 = {
-            n: anchors.get(id(p), self._own.get(n))
-            for n, p in named
-        }
         self._groups = drift_groups(self._model(runner), self._names)
-        rollback = find_rollback(optimizer)
-        self._rollback = rollback if rollback and rollback.active else None
-        self._lam_groups = self._lam_index(optimizer)
+        self._lam_groups = self._lam_index(anchors)
         # FSDP: each rank holds part of every tensor, norms are all-reduced
         self._sharded = get_world_size() > 1 and any(
             c.__name__ == 'FullyShardedDataParallel'
@@ -158,18 +198,28 @@ class RollbackDriftHook(Hook):
             logger='current',
             level=logging.INFO)
 
-    def _lam_index(self, optimizer) -> Optional[Dict[str, List]]:
-        """(param group index, numel) of each group's trainable tensors."""
-        if self._rollback is None:
+    def _theta0(self, name: str) -> torch.Tensor:
+        p = self._params[name]
+        anchor = self._anchor_of.get(id(p))
+        if anchor is None:
+            return self._own[name]
+        theta0 = anchor.theta0_of(p)
+        return p.detach() if theta0 is None else theta0  # before step 1
+
+    def _lam_index(self, anchors) -> Optional[Dict[str, List]]:
+        """(rollback, param group index, numel) of each group's tensors."""
+        where = {}
+        for a in anchors:
+            if isinstance(a, RollbackHandle) and a.active:
+                for gi, g in enumerate(a.optimizer.param_groups):
+                    for p in g['params']:
+                        where[id(p)] = (a, gi)
+        if not where:
             return None
-        where = {
-            id(p): gi
-            for gi, g in enumerate(optimizer.param_groups) for p in g['params']
-        }
         params = self._params
         return {
-            group: [(where[id(params[n])], params[n].numel()) for n in names
-                    if id(params[n]) in where]
+            group: [(*where[id(params[n])], params[n].numel())
+                    for n in names if id(params[n]) in where]
             for group, names in self._groups.items()
         }
 
@@ -184,18 +234,19 @@ class RollbackDriftHook(Hook):
         out = {}
         for group, names in self._groups.items():
             cur = [self._params[n] for n in names]
-            ref = [self._theta0[n] for n in names]
+            ref = [self._theta0(n) for n in names]
             sq = torch.stack(relative_terms(cur, ref))
             if self._sharded:
                 all_reduce(sq)
             out[f'drift/{group}'] = relative(float(sq[0]), float(sq[1]))
         if self._lam_groups is not None:
-            lam = self._rollback.lam_effs()
+            lams = {}
             for group, members in self._lam_groups.items():
-                total = sum(n for _, n in members)
+                total = sum(n for _, _, n in members)
                 if total:
-                    out[f'lam_eff/{group}'] = sum(lam[gi] * n
-                                                  for gi, n in members) / total
+                    out[f'lam_eff/{group}'] = sum(
+                        lams.setdefault(a, a.lam_effs())[gi] * n
+                        for a, gi, n in members) / total
         return out
 
     def _logs_now(self, runner, batch_idx: int) -> bool:
@@ -215,6 +266,31 @@ class RollbackDriftHook(Hook):
             batch_idx) and (not self._ignore_last
                             or len(runner.train_dataloader) <= self.interval)
 
+    def _check_before_save(self, runner, by_epoch: bool) -> None:
+        """Where the CheckpointHook is about to save (its own rule), refuse
+        non-finite weights first: MMEngine's hook removes the oldest
+        checkpoint before it writes (``max_keep_ckpts``), so the anchor's
+        own refusal while saving would come after that removal."""
+        hook = next(
+            (h for h in runner.hooks if isinstance(h, CheckpointHook)), None)
+        if hook is None or hook.by_epoch != by_epoch:
+            return
+        if by_epoch:
+            saves = self.every_n_epochs(runner, hook.interval,
+                                        hook.save_begin) or (
+                                            hook.save_last and
+                                            self.is_last_train_epoch(runner))
+        else:
+            saves = self.every_n_train_iters(runner, hook.interval,
+                                             hook.save_begin) or (
+                                                 hook.save_last and
+                                                 self.is_last_train_iter(runner))
+        if saves:
+            for optimizer in self._optimizers(runner):
+                anchor = find_anchor(optimizer)
+                if anchor is not None:
+                    anchor.check_finite()
+
     def after_train_iter(self,
                          runner,
                          batch_idx: int,
@@ -223,3 +299,7 @@ class RollbackDriftHook(Hook):
         if self._logs_now(runner, batch_idx):
             for key, value in self.compute(runner).items():
                 runner.message_hub.update_scalar(f'train/{key}', value)
+        self._check_before_save(runner, by_epoch=False)
+
+    def after_train_epoch(self, runner) -> None:
+        self._check_before_save(runner, by_epoch=True)

@@ -1,24 +1,28 @@
-"""OLOROptimWrapper, AmpOLOROptimWrapper: MMEngine names over the rollback.
+"""OLOROptimWrapper, AmpOLOROptimWrapper: the two wrappers olor-mm registers.
 
-The rollback itself lives on the torch optimizer (:mod:`olor_mm.core.attach`):
+The anchored method lives on the torch optimizer (:mod:`olor_mm.core`):
 ``LayerwiseRollbackConstructor`` attaches it whatever the wrapper type, so
-``OptimWrapper``, ``AmpOptimWrapper`` and these two roll back identically.
-The documented spelling is ``type='OptimWrapper'`` with the constructor and
-every OLOR key in ``paramwise_cfg``. These wrappers are thin aliases kept
-for the names users know: they attach the rollback themselves when built
-without the constructor, forward the deprecated wrapper-level keys
-``scale_with_lr`` / ``anchor_dtype`` with a warning, and expose the
-rollback's state (``theta0``, ``lam_effs()`` ...); ``AmpOLOROptimWrapper``
-also runs on the CPU (bfloat16). With nothing to roll back each behaves
-exactly as its MMEngine parent.
+MMEngine's ``OptimWrapper`` and ``AmpOptimWrapper`` roll back as these do.
+The documented spelling is ``type='OptimWrapper'`` with the constructor.
+These two are kept for what only they add:
 
-After every real update ``theta_hat_t`` of the wrapped optimizer::
+- ``OLOROptimWrapper``: the name the README and older configs use, the
+  anchor's views (``theta0``, ``lam_effs()`` ...) for tools, and, built
+  without the constructor, OLOR's rollback attached to groups that carry
+  ``rollback`` (the deprecated wrapper-level ``scale_with_lr`` /
+  ``anchor_dtype`` are forwarded to it with a warning);
+- ``AmpOLOROptimWrapper``: MMEngine's ``AmpOptimWrapper`` that also runs
+  without a GPU (bfloat16 on the CPU, :class:`~.amp.CPUAmpMixin`), for any
+  anchored method (``tools/train.py --amp`` on a CPU picks it).
+
+With nothing anchored each behaves exactly as its MMEngine parent. After
+every real update ``theta_hat_t`` of an OLOR-anchored optimizer::
 
     theta_t = theta_hat_t + lam_eff * (theta0 - theta_hat_t)      (Eq. 6)
     lam_eff = lam_i * lr_t / lr_0     (scale_with_lr=True, the default)
 """
 import logging
-from typing import Optional
+from typing import List, Optional
 
 import torch
 from mmengine.logging import print_log
@@ -26,113 +30,52 @@ from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmengine.registry import OPTIM_WRAPPERS
 
 from ..core.attach import RollbackHandle, find_rollback
-from ..core.theta0 import AnchorViewsMixin, parse_anchor_dtype
+from ..core.theta0 import find_anchor, parse_anchor_dtype
+from . import deprecations
 from .amp import CPUAmpMixin
-from .training_start import take_theta0_at_training_start
+from .mmengine_context import connect
 
 #: keys of the rollback that older configs wrote at the ``optim_wrapper``
-#: level (for ``OLOROptimWrapper``); their place is ``paramwise_cfg``.
-DEPRECATED_WRAPPER_KEYS = ('scale_with_lr', 'anchor_dtype')
+#: level for these wrappers
+ROLLBACK_WRAPPER_KEYS = ('scale_with_lr', 'anchor_dtype')
 
 
-def warn_deprecated_wrapper_key(key: str, value) -> None:
-    """Say that ``optim_wrapper.<key>`` is forwarded, and where it goes."""
-    print_log(
-        f'optim_wrapper.{key}={value!r} is deprecated: write '
-        f'optim_wrapper.paramwise_cfg.{key} (the constructor configures the '
-        'rollback under any wrapper type); it is forwarded there.',
-        logger='current',
-        level=logging.WARNING)
+class AnchorViews:
+    """Read-only views of the anchor on the wrapped optimizer (OLOR's
+    rollback, L2-SP or EWC), for tools, hooks and tests."""
 
+    @property
+    def anchor(self):
+        """The anchor (an :class:`~olor_mm.core.theta0.Anchor`), or None."""
+        return find_anchor(self.optimizer)
 
-def schedulable_rollback(optim_wrapper) -> None:
-    """Let an MMEngine param scheduler reach ``rollback`` (lam_i).
+    @property
+    def rollback_handle(self) -> Optional[RollbackHandle]:
+        """OLOR's rollback, or None."""
+        return find_rollback(self.optimizer)
 
-    ``OptimWrapper.param_groups`` lists an extra group for logging
-    (``base_param_settings``, the optimizer's defaults) that has no
-    ``rollback``: ``LinearParamScheduler(param_name='rollback')`` stopped on
-    it with ``KeyError: 'rollback'``. It gets ``rollback=0``; the optimizer's
-    groups are scaled as they are.
-    """
-    base = getattr(optim_wrapper, 'base_param_settings', None)
-    if isinstance(base, dict):
-        base.setdefault('rollback', 0.0)
+    @property
+    def theta0(self) -> Optional[List[torch.Tensor]]:
+        """``theta0`` (the paper's; ``w0_S`` in L2-SP): the pretrained values
+        of the anchored tensors, or None before the first step."""
+        return self.anchor.theta0
 
+    @property
+    def anchored_params(self) -> List[torch.Tensor]:
+        """The anchored tensors, in the order of :attr:`theta0`."""
+        return self.anchor.anchored_params
 
-def guard_training_start(optim_wrapper) -> None:
-    """What ``LayerwiseRollbackConstructor`` adds to any wrapper it builds
-    with a rollback (``OptimWrapper``, ``AmpOptimWrapper``, a user's):
-    theta0 at training start (:mod:`olor_mm.engine.training_start`) and an
-    ``rollback`` MMEngine's param schedulers can reach."""
-    schedulable_rollback(optim_wrapper)
-    take_theta0_at_training_start(optim_wrapper)
-
-
-class RollbackWrapperMixin(AnchorViewsMixin):
-    """The shell: read-only views of the rollback, theta0 at training start
-    (:mod:`olor_mm.engine.training_start`).
-
-    The rollback is configured by ``LayerwiseRollbackConstructor``'s
-    ``paramwise_cfg``. ``scale_with_lr`` / ``anchor_dtype`` given to the
-    wrapper itself are the deprecated spelling: they are forwarded to the
-    rollback (attached here when the optimizer has none yet) with a warning,
-    and one that contradicts an already attached rollback is an error.
-    """
-
-    def __init__(self, optimizer, **kwargs):
-        forwarded = {
-            k: kwargs.pop(k)
-            for k in DEPRECATED_WRAPPER_KEYS if k in kwargs
-        }
-        super().__init__(optimizer=optimizer, **kwargs)
-        self._init_rollback(forwarded)
-
-    def _init_rollback(self, forwarded: dict) -> None:
-        for key, value in forwarded.items():
-            warn_deprecated_wrapper_key(key, value)
-        handle = find_rollback(self.optimizer)
-        attached_here = handle is None
-        if attached_here:
-            handle = RollbackHandle(
-                self.optimizer, warn_if_inert=False, **forwarded)
-        for key, value in forwarded.items():
-            if key == 'anchor_dtype':
-                value = parse_anchor_dtype(value)
-            if value != getattr(handle, key):
-                raise ValueError(
-                    f'optim_wrapper.{key}={value!r} contradicts the '
-                    f'rollback already attached to the optimizer '
-                    f'({key}={getattr(handle, key)!r}, from paramwise_cfg or '
-                    f'attach_rollback); set it once, as '
-                    f'optim_wrapper.paramwise_cfg.{key}.')
-        self.rollback_handle = handle
-        guard_training_start(self)
-        if attached_here and not handle.active:
-            print_log(
-                f'{type(self).__name__}: no parameter group has rollback > 0, '
-                'so nothing will roll back. Build it with '
-                "constructor='LayerwiseRollbackConstructor' and "
-                'rollback_max > 0, or use a plain OptimWrapper.',
-                logger='current',
-                level=logging.WARNING)
-
-    # read-only views of the rollback (tools, hooks, tests)
     @property
     def scale_with_lr(self) -> bool:
         return self.rollback_handle.scale_with_lr
 
     @property
     def anchor_dtype(self) -> Optional[torch.dtype]:
-        return self.rollback_handle.anchor_dtype
-
-    @property
-    def anchor(self) -> RollbackHandle:
-        """The rollback (an :class:`~olor_mm.core.theta0.Anchor`)."""
-        return self.rollback_handle
+        return self.anchor.anchor_dtype
 
     def snapshot_theta0(self) -> None:
-        """Take ``theta0`` now (what training start does)."""
-        self.rollback_handle.snapshot()
+        """Take ``theta0`` now (what the first step does)."""
+        self.anchor.snapshot()
 
     def lr_ratios(self):
         """``lr_t / lr_0`` per param group (1.0 where nothing scales)."""
@@ -141,6 +84,46 @@ class RollbackWrapperMixin(AnchorViewsMixin):
     def lam_effs(self):
         """``lam_eff = lam_i * lr_t / lr_0`` per param group."""
         return self.rollback_handle.lam_effs()
+
+
+class RollbackWrapperMixin(AnchorViews):
+    """Attaches OLOR's rollback when the constructor did not (the wrapper
+    built from groups carrying ``rollback``); forwards the deprecated
+    ``scale_with_lr`` / ``anchor_dtype`` given to the wrapper."""
+
+    def __init__(self, optimizer, **kwargs):
+        forwarded = {
+            k: kwargs.pop(k)
+            for k in ROLLBACK_WRAPPER_KEYS if k in kwargs
+        }
+        super().__init__(optimizer=optimizer, **kwargs)
+        for key, value in forwarded.items():
+            deprecations.warn(f'optim_wrapper.{key}={value!r}',
+                              f'optim_wrapper.paramwise_cfg.{key}')
+        anchor = find_anchor(self.optimizer)
+        if anchor is None:
+            anchor = RollbackHandle(
+                self.optimizer, warn_if_inert=False, **forwarded)
+            connect(anchor)
+            if not anchor.active:
+                print_log(
+                    f'{type(self).__name__}: no parameter group has '
+                    'rollback > 0, so nothing will roll back. Build it with '
+                    "constructor='LayerwiseRollbackConstructor' and "
+                    'rollback_max > 0, or use a plain OptimWrapper.',
+                    logger='current',
+                    level=logging.WARNING)
+            return
+        for key, value in forwarded.items():
+            have = getattr(anchor, key, None)
+            if key == 'anchor_dtype':
+                value = parse_anchor_dtype(value)
+            if value != have:
+                raise ValueError(
+                    f'optim_wrapper.{key}={value!r} contradicts the anchor '
+                    f'already attached to the optimizer ({key}={have!r}, '
+                    'from paramwise_cfg or attach_rollback); set it once, as '
+                    f'optim_wrapper.paramwise_cfg.{key}.')
 
 
 @OPTIM_WRAPPERS.register_module()
@@ -183,12 +166,13 @@ class OLOROptimWrapper(RollbackWrapperMixin, OptimWrapper):
 
 @OPTIM_WRAPPERS.register_module()
 class AmpOLOROptimWrapper(RollbackWrapperMixin, CPUAmpMixin, AmpOptimWrapper):
-    """AmpOptimWrapper with OLOR's rollback (see :class:`OLOROptimWrapper`).
+    """AmpOptimWrapper that also runs without CUDA (see
+    :class:`OLOROptimWrapper`), for any anchored method.
 
     A step the loss scaler skips (inf/NaN gradients) never reaches the
-    optimizer's step, so it skips the rollback too. Unlike MMEngine's
-    AmpOptimWrapper it also runs without CUDA (bfloat16 on the CPU, see
-    :class:`CPUAmpMixin`).
+    optimizer's step, so it skips the rollback (and a penalty) too. Unlike
+    MMEngine's AmpOptimWrapper it also runs without a GPU: bfloat16 on the
+    CPU (:class:`~olor_mm.engine.amp.CPUAmpMixin`).
 
     Args:
         loss_scale, dtype, use_fsdp: As MMEngine's AmpOptimWrapper.

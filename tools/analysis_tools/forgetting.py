@@ -23,8 +23,8 @@ plain       the rollback off (``rollback_max=rollback_min=0``); D's
             optimizer and ``paramwise_cfg`` otherwise (where D turns weight
             decay off on the pretrained layers, so does plain)
 olor        D, over the grid of ``rollback_max``
-l2sp        ``L2SPOptimWrapper`` (the AMP twin under AMP), grid of alpha
-ewc         ``EWCOptimWrapper``, grid of alpha; the Fisher on
+l2sp        D with ``paramwise_cfg.method='l2sp'``, grid of alpha
+ewc         D with ``paramwise_cfg.method='ewc'``, grid of alpha; the Fisher on
             ``--fisher-batches`` batches of U's ``train_dataloader``, with
             U's model and checkpoint
 frozen      linear probe: every pretrained layer at ``lr_mult=0`` (D's
@@ -60,8 +60,8 @@ METHODS = ('plain', 'olor', 'l2sp', 'ewc', 'frozen', 'lpft', 'olor-lpft',
 GRIDS = {
     'olor': ('OLOR', 'optim_wrapper.paramwise_cfg.rollback_max', (0.01, 0.03,
                                                                   0.1, 0.3)),
-    'l2sp': ('L2-SP', 'optim_wrapper.alpha', (0.1, 1.0)),
-    'ewc': ('EWC', 'optim_wrapper.alpha', (0.1, 1.0, 10.0)),
+    'l2sp': ('L2-SP', 'optim_wrapper.paramwise_cfg.alpha', (0.1, 1.0)),
+    'ewc': ('EWC', 'optim_wrapper.paramwise_cfg.alpha', (0.1, 1.0, 10.0)),
     'wise-ft': ('WiSE-FT', None, (0.2, 0.4, 0.6, 0.8)),
 }
 SINGLE = {
@@ -191,10 +191,6 @@ def _load(path, items):
     return cfg
 
 
-def _amp(kind: str) -> bool:
-    return kind.startswith('Amp')
-
-
 def method_configs(args, work):
     """Write the base config of each method to ``work/configs`` (module
     docstring); returns ``{method: path}`` and D's rollback_max."""
@@ -210,8 +206,6 @@ def method_configs(args, work):
             "README's recipes).")
     pw = ow.get('paramwise_cfg', {})
     prefixes = tuple(pw.get('pretrained_prefixes', ('backbone', )))
-    kind = ow.get('type', 'OptimWrapper')
-    amp = _amp(kind)
     os.makedirs(osp.join(work, 'configs'), exist_ok=True)
     paths = {}
 
@@ -239,15 +233,14 @@ def method_configs(args, work):
             sched.pop('eta_min_ratio', None)
             sched['eta_min'] = 0.
     write('frozen', frozen)
-    for name, wrapper in (('l2sp', 'L2SPOptimWrapper'), ('ewc',
-                                                         'EWCOptimWrapper')):
+    for name in ('l2sp', 'ewc'):  # the same wrapper, another method
         cfg = copy.deepcopy(d)
-        cfg.optim_wrapper.type = ('Amp' if amp else '') + wrapper
+        cfg.optim_wrapper.paramwise_cfg.method = name
         if name == 'ewc':
             up = _load(args.upstream_config, args.upstream_cfg_options)
             up_path = osp.join(work, 'configs', 'upstream.py')
             up.dump(up_path)
-            cfg.optim_wrapper.update(
+            cfg.optim_wrapper.paramwise_cfg.update(
                 fisher_dataloader=up.train_dataloader,
                 fisher_batches=args.fisher_batches,
                 fisher_model=up_path,
