@@ -4,62 +4,21 @@ Each run goes through torchrun and tools/train.py (--launcher pytorch), as
 on a GPU cluster; ``dist_probe.DumpReplicaHook`` writes every rank's
 weights and theta0 after training.
 """
-import os
 import os.path as osp
-import socket
-import subprocess
-import sys
 
 import dist_probe  # noqa: F401  (registers DumpReplicaHook here too)
 import pytest
 import torch
-from e2e_utils import DEMO, ROOT, options
+from dist_utils import dist_train
+from e2e_utils import DEMO, options
 from mmengine.config import Config
 from mmengine.runner import Runner
 from toy import TOY_LAYERS, olor_wrapper_cfg, pretrained_checkpoint, runner_cfg
 
 import olor_mm  # noqa: F401
 
-TESTS = osp.dirname(osp.abspath(__file__))
 IMPORTS = dict(
     imports=['olor_mm', 'toy', 'dist_probe'], allow_failed_imports=False)
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
-def dist_train(config, work_dir, nproc, *args, expect_ok=True):
-    """tools/dist_train.sh CONFIG NPROC --work-dir WORK_DIR ARGS..."""
-    env = dict(
-        os.environ,
-        PYTHON=sys.executable,
-        PORT=str(_free_port()),
-        PYTHONPATH=TESTS + os.pathsep + os.environ.get('PYTHONPATH', ''),
-        OMP_NUM_THREADS='1')
-    out = subprocess.run([
-        'bash',
-        osp.join(ROOT, 'tools', 'dist_train.sh'),
-        str(config),
-        str(nproc), '--work-dir',
-        str(work_dir), *args
-    ],
-                         cwd=ROOT,
-                         env=env,
-                         capture_output=True,
-                         text=True,
-                         timeout=300)
-    if not expect_ok:
-        assert out.returncode != 0
-        return out.stdout + out.stderr
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    return [
-        torch.load(
-            osp.join(work_dir, f'replica_rank{r}.pth'), weights_only=False)
-        for r in range(nproc)
-    ]
 
 
 def _assert_identical(a, b):

@@ -64,7 +64,7 @@ def test_resuming_without_a_restored_theta0_is_refused(kind):
     MessageHub.get_current_instance().update_info('iter', 4)
     with pytest.raises(RuntimeError) as err:
         _step(model, ow)
-    assert 'resumes at iteration 4 but no theta0 was restored' in str(
+    assert 'resumed at iteration 4 but no theta0 was restored' in str(
         err.value)
     assert 'save_optimizer' in str(err.value)
     assert 'load_from' not in str(err.value)

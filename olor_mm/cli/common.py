@@ -70,8 +70,13 @@ def enable_amp(cfg: Config) -> None:
 
 
 def complete(path: str) -> bool:
-    """Whether a checkpoint file was written to its end (torch saves a zip
-    archive, whose directory comes last: a truncated file has none)."""
+    """Whether a checkpoint was written to its end (torch saves a zip
+    archive, whose directory comes last: a truncated file has none). A
+    folder (FSDP's per-rank files, DeepSpeed's checkpoint) is complete when
+    it holds files and each torch file in it is."""
+    if osp.isdir(path):
+        files = glob.glob(osp.join(path, '*.pt*'))
+        return bool(files) and all(zipfile.is_zipfile(f) for f in files)
     return osp.isfile(path) and zipfile.is_zipfile(path)
 
 
@@ -104,7 +109,7 @@ def latest_checkpoint(work_dir: str):
                '(without --resume)')
     state = 'is empty' if not named else (
         f'names {named}, which ' +
-        ('is incomplete' if osp.isfile(named) else 'does not exist'))
+        ('is incomplete' if osp.exists(named) else 'does not exist'))
     raise FileNotFoundError(f'--resume: {last} {state}; {instead}.')
 
 

@@ -81,15 +81,22 @@ def apply() -> bool:
 def cpu_ddp_model_wrapper_cfg(cfg) -> None:
     """For a distributed launch without GPU: DDP with ``device_ids=None``.
 
-    MMEngine's Runner passes ``device_ids=[LOCAL_RANK]`` to
-    DistributedDataParallel, which CPU modules refuse; a value in
-    ``cfg.model_wrapper_cfg`` wins over it. Other keys of an existing
-    ``model_wrapper_cfg`` are kept; the defaults are MMEngine's
-    (``MMDistributedDataParallel``, ``broadcast_buffers=False``,
-    ``find_unused_parameters`` from the config). Does nothing with a GPU or
-    without a launcher.
+    MMEngine's Runner (and FlexibleRunner's ``DDPStrategy``) passes
+    ``device_ids=[LOCAL_RANK]`` to DistributedDataParallel, which CPU
+    modules refuse; a value in ``cfg.model_wrapper_cfg`` (the strategy's
+    ``model_wrapper``) wins over it. Other keys of an existing one are kept;
+    the defaults are MMEngine's (``MMDistributedDataParallel``,
+    ``broadcast_buffers=False``, ``find_unused_parameters`` from the
+    config). Does nothing with a GPU or without a launcher.
     """
     if cfg.get('launcher', 'none') == 'none' or not _no_accelerator():
+        return
+    strategy = cfg.get('strategy') or {}
+    if cfg.get('runner_type') == 'FlexibleRunner' or strategy:
+        if strategy.get('type') == 'DDPStrategy':
+            wrapper = dict(strategy.get('model_wrapper') or {})
+            wrapper['device_ids'] = None
+            strategy['model_wrapper'] = wrapper
         return
     wrapper = dict(
         type='MMDistributedDataParallel',

@@ -165,9 +165,19 @@ def find_anchor(optimizer, state_key: Optional[str] = None):
     """The anchor attached to ``optimizer`` (under ``state_key``), or None.
 
     Without ``state_key`` any anchor: an optimizer carries at most one
-    anchored method (OLOR's rollback, L2-SP or EWC).
+    anchored method (OLOR's rollback, L2-SP or EWC). An engine's optimizer
+    that wraps the torch one (DeepSpeed's ZeRO optimizers, MMEngine's
+    wrappers) is looked through (its ``optimizer``).
     """
-    attached = copy_guard.ATTACHED.get(optimizer, {})
+    for _ in range(4):
+        try:
+            attached = copy_guard.ATTACHED.get(optimizer)
+        except TypeError:  # not weak-referable or hashable: no optimizer
+            attached = None
+        if attached or not hasattr(optimizer, 'optimizer'):
+            break
+        optimizer = optimizer.optimizer
+    attached = attached or {}
     if state_key is not None:
         return attached.get(state_key)
     return next(iter(attached.values()), None)
@@ -199,10 +209,10 @@ class Anchor:
 
     Attributes:
         position (callable, optional): Set by a training framework:
-            ``position() -> int | None``, the training iteration, asked
-            once, before the first theta0 is taken; a position > 0 with
-            nothing restored is a resume that would anchor to fine-tuned
-            weights, and is refused.
+            ``position() -> int | None``, the iteration training started
+            at, asked once, before the first theta0 is taken; a start > 0
+            with nothing restored is a resume that would anchor to
+            fine-tuned weights, and is refused.
         before_first_take (list[callable]): Called with the anchor just
             before the first theta0 is taken from the weights (a framework
             checks there that pretrained weights were loaded).
@@ -419,7 +429,7 @@ class Anchor:
                    'checkpoint save_optimizer=False, or resumed with '
                    'resume_optimizer=False)')
             raise RuntimeError(
-                f'{self.owner}: training resumes at iteration {iteration} '
+                f'{self.owner}: training resumed at iteration {iteration} '
                 f'but no theta0 was restored: {why}. theta0, the pretrained '
                 'weights every step is pulled back toward, is saved only '
                 'with the optimizer state, and taking it from these '

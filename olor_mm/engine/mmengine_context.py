@@ -8,11 +8,13 @@ changing anything of MMEngine:
 
 - **is this a resume?** MMEngine's ``RuntimeInfoHook`` (a default hook of
   ``Runner`` and ``FlexibleRunner``) writes the training iteration into the
-  run's message hub before each iteration (a resume loads the hub first).
-  The anchor asks it once, before it first takes theta0 from the weights:
-  at an iteration > 0 with no theta0 restored (a checkpoint saved without
-  the optimizer state, ``resume_optimizer=False``) it refuses, rather than
-  anchor the run to fine-tuned weights.
+  run's message hub before each iteration (a resume loads the hub first);
+  a forward pre-hook (torch's) on the model reads it at the model's first
+  forward, the first training iteration. The anchor asks for it once,
+  before it first takes theta0 from the weights: a start > 0 with no
+  theta0 restored (a checkpoint saved without the optimizer state,
+  ``resume_optimizer=False``) is refused, rather than anchor the run to
+  fine-tuned weights.
 - **were pretrained weights loaded?** torch's own module hooks: a
   load-state-dict pre-hook on the modules that own anchored tensors sees
   every state dict loaded into them (``load_from``, ``init_cfg``'s
@@ -34,19 +36,28 @@ from mmengine.model import is_model_wrapper
 from ..core.theta0 import Anchor
 
 
-def message_hub_position():
-    """``position()`` for :attr:`Anchor.position`: the training iteration
-    the current message hub holds, or None when no runner wrote one since
-    now (a constructor used outside a runner, a stale hub of an earlier
-    run in the same process)."""
-    hub = MessageHub.get_current_instance()
-    start = hub.get_info('iter')
+class StartWatch:
+    """The iteration training starts at: what the run's message hub holds
+    when the model first runs forward after the optimizer was built (the
+    first training iteration; under gradient accumulation or a loss scaler
+    that skips steps, the first optimizer step comes later). None when no
+    runner wrote it since (a constructor used outside a runner, a stale hub
+    of an earlier run in the same process)."""
 
-    def position() -> Optional[int]:
-        iteration = hub.get_info('iter')
-        return None if iteration == start else iteration
+    def __init__(self, model: nn.Module):
+        self.hub = MessageHub.get_current_instance()
+        self._built_at = self.hub.get_info('iter')
+        self.start: Optional[int] = None
+        module = model.module if is_model_wrapper(model) else model
+        self._handle = module.register_forward_pre_hook(self._first_forward)
 
-    return position
+    def _first_forward(self, module, args) -> None:
+        self._handle.remove()
+        iteration = self.hub.get_info('iter')
+        self.start = None if iteration == self._built_at else iteration
+
+    def __call__(self) -> Optional[int]:
+        return self.start
 
 
 def loads_a_checkpoint(module: nn.Module) -> bool:
@@ -150,9 +161,9 @@ def _register_pre_hook(module: nn.Module, hook):
     return module._register_load_state_dict_pre_hook(hook, with_module=True)
 
 
-def connect(anchor: Anchor, model: Optional[nn.Module] = None) -> None:
-    """Give ``anchor`` what MMEngine knows: the training iteration, and
-    (with ``model``) the check that pretrained weights were loaded."""
-    anchor.position = message_hub_position()
-    if model is not None:
-        LoadWatch(model, anchor)
+def connect(anchor: Anchor, model: nn.Module) -> None:
+    """Give ``anchor`` what MMEngine knows of ``model``'s run: the iteration
+    training starts at, and the check that pretrained weights were
+    loaded."""
+    anchor.position = StartWatch(model)
+    LoadWatch(model, anchor)

@@ -33,7 +33,6 @@ from ..core.attach import RollbackHandle, find_rollback
 from ..core.theta0 import find_anchor, parse_anchor_dtype
 from . import deprecations
 from .amp import CPUAmpMixin
-from .mmengine_context import connect
 
 #: keys of the rollback that older configs wrote at the ``optim_wrapper``
 #: level for these wrappers
@@ -104,7 +103,6 @@ class RollbackWrapperMixin(AnchorViews):
         if anchor is None:
             anchor = RollbackHandle(
                 self.optimizer, warn_if_inert=False, **forwarded)
-            connect(anchor)
             if not anchor.active:
                 print_log(
                     f'{type(self).__name__}: no parameter group has '
