@@ -12,7 +12,7 @@ from mmengine.optim import build_optim_wrapper
 from toy import ToyClassifier, penalty_wrapper_cfg
 
 from olor_mm import attach_rollback, layerwise_rollback_groups
-from olor_mm.core.theta0 import saved_theta0
+from olor_mm.core.theta0 import find_anchor, saved_theta0
 
 OLOR = dict(pretrained_prefixes=('backbone', ), rollback_max=0.2)
 
@@ -120,3 +120,153 @@ def test_penalty_wrapper_resume_refuses_another_numbering():
     saved.initialize_count_status(model, 0, 10)
     with pytest.raises(ValueError, match="L2-SP anchor.*layer_unit='block'"):
         _l2sp(model, layer_unit='param').load_state_dict(saved.state_dict())
+
+
+# ------------------------------------------- the resume probe of issue 32
+def test_g_a_state_saved_with_another_scale_with_lr_says_it_applies(caplog):
+    """attach_rollback(..., scale_with_lr=False) loading a state saved with
+    True: the checkpoint's applies (as every group value does), and one
+    warning says so (before, silently)."""
+    model, state = _saved_plain()  # scale_with_lr=True
+    groups = layerwise_rollback_groups(model, **OLOR)
+    opt = torch.optim.SGD(groups, lr=0.1)
+    handle = attach_rollback(opt, scale_with_lr=False, setup=groups.setup)
+    with caplog.at_level(logging.WARNING, logger='olor_mm'):
+        opt.load_state_dict(state)
+    assert handle.scale_with_lr is True
+    assert 'scale_with_lr=True' in caplog.text
+    assert 'scale_with_lr=False' in caplog.text
+
+
+def test_h_groups_rebuilt_with_rollback_max_0_get_the_checkpoints_theta0(
+        caplog):
+    """Groups built with rollback_max=0 load a state written with 0.2:
+    torch restores lam 0.2, and theta0 comes back with it (before, theta0
+    was taken at the next step from the fine-tuned weights)."""
+    model, state = _saved_plain()
+    saved = saved_theta0(state)
+    opt, handle = _plain(model, rollback_max=0.0)
+    assert not handle.active
+    with caplog.at_level(logging.WARNING, logger='olor_mm'):
+        opt.load_state_dict(state)
+    assert opt.param_groups[0]['rollback'] == pytest.approx(0.2)
+    assert len(handle.theta0) == len(saved)
+    for k, t in zip(sorted(saved), handle.theta0):
+        assert torch.equal(t, saved[k])
+    fine_tuned = {id(p): p.detach().clone() for p in handle.anchored_params}
+    _step(model, opt)  # rolls back toward the restored theta0
+    for p, t in zip(handle.anchored_params, handle.theta0):
+        assert not torch.equal(t, fine_tuned[id(p)])
+    assert 'rollback_max=0.2' in caplog.text
+
+
+def _toy_run(tmp_path, name, iters, **kw):
+    from toy import TOY_LAYERS, olor_wrapper_cfg, toy_runner
+    wrapper = olor_wrapper_cfg(
+        dict(type='SGD', lr=0.1),
+        layer_patterns=TOY_LAYERS,
+        **kw.pop('paramwise', {}))
+    runner = toy_runner(tmp_path / name, wrapper, max_iters=iters, **kw)
+    runner.train()
+    return runner
+
+
+def test_a_resume_with_rollback_min_edited_names_the_key(
+        tmp_path, toy_pretrained, caplog):
+    """rollback_min edited: the checkpoint's lam (and theta0) apply and the
+    warning names rollback_min (before: "the model ... changed")."""
+    path, _ = toy_pretrained
+    _toy_run(tmp_path, 'run', 3, load_from=path)
+    with caplog.at_level(logging.WARNING):
+        _toy_run(
+            tmp_path,
+            'run',
+            6,
+            resume=True,
+            paramwise=dict(rollback_min=0.05))
+    log = _run_log(tmp_path / 'run')
+    assert 'rollback_min=0.0' in log and 'rollback_min=0.05' in log
+    assert "the checkpoint's OLOR hyper-parameters apply" in log
+
+
+def test_b_a_resume_with_rollback_max_0_restores_the_checkpoints(
+        tmp_path, toy_pretrained):
+    """rollback_max=0 on resume: not 'the checkpoint lacks olor_rollback'
+    (it has it): its lam and theta0 apply, with the warning."""
+    path, pretrained = toy_pretrained
+    _toy_run(tmp_path, 'run', 3, load_from=path)
+    runner = _toy_run(
+        tmp_path, 'run', 6, resume=True, paramwise=dict(rollback_max=0.0))
+    anchor = find_anchor(runner.optim_wrapper.optimizer)
+    names = {id(p): n for n, p in runner.model.named_parameters()}
+    for p, t in zip(anchor.anchored_params, anchor.theta0):
+        assert torch.equal(t, pretrained[names[id(p)]])
+    log = _run_log(tmp_path / 'run')
+    assert 'rollback_max=0.2' in log and 'rollback_max=0.0' in log
+
+
+def _run_log(work_dir) -> str:
+    import glob
+    import os.path as osp
+    logs = sorted(glob.glob(str(work_dir / '*' / '*.log')), key=osp.getmtime)
+    return open(logs[-1]).read()
+
+
+def test_c_save_optimizer_false_warns_and_its_resume_is_refused(
+        tmp_path, toy_pretrained):
+    """Checkpoints without the optimizer state: the run says at its start
+    that it cannot be resumed; the resume is refused without sending the
+    user to load_from (which would anchor to the fine-tuned weights)."""
+    path, _ = toy_pretrained
+    hooks = dict(
+        checkpoint=dict(
+            type='CheckpointHook',
+            interval=3,
+            by_epoch=False,
+            save_optimizer=False))
+    _toy_run(
+        tmp_path,
+        'run',
+        3,
+        load_from=path,
+        default_hooks=hooks,
+        custom_hooks=[dict(type='RollbackDriftHook')])
+    log = _run_log(tmp_path / 'run')
+    assert 'save_optimizer=False' in log and 'will be refused' in log
+    with pytest.raises(RuntimeError) as err:
+        _toy_run(tmp_path, 'run', 6, resume=True, default_hooks=hooks)
+    assert 'resumed at iteration 3 but no theta0 was restored' in str(
+        err.value)
+    assert 'save_optimizer=True' in str(err.value)
+    assert 'load_from' not in str(err.value)
+
+
+def test_d_e_f_tools_resume_checks(tmp_path, toy_pretrained):
+    """olor-mm's tools/train.py --resume: a published (weights-only) file is
+    refused naming load_from; ``--resume WORK_DIR`` takes its latest
+    checkpoint; checkpoints of two fine-tunes in one work dir (their run
+    ids) are said."""
+    from mmengine.config import Config
+
+    from olor_mm.cli import resume_options
+    path, _ = toy_pretrained
+    cfg = Config(dict(work_dir=str(tmp_path / 'elsewhere'), load_from=path))
+    with pytest.raises(ValueError, match='weights-only.*load_from=<it>'):
+        resume_options(cfg, path)  # (d) the pretrained checkpoint
+    first = _toy_run(tmp_path, 'run', 6, load_from=path)
+    note = resume_options(cfg, str(tmp_path / 'run'))  # (e) a work dir
+    assert cfg.resume is True
+    assert cfg.load_from == str(tmp_path / 'run' / 'iter_6.pth')
+    assert 'WARNING' not in note
+    # (f) a second fine-tune started in the same work dir, not resumed: it
+    # writes over iter_3.pth, and iter_6.pth is the first one's
+    second = _toy_run(tmp_path, 'run', 3, load_from=path)
+    ids = {
+        find_anchor(r.optim_wrapper.optimizer).run_id
+        for r in (first, second)
+    }
+    assert len(ids) == 2
+    note = resume_options(cfg, str(tmp_path / 'run'))
+    assert cfg.load_from == str(tmp_path / 'run' / 'iter_3.pth')
+    assert 'holds checkpoints of 2 fine-tunes' in note
+    assert all(i in note for i in ids)

@@ -32,7 +32,7 @@ from .checkpoint import load_from_local_safe, mmengine_safe_globals
 from .dist import cpu_ddp_model_wrapper_cfg
 
 __all__ = [
-    'FIXES', 'enabled', 'apply_compat_fixes', 'apply_fix',
+    'FIXES', 'APPLIED', 'enabled', 'apply_compat_fixes', 'apply_fix',
     'run_mmcv_ops_in_fp32_under_cpu_autocast', 'cpu_ddp_model_wrapper_cfg',
     'load_from_local_safe', 'mmengine_safe_globals'
 ]
@@ -46,6 +46,9 @@ FIXES = dict(
     mmcv_ops=mmcv_ops)
 #: applied by ``import olor_mm`` (mmcv_ops: by CPU mixed precision)
 AT_IMPORT = ('checkpoint', 'config_bases', 'dist', 'fsdp_resume')
+
+#: the fixes applied in this process (their probe found the bug)
+APPLIED = set()
 
 
 def enabled(name: str) -> bool:
@@ -70,7 +73,10 @@ def enabled(name: str) -> bool:
 
 def apply_fix(name: str) -> bool:
     """Apply fix ``name`` if enabled and its bug is there; True if done."""
-    return enabled(name) and FIXES[name].apply()
+    done = enabled(name) and FIXES[name].apply()
+    if done:
+        APPLIED.add(name)
+    return done
 
 
 def apply_compat_fixes() -> dict:
