@@ -37,6 +37,10 @@ $(STAMP): $(REQS)
 	$(PIPI) -q --no-build-isolation -e ".[all,tests]"
 	# timm without torchvision (requirements/tests-nodeps.txt says why)
 	$(PIPI) -q --no-deps -r requirements/tests-nodeps.txt
+	# DeepSpeed beside the venv, for its tests only (requirements/deepspeed.txt
+	# says why); --no-deps: --target would not see the venv's torch
+	$(PIPI) -q --no-build-isolation --no-deps --upgrade \
+	  --target $(VENV)/deepspeed -r requirements/deepspeed.txt
 	@$(PY) -c "import pkg_resources" || { \
 	  echo "ERROR: setuptools without pkg_resources in $(VENV)."; exit 1; }
 	@$(PY) -c "import mmcv._ext" 2>/dev/null || { \

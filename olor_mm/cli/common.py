@@ -133,7 +133,7 @@ def peek_checkpoint(path: str) -> dict:
 
 def run_id(checkpoint: dict):
     """The id of the fine-tune that wrote ``checkpoint`` (its anchor's), or
-    None (no olor-mm anchor, or written before olor-mm 0.4)."""
+    None (no olor-mm anchor, or written by olor-mm 0.2 or earlier)."""
     optimizer = checkpoint.get('optimizer') or {}
     for key in ANCHOR_KEYS:
         entry = optimizer.get(key)

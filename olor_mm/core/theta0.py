@@ -142,7 +142,7 @@ def saved_per_param(optimizer_state: dict, state_key: str,
                     name: str) -> Dict[int, torch.Tensor]:
     """``name`` (``'theta0'``, ``'fisher'``) of each anchored tensor in a
     saved optimizer state dict, by state index: the list its param group
-    carries under ``'<state_key>.<name>'``, or (olor-mm < 0.4) the
+    carries under ``'<state_key>.<name>'``, or (olor-mm 0.2 and earlier) the
     top-level entry's ``{index: tensor}``; empty when there is none."""
     key = f'{state_key}.{name}'
     found = {
@@ -562,7 +562,7 @@ class Anchor:
         """Take the anchor's entries out of ``state_dict`` (torch must not
         load them into the groups): the top-level entry, and per state
         index the per-tensor values the groups carry under this anchor's
-        keys (or the top-level entry of olor-mm < 0.4)."""
+        keys (or the top-level entry of olor-mm 0.2 and earlier)."""
         key = self.state_key if self.state_key in state_dict else (
             LEGACY_STATE_KEY if LEGACY_STATE_KEY in state_dict else None)
         entry = state_dict.pop(key) if key else None
@@ -582,7 +582,7 @@ class Anchor:
             groups.append(group)
         if 'param_groups' in state_dict:
             state_dict['param_groups'] = groups
-        for name in self.PER_PARAM:  # format 1 (olor-mm < 0.4): top level
+        for name in self.PER_PARAM:  # format 1 (olor-mm <= 0.2): top level
             for k, t in ((entry or {}).get(name) or {}).items():
                 per_param.setdefault(k, {})[name] = t
         return entry, per_param
