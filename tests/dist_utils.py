@@ -32,7 +32,11 @@ def deepspeed_missing():
     return None
 
 
-def dist_train(config, work_dir, nproc, *args, expect_ok=True,
+def dist_train(config,
+               work_dir,
+               nproc,
+               *args,
+               expect_ok=True,
                deepspeed=False):
     """tools/dist_train.sh CONFIG NPROC --work-dir WORK_DIR ARGS...; the
     ranks' dumps (or, with ``expect_ok=False``, the output of a run that
@@ -68,5 +72,3 @@ def dist_train(config, work_dir, nproc, *args, expect_ok=True,
             osp.join(work_dir, f'replica_rank{r}.pth'), weights_only=False)
         for r in range(nproc)
     ]
-
-

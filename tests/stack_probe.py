@@ -142,8 +142,7 @@ def run_runner(out, path):
             max_iters=iters,
             model=dict(type='ToyClassifier', norm=False),
             param_scheduler=[
-                dict(type='LinearLR', start_factor=0.1, by_epoch=False,
-                     end=3),
+                dict(type='LinearLR', start_factor=0.1, by_epoch=False, end=3),
                 dict(type='MultiStepLR', milestones=[4], by_epoch=False)
             ],
             custom_hooks=[dict(type='EMAHook', momentum=0.1)],
@@ -167,8 +166,7 @@ def run_two_optimizers(out, path):
         model = TwoPartToy()
         wrappers = OptimWrapperDict(
             a=OptimWrapper(torch.optim.SGD(model.a.parameters(), lr=0.01)),
-            b=OptimWrapper(
-                torch.optim.Adam(model.b.parameters(), lr=1e-3)))
+            b=OptimWrapper(torch.optim.Adam(model.b.parameters(), lr=1e-3)))
         cfg = runner_cfg(
             work,
             wrappers,

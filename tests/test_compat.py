@@ -102,8 +102,9 @@ def test_fsdp_resume_is_applied_keeping_mmengines_name():
 
     from olor_mm.compat import fsdp_resume
     assert 'fsdp_resume' in compat.APPLIED
-    assert next(iter(inspect.signature(
-        FSDP.optim_state_dict_to_load).parameters)) == 'model'
+    assert next(
+        iter(inspect.signature(
+            FSDP.optim_state_dict_to_load).parameters)) == 'model'
     method = FSDPStrategy.load_optim_state_dict
     assert method._olor and method.__name__ == 'load_optim_state_dict'
     assert method.__qualname__ == 'FSDPStrategy.load_optim_state_dict'
@@ -132,14 +133,12 @@ def test_checkpoint_bug_is_absent_before_torch_2_6(monkeypatch):
     assert checkpoint.has_bug() is True
 
 
-@pytest.mark.parametrize(
-    'value, applied',
-    [(None,
-      ['checkpoint', 'config_bases', 'dist', 'fsdp_resume', 'mmcv_ops']),
-     ('all',
-      ['checkpoint', 'config_bases', 'dist', 'fsdp_resume', 'mmcv_ops']),
-     ('0', []), ('off', []), ('none', []), ('dist', ['dist']),
-     ('checkpoint, mmcv_ops', ['checkpoint', 'mmcv_ops'])])
+@pytest.mark.parametrize('value, applied', [
+    (None, ['checkpoint', 'config_bases', 'dist', 'fsdp_resume', 'mmcv_ops']),
+    ('all', ['checkpoint', 'config_bases', 'dist', 'fsdp_resume', 'mmcv_ops']),
+    ('0', []), ('off', []), ('none', []), ('dist', ['dist']),
+    ('checkpoint, mmcv_ops', ['checkpoint', 'mmcv_ops'])
+])
 def test_the_environment_variable_chooses_the_fixes(value, applied,
                                                     monkeypatch):
     if value is None:

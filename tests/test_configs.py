@@ -49,8 +49,7 @@ def test_config_builds(path):
     penalty = method != 'olor'
     if penalty:  # EWC: L2-SP's anchor, weighted by the Fisher
         anchor = find_anchor(ow.optimizer)
-        assert isinstance(anchor, EWCAnchor if method == 'ewc' else
-                          L2SPAnchor)
+        assert isinstance(anchor, EWCAnchor if method == 'ewc' else L2SPAnchor)
         assert find_rollback(ow.optimizer) is None
         pretrained = {
             id(p)

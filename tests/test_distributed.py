@@ -249,6 +249,5 @@ def test_fsdp_saves_complete_every_time_and_stale_parts_break_nothing(
         assert all(
             zipfile.is_zipfile(work / f'iter_{3 * k}.pth' / r)
             for r in ranks), k
-        assert sorted(p.name for p in work.glob('iter_*')) == [
-            f'iter_{3 * k}.pth'
-        ], k
+        assert sorted(p.name
+                      for p in work.glob('iter_*')) == [f'iter_{3 * k}.pth'], k

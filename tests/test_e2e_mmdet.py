@@ -151,8 +151,7 @@ def test_upstream_mmdet_train_py_rolls_back(data, pretrained, tmp_path):
     ckpt = tmp_path / 'olor' / 'iter_4.pth'
     optim = state(ckpt)['optimizer']
     pre = state(pretrained)['state_dict']
-    assert torch.equal(saved_theta0(optim)[0],
-                       pre['backbone.conv1.weight'])
+    assert torch.equal(saved_theta0(optim)[0], pre['backbone.conv1.weight'])
     assert any(g['rollback'] == 0.5 for g in optim['param_groups'])
     olor_drift = drift(ckpt, pretrained, 'backbone.')
     plain_drift = drift(tmp_path / 'plain' / 'iter_4.pth', pretrained,

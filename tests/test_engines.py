@@ -66,8 +66,8 @@ def closed_form(state, iters=ITERS, accumulate=1):
         k = (8 * it) % len(data)
         x, y = data.x[k:k + 8].double(), data.y[k:k + 8]
         loss = model(x, y, mode='loss')['loss'] / accumulate
-        for n, g in zip(params,
-                        torch.autograd.grad(loss, list(params.values()))):
+        for n, g in zip(params, torch.autograd.grad(loss,
+                                                    list(params.values()))):
             grads[n] += g
         if (it + 1) % accumulate:
             continue
@@ -268,8 +268,8 @@ def test_deepspeed_zero_two_processes(pretrained, tmp_path, stage):
 def test_colossalai_is_refused_at_build():
     from mmengine.optim import build_optim_wrapper
     cfg = _wrapper('ColossalAIOptimWrapper')
-    with pytest.raises(NotImplementedError,
-                       match="ColossalAI.*state_dict.*FSDPStrategy"):
+    with pytest.raises(
+            NotImplementedError, match="ColossalAI.*state_dict.*FSDPStrategy"):
         build_optim_wrapper(ToyClassifier(), cfg)
 
 
@@ -293,8 +293,8 @@ def test_an_optim_wrapper_dict_member_rolls_back(pretrained, tmp_path):
     hook measures the dict's members (before: AttributeError on
     ``optim_wrapper.optimizer``)."""
     import stack_probe
-    from mmengine.optim import OptimWrapper, OptimWrapperDict, \
-        build_optim_wrapper
+    from mmengine.optim import (OptimWrapper, OptimWrapperDict,
+                                build_optim_wrapper)
     _, state = pretrained
     runs = {}
     for method in ('olor', 'plain'):

@@ -85,8 +85,7 @@ def ewc_cfg(optimizer, alpha=0.7, beta=0.3, **kwargs):
 
 def _moved_with_fisher(**extra):
     model = Tiny().double()
-    ow = build_optim_wrapper(model, ewc_cfg(dict(type='SGD', lr=0.1),
-                                            **extra))
+    ow = build_optim_wrapper(model, ewc_cfg(dict(type='SGD', lr=0.1), **extra))
     anchor = find_anchor(ow.optimizer)
     anchor.snapshot()
     theta0 = [t.clone() for t in anchor.theta0]
@@ -321,5 +320,5 @@ def test_fisher_model_mapped_by_name_and_shape(tmp_path, toy_pretrained):
     anchor.snapshot()
     with pytest.raises(ValueError, match='same name and shape'):
         fisher_data.fisher_source(
-            model, dict(fisher_data.FISHER_DEFAULTS,
-                        **wide['paramwise_cfg']))(anchor)
+            model, dict(fisher_data.FISHER_DEFAULTS, **wide['paramwise_cfg']))(
+                anchor)

@@ -101,9 +101,9 @@ def test_fronts_jobs_and_merge_without_training(tmp_path):
     assert set(families) == set(
         forgetting.experiment.FRONT_FAMILIES) - {'OLOR'} | olor
     ewc = [j for j in first if j['key']['family'] == 'EWC']
-    assert all(j['options']['optim_wrapper.paramwise_cfg.fisher_checkpoint']
-               .endswith(
-        'upstream.pth') for j in ewc)
+    assert all(
+        j['options']['optim_wrapper.paramwise_cfg.fisher_checkpoint'].endswith(
+            'upstream.pth') for j in ewc)
     probe = next(j for j in first if j['key']['method'] == 'linear probe')
     lpft = next(j for j in second if j['key']['method'] == 'LP-FT')
     assert lpft['source'] == signature(probe)

@@ -126,9 +126,10 @@ def test_the_former_wrapper_type_without_the_constructor_names_the_fix():
     """``type='L2SPOptimWrapper'`` needs the constructor (it always did):
     without it, the deprecated name says what to write."""
     cfg = dict(type='L2SPOptimWrapper', optimizer=dict(type='SGD', lr=0.1))
-    with pytest.raises(ValueError,
-                       match="constructor='LayerwiseRollbackConstructor'.*"
-                       "method='l2sp'"):
+    with pytest.raises(
+            ValueError,
+            match="constructor='LayerwiseRollbackConstructor'.*"
+            "method='l2sp'"):
         build_optim_wrapper(Tiny(), cfg)
 
 

@@ -399,8 +399,9 @@ def test_D1_nan_outside_the_rollback_is_never_saved(tmp_path, target, guard):
                 interval=3,
                 by_epoch=False,
                 max_keep_ckpts=1)))
-    runner = (Runner.from_cfg(cfg)
-              if guard == 'drift hook' else build_runner(Config(cfg)))
+    runner = (
+        Runner.from_cfg(cfg) if guard == 'drift hook' else build_runner(
+            Config(cfg)))
     with pytest.raises(FloatingPointError, match='last_checkpoint names it'):
         runner.train()
     kept = sorted(p.name for p in (tmp_path / 'run').glob('*.pth'))

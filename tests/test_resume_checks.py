@@ -179,11 +179,7 @@ def test_a_resume_with_rollback_min_edited_names_the_key(
     _toy_run(tmp_path, 'run', 3, load_from=path)
     with caplog.at_level(logging.WARNING):
         _toy_run(
-            tmp_path,
-            'run',
-            6,
-            resume=True,
-            paramwise=dict(rollback_min=0.05))
+            tmp_path, 'run', 6, resume=True, paramwise=dict(rollback_min=0.05))
     log = _run_log(tmp_path / 'run')
     assert 'rollback_min=0.0' in log and 'rollback_min=0.05' in log
     assert "the checkpoint's OLOR hyper-parameters apply" in log

@@ -41,8 +41,8 @@ def _assert_same(a, b, where='result'):
         assert torch.is_tensor(b) and a.dtype == b.dtype, where
         assert torch.equal(a, b), where
     elif isinstance(a, dict):
-        assert isinstance(b, dict) and a.keys() == b.keys(), (
-            where, sorted(set(a) ^ set(b)))
+        assert isinstance(
+            b, dict) and a.keys() == b.keys(), (where, sorted(set(a) ^ set(b)))
         for k in a:
             _assert_same(a[k], b[k], f'{where}[{k!r}]')
     elif isinstance(a, (list, tuple)):
@@ -72,8 +72,8 @@ def test_trainings_without_olor_are_unchanged_by_importing_it(tmp_path):
     for run in ('runner', 'two_optimizers', 'flexible'):
         got = results['with'][run]
         assert got['checkpoints'], run  # the runs saved and resumed
-        assert got['hub']['scalars']['train/loss' if run != 'two_optimizers'
-                                     else 'train/a_loss'], run
+        assert got['hub']['scalars'][
+            'train/loss' if run != 'two_optimizers' else 'train/a_loss'], run
         _assert_same(results['without'][run], got, run)
 
 
@@ -157,8 +157,7 @@ def test_import_changes_nothing_but_the_probed_fixes(tmp_path):
     script.write_text(SNAPSHOT)
     report = json.loads(_run(str(script)).strip().splitlines()[-1])
     allowed = set().union(*(FIX_ATTRIBUTES[n] for n in report['fixed']))
-    assert set(report['changed']) <= allowed, set(
-        report['changed']) - allowed
+    assert set(report['changed']) <= allowed, set(report['changed']) - allowed
     # the fixes this stack needs: each is a change seen above
     assert {'checkpoint', 'dist', 'fsdp_resume'} <= set(report['fixed'])
     for name in ('checkpoint', 'dist', 'fsdp_resume'):
@@ -231,8 +230,9 @@ class _Assignments(ast.NodeVisitor):
         self.generic_visit(node)
 
     def visit_Call(self, node):
-        if isinstance(node.func, ast.Name) and node.func.id in (
-                'setattr', 'delattr') and node.args:
+        if isinstance(node.func,
+                      ast.Name) and node.func.id in ('setattr',
+                                                     'delattr') and node.args:
             root = self._root(node.args[0])
             if root in self.stack_names or root in self.params[-1]:
                 self.found.append((node.lineno, ast.unparse(node)))
@@ -267,8 +267,7 @@ def test_the_source_check_sees_a_patch():
 @pytest.mark.parametrize('name', sorted(FIX_ATTRIBUTES))
 def test_every_fix_is_listed_with_its_upstream_report(name):
     """docs/compatibility.md lists each fix with the report of the bug."""
-    doc = open(osp.join(osp.dirname(TESTS), 'docs',
-                        'compatibility.md')).read()
+    doc = open(osp.join(osp.dirname(TESTS), 'docs', 'compatibility.md')).read()
     section = doc[doc.index(f'**`{name}`**'):]
     section = section[:section.find('\n- **', 1)]
     assert 'github.com' in section, name

@@ -168,17 +168,20 @@ PENALTY_METHODS = dict(
     AmpEWCOptimWrapper=('AmpOLOROptimWrapper', 'ewc'))
 
 
-def penalty_wrapper_cfg(method, optimizer, alpha, beta, wrapper=None,
+def penalty_wrapper_cfg(method,
+                        optimizer,
+                        alpha,
+                        beta,
+                        wrapper=None,
                         **kwargs):
     """An L2-SP or EWC optim_wrapper dict in the documented spelling: the
     penalty on ``backbone``. ``method`` is ``'l2sp'`` / ``'ewc'`` (or a
     former wrapper type's name, which picks the wrapper type too)."""
-    kind, method = PENALTY_METHODS.get(method, (wrapper or 'OptimWrapper',
-                                                method))
+    kind, method = PENALTY_METHODS.get(method,
+                                       (wrapper or 'OptimWrapper', method))
     paramwise = {
         k: kwargs.pop(k)
-        for k in list(kwargs)
-        if k.startswith('fisher_') or k == 'anchor_dtype'
+        for k in list(kwargs) if k.startswith('fisher_') or k == 'anchor_dtype'
     }
     return dict(
         type=kind,

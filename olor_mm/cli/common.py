@@ -164,10 +164,12 @@ def check_resumable(path: str) -> None:
             'no --resume; --resume alone resumes the latest checkpoint of '
             'work_dir.')
     if 'optimizer' not in checkpoint:
-        print(f'--resume {path}: it holds no optimizer state (written with '
-              'checkpoint save_optimizer=False), so an anchored fine-tune '
-              '(OLOR, L2-SP, EWC) cannot restore theta0 from it and will '
-              'refuse to resume.', flush=True)
+        print(
+            f'--resume {path}: it holds no optimizer state (written with '
+            'checkpoint save_optimizer=False), so an anchored fine-tune '
+            '(OLOR, L2-SP, EWC) cannot restore theta0 from it and will '
+            'refuse to resume.',
+            flush=True)
 
 
 def other_runs(work_dir: str, latest: str) -> str:
@@ -179,8 +181,8 @@ def other_runs(work_dir: str, latest: str) -> str:
         m = re.match(r'(iter|epoch)_(\d+)\.pth$', osp.basename(path))
         if m:
             try:
-                found.append((int(m.group(2)), path,
-                              run_id(peek_checkpoint(path))))
+                found.append(
+                    (int(m.group(2)), path, run_id(peek_checkpoint(path))))
             except Exception:
                 continue
     ids = {rid for _, _, rid in found if rid}

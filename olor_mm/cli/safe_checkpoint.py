@@ -61,8 +61,8 @@ class SafeCheckpointHook(CheckpointHook):
 
     def _save_checkpoint_with_step(self, runner, step, meta):
         strategy = getattr(runner, 'strategy', None)
-        if (not isinstance(self.file_backend, LocalBackend) or
-                type(strategy).__name__ == 'DeepSpeedStrategy'):
+        if (not isinstance(self.file_backend, LocalBackend)
+                or type(strategy).__name__ == 'DeepSpeedStrategy'):
             return super()._save_checkpoint_with_step(runner, step, meta)
         # the same bookkeeping as MMEngine's, the removal deferred
         remove = []
@@ -115,9 +115,11 @@ def use_safe_checkpoints(runner, cfg) -> None:
     for k, hook in enumerate(hooks):
         if type(hook) is CheckpointHook:
             safe = SafeCheckpointHook(
-                **{n: v
-                   for n, v in hook_cfg.items()
-                   if n not in ('type', 'priority', '_scope_')})
+                **{
+                    n: v
+                    for n, v in hook_cfg.items()
+                    if n not in ('type', 'priority', '_scope_')
+                })
             safe.priority = hook.priority
             hooks[k] = safe
             return

@@ -30,8 +30,8 @@ def has_bug() -> bool:
     method = FSDPStrategy.load_optim_state_dict
     if getattr(method, '_olor', False):
         return False
-    first = next(iter(inspect.signature(
-        FSDP.optim_state_dict_to_load).parameters))
+    first = next(
+        iter(inspect.signature(FSDP.optim_state_dict_to_load).parameters))
     source = inspect.getsource(method)
     call = source[source.find('optim_state_dict_to_load('):]
     return first == 'model' and call.replace(' ', '').replace(

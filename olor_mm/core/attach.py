@@ -64,6 +64,7 @@ PEAK_KEY = 'rollback_lr_peak'
 
 __all__ = ['attach_rollback', 'find_rollback', 'RollbackHandle', 'STATE_KEY']
 
+
 def _rolls_back(group: dict) -> bool:
     return group.get('rollback', 0.0) > 0
 

@@ -204,7 +204,8 @@ class EWCAnchor(L2SPAnchor):
         self._layout_fisher = (None, None)
         super().__init__(optimizer, alpha=alpha, beta=beta, **kwargs)
 
-    def set_fisher(self, fisher: Dict[int, torch.Tensor],
+    def set_fisher(self,
+                   fisher: Dict[int, torch.Tensor],
                    scale: Optional[float] = None) -> None:
         """``{id(param): F}`` of the anchored tensors (a missing frozen one
         gets zeros: it never moves)."""
@@ -217,13 +218,12 @@ class EWCAnchor(L2SPAnchor):
                 f'{self.owner}: no Fisher information for {len(missing)} '
                 f'anchored tensors (shapes '
                 f'{[tuple(p.shape) for p in missing[:3]]}...).')
-        bad = [(p, fisher[id(p)]) for p in params if id(p) in fisher
-               and fisher[id(p)].shape != p.shape]
+        bad = [(p, fisher[id(p)]) for p in params
+               if id(p) in fisher and fisher[id(p)].shape != p.shape]
         if bad:
-            raise ValueError(
-                f'{self.owner}: a Fisher tensor has shape '
-                f"{tuple(bad[0][1].shape)}, its parameter's is "
-                f'{tuple(bad[0][0].shape)}.')
+            raise ValueError(f'{self.owner}: a Fisher tensor has shape '
+                             f"{tuple(bad[0][1].shape)}, its parameter's is "
+                             f'{tuple(bad[0][0].shape)}.')
         self.fisher = {
             id(p): fisher[id(p)].to(p.device)
             if id(p) in fisher else torch.zeros_like(p)
@@ -256,9 +256,9 @@ class EWCAnchor(L2SPAnchor):
 
     def _weights(self, layout: _Layout, bucket: int, sel: List[int]):
         if self._layout_fisher[0] is not layout:
-            self._layout_fisher = (layout, [[self.fisher[id(p)]
-                                             for p in b.params]
-                                            for b in layout.buckets])
+            self._layout_fisher = (layout,
+                                   [[self.fisher[id(p)] for p in b.params]
+                                    for b in layout.buckets])
         fb = self._layout_fisher[1][bucket]
         return fb if len(sel) == len(fb) else [fb[k] for k in sel]
 
@@ -307,14 +307,19 @@ class EWCAnchor(L2SPAnchor):
                                      or {}).get('fisher_scale'))
 
 
-def attach_l2sp(optimizer, alpha: float = 0.1, beta: float = 0.01,
+def attach_l2sp(optimizer,
+                alpha: float = 0.1,
+                beta: float = 0.01,
                 **kwargs) -> L2SPAnchor:
     """Attach the L2-SP penalty to ``optimizer`` (see :class:`L2SPAnchor`)."""
     return L2SPAnchor(optimizer, alpha=alpha, beta=beta, **kwargs)
 
 
-def attach_ewc(optimizer, fisher_source=None, alpha: float = 1.0,
-               beta: float = 0.0, **kwargs) -> EWCAnchor:
+def attach_ewc(optimizer,
+               fisher_source=None,
+               alpha: float = 1.0,
+               beta: float = 0.0,
+               **kwargs) -> EWCAnchor:
     """Attach the EWC penalty to ``optimizer`` (see :class:`EWCAnchor`)."""
     return EWCAnchor(
         optimizer, fisher_source, alpha=alpha, beta=beta, **kwargs)

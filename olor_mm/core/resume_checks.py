@@ -91,8 +91,7 @@ def check_layout(state_dict: dict, optimizer, saved_setup: Optional[dict],
     # the checkpoint's own layout where it says it, else a guess
     was_merged = (saved_setup or {}).get('merge_groups')
     if was_merged is None and merged:
-        was_merged = not (saved and all(len(g['params']) == 1
-                                        for g in saved))
+        was_merged = not (saved and all(len(g['params']) == 1 for g in saved))
     elif was_merged is None and merged is False:
         was_merged = True
     edited = edited_keys(saved_setup, setup)
@@ -108,7 +107,7 @@ def check_layout(state_dict: dict, optimizer, saved_setup: Optional[dict],
         why = ('the checkpoint was written with ' +
                ', '.join(f'{k}={saved_setup[k]!r}' for k in edited) +
                ' and this config has ' + ', '.join(f'{k}={setup[k]!r}'
-                                                  for k in edited) +
+                                                   for k in edited) +
                ', which gives the layers other lam and so other merged '
                'groups. Resume with the checkpoint\'s values (on resume '
                'they apply anyway), or ' + NEW_FINE_TUNE + '.')

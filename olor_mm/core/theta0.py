@@ -148,7 +148,8 @@ def saved_per_param(optimizer_state: dict, state_key: str,
     found = {
         k: t
         for g in optimizer_state.get('param_groups') or []
-        for k, t in zip(g.get('params', []), g.get(key) or []) if t is not None
+        for k, t in zip(g.get('params', []),
+                        g.get(key) or []) if t is not None
     }
     entry = optimizer_state.get(state_key) or {}
     return found or dict(entry.get(name) or {})
@@ -359,12 +360,13 @@ class Anchor:
                 elif not anchored and p.requires_grad:
                     others.append(p)
         buckets = [
-            Bucket([params[k] for k in idx], [anchors[k] for k in idx],
-                   [where[k] for k in idx])
+            Bucket([params[k]
+                    for k in idx], [anchors[k]
+                                    for k in idx], [where[k] for k in idx])
             for idx in group_by_device_and_dtype(params).values()
         ]
-        other_buckets = [[others[k] for k in idx] for idx in
-                         group_by_device_and_dtype(others).values()]
+        other_buckets = [[others[k] for k in idx]
+                         for idx in group_by_device_and_dtype(others).values()]
         unanchored = [
             gi for gi, g in enumerate(groups) if not self._groups[id(g)][1]
         ]
@@ -400,10 +402,8 @@ class Anchor:
                 'update.', self.owner, len(params))
         self._on_take(groups)
         for p in params:
-            self._entries[id(p)] = (p,
-                                    p.detach().to(
-                                        self.anchor_dtype or p.dtype,
-                                        copy=True))
+            self._entries[id(p)] = (p, p.detach().to(
+                self.anchor_dtype or p.dtype, copy=True))
         self._not_pretrained = None
         if self.run_id is None:
             self.run_id = uuid.uuid4().hex[:12]
@@ -496,8 +496,10 @@ class Anchor:
         if not self.active:
             return state_dict
         self.check_finite()
-        values = dict(theta0={pid: t for pid, (_, t) in self._entries.items()},
-                      **self.saved_with_theta0())
+        values = dict(
+            theta0={pid: t
+                    for pid, (_, t) in self._entries.items()},
+            **self.saved_with_theta0())
         groups = []
         for saved, group in zip(state_dict['param_groups'],
                                 self.optimizer.param_groups):
@@ -571,8 +573,9 @@ class Anchor:
         per_param: Dict[int, dict] = {}
         groups = []
         for group in state_dict.get('param_groups', []):
-            mine = [n for n in group if isinstance(n, str)
-                    and n.startswith(prefix)]
+            mine = [
+                n for n in group if isinstance(n, str) and n.startswith(prefix)
+            ]
             if mine:
                 group = dict(group)  # the caller's dicts stay as they are
                 for n in mine:
@@ -605,8 +608,8 @@ class Anchor:
         groups = self.optimizer.param_groups
         if entry is None and not per_param and self.active:
             raise self._no_entry()
-        if [len(g['params']) for g in saved_groups
-            ] != [len(g['params']) for g in groups]:
+        if [len(g['params'])
+                for g in saved_groups] != [len(g['params']) for g in groups]:
             if entry is not None:
                 check_optimizer(self.owner, entry, self.optimizer)
                 check_setup(self.owner, saved_setup, self.config)

@@ -28,8 +28,7 @@ from .mmengine_context import connect
 NAMES = dict(olor='OLOR rollback', l2sp='L2-SP', ewc='EWC')
 
 
-def attach(method: str, optimizer, cfg: dict, setup: dict,
-           model: nn.Module):
+def attach(method: str, optimizer, cfg: dict, setup: dict, model: nn.Module):
     """Attach ``method``'s anchor to ``optimizer``; returns it.
 
     Args:

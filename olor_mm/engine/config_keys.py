@@ -96,17 +96,18 @@ def check_method_keys(method, paramwise_cfg: dict) -> None:
             f'; use one of {METHODS}: OLOR\'s rollback, the L2-SP or the '
             'EWC penalty toward the pretrained weights.')
     mine = METHOD_DEFAULTS[method]
-    foreign = [k for k in method_keys() if k in paramwise_cfg and k not in
-               mine and not (k == 'scale_with_lr' and method != 'olor')]
+    foreign = [
+        k for k in method_keys() if k in paramwise_cfg and k not in mine
+        and not (k == 'scale_with_lr' and method != 'olor')
+    ]
     if foreign:
         owners = {
             k: [m for m, d in METHOD_DEFAULTS.items() if k in d]
             for k in foreign
         }
         raise ValueError(
-            'paramwise_cfg ' +
-            ', '.join(f'{k} is a key of method={owners[k]}'
-                      for k in foreign) +
+            'paramwise_cfg ' + ', '.join(f'{k} is a key of method={owners[k]}'
+                                         for k in foreign) +
             f", not of method={method!r}: set paramwise_cfg.method to the "
             'method you mean, or remove the key.')
 

@@ -273,8 +273,7 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
         parse_anchor_dtype(self.method_cfg['anchor_dtype'])
         for key in ('alpha', 'beta'):
             if key in self.method_cfg:
-                check_coefficient(f'paramwise_cfg.{key}',
-                                  self.method_cfg[key],
+                check_coefficient(f'paramwise_cfg.{key}', self.method_cfg[key],
                                   anchors.NAMES[self.method])
         if self.method == 'ewc':
             check_fisher_cfg(self.method_cfg)
@@ -342,8 +341,8 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
         setup = dict({k: self.olor_cfg[k]
                       for k in OLOR_DEFAULTS},
                      merge_groups=self.build_cfg['merge_groups'])
-        anchor = anchors.attach(self.method, optimizer, self.method_cfg,
-                                setup, wrapped)
+        anchor = anchors.attach(self.method, optimizer, self.method_cfg, setup,
+                                wrapped)
         if self.method == 'olor' and not anchor.trainable:
             self._warn_nothing_rolls_back(model)
         wrapper_cfg = self.optim_wrapper_cfg.copy()

@@ -73,9 +73,10 @@ def translate(optim_wrapper_cfg: dict,
                 f"{paramwise['method']!r} ask for two methods: write "
                 f"type='{now}' and paramwise_cfg.method='{method}' (or the "
                 'method you want).')
-        warn(f"optim_wrapper.type='{kind}'",
-             f"type='{now}' with optim_wrapper.paramwise_cfg.method="
-             f"'{method}'")
+        warn(
+            f"optim_wrapper.type='{kind}'",
+            f"type='{now}' with optim_wrapper.paramwise_cfg.method="
+            f"'{method}'")
         wrapper['type'] = now
         paramwise['method'] = method
     for key in WRAPPER_LEVEL_KEYS:

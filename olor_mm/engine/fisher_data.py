@@ -90,8 +90,7 @@ def fisher_source(model: nn.Module, cfg: dict):
                 "model's parameters (DeepSpeed's ZeRO steps flat "
                 'partitions): the Fisher is estimated per parameter. Use '
                 "paramwise_cfg.method='olor' or 'l2sp' under this engine.")
-        dataloader = Runner.build_dataloader(
-            cfg['fisher_dataloader'], seed=0)
+        dataloader = Runner.build_dataloader(cfg['fisher_dataloader'], seed=0)
         device = next(iter(want.values())).device
         upstream = model if cfg['fisher_model'] is None else \
             _upstream_model(cfg['fisher_model'], cfg['fisher_checkpoint'],

@@ -129,9 +129,8 @@ class RollbackDriftHook(Hook):
         """The torch optimizers of the runner's wrapper (each member of an
         ``OptimWrapperDict``)."""
         wrapper = runner.optim_wrapper
-        wrappers = wrapper.values() if hasattr(wrapper, 'values') else [
-            wrapper
-        ]
+        wrappers = wrapper.values() if hasattr(wrapper,
+                                               'values') else [wrapper]
         return [
             w.optimizer for w in wrappers
             if getattr(w, 'optimizer', None) is not None
@@ -218,8 +217,8 @@ class RollbackDriftHook(Hook):
             return None
         params = self._params
         return {
-            group: [(*where[id(params[n])], params[n].numel())
-                    for n in names if id(params[n]) in where]
+            group: [(*where[id(params[n])], params[n].numel()) for n in names
+                    if id(params[n]) in where]
             for group, names in self._groups.items()
         }
 
@@ -271,20 +270,20 @@ class RollbackDriftHook(Hook):
         non-finite weights first: MMEngine's hook removes the oldest
         checkpoint before it writes (``max_keep_ckpts``), so the anchor's
         own refusal while saving would come after that removal."""
-        hook = next(
-            (h for h in runner.hooks if isinstance(h, CheckpointHook)), None)
+        hook = next((h for h in runner.hooks if isinstance(h, CheckpointHook)),
+                    None)
         if hook is None or hook.by_epoch != by_epoch:
             return
         if by_epoch:
-            saves = self.every_n_epochs(runner, hook.interval,
-                                        hook.save_begin) or (
-                                            hook.save_last and
-                                            self.is_last_train_epoch(runner))
+            saves = self.every_n_epochs(
+                runner, hook.interval,
+                hook.save_begin) or (hook.save_last
+                                     and self.is_last_train_epoch(runner))
         else:
-            saves = self.every_n_train_iters(runner, hook.interval,
-                                             hook.save_begin) or (
-                                                 hook.save_last and
-                                                 self.is_last_train_iter(runner))
+            saves = self.every_n_train_iters(
+                runner, hook.interval,
+                hook.save_begin) or (hook.save_last
+                                     and self.is_last_train_iter(runner))
         if saves:
             for optimizer in self._optimizers(runner):
                 anchor = find_anchor(optimizer)

@@ -134,14 +134,15 @@ class LoadWatch:
                 level=logging.WARNING)
             return
         untouched = [
-            name for pid, name in self.names.items()
-            if pid not in self.loaded
+            name for pid, name in self.names.items() if pid not in self.loaded
         ]
         if untouched:
+            first = ', '.join(untouched[:3])
             print_log(
                 f'{anchor.owner}: the checkpoint loaded into the model '
                 f'(load_from) left {len(untouched)} of the '
-                f'{len(self.names)} pretrained tensors unchanged (e.g. {", ".join(untouched[:3])}): its '
+                f'{len(self.names)} pretrained tensors unchanged (e.g. '
+                f'{first}): its '
                 "keys do not match them (a backbone-only checkpoint has no "
                 "'backbone.' prefix), so their theta0 is the random "
                 'initialisation. Load a backbone checkpoint through '
