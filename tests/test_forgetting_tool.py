@@ -88,7 +88,7 @@ def test_every_method_ran_and_was_scored_twice(sweep):
                       'config.py').read_text()
         for r in runs.values()
     }
-    assert "'EWCOptimWrapper'" in cfgs['ewc_1']
+    assert "method='ewc'" in cfgs['ewc_1']
     assert 'rollback_max=0.1' in cfgs['olor_0.1']
     assert 'rollback_max=0.0' in cfgs['plain']
 

@@ -225,3 +225,45 @@ def test_amp_wrapper_follows_the_fp32_rule_after_clipping(clip):
         w, v = w - 0.1 * (c + 0.5 * (w - w0)), v - 0.1 * (c + 0.2 * v)
     torch.testing.assert_close(out['OptimWrapper'][0], w, rtol=0, atol=1e-12)
     torch.testing.assert_close(out['OptimWrapper'][1], v, rtol=0, atol=1e-12)
+
+
+def test_the_former_spelling_is_rewritten_with_a_warning(caplog):
+    """``type='L2SPOptimWrapper'`` with ``alpha`` / ``beta`` at the wrapper
+    level (olor-mm 0.2's spelling) builds the same optimizer and penalty as
+    ``paramwise_cfg.method='l2sp'``, and says what to write instead."""
+    import logging
+
+    from mmengine.logging import MMLogger
+    from mmengine.optim import OptimWrapper
+
+    from olor_mm.core.penalty import L2SPAnchor
+    former = dict(
+        type='L2SPOptimWrapper',
+        alpha=0.5,
+        beta=0.2,
+        optimizer=dict(type='SGD', lr=0.1),
+        constructor='LayerwiseRollbackConstructor',
+        paramwise_cfg=dict(pretrained_prefixes=('backbone', )))
+    logger = MMLogger.get_current_instance()
+    with caplog.at_level(logging.WARNING):
+        logger.addHandler(caplog.handler)
+        try:
+            old = build_optim_wrapper(Tiny().double(), former)
+        finally:
+            logger.removeHandler(caplog.handler)
+    assert type(old) is OptimWrapper
+    anchor = find_anchor(old.optimizer)
+    assert isinstance(anchor, L2SPAnchor)
+    assert (anchor.alpha, anchor.beta) == (0.5, 0.2)
+    assert "type='OptimWrapper' with optim_wrapper.paramwise_cfg." \
+        "method='l2sp'" in caplog.text
+    assert 'optim_wrapper.paramwise_cfg.alpha' in caplog.text
+    # the same steps as the current spelling
+    a, b = Tiny().double(), Tiny().double()
+    new = build_optim_wrapper(b, l2sp_cfg(dict(type='SGD', lr=0.1)))
+    old = build_optim_wrapper(a, former)
+    for _ in range(2):
+        old.update_params(_sum_loss(a))
+        new.update_params(_sum_loss(b))
+    for p, q in zip(a.parameters(), b.parameters()):
+        assert torch.equal(p, q)

@@ -35,3 +35,34 @@ def test_found_from_mmdet_and_mmseg_scopes():
                     paramwise_cfg=cfg.pop('paramwise_cfg')))
             ow = constructor(_model())
         assert isinstance(ow, olor_mm.OLOROptimWrapper), scope
+
+
+def test_olor_mm_registers_one_constructor_two_wrappers_and_one_hook():
+    """Every class olor-mm puts in MMEngine's registries (issue 32): the
+    former wrapper names are functions that name the current spelling."""
+    import inspect
+
+    from mmengine.registry import HOOKS
+
+    mine = {
+        registry.name:
+        sorted(name for name, obj in registry.module_dict.items()
+               if getattr(obj, '__module__', '').startswith('olor_mm')
+               and inspect.isclass(obj))
+        for registry in (OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS, HOOKS)
+    }
+    assert mine == {
+        'optimizer wrapper constructor': ['LayerwiseRollbackConstructor'],
+        'optim_wrapper': ['AmpOLOROptimWrapper', 'OLOROptimWrapper'],
+        'hook': ['RollbackDriftHook'],
+    }
+    former = {
+        name
+        for name, obj in OPTIM_WRAPPERS.module_dict.items()
+        if getattr(obj, '__module__', '').startswith('olor_mm')
+        and not inspect.isclass(obj)
+    }
+    assert former == {
+        'L2SPOptimWrapper', 'AmpL2SPOptimWrapper', 'EWCOptimWrapper',
+        'AmpEWCOptimWrapper'
+    }

@@ -243,7 +243,9 @@ class EWCAnchor(L2SPAnchor):
             with torch.enable_grad():
                 fisher, scale = self.fisher_source(self)
             self.set_fisher(fisher, scale)
-        joined = [p for p in self.anchored_params if id(p) not in self.fisher]
+        joined = [] if len(self.fisher) == len(self._entries) else [
+            p for p in self.anchored_params if id(p) not in self.fisher
+        ]
         if joined:
             for p in joined:
                 self.fisher[id(p)] = torch.zeros_like(p)

@@ -30,11 +30,16 @@ DEPRECATED_TYPES = {
     'AmpEWCOptimWrapper': ('AmpOLOROptimWrapper', 'ewc'),
 }
 
+#: the rollback's keys older configs wrote at the ``optim_wrapper`` level
+#: (for ``OLOROptimWrapper``, which takes them when built without the
+#: constructor)
+ROLLBACK_KEYS = ('scale_with_lr', 'anchor_dtype')
+
 #: keys older configs wrote at the ``optim_wrapper`` level; their place is
 #: ``paramwise_cfg``
-WRAPPER_LEVEL_KEYS = ('scale_with_lr', 'anchor_dtype', 'alpha', 'beta',
-                      'fisher_dataloader', 'fisher_batches', 'fisher_model',
-                      'fisher_checkpoint', 'fisher_normalize')
+WRAPPER_LEVEL_KEYS = ROLLBACK_KEYS + ('alpha', 'beta', 'fisher_dataloader',
+                                      'fisher_batches', 'fisher_model',
+                                      'fisher_checkpoint', 'fisher_normalize')
 
 
 def warn(old: str, new: str) -> None:

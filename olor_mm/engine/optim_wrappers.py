@@ -34,10 +34,6 @@ from ..core.theta0 import find_anchor, parse_anchor_dtype
 from . import deprecations
 from .amp import CPUAmpMixin
 
-#: keys of the rollback that older configs wrote at the ``optim_wrapper``
-#: level for these wrappers
-ROLLBACK_WRAPPER_KEYS = ('scale_with_lr', 'anchor_dtype')
-
 
 class AnchorViews:
     """Read-only views of the anchor on the wrapped optimizer (OLOR's
@@ -93,7 +89,7 @@ class RollbackWrapperMixin(AnchorViews):
     def __init__(self, optimizer, **kwargs):
         forwarded = {
             k: kwargs.pop(k)
-            for k in ROLLBACK_WRAPPER_KEYS if k in kwargs
+            for k in deprecations.ROLLBACK_KEYS if k in kwargs
         }
         super().__init__(optimizer=optimizer, **kwargs)
         for key, value in forwarded.items():
