@@ -20,6 +20,7 @@ import torch.nn as nn
 
 from ..layers.layer_schemes import Rule
 from ..layers.numbering import number_pretrained, tensor_layers
+from .resume_checks import hashable_option
 from .rollback import as_real, check_rollback_range, layerwise_rollback
 
 __all__ = [
@@ -168,15 +169,6 @@ def layerwise_rollback_groups(model: nn.Module,
             exclude_prefixes=_as_names(exclude),
             layer_unit=layer_unit,
             layer_patterns=layer_patterns))
-
-
-def hashable_option(value):
-    """A hashable stand-in for a group option (lists become tuples)."""
-    if isinstance(value, (list, tuple)):
-        return tuple(hashable_option(v) for v in value)
-    if isinstance(value, dict):
-        return tuple(sorted((k, hashable_option(v)) for k, v in value.items()))
-    return value
 
 
 def merge_param_groups(groups: List[dict]) -> List[dict]:

@@ -45,14 +45,14 @@ import torch
 from . import copy_guard
 from .copy_guard import DETACHED, MARK_KEY
 from .resume_checks import (NEW_FINE_TUNE, check_layout, check_optimizer,
-                            check_setup, check_theta0, hashable_option)
+                            check_setup, check_theta0)
 from .rollback import group_by_device_and_dtype
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     'Anchor', 'Bucket', 'find_anchor', 'saved_theta0', 'saved_per_param',
-    'parse_anchor_dtype', 'MARK_KEY', 'hashable_option'
+    'parse_anchor_dtype', 'MARK_KEY'
 ]
 
 #: key of the entry the pre-0.2 wrappers wrote for OLOR and L2-SP alike;
@@ -466,14 +466,6 @@ class Anchor:
         """Subclasses act before the update (a penalty adds its gradient)."""
 
     # ----------------------------------------------------------- state
-    def _state_index(self) -> Dict[int, int]:
-        """id(param) -> index in torch's optimizer state_dict numbering."""
-        index: Dict[int, int] = {}
-        for g in self.optimizer.param_groups:
-            for p in g['params']:
-                index.setdefault(id(p), len(index))
-        return index
-
     def saved_with_theta0(self) -> Dict[str, Dict[int, torch.Tensor]]:
         """What else is saved per anchored tensor: ``{name: {id(param):
         tensor}}`` (EWC: its Fisher)."""
