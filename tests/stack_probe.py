@@ -132,25 +132,35 @@ def _sgd():
         optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=1e-4))
 
 
+def _cfg(work, wrapper, iters, **kw):
+    """The toy's runner config: a line per iteration, a checkpoint every 2,
+    no custom imports (nothing of olor-mm is asked for)."""
+    kw.setdefault('model', dict(type='ToyClassifier', norm=False))
+    return runner_cfg(
+        work,
+        wrapper,
+        max_iters=iters,
+        default_hooks=dict(
+            logger=dict(type='LoggerHook', interval=1),
+            checkpoint=dict(type='CheckpointHook', interval=2,
+                            by_epoch=False)),
+        custom_imports=dict(imports=[], allow_failed_imports=False),
+        **kw)
+
+
 def run_runner(out, path):
     work = osp.join(out, 'runner')
 
     def cfg(iters, **kw):
-        return runner_cfg(
+        return _cfg(
             work,
             _sgd(),
-            max_iters=iters,
-            model=dict(type='ToyClassifier', norm=False),
+            iters,
             param_scheduler=[
                 dict(type='LinearLR', start_factor=0.1, by_epoch=False, end=3),
                 dict(type='MultiStepLR', milestones=[4], by_epoch=False)
             ],
             custom_hooks=[dict(type='EMAHook', momentum=0.1)],
-            default_hooks=dict(
-                logger=dict(type='LoggerHook', interval=1),
-                checkpoint=dict(
-                    type='CheckpointHook', interval=2, by_epoch=False)),
-            custom_imports=dict(imports=[], allow_failed_imports=False),
             **kw)
 
     Runner.from_cfg(cfg(4, load_from=path)).train()
@@ -167,16 +177,7 @@ def run_two_optimizers(out, path):
         wrappers = OptimWrapperDict(
             a=OptimWrapper(torch.optim.SGD(model.a.parameters(), lr=0.01)),
             b=OptimWrapper(torch.optim.Adam(model.b.parameters(), lr=1e-3)))
-        cfg = runner_cfg(
-            work,
-            wrappers,
-            max_iters=iters,
-            model=model,
-            default_hooks=dict(
-                logger=dict(type='LoggerHook', interval=1),
-                checkpoint=dict(
-                    type='CheckpointHook', interval=2, by_epoch=False)),
-            **kw)
+        cfg = _cfg(work, wrappers, iters, model=model, **kw)
         cfg.pop('custom_imports')  # Runner's own arguments only
         return Runner(**cfg)
 
@@ -190,17 +191,7 @@ def run_flexible(out, path):
     work = osp.join(out, 'flexible')
 
     def cfg(iters, **kw):
-        return runner_cfg(
-            work,
-            dict(_sgd(), accumulative_counts=2),
-            max_iters=iters,
-            model=dict(type='ToyClassifier', norm=False),
-            default_hooks=dict(
-                logger=dict(type='LoggerHook', interval=1),
-                checkpoint=dict(
-                    type='CheckpointHook', interval=2, by_epoch=False)),
-            custom_imports=dict(imports=[], allow_failed_imports=False),
-            **kw)
+        return _cfg(work, dict(_sgd(), accumulative_counts=2), iters, **kw)
 
     FlexibleRunner.from_cfg(cfg(4, load_from=path)).train()
     runner = FlexibleRunner.from_cfg(cfg(6, resume=True))
