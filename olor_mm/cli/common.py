@@ -12,7 +12,8 @@ from mmengine.runner import Runner
 
 from ..compat import cpu_ddp_model_wrapper_cfg
 from ..engine import deprecations
-from ..engine.hooks import RollbackDriftHook, warn_if_unresumable
+from ..engine.hooks import (RollbackDriftHook, warn_if_unresumable,
+                            weights_only_refusal)
 from .safe_checkpoint import use_safe_checkpoints
 
 #: --amp maps each fp32 wrapper to its mixed-precision twin.
@@ -156,13 +157,7 @@ def check_resumable(path: str) -> None:
         return
     lacks = [k for k in ('meta', 'message_hub') if k not in checkpoint]
     if lacks:
-        raise ValueError(
-            f'--resume {path}: the file holds no {" or ".join(lacks)} '
-            '(iteration, optimizer state): it is a weights-only checkpoint '
-            '(published by publish_model.py, or a pretrained one) and '
-            'cannot be resumed. Fine-tune from it with load_from=<it> and '
-            'no --resume; --resume alone resumes the latest checkpoint of '
-            'work_dir.')
+        raise ValueError('--resume: ' + weights_only_refusal(path, lacks))
     if 'optimizer' not in checkpoint:
         print(
             f'--resume {path}: it holds no optimizer state (written with '

@@ -90,13 +90,13 @@ def _check_engine(kind) -> None:
     """Refuse an engine whose optimizer state never reaches the torch
     optimizer's ``state_dict()``: theta0 would not be saved, and a resume
     would anchor the run to fine-tuned weights."""
-    if isinstance(kind, str):
-        kind = OPTIM_WRAPPERS.get(kind) or type(kind, (), {})
-    if any(c.__name__ == 'ColossalAIOptimWrapper'
-           for c in getattr(kind, '__mro__', ())):
+    name = kind if isinstance(kind, str) else kind.__name__
+    cls = OPTIM_WRAPPERS.get(kind) if isinstance(kind, str) else kind
+    names = {name} | {c.__name__ for c in getattr(cls, '__mro__', ())}
+    if 'ColossalAIOptimWrapper' in names:
         raise NotImplementedError(
             'olor-mm under ColossalAI (optim_wrapper.type='
-            f"'{kind.__name__}'): its booster saves the optimizer "
+            f"'{name}'): its booster saves the optimizer "
             "state through its own checkpoint IO (LowLevelZero's and "
             "Gemini's optimizers keep their own state), never through the "
             "torch optimizer's state_dict(), so theta0 would not be saved "

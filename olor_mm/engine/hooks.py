@@ -33,6 +33,18 @@ from ..core.theta0 import find_anchor
 DRIFT_KEY = 'olor_drift_theta0'
 
 
+def weights_only_refusal(path, lacks=('meta', )) -> str:
+    """Why a weights-only checkpoint (published, or a pretrained one)
+    cannot be resumed, and what to do instead."""
+    return (f'the checkpoint to resume ({path}) holds no '
+            f'{" or ".join(repr(k) for k in lacks)} (iteration, optimizer '
+            'state): it is a weights-only file, e.g. the pretrained '
+            'checkpoint or a published one, and cannot be resumed. '
+            'Fine-tune from it with load_from=<it> and resume=False (no '
+            '--resume PATH); --resume alone resumes the latest checkpoint '
+            'of work_dir.')
+
+
 def warn_if_unresumable(runner, anchored: bool) -> None:
     """Say at the start that this run's checkpoints cannot be resumed when
     its checkpoint hook saves no optimizer state: theta0 lives there."""
@@ -112,14 +124,7 @@ class RollbackDriftHook(Hook):
         self._loaded = checkpoint.get(DRIFT_KEY)
         if (runner.cfg.get('resume') and 'meta' not in checkpoint
                 and 'state_dict' in checkpoint):
-            raise KeyError(
-                f'the checkpoint to resume ({runner.cfg.get("load_from")}) '
-                'holds no \'meta\' (iteration, '
-                'optimizer state): it is a weights-only file, e.g. the '
-                'pretrained checkpoint or a published one, and cannot be '
-                'resumed. Fine-tune from it with load_from=<it> and '
-                'resume=False (no --resume PATH); --resume alone resumes '
-                'the latest checkpoint of work_dir.')
+            raise KeyError(weights_only_refusal(runner.cfg.get('load_from')))
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         checkpoint[DRIFT_KEY] = self._own
