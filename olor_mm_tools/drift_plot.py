@@ -18,6 +18,8 @@ import json
 import os.path as osp
 from collections import OrderedDict
 
+from olor_mm.engine.hooks import KINDS, logged
+
 
 def find_scalars(path):
     """The scalars.json files of ``path`` in time order: the file itself,
@@ -25,7 +27,10 @@ def find_scalars(path):
     if osp.isfile(path):
         return [path]
     found = sorted(glob.glob(osp.join(path, '*', 'vis_data', 'scalars.json')))
-    found = [f for f in found if any('"drift/' in line for line in open(f))]
+    found = [
+        f for f in found
+        if any('"drift.' in line or '"drift/' in line for line in open(f))
+    ]
     if not found:
         raise FileNotFoundError(
             f'{path}: no */vis_data/scalars.json with drift values; train '
@@ -35,7 +40,7 @@ def find_scalars(path):
 
 
 def load_series(scalars_json):
-    """{'drift/<group>' | 'lam_eff/<group>': ([step], [value])} of one
+    """{'drift.<group>' | 'lam_eff.<group>': ([step], [value])} of one
     scalars.json file, or of several joined: a resumed run logs its
     iterations again from the checkpoint on, and the later file wins; a
     file whose first step is not after the kept run's first step is a new
@@ -47,8 +52,7 @@ def load_series(scalars_json):
         with open(path) as f:
             entries = [json.loads(line) for line in f]
         steps = [
-            e.get('step', e.get('iter')) for e in entries if any(
-                k.startswith('drift/') for k in e)
+            e.get('step', e.get('iter')) for e in entries if logged(e)
         ]
         if steps and first is not None and steps[0] <= first:
             # starts where the kept run started: not a resume but a new
@@ -58,9 +62,9 @@ def load_series(scalars_json):
             first = steps[0]
         for entry in entries:
             step = entry.get('step', entry.get('iter'))
-            for key, value in entry.items():
-                if key.startswith(('drift/', 'lam_eff/')):
-                    points.setdefault(key, {})[step] = value
+            for kind in KINDS:  # the spelling of before 0.3 too
+                for group, value in logged(entry, kind).items():
+                    points.setdefault(f'{kind}.{group}', {})[step] = value
     return OrderedDict((key, tuple(map(list, zip(*sorted(values.items())))))
                        for key, values in points.items())
 
@@ -72,8 +76,8 @@ def plot_drift(runs, legends, out, title=None, lam=False):
     import matplotlib.pyplot as plt
     groups = list(
         OrderedDict.fromkeys(
-            k.split('/', 1)[1] for r in runs for k in r
-            if k.startswith('drift/')))
+            k.split('.', 1)[1] for r in runs for k in r
+            if k.startswith('drift.')))
     rows = 2 if lam else 1
     fig, axes = plt.subplots(
         rows,
@@ -84,8 +88,8 @@ def plot_drift(runs, legends, out, title=None, lam=False):
         for row, kind in enumerate(['drift', 'lam_eff'][:rows]):
             ax = axes[row][col]
             for k, (series, legend) in enumerate(zip(runs, legends)):
-                if f'{kind}/{group}' in series:  # a run's colour everywhere
-                    xs, ys = series[f'{kind}/{group}']
+                if f'{kind}.{group}' in series:  # a run's colour everywhere
+                    xs, ys = series[f'{kind}.{group}']
                     ax.plot(
                         xs,
                         ys,

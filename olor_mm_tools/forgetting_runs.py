@@ -39,6 +39,7 @@ import time
 import warnings
 from typing import Optional
 
+from olor_mm.engine.hooks import logged
 from olor_mm_tools.experiment import build_cfg, checkpoint_metrics, load
 from olor_mm_tools.progress import bar, progress_hook
 
@@ -222,10 +223,7 @@ def early_drift(work_dir: str):
         with open(path) as f:
             for line in f:
                 row = json.loads(line)
-                drift = {
-                    k[len('drift/'):]: v
-                    for k, v in row.items() if k.startswith('drift/')
-                }
+                drift = logged(row)
                 if not drift:
                     continue
                 drift['iter'] = row.get('iter')

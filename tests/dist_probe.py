@@ -58,7 +58,7 @@ class DumpReplicaHook(Hook):
                 theta0_partitions=partitions,
                 world_size=runner.world_size,
                 drift={
-                    k[len('train/drift/'):]: v.current()
+                    k[len('train/drift.'):]: v.current()
                     for k, v in runner.message_hub.log_scalars.items()
-                    if k.startswith('train/drift/')
+                    if k.startswith('train/drift.')
                 }), osp.join(runner.work_dir, f'replica_rank{get_rank()}.pth'))

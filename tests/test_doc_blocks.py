@@ -392,9 +392,10 @@ def test_quickstart_runs(tmp_path):
         '1',
         timeout=900)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    assert 'drift/backbone.stem' in out.stdout
+    assert 'drift.backbone.stem' in out.stdout
+    assert re.search(r'\[4/4\] loss [\d.]+', out.stdout), out.stdout[-2000:]
     found = re.search(
-        r'drift/backbone.stem: ([\d.e+-]+) with OLOR, ([\d.e+-]+) without',
+        r'drift.backbone.stem: ([\d.e+-]+) with OLOR, ([\d.e+-]+) without',
         out.stdout)
     assert found, out.stdout[-2000:]
     olor, plain = map(float, found.groups())

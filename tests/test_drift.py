@@ -1,6 +1,8 @@
 """Drift groups, RollbackDriftHook against a direct computation, plot tool."""
 import glob
 import json
+import os.path as osp
+import sys
 
 import pytest
 import torch
@@ -113,7 +115,7 @@ def test_hook_logs_drift_and_lam_eff_of_olor(tmp_path, toy_pretrained):
     runner = _train(tmp_path, 'olor', wrapper, path)
     hub = runner.message_hub
     for group, names in STAGES.items():
-        logged = hub.get_scalar(f'train/drift/{group}').current()
+        logged = hub.get_scalar(f'train/drift.{group}').current()
         assert logged == pytest.approx(
             _direct(runner, pretrained, names), rel=1e-6), group
         assert logged > 0
@@ -126,12 +128,12 @@ def test_hook_logs_drift_and_lam_eff_of_olor(tmp_path, toy_pretrained):
         'backbone.stage2': (0.2 / 3 + 0.0) / 2
     }
     for group, value in lam.items():
-        assert hub.get_scalar(f'train/lam_eff/{group}').current() == \
+        assert hub.get_scalar(f'train/lam_eff.{group}').current() == \
             pytest.approx(value, rel=1e-12), group
     # the text log's scalars.json holds them at the logged iterations
     entries = _scalars(tmp_path / 'olor')
     assert [e['step'] for e in entries
-            if 'drift/backbone.stem' in e] == [2, 4, 6]
+            if 'drift.backbone.stem' in e] == [2, 4, 6]
 
 
 def test_hook_measures_plain_runs_from_the_loaded_weights(
@@ -141,9 +143,9 @@ def test_hook_measures_plain_runs_from_the_loaded_weights(
     runner = _train(tmp_path, 'plain', plain, path)
     hub = runner.message_hub
     for group, names in STAGES.items():
-        assert hub.get_scalar(f'train/drift/{group}').current() == \
+        assert hub.get_scalar(f'train/drift.{group}').current() == \
             pytest.approx(_direct(runner, pretrained, names), rel=1e-6)
-    assert 'train/lam_eff/backbone.stem' not in hub.log_scalars
+    assert 'train/lam_eff.backbone.stem' not in hub.log_scalars
 
 
 def test_plot_drift_overlays_runs(tmp_path, toy_pretrained):
@@ -163,7 +165,7 @@ def test_plot_drift_overlays_runs(tmp_path, toy_pretrained):
         assert f.read(8) == b'\x89PNG\r\n\x1a\n'
     series = plot_drift.load_series(
         plot_drift.find_scalars(str(tmp_path / 'olor')))
-    assert series['drift/backbone.stage2'][0] == [2, 4, 6]
+    assert series['drift.backbone.stage2'][0] == [2, 4, 6]
 
 
 def test_unknown_prefix_fails_at_train_start(tmp_path):
@@ -204,7 +206,7 @@ def test_resumed_plain_run_keeps_measuring_from_the_start(
     resumed.train()
     names = STAGES['backbone.stage2']
     logged = resumed.message_hub.get_scalar(
-        'train/drift/backbone.stage2').current()
+        'train/drift.backbone.stage2').current()
     # from the loaded pretrained weights, not from the resumed ones
     assert logged == pytest.approx(
         _direct(resumed, pretrained, names), rel=1e-6)
@@ -295,8 +297,8 @@ def test_epoch_based_run_logs_the_drift_of_the_logged_iteration(
     runner.register_hook(probe.hook)
     runner.train()
     logged = {
-        r['step']: r['drift/backbone.stem']
-        for r in _scalars(tmp_path / 'epochs') if 'drift/backbone.stem' in r
+        r['step']: r['drift.backbone.stem']
+        for r in _scalars(tmp_path / 'epochs') if 'drift.backbone.stem' in r
     }
     # lines at inner iterations 4 and 6 of each epoch: global 4, 6, 10, ...
     assert sorted(logged) == [4, 6, 10, 12, 16, 18]
@@ -331,7 +333,7 @@ def test_iteration_based_run_logs_drift_on_the_epoch_end_line(
     """MMEngine's LoggerHook also writes a line when an iteration-based
     loop reaches the dataloader's length (6 batches here, interval 8):
     that line carries the drift too, so MMDetection's ``analyze_logs.py
-    plot_curve --keys drift/...`` finds the key on every line."""
+    plot_curve --keys drift.backbone.stem`` finds the key on every line."""
     path, _ = toy_pretrained
     runner = toy_runner(
         tmp_path / 'iters',
@@ -349,7 +351,7 @@ def test_iteration_based_run_logs_drift_on_the_epoch_end_line(
     rows = [r for r in _scalars(tmp_path / 'iters') if 'loss' in r]
     assert [r['step'] for r in rows] == [6, 8]  # 6: the epoch-end line
     for row in rows:
-        assert row['drift/backbone.stem'] == pytest.approx(
+        assert row['drift.backbone.stem'] == pytest.approx(
             probe.values[row['step']], rel=1e-6), row['step']
 
 
@@ -373,31 +375,94 @@ def test_plot_drift_joins_a_run_and_its_resume(tmp_path, toy_pretrained):
     files = plot_drift.find_scalars(str(tmp_path / 'run'))
     assert len(files) == 2 and files == sorted(files)
     series = plot_drift.load_series(files)
-    steps, values = series['drift/backbone.stem']
+    steps, values = series['drift.backbone.stem']
     assert steps == [2, 4, 6]  # 2 from the first run, 4 and 6 resumed
     last = resumed.message_hub.get_scalar(
-        'train/drift/backbone.stem').current()
+        'train/drift.backbone.stem').current()
     assert values[-1] == pytest.approx(last, rel=1e-6)
 
 
 def test_plot_drift_tells_a_resume_from_a_new_run(tmp_path):
     """Files in time order: a resume continues the curve (its values win
-    where both logged), a new run in the same work dir replaces it."""
+    where both logged), a new run in the same work dir replaces it. The
+    first run was logged by olor-mm before 0.3 (``drift/<group>``)."""
 
-    def write(name, rows):
+    def write(name, rows, key='drift.backbone.stem'):
         path = tmp_path / name
         path.write_text(''.join(
             json.dumps({
                 'step': s,
-                'drift/backbone.stem': v
+                key: v
             }) + '\n' for s, v in rows))
         return str(path)
 
-    run = write('a.json', [(2, 0.1), (4, 0.2), (6, 0.3)])
+    run = write('a.json', [(2, 0.1), (4, 0.2), (6, 0.3)],
+                key='drift/backbone.stem')
     resume = write('b.json', [(6, 0.35), (8, 0.4)])
     again = write('c.json', [(2, 0.5), (4, 0.6)])
     joined = plot_drift.load_series([run, resume])
-    assert joined['drift/backbone.stem'] == ([2, 4, 6,
+    assert joined['drift.backbone.stem'] == ([2, 4, 6,
                                               8], [0.1, 0.2, 0.35, 0.4])
     fresh = plot_drift.load_series([run, resume, again])
-    assert fresh['drift/backbone.stem'] == ([2, 4], [0.5, 0.6])
+    assert fresh['drift.backbone.stem'] == ([2, 4], [0.5, 0.6])
+
+
+def _upstream_analyzer(package, monkeypatch):
+    """``tools/analysis_tools/analyze_logs.py`` of an installed OpenMMLab
+    package (its wheel's ``.mim/tools``), imported as a module; seaborn,
+    which only its plotting uses, is stubbed where it is not installed."""
+    import importlib.util
+    import types
+    root = osp.dirname(importlib.util.find_spec(package).origin)
+    path = osp.join(root, '.mim', 'tools', 'analysis_tools',
+                    'analyze_logs.py')
+    if ('seaborn' not in sys.modules
+            and importlib.util.find_spec('seaborn') is None):
+        monkeypatch.setitem(sys.modules, 'seaborn',
+                            types.ModuleType('seaborn'))
+    spec = importlib.util.spec_from_file_location(
+        f'{package}_analyze_logs', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_upstream_log_analyzers_read_every_logged_point(
+        tmp_path, toy_pretrained, monkeypatch):
+    """MMDetection's ``analyze_logs.py`` reads a key holding ``/`` as a
+    validation metric and skips the rest of its line: the drift hook's
+    names hold none, so ``plot_curve --keys loss`` and ``--keys
+    drift.backbone.stem`` get one point per logged line (5 here: the
+    LoggerHook's interval 2 over 10 iterations), with ``step`` as x; drift
+    and lam_eff are two series. MMSegmentation's analyzer reads them too."""
+    path, _ = toy_pretrained
+    runner = toy_runner(
+        tmp_path / 'run',
+        _probed_wrapper(),
+        max_iters=10,
+        load_from=path,
+        custom_hooks=[dict(type='RollbackDriftHook')],
+        default_hooks=dict(
+            logger=dict(type='LoggerHook', interval=2),
+            checkpoint=dict(
+                type='CheckpointHook', interval=10, by_epoch=False)))
+    runner.train()
+    # the json log: vis_data/<timestamp>.json
+    log, = glob.glob(str(tmp_path / 'run' / '*' / 'vis_data' / '2*.json'))
+    rows = [json.loads(line) for line in open(log)]
+    assert [r['step'] for r in rows if 'loss' in r] == [2, 4, 6, 8, 10]
+    det = _upstream_analyzer('mmdet', monkeypatch).load_json_logs([log])[0]
+    series = det[1]  # MMDetection's epoch key of an iteration-based run
+    for key in ('step', 'loss', 'drift.backbone.stem',
+                'lam_eff.backbone.stem'):
+        assert len(series[key]) == 5, (key, dict(series))
+    assert series['step'] == [2, 4, 6, 8, 10]
+    assert series['drift.backbone.stem'] == [
+        r['drift.backbone.stem'] for r in rows if 'loss' in r
+    ]
+    assert series['lam_eff.backbone.stem'] != series['drift.backbone.stem']
+    seg = _upstream_analyzer('mmseg', monkeypatch).load_json_logs([log])[0]
+    assert sorted(seg) == [2, 4, 6, 8, 10]
+    assert all(
+        len(seg[s]['drift.backbone.stem']) == 1 and len(seg[s]['loss']) == 1
+        for s in seg)

@@ -82,15 +82,15 @@ def test_drift_hook_logs_what_the_checkpoints_say(runs, pretrained):
     pre = state(pretrained)['state_dict']
     for run in ('olor', 'plain'):
         logged = [
-            r for r in scalars(runs[run]) if 'drift/backbone.stage4' in r
+            r for r in scalars(runs[run]) if 'drift.backbone.stage4' in r
         ]
         assert [r['step'] for r in logged] == [3, 4, 5, 6]
-        assert logged[0]['drift/backbone.stage4'] == logged[2][
-            'drift/backbone.stage4'] != logged[3]['drift/backbone.stage4']
+        assert logged[0]['drift.backbone.stage4'] == logged[2][
+            'drift.backbone.stage4'] != logged[3]['drift.backbone.stage4']
         direct = state_dict_drift(
             state(runs[run] / 'iter_6.pth')['state_dict'], pre, model)
         for group in ('stem', 'stage1', 'stage2', 'stage3', 'stage4'):
-            assert logged[-1][f'drift/backbone.{group}'] == pytest.approx(
+            assert logged[-1][f'drift.backbone.{group}'] == pytest.approx(
                 direct[f'backbone.{group}'], rel=1e-5), (run, group)
     assert logged_lam(runs['olor']) == pytest.approx(0.5)
     assert logged_lam(runs['plain']) is None
@@ -162,8 +162,8 @@ def test_upstream_mmdet_train_py_rolls_back(data, pretrained, tmp_path):
 
 def logged_lam(work_dir):
     """The last lam_eff of the stem the drift hook logged, or None."""
-    rows = [r for r in scalars(work_dir) if 'lam_eff/backbone.stem' in r]
-    return rows[-1]['lam_eff/backbone.stem'] if rows else None
+    rows = [r for r in scalars(work_dir) if 'lam_eff.backbone.stem' in r]
+    return rows[-1]['lam_eff.backbone.stem'] if rows else None
 
 
 def test_faster_rcnn_variant(data, pretrained, tmp_path):

@@ -218,12 +218,12 @@ def test_early_drift_is_the_first_logged_drift(tmp_path):
     rows = [
         dict(iter=10, loss=1.0), {
             'iter': 50,
-            'drift/backbone.stem': 0.1,
-            'drift/backbone.stage4': 0.3
+            'drift.backbone.stem': 0.1,
+            'drift.backbone.stage4': 0.3
         }, {
             'iter': 100,
-            'drift/backbone.stem': 0.2,
-            'drift/backbone.stage4': 0.6
+            'drift.backbone.stem': 0.2,
+            'drift.backbone.stage4': 0.6
         }
     ]
     (vis / 'scalars.json').write_text(''.join(
@@ -238,7 +238,7 @@ def test_early_drift_is_the_first_logged_drift(tmp_path):
     vis.mkdir(parents=True)
     (vis / '20261130_000000.py').write_text(
         "default_hooks = dict(logger=dict(type='LoggerHook', interval=50))\n")
-    epoch_end = {'iter': 8, 'drift/backbone.stem': 0.01}
+    epoch_end = {'iter': 8, 'drift.backbone.stem': 0.01}
     (vis / 'scalars.json').write_text(''.join(
         json.dumps(r) + '\n' for r in [epoch_end] + rows[1:]))
     assert early_drift(str(tmp_path / 'low')) == first

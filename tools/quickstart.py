@@ -14,9 +14,11 @@ with nothing downloaded, what a fine-tuning with OLOR is:
    and without (``..._plain.py``), from the same checkpoint and seed.
 
 It ends on the log line of the OLOR run that shows the rollback
-(``drift/backbone.stem``: how far the stem moved from its pretrained
+(``drift.backbone.stem``: how far the stem moved from its pretrained
 weights, ``lam_eff``: the rollback applied) and the same drift of the plain
-run. ``make demo`` is the long version (evaluation, forgetting, plots).
+run. Each training's progress is printed as it goes (MMEngine's
+iteration lines, shortened); ``make demo`` is the long version
+(evaluation, forgetting, plots).
 """
 import argparse
 import glob
@@ -26,6 +28,8 @@ import re
 import subprocess
 import sys
 import time
+
+from olor_mm.engine.hooks import logged as logged_drift
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO = osp.join(ROOT, 'configs', 'demo')
@@ -42,10 +46,23 @@ def train(config, work_dir, options):
         f'$ tools/train.py {osp.relpath(config, ROOT)} --work-dir '
         f'{work_dir} ...',
         flush=True)
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    if out.returncode:
-        sys.exit(out.stdout[-3000:] + out.stderr[-3000:])
-    return out.stdout + out.stderr
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True)
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        progress = re.search(r'Iter\(train\)\s*\[\s*(\d+)/(\d+)\].*?'
+                             r'\bloss: ([\d.]+)', line)
+        if progress:  # MMEngine's iteration line, shortened
+            done, total, loss = progress.groups()
+            print(f'  [{done}/{total}] loss {loss}', flush=True)
+    if proc.wait():
+        sys.exit(''.join(lines)[-6000:])
+    return ''.join(lines)
 
 
 def logged(work_dir):
@@ -55,7 +72,7 @@ def logged(work_dir):
         glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))[-1]
     with open(scalars) as f:
         rows = [json.loads(line) for line in f]
-    return [r for r in rows if any(k.startswith('drift/') for k in r)]
+    return [r for r in rows if logged_drift(r)]
 
 
 def main(argv=None):
@@ -114,12 +131,12 @@ def main(argv=None):
     olor, plain = rows[-1], logged(runs['plain'])[-1]
     line = next(
         line for line in reversed(log.splitlines())
-        if 'drift/backbone.stem' in line)
+        if 'drift.backbone.stem' in line and 'Iter(train)' in line)
     print(f'\nquick start done in {time.time() - start:.0f} s; the last log '
           'line of the OLOR fine-tuning:\n')
     print(re.sub(r'\s+', ' ', line.strip()))
-    stem = 'drift/backbone.stem'
-    peak = max(r.get('lam_eff/backbone.stem', 0.0) for r in rows)
+    stem = 'drift.backbone.stem'
+    peak = max(r.get('lam_eff.backbone.stem', 0.0) for r in rows)
     print(f'\n{stem}: {olor[stem]:.3g} with OLOR, {plain[stem]:.3g} without '
           f'(rollback_max={args.rollback_max}; lam_eff of the stem, '
           f'which follows the lr, up to {peak:.4f} on the logged lines): the '

@@ -6,14 +6,21 @@ iteration-based ones; and at the end of an epoch), it writes, for each layer
 group of the measured modules (:func:`olor_mm.core.drift.drift_groups`:
 ``stem``, each stage, ...)::
 
-    train/drift/<group>    ||theta_G - theta0_G|| / ||theta0_G||
-    train/lam_eff/<group>  mean lam_eff = lam_i * lr_t / lr_0 over the
-                           group's trainable weights (parameter-weighted;
-                           when a rollback is attached)
+    drift.<group>    ||theta_G - theta0_G|| / ||theta0_G||
+    lam_eff.<group>  mean lam_eff = lam_i * lr_t / lr_0 over the group's
+                     trainable weights (parameter-weighted; when a
+                     rollback is attached)
 
-to MMEngine's message hub, so they appear in the text log, ``scalars.json``
-and any visualisation backend (TensorBoard, ...) at the LoggerHook's
-iterations. ``tools/analysis_tools/plot_drift.py`` draws them.
+to MMEngine's message hub (as ``train/drift.<group>``, ...), so they appear
+in the text log, the json log (``scalars.json``) and any visualisation
+backend (TensorBoard, ...) at the LoggerHook's iterations, and one line of
+its own with three significant digits (MMEngine's text log prints four
+decimals, ``0.0000`` early in a real run). The names hold no ``/``:
+MMDetection's ``analyze_logs.py`` reads a key with ``/`` as a validation
+metric, files it under the part after the ``/`` and skips the rest of the
+line (``step``, ``loss``...). ``tools/analysis_tools/plot_drift.py`` draws
+them; :func:`logged` reads a json log row, of this spelling and of the
+``drift/<group>`` one of olor-mm before 0.3.
 """
 import logging
 from typing import Dict, List, Optional, Sequence
@@ -31,6 +38,21 @@ from ..core.norms import relative, relative_terms
 from ..core.theta0 import find_anchor
 
 DRIFT_KEY = 'olor_drift_theta0'
+#: the logged names: ``drift.<group>``, ``lam_eff.<group>``
+KINDS = ('drift', 'lam_eff')
+
+
+def logged(row: dict, kind: str = 'drift') -> Dict[str, float]:
+    """``{group: value}`` of ``kind`` (``'drift'`` or ``'lam_eff'``) in one
+    row of a json log (``scalars.json``): ``drift.<group>``, or the
+    ``drift/<group>`` of logs written before olor-mm 0.3."""
+    assert kind in KINDS, kind
+    out = {}
+    for key, value in row.items():
+        for sep in ('.', '/'):
+            if key.startswith(kind + sep):
+                out[key[len(kind) + 1:]] = value
+    return out
 
 
 def weights_only_refusal(path, lacks=('meta', )) -> str:
@@ -230,7 +252,7 @@ class RollbackDriftHook(Hook):
     # ----------------------------------------------------------- measure
     @torch.no_grad()
     def compute(self, runner) -> Dict[str, float]:
-        """``drift/<group>`` and ``lam_eff/<group>`` values, now.
+        """``drift.<group>`` and ``lam_eff.<group>`` values, now.
 
         Under a sharded model (FSDP) each rank holds part of every tensor:
         the squared norms are summed over ranks.
@@ -242,13 +264,13 @@ class RollbackDriftHook(Hook):
             sq = torch.stack(relative_terms(cur, ref))
             if self._sharded:
                 all_reduce(sq)
-            out[f'drift/{group}'] = relative(float(sq[0]), float(sq[1]))
+            out[f'drift.{group}'] = relative(float(sq[0]), float(sq[1]))
         if self._lam_groups is not None:
             lams = {}
             for group, members in self._lam_groups.items():
                 total = sum(n for _, _, n in members)
                 if total:
-                    out[f'lam_eff/{group}'] = sum(
+                    out[f'lam_eff.{group}'] = sum(
                         lams.setdefault(a, a.lam_effs())[gi] * n
                         for a, gi, n in members) / total
         return out
@@ -301,8 +323,14 @@ class RollbackDriftHook(Hook):
                          data_batch=None,
                          outputs=None) -> None:
         if self._logs_now(runner, batch_idx):
-            for key, value in self.compute(runner).items():
+            values = self.compute(runner)
+            for key, value in values.items():
                 runner.message_hub.update_scalar(f'train/{key}', value)
+            print_log(
+                f'RollbackDriftHook [{runner.iter + 1}] ' + '  '.join(
+                    f'{k}: {v:.3g}' for k, v in values.items()),
+                logger='current',
+                level=logging.INFO)
         self._check_before_save(runner, by_epoch=False)
 
     def after_train_epoch(self, runner) -> None:
