@@ -38,6 +38,9 @@ import torch.nn as nn
 import torch.utils.benchmark as benchmark
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+import sys
+
+sys.path.append(osp.join(ROOT, 'tools'))  # tools/olor_mm_tools
 warnings.filterwarnings('ignore')
 
 from mmengine.config import Config
@@ -46,7 +49,7 @@ from mmengine.registry import DefaultScope
 
 import olor_mm
 from olor_mm.core.param_groups import merge_param_groups
-from olor_mm_tools.tables import markdown_table
+from olor_mm.tools.tables import markdown_table
 
 
 def _sync(device):
@@ -649,7 +652,7 @@ def main(argv=None):
         steps=[],
         memory=[],
         stock=[])
-    from olor_mm_tools.progress import bar
+    from olor_mm.tools.progress import bar
     todo = [(part, name) for part in ('stock', 'rollback')
             if part in args.parts for name in args.sets]
     progress = bar(

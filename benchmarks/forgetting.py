@@ -30,33 +30,36 @@ seed) over ``rollback_max`` x ``rollback_power`` and writes
 ``--out``_sweep.{md,json,png}. ``--fronts`` trains the families of
 ``--front-families`` over their grids (OLOR, L2-SP, EWC, WiSE-FT of the
 plain and of one OLOR run, and the one-point linear probe, LP-FT, OLOR +
-LP-FT and frozen backbone) and writes the fronts (olor_mm_tools/fronts.py).
+LP-FT and frozen backbone) and writes the fronts (olor_mm/tools/fronts.py).
 
 This is one use of ``tools/analysis_tools/forgetting.py``'s machinery
-(``olor_mm_tools/forgetting_runs.py``): every fine-tuning is a
+(``olor_mm/tools/forgetting_runs.py``): every fine-tuning is a
 ``tools/train.py`` run of its config, scored downstream and for
 retention (the pretrained class-specific layers are not in the checkpoint
 the runs load, so they stay the pre-trained ones), resumable from each
 run's ``result.json``. This file is the command line: the experiment
 (settings, methods, grids, pre-training, jobs) is
-``olor_mm_tools/forgetting_experiment.py``, the report (tables, plots,
-results files) ``olor_mm_tools/forgetting_report.py``.
+``tools/olor_mm_tools/forgetting_experiment.py``, the report (tables, plots,
+results files) ``tools/olor_mm_tools/forgetting_report.py``.
 Runs go ``--jobs`` at a time, one CPU thread each (on this 2-core machine,
 2 single-threaded runs train 1.7x faster than one run on 2 threads).
 """
 import argparse
 import os
+import os.path as osp
 import shlex
 import sys
 import time
 
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.append(osp.join(ROOT, 'tools'))  # tools/olor_mm_tools
+# the resumable runs and their measures, shared with
+# tools/analysis_tools/forgetting.py (the same tool on any config pair)
+from olor_mm.tools.forgetting_runs import run_jobs
+from olor_mm.tools.fronts import write_fronts
 from olor_mm_tools import forgetting_experiment as experiment
 from olor_mm_tools import forgetting_report as report
 from olor_mm_tools.digit_data import make_digit_sets
-# the resumable runs and their measures, shared with
-# tools/analysis_tools/forgetting.py (the same tool on any config pair)
-from olor_mm_tools.forgetting_runs import run_jobs
-from olor_mm_tools.fronts import write_fronts
 
 
 def parse_args(argv=None):

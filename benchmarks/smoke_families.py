@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 
-from olor_mm_tools.tables import markdown_table
+from olor_mm.tools.tables import markdown_table
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 

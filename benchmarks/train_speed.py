@@ -41,12 +41,17 @@ import torch
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
+import sys
+
 import olor_mm
 from olor_mm.cli import build_runner, enable_amp
+
+sys.path.append(osp.join(ROOT, 'tools'))  # tools/olor_mm_tools
+from olor_mm.tools.smoke_train import (layout_of, leaf_datasets, point_to_data,
+                                       quiet_into, shrink,
+                                       stand_in_checkpoints)
+from olor_mm.tools.tables import markdown_table
 from olor_mm_tools.clocks import Clocks
-from olor_mm_tools.smoke import (layout_of, leaf_datasets, point_to_data,
-                                 quiet_into, shrink, stand_in_checkpoints)
-from olor_mm_tools.tables import markdown_table
 
 #: image size (height, width) the generated data is drawn at, per layout,
 #: so that the upstream pipelines see full-size images
@@ -60,7 +65,7 @@ def _median(xs):
 
 def prepare_data(cfg, work_dir: str, scale: float, batch: int) -> None:
     """Generated data at the (scaled) upstream size; cfg points at it."""
-    from olor_mm_tools.upstream_layouts import write_layout
+    from olor_mm.tools.upstream_layouts import write_layout
     layout = layout_of(cfg)
     h, w = FULL_SIZES[layout]
     size = (max(32, int(h * scale)), max(32, int(w * scale)))

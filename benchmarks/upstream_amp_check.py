@@ -24,6 +24,7 @@ import sys
 import torch
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.append(osp.join(ROOT, 'tools'))  # tools/olor_mm_tools
 
 CONFIG = osp.join(ROOT, 'configs', 'demo',
                   'mask-rcnn_r18-tiny_demo-downstream_olor.py')
@@ -55,8 +56,8 @@ def main(argv=None):
 
     from olor_mm.compat import load_from_local_safe
     from olor_mm.core.theta0 import saved_theta0
+    from olor_mm.tools.pretrained import write_pretrained
     from olor_mm_tools.demo_data import make_instance_sets
-    from olor_mm_tools.pretrained import write_pretrained
 
     data = make_instance_sets(
         osp.join(args.work_dir, 'data'), img_size=128, num_train=16,

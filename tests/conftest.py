@@ -5,6 +5,10 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
+# tools/olor_mm_tools: what the demo, benchmarks and tests share (not
+# installed); appended, so that nothing of tools/ shadows a package
+sys.path.append(
+    os.path.join(os.path.dirname(os.path.dirname(__file__)), 'tools'))
 
 
 def pytest_sessionstart(session):

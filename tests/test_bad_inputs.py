@@ -65,8 +65,8 @@ def _meta():
 
 
 def _train_cli(*argv):
-    from e2e_utils import load_script
-    load_script('tools/train.py', 'train_cli').main(list(argv))
+    from olor_mm.tools.train import main as train_main
+    train_main(list(argv))
 
 
 def _last_checkpoint(content):
@@ -101,7 +101,7 @@ def _amp(kind):
 
 
 def _layout(name):
-    from olor_mm_tools.upstream_layouts import write_layout
+    from olor_mm.tools.upstream_layouts import write_layout
     write_layout(name, '/tmp/olor_bad_layout')
 
 

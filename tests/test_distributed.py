@@ -1,4 +1,5 @@
-"""Data-parallel training on the CPU: tools/dist_train.sh, 2 gloo processes.
+"""Data-parallel training on the CPU: 2 gloo processes, tools/dist_train.sh
+(and tools/slurm_train.sh).
 
 Each run goes through torchrun and tools/train.py (--launcher pytorch), as
 on a GPU cluster; ``dist_probe.DumpReplicaHook`` writes every rank's
@@ -9,7 +10,7 @@ import os.path as osp
 import dist_probe  # noqa: F401  (registers DumpReplicaHook here too)
 import pytest
 import torch
-from dist_utils import dist_train
+from dist_utils import dist_train, slurm_train
 from e2e_utils import DEMO, options
 from mmengine.config import Config
 from mmengine.runner import Runner
@@ -74,6 +75,32 @@ def test_two_gloo_processes_match_one_process_with_the_global_batch(tmp_path):
     for n, p in one['params'].items():
         torch.testing.assert_close(
             rank0['params'][n], p, rtol=1e-5, atol=1e-6, msg=n)
+
+
+def test_slurm_train_sh_on_nodes_without_gpu(tmp_path):
+    """tools/slurm_train.sh with ``--launcher slurm`` on CPU processes (a
+    stand-in srun starts the tasks with Slurm's variables): MMEngine's
+    init_dist('slurm') starts them on gloo with olor-mm's fix, the
+    replicas and theta0 agree, and an argument with spaces and brackets
+    reaches train.py as one."""
+    path, pretrained = _pretrained(tmp_path)
+    config = tmp_path / 'toy_slurm.py'
+    Config(_toy_cfg(tmp_path / 'slurm', 4, path)).dump(str(config))
+    (rank0, rank1), srun = slurm_train(
+        config,
+        tmp_path / 'slurm',
+        2,
+        '--cfg-options',
+        "run_note=[('a', (0, )), 'b']",  # as the README's layer_patterns
+        tmp=tmp_path)
+    assert '--gres' not in srun and '--ntasks=2' in srun
+    assert rank0['world_size'] == 2
+    _assert_identical(rank0['params'], rank1['params'])
+    _assert_identical(rank0['theta0'], rank1['theta0'])
+    assert rank0['theta0'] and all(
+        torch.equal(t, pretrained[n]) for n, t in rank0['theta0'].items())
+    dumped = Config.fromfile(str(tmp_path / 'slurm' / 'toy_slurm.py'))
+    assert dumped.run_note == [('a', (0, )), 'b']
 
 
 @pytest.fixture(scope='module')

@@ -189,7 +189,7 @@ def test_config_block_builds(block, tmp_path):
     from mmengine.registry import HOOKS, DefaultScope
 
     from olor_mm.core.copy_guard import ATTACHED
-    from olor_mm_tools.pretrained import build_model
+    from olor_mm.tools.pretrained import build_model
     cfg = Config.fromfile(write_config(block, str(tmp_path)))
     if cfg.get('runner_type') == 'FlexibleRunner':  # FSDP: needs processes
         assert cfg.strategy.model_wrapper.use_orig_params is True

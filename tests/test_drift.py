@@ -12,7 +12,7 @@ from toy import (TOY_LAYERS, olor_wrapper_cfg, resumed_runner, runner_cfg,
 
 import olor_mm  # noqa: F401
 from olor_mm.core.drift import drift_groups, relative_drift
-from olor_mm_tools import drift_plot as plot_drift
+from olor_mm.tools import plot_drift as plot_drift
 
 
 def _model(backbone):
@@ -396,8 +396,8 @@ def test_plot_drift_tells_a_resume_from_a_new_run(tmp_path):
             }) + '\n' for s, v in rows))
         return str(path)
 
-    run = write('a.json', [(2, 0.1), (4, 0.2), (6, 0.3)],
-                key='drift/backbone.stem')
+    run = write(
+        'a.json', [(2, 0.1), (4, 0.2), (6, 0.3)], key='drift/backbone.stem')
     resume = write('b.json', [(6, 0.35), (8, 0.4)])
     again = write('c.json', [(2, 0.5), (4, 0.6)])
     joined = plot_drift.load_series([run, resume])
@@ -414,14 +414,13 @@ def _upstream_analyzer(package, monkeypatch):
     import importlib.util
     import types
     root = osp.dirname(importlib.util.find_spec(package).origin)
-    path = osp.join(root, '.mim', 'tools', 'analysis_tools',
-                    'analyze_logs.py')
+    path = osp.join(root, '.mim', 'tools', 'analysis_tools', 'analyze_logs.py')
     if ('seaborn' not in sys.modules
             and importlib.util.find_spec('seaborn') is None):
         monkeypatch.setitem(sys.modules, 'seaborn',
                             types.ModuleType('seaborn'))
-    spec = importlib.util.spec_from_file_location(
-        f'{package}_analyze_logs', path)
+    spec = importlib.util.spec_from_file_location(f'{package}_analyze_logs',
+                                                  path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

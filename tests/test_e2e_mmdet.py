@@ -77,7 +77,7 @@ def test_drift_hook_logs_what_the_checkpoints_say(runs, pretrained):
     from mmengine.config import Config
 
     from olor_mm.core.drift import state_dict_drift
-    from olor_mm_tools.pretrained import build_model
+    from olor_mm.tools.pretrained import build_model
     model = build_model(Config.fromfile(OLOR))  # names the groups
     pre = state(pretrained)['state_dict']
     for run in ('olor', 'plain'):

@@ -8,12 +8,12 @@ import pytest
 from e2e_utils import load_script, table_rows
 from pycocotools import mask as mask_utils
 
+from olor_mm.tools.forgetting_runs import signature
 from olor_mm_tools.digit_data import (DOWNSTREAM, UPSTREAM, load_digits,
                                       make_digit_sets)
 from olor_mm_tools.forgetting_experiment import (first_stage_jobs,
                                                  second_stage_jobs)
 from olor_mm_tools.forgetting_report import merge_committed
-from olor_mm_tools.forgetting_runs import signature
 
 
 @pytest.fixture(scope='module')
@@ -211,8 +211,8 @@ def test_early_drift_is_the_first_logged_drift(tmp_path):
     """early_drift reads RollbackDriftHook's first log line of a run (at
     the logger's interval), and the fronts table averages it over seeds
     ('-' for runs without it)."""
-    from olor_mm_tools.forgetting_runs import early_drift
-    from olor_mm_tools.fronts import _early
+    from olor_mm.tools.forgetting_runs import early_drift
+    from olor_mm.tools.fronts import _early
     vis = tmp_path / 'run' / '20261129_000000' / 'vis_data'
     vis.mkdir(parents=True)
     rows = [

@@ -1,14 +1,14 @@
-"""tools/analysis_tools/forgetting.py: any pair of configs, end to end on
+"""olor_mm.tools.forgetting: any pair of configs, end to end on
 the demo's tiny Mask R-CNN; its suggestion rule by hand."""
 import json
 import os.path as osp
 
 import pytest
 import torch
-from e2e_utils import DEMO, demo_sets, load_script, pretrain, table_rows
+from e2e_utils import DEMO, demo_sets, pretrain, table_rows
 
-from olor_mm_tools.experiment import data_options  # noqa: E402
-from olor_mm_tools.experiment import schedule_options
+from olor_mm.tools.experiment import data_options  # noqa: E402
+from olor_mm.tools.experiment import schedule_options
 
 UPSTREAM = osp.join(DEMO, 'mask-rcnn_r18-tiny_demo-upstream.py')
 OLOR = osp.join(DEMO, 'mask-rcnn_r18-tiny_demo-downstream_olor.py')
@@ -20,9 +20,10 @@ TRUNK = ('backbone.', 'neck.', 'rpn_head.', 'roi_head.bbox_head.shared_fcs.',
 
 
 def _tool():
-    """The tool's module (benchmarks/forgetting.py is another
-    ``forgetting``)."""
-    return load_script('tools/analysis_tools/forgetting.py', 'forgetting_tool')
+    """The tool's module (``python -m olor_mm.tools.forgetting``;
+    tools/analysis_tools/forgetting.py in a checkout)."""
+    from olor_mm.tools import forgetting
+    return forgetting
 
 
 def _cli(options):
@@ -112,7 +113,11 @@ def test_report_and_resume(sweep):
     rows = [r[:2] for r in table_rows(text)]
     assert ['OLOR', '0.1'] in rows and ['EWC', '1.0'] in rows
     assert ['LP-FT', '-'] in rows and ['linear probe', '-'] in rows
-    assert '## Suggested rollback_max' in text
+    # plain, asked for or added as the zero end of the fronts, is one row
+    # under its own name, not OLOR's or EWC's 0.0
+    assert rows.count(['plain', '-']) == 1
+    assert ['OLOR', '0.0'] not in rows and ['EWC', '0.0'] not in rows
+    assert '## Recommended rollback_max' in text
     assert (sweep['work'] / 'forgetting_downstream.png').read_bytes()[:4] \
         == b'\x89PNG'
     # the second call read every result: nothing trained again
@@ -152,7 +157,19 @@ def test_suggestion_rule_by_hand():
     })
     assert s['from_early_drift'] == 0.03
     assert s['regime'][0.1] == 'keeps the old task'
-    assert tool.suggest(results, 0.01, tolerance=5.0)['from_front'] == 0.1
+    assert tool.recommend(s)[0] == 0.03
+    wide = tool.suggest(results, 0.01, tolerance=5.0)
+    assert wide['from_front'] == 0.1
+    # the two rules disagree: one recommendation, the measured front's,
+    # and the reason names the other
+    value, reason = tool.recommend(wide)
+    assert value == 0.1 and 'would have picked 0.03' in reason
+    # no grid value within the tolerance: the early-drift rule says where
+    # to measure
+    tight = tool.suggest(results, 0.01, tolerance=0.1)
+    assert tight['from_front'] is None
+    value, reason = tool.recommend(tight)
+    assert value == 0.03 and 'measure values around it' in reason
 
 
 def test_bad_inputs_are_named(tmp_path):

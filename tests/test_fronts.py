@@ -1,11 +1,11 @@
-"""The front measures of olor_mm_tools/fronts.py against hand-computed values
+"""The front measures of olor_mm/tools/fronts.py against hand-computed values
 and a brute-force count of the dominated area."""
 import itertools
 import random
 
 import pytest
 
-from olor_mm_tools.fronts import dominance, hypervolume, pareto
+from olor_mm.tools.fronts import dominance, hypervolume, pareto
 
 # (downstream, retention): three on the front, two under it
 POINTS = [(1, 5), (2, 4), (3, 1), (1, 3), (2, 2)]

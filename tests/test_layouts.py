@@ -18,9 +18,9 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 import olor_mm  # noqa: F401
-from olor_mm_tools.pretrained import build_model, write_pretrained
-from olor_mm_tools.smoke import SmokeError, check_data, point_to_data
-from olor_mm_tools.upstream_layouts import COCO_CLASSES, COCO_IDS, write_layout
+from olor_mm.tools.pretrained import build_model, write_pretrained
+from olor_mm.tools.smoke_train import SmokeError, check_data, point_to_data
+from olor_mm.tools.upstream_layouts import COCO_CLASSES, COCO_IDS, write_layout
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 

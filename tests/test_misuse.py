@@ -344,7 +344,7 @@ def test_C6_print_layers_builds_a_plain_mmengine_config():
     from mmengine.config import Config
     from mmengine.registry import MODELS
 
-    from olor_mm_tools import pretrained as make_pretrained
+    from olor_mm.tools import pretrained as make_pretrained
     MODELS.register_module(
         'ToyClassifierForC6', module=ToyClassifier, force=True)
     cfg = Config(

@@ -462,7 +462,7 @@ class Planted:
 
 
 def test_the_harness_loads_checkpoints_weights_only(tmp_path):
-    from olor_mm_tools.experiment import load
+    from olor_mm.tools.experiment import load
     planted = tmp_path / 'planted.pth'
     torch.save(dict(state_dict={}, x=Planted()), planted)
     with pytest.raises(pickle.UnpicklingError, match='posix.system|system'):

@@ -1,4 +1,4 @@
-"""Progress on screen for long jobs (olor_mm_tools/progress.py)."""
+"""Progress on screen for long jobs (olor_mm/tools/progress.py)."""
 import math
 import re
 import subprocess
@@ -7,8 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from olor_mm_tools import progress
-from olor_mm_tools.progress import parse_progress, train_with_progress
+from olor_mm.tools import progress
+from olor_mm.tools.progress import parse_progress, train_with_progress
 
 FAKE_TRAINING = '''
 import sys, time

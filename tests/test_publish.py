@@ -9,15 +9,13 @@ import re
 
 import pytest
 import torch
-from e2e_utils import ROOT, load_script
+from e2e_utils import ROOT
 from mmengine.config import Config
 from mmengine.logging import HistoryBuffer, MessageHub
 
 import olor_mm  # noqa: F401
-from olor_mm_tools.pretrained import build_model
-
-main = load_script('tools/model_converters/publish_model.py',
-                   'publish_model').main
+from olor_mm.tools.pretrained import build_model
+from olor_mm.tools.publish_model import main  # noqa: E402
 
 DEMO = osp.join(ROOT, 'configs', 'demo')
 

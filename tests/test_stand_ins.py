@@ -15,8 +15,8 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 import olor_mm  # noqa: F401
-from olor_mm_tools import pretrained as make_pretrained
-from olor_mm_tools import smoke as smoke_train
+from olor_mm.tools import pretrained as make_pretrained
+from olor_mm.tools import smoke_train
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -79,7 +79,7 @@ def test_stand_in_is_read_by_the_models_own_init(spec, owner, tmp_path):
 
 def test_dataset_wrappers_get_the_data(tmp_path):
     """YOLOX trains on a MultiImageMixDataset (mosaic) around CocoDataset."""
-    from olor_mm_tools.upstream_layouts import write_layout
+    from olor_mm.tools.upstream_layouts import write_layout
     cfg = upstream('mmdet::yolox/yolox_s_8xb8-300e_coco.py')
     assert cfg.train_dataloader.dataset.type == 'MultiImageMixDataset'
     assert smoke_train.layout_of(cfg) == 'coco'

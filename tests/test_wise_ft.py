@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from olor_mm_tools.wise_ft import interpolate, main
+from olor_mm.tools.wise_ft import interpolate, main
 
 
 def _states():

@@ -38,11 +38,11 @@ from dataclasses import dataclass
 from typing import Callable, Dict, Tuple
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-from olor_mm_tools.experiment import (cfg_options, checkpoint_metrics,
+from olor_mm.tools.experiment import (cfg_options, checkpoint_metrics,
                                       config_model, data_options, load,
                                       schedule_options, swap_heads)
-from olor_mm_tools.progress import train_with_progress
-from olor_mm_tools.tables import markdown_table
+from olor_mm.tools.progress import train_with_progress
+from olor_mm.tools.tables import markdown_table
 
 CONFIGS = osp.join(ROOT, 'configs', 'demo')
 
@@ -258,7 +258,7 @@ def tradeoff_lines(part, rows):
 
 def plot_runs(work, names):
     """The drift of each fine-tuning per stage (plot_drift.py), one PNG."""
-    from olor_mm_tools import drift_plot as plot_drift
+    from olor_mm.tools import plot_drift as plot_drift
     dirs = [osp.join(work, 'downstream_' + n.replace(' ', '_')) for n in names]
     out = osp.join(work, 'drift.png')
     try:

@@ -55,8 +55,9 @@ def train(config, work_dir, options):
     lines = []
     for line in proc.stdout:
         lines.append(line)
-        progress = re.search(r'Iter\(train\)\s*\[\s*(\d+)/(\d+)\].*?'
-                             r'\bloss: ([\d.]+)', line)
+        progress = re.search(
+            r'Iter\(train\)\s*\[\s*(\d+)/(\d+)\].*?'
+            r'\bloss: ([\d.]+)', line)
         if progress:  # MMEngine's iteration line, shortened
             done, total, loss = progress.groups()
             print(f'  [{done}/{total}] loss {loss}', flush=True)

@@ -1,8 +1,8 @@
-"""The command line of :mod:`olor_mm_tools.smoke` (its docstring and
-``--help`` say what it does)."""
+"""The command line of ``python -m olor_mm.tools.smoke_train``
+(the installed tool: its docstring and ``--help`` say what it does)."""
 import sys
 
-from olor_mm_tools.smoke import main
+from olor_mm.tools.smoke_train import main
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -1,6 +1,8 @@
-"""The command line of :mod:`olor_mm_tools.wise_ft` (its docstring and
-``--help`` say what it does)."""
-from olor_mm_tools.wise_ft import main
+"""The command line of ``python -m olor_mm.tools.wise_ft``
+(the installed tool: its docstring and ``--help`` say what it does)."""
+import sys
+
+from olor_mm.tools.wise_ft import main
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -69,14 +69,18 @@ def _paramwise_lines_at_debug():
         logger.removeFilter(keep)
 
 
+def has_accelerator() -> bool:
+    """Whether MMEngine's AmpOptimWrapper finds a device it runs on."""
+    return any(
+        getattr(amp, f'is_{kind}_available', lambda: False)()
+        for kind in ('cuda', 'npu', 'mlu', 'musa'))
+
+
 def _check_amp_device(wrapper_cls: type) -> None:
     """MMEngine's AmpOptimWrapper needs an accelerator: say so before
     anything is built (MMEngine's own refusal, on the same condition, comes
     after the OLOR table), with the way to mixed precision on the CPU."""
-    accelerator = any(
-        getattr(amp, f'is_{kind}_available', lambda: False)()
-        for kind in ('cuda', 'npu', 'mlu', 'musa'))
-    if wrapper_cls is AmpOptimWrapper and not accelerator:
+    if wrapper_cls is AmpOptimWrapper and not has_accelerator():
         raise RuntimeError(
             "optim_wrapper.type='AmpOptimWrapper' (what MMDetection's and "
             "MMSegmentation's tools/train.py --amp write) needs a GPU, and "

@@ -327,8 +327,8 @@ class RollbackDriftHook(Hook):
             for key, value in values.items():
                 runner.message_hub.update_scalar(f'train/{key}', value)
             print_log(
-                f'RollbackDriftHook [{runner.iter + 1}] ' + '  '.join(
-                    f'{k}: {v:.3g}' for k, v in values.items()),
+                f'RollbackDriftHook [{runner.iter + 1}] ' +
+                '  '.join(f'{k}: {v:.3g}' for k, v in values.items()),
                 logger='current',
                 level=logging.INFO)
         self._check_before_save(runner, by_epoch=False)

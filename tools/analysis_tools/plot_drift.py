@@ -1,6 +1,8 @@
-"""The command line of :mod:`olor_mm_tools.drift_plot` (its docstring and
-``--help`` say what it does)."""
-from olor_mm_tools.drift_plot import main
+"""The command line of ``python -m olor_mm.tools.plot_drift``
+(the installed tool: its docstring and ``--help`` say what it does)."""
+import sys
+
+from olor_mm.tools.plot_drift import main
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -33,7 +33,7 @@ from typing import Dict, Optional, Sequence
 import cv2
 import numpy as np
 
-from olor_mm_tools.drawing import (DOWNSTREAM, UPSTREAM, coco_annotation,
+from olor_mm.tools.drawing import (DOWNSTREAM, UPSTREAM, coco_annotation,
                                    draw_image)
 
 #: the seven drawable shapes; class k of a layout is drawn as SHAPES[k % 7]

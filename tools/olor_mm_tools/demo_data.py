@@ -17,7 +17,7 @@ background, then the classes in the order above)::
 
 With ``--layout coco|ade20k|cityscapes`` it writes instead one small data
 set in the directory tree and formats of the real one, which the upstream
-configs open unchanged (see ``olor_mm_tools/upstream_layouts.py``).
+configs open unchanged (see ``olor_mm/tools/upstream_layouts.py``).
 
 Everything is a deterministic function of ``--seed``.
 
@@ -38,9 +38,9 @@ import os.path as osp
 import cv2
 import numpy as np
 
-from olor_mm_tools.drawing import (DOWNSTREAM, UPSTREAM, coco_annotation,
+from olor_mm.tools.drawing import (DOWNSTREAM, UPSTREAM, coco_annotation,
                                    draw_image)
-from olor_mm_tools.upstream_layouts import write_layout
+from olor_mm.tools.upstream_layouts import write_layout
 
 
 def write_coco_split(root, split, classes, num_images, size, max_objects, rng):
@@ -124,7 +124,7 @@ def parse_args(argv=None):
         '--layout',
         choices=['coco', 'ade20k', 'cityscapes'],
         help='write one data set in the layout of the real one instead of '
-        'the demo sets (see olor_mm_tools/upstream_layouts.py): '
+        'the demo sets (see olor_mm/tools/upstream_layouts.py): '
         '--out data/coco, '
         'data/ade or data/cityscapes is what the upstream configs open')
     parser.add_argument(

@@ -11,7 +11,7 @@ computed per seed, so the spread over seeds comes with them.
 import statistics
 from typing import Dict, Iterable, List, Sequence, Tuple
 
-from olor_mm_tools.tables import markdown_table
+from olor_mm.tools.tables import markdown_table
 
 Point = Tuple[float, float]
 
@@ -186,6 +186,22 @@ def _point_row(family, param: str, records) -> tuple:
             pm([up(r) for r in records]), _early(records))
 
 
+def _family_rows(fam) -> list:
+    """The table rows of the families' points, each run once under its own
+    name: a family's zero end is another method's run (plain fine-tuning
+    for OLOR, L2-SP, EWC and WiSE-FT; the OLOR run for OLOR + WiSE-FT),
+    shown as that method (``plain | -``), not as ``OLOR | 0.0``."""
+    rows, ends = [], []
+    for f, (_, by_param) in fam.items():
+        for param in sorted(by_param):
+            records = by_param[param]
+            if records[0].get('family') == f:
+                rows.append(_point_row(f, f'{param}', records))
+            elif records[0].get('family') == 'plain' and not ends:
+                ends.append(_point_row('plain', '-', records))
+    return ends + rows
+
+
 def _pretrained_score(pretrained) -> float:
     return pretrained['score'] if 'score' in pretrained else pretrained['bbox']
 
@@ -226,10 +242,7 @@ def write_fronts(results,
             for f in families(results)
         }
         fam = {f: v for f, v in fam.items() if v[0]}
-        rows = [
-            _point_row(f, f'{param}', by_param[param])
-            for f, (_, by_param) in fam.items() for param in sorted(by_param)
-        ]
+        rows = _family_rows(fam)
         singles = single_points(results, setting)
         rows += [_point_row(f, '-', rs) for f, rs in singles.items()]
         hv = {f: family_hypervolumes(v[0]) for f, v in fam.items()}

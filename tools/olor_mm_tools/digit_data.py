@@ -29,7 +29,7 @@ import os.path as osp
 import cv2
 import numpy as np
 
-from olor_mm_tools.drawing import coco_annotation, textured_background
+from olor_mm.tools.drawing import coco_annotation, textured_background
 
 UPSTREAM = ('0', '1', '2', '3', '4')
 DOWNSTREAM = ('5', '6', '7', '8', '9')

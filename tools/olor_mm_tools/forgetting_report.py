@@ -6,7 +6,7 @@ method, backbone drift per stage) and its retention-vs-downstream plot,
 the ``--sweep`` table and plot, the header every report starts with, the
 ``.md`` / ``.json`` files, and the runs of a committed ``--fronts`` results
 file merged into this invocation's. The fronts' own tables and plots are
-:mod:`olor_mm_tools.fronts`'s; the runs are
+:mod:`olor_mm.tools.fronts`'s; the runs are
 :mod:`olor_mm_tools.forgetting_experiment`'s.
 """
 import json
@@ -14,9 +14,9 @@ import os
 import os.path as osp
 import statistics
 
+from olor_mm.tools.fronts import pm
+from olor_mm.tools.tables import markdown_table
 from olor_mm_tools.forgetting_experiment import SWEEP_MAX, SWEEP_POWER
-from olor_mm_tools.fronts import pm
-from olor_mm_tools.tables import markdown_table
 
 #: the backbone groups whose drift the default benchmark's table shows
 STAGES = ('stem', 'stage1', 'stage2', 'stage3', 'stage4')

@@ -51,9 +51,7 @@ def load_series(scalars_json):
     for path in files:
         with open(path) as f:
             entries = [json.loads(line) for line in f]
-        steps = [
-            e.get('step', e.get('iter')) for e in entries if logged(e)
-        ]
+        steps = [e.get('step', e.get('iter')) for e in entries if logged(e)]
         if steps and first is not None and steps[0] <= first:
             # starts where the kept run started: not a resume but a new
             # run in the same work dir, which replaces what came before

@@ -5,7 +5,7 @@ The digit settings and the fine-tuning methods of ``configs/bench/``, the
 grids of ``--sweep`` and ``--fronts``, the upstream pre-training (kept when
 its config and options are those of the checkpoint on disk) and the jobs
 of every fine-tuning, WiSE-FT interpolation and LP-FT stage, in the form
-:func:`olor_mm_tools.forgetting_runs.run_jobs` runs (resumably). What the
+:func:`olor_mm.tools.forgetting_runs.run_jobs` runs (resumably). What the
 results become (tables, plots, files) is
 :mod:`olor_mm_tools.forgetting_report`'s.
 """
@@ -15,9 +15,9 @@ import time
 
 import torch
 
-from olor_mm_tools import experiment
-from olor_mm_tools.experiment import schedule_options, strip_heads
-from olor_mm_tools.forgetting_runs import (chain, coco_map, quiet,
+from olor_mm.tools import experiment
+from olor_mm.tools.experiment import schedule_options, strip_heads
+from olor_mm.tools.forgetting_runs import (chain, coco_map, quiet,
                                            train_in_process)
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))

@@ -82,7 +82,7 @@ def config_model(path, options):
     (:func:`olor_mm.core.drift.state_dict_drift`)."""
     from mmengine.config import Config
 
-    from olor_mm_tools.pretrained import build_model
+    from olor_mm.tools.pretrained import build_model
     cfg = Config.fromfile(path)
     cfg.merge_from_dict(options)
     return build_model(cfg)

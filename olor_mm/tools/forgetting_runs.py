@@ -40,12 +40,12 @@ import warnings
 from typing import Optional
 
 from olor_mm.engine.hooks import logged
-from olor_mm_tools.experiment import build_cfg, checkpoint_metrics, load
-from olor_mm_tools.progress import bar, progress_hook
+from olor_mm.tools.experiment import build_cfg, checkpoint_metrics, load
+from olor_mm.tools.progress import bar, progress_hook
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 #: the default training command: ``{config}`` is the run's config file
-TRAIN_CMD = (sys.executable, osp.join(ROOT, 'tools', 'train.py'), '{config}')
+#: (olor-mm's installed train tool: no checkout needed)
+TRAIN_CMD = (sys.executable, '-m', 'olor_mm.tools.train', '{config}')
 #: metrics MMDetection reports as fractions: shown as percent
 FRACTION_PREFIXES = ('coco/', 'pascal_voc/')
 
@@ -123,8 +123,6 @@ def train(job) -> str:
         env.update(
             OMP_NUM_THREADS=str(job['threads']),
             MKL_NUM_THREADS=str(job['threads']))
-    env['PYTHONPATH'] = os.pathsep.join(
-        [ROOT] + ([env['PYTHONPATH']] if env.get('PYTHONPATH') else []))
     log = osp.join(job['work_dir'], 'train.log')
     with open(log, 'w') as f:
         done = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)
@@ -296,7 +294,7 @@ def run_train_job(job):
     state = load(ckpt)['state_dict']
     if job.get('drift_prefixes'):
         from olor_mm.core.drift import state_dict_drift
-        from olor_mm_tools.experiment import config_model
+        from olor_mm.tools.experiment import config_model
         opts = dict(job.get('options', {}))
         result['drift'] = state_dict_drift(
             state,
@@ -345,7 +343,7 @@ def run_wise_job(job):
     if job.get('threads'):
         torch.set_num_threads(job['threads'])
     quiet()
-    from olor_mm_tools.wise_ft import wise_ft
+    from olor_mm.tools.wise_ft import wise_ft
     t0 = time.time()
     os.makedirs(job['work_dir'], exist_ok=True)
     ckpt = osp.join(job['work_dir'], 'wise.pth')

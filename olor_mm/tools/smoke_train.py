@@ -6,7 +6,7 @@ CPU, at reduced scale, through the same code paths as ``tools/train.py`` and
 ``tools/test.py``:
 
 1. data: the generated data set in the config's upstream layout
-   (``olor_mm_tools/upstream_layouts.py``) under ``WORK_DIR/data`` if
+   (``olor_mm/tools/upstream_layouts.py``) under ``WORK_DIR/data`` if
    missing (or ``--data-root``), checked against the config (annotation
    files, images, label range); dataset wrappers (``MultiImageMixDataset``,
    ``RepeatDataset``, ``ConcatDataset``, ``ClassBalancedDataset``) keep
@@ -243,7 +243,7 @@ def stand_in_checkpoints(cfg, folder: str, quiet=contextlib.nullcontext):
         SmokeError: when a checkpoint has no stand-in, or a remote one is
             left (nothing may be downloaded).
     """
-    from olor_mm_tools.pretrained import (REMOTE, checkpoint_keys, set_key,
+    from olor_mm.tools.pretrained import (REMOTE, checkpoint_keys, set_key,
                                           write_pretrained, write_stand_in)
     keys = checkpoint_keys(cfg)
     by_source = {}
@@ -409,7 +409,7 @@ class Report:
 
 def prepare(args, cfg, report: Report):
     """Data and pretrained weights; returns (cfg, expected theta0 values)."""
-    from olor_mm_tools.upstream_layouts import write_layout
+    from olor_mm.tools.upstream_layouts import write_layout
     if args.data_root:
         data_root = args.data_root
         source = 'given'
@@ -484,24 +484,31 @@ def trainings(cfg, args):
 
 
 def run(args) -> int:
-    from mmengine.config import Config
+    from olor_mm.tools.config_input import (for_this_machine, load,
+                                            one_line_errors)
     start = time.time()
     report = Report()
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    ow = cfg.get('optim_wrapper', {})
-    if ow.get('constructor') != 'LayerwiseRollbackConstructor':
-        raise SmokeError('optim_wrapper.constructor is not '
-                         "'LayerwiseRollbackConstructor': there is no "
-                         'rollback to check in this config.')
-    print(
-        f'smoke_train: {args.config} ({cfg.default_scope}, scale '
-        f'{args.scale}, {args.iters} iterations, work dir '
-        f'{args.work_dir})',
-        flush=True)
-    cfg, expected = prepare(args, cfg, report)
-    config_olor = {k: ow.paramwise_cfg.get(k, ow.get(k)) for k in STRONG}
+    with one_line_errors('smoke_train'):
+        cfg = load(args.config, args.cfg_options)
+        ow = cfg.get('optim_wrapper', {})
+        if ow.get('constructor') != 'LayerwiseRollbackConstructor':
+            raise SmokeError('optim_wrapper.constructor is not '
+                             "'LayerwiseRollbackConstructor': there is no "
+                             'rollback to check in this config.')
+        note = for_this_machine(cfg)
+        print(
+            f'smoke_train: {args.config} ({cfg.default_scope}, scale '
+            f'{args.scale}, {args.iters} iterations, work dir '
+            f'{args.work_dir})',
+            flush=True)
+        if note:
+            print(note, flush=True)
+        cfg, expected = prepare(args, cfg, report)
+    from olor_mm.engine.config_keys import OLOR_DEFAULTS
+    config_olor = {
+        k: ow.paramwise_cfg.get(k, ow.get(k, OLOR_DEFAULTS.get(k)))
+        for k in STRONG
+    }
 
     olor_cfg, runners = trainings(cfg, args)
     values = {tag: losses(r) for tag, r in runners.items()}

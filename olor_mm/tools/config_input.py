@@ -1,0 +1,86 @@
+"""A config as the check tools take it (print_layers, smoke_train,
+forgetting): what users have, one clear line when it is wrong.
+
+- a file, or an installed package's config as ``_base_`` names them
+  (``mmdet::yolo/yolov3_d53_8xb8-amp-ms-608-273e_coco.py``);
+- ``--cfg-options`` merged; an upstream config given only
+  ``optim_wrapper.constructor=LayerwiseRollbackConstructor`` gets an empty
+  ``paramwise_cfg`` (the defaults);
+- an upstream ``AmpOptimWrapper`` on a machine without GPU is checked in
+  float32 under ``OptimWrapper``, with a line that says so: the check tools
+  check the optimizer set-up and the rollback, which are the same under
+  both wrappers (the rollback is on the optimizer), not mixed precision;
+- a config error (an unknown or misspelt key, a missing file, a value out
+  of range) is one line: ``<tool>: error: <what and the fix>``.
+"""
+import contextlib
+import os.path as osp
+from typing import Optional
+
+#: what a wrong config raises while it is read or its model and optimizer
+#: set-up are built (MMEngine's parser and registries, olor-mm's checks)
+CONFIG_ERRORS = (ValueError, KeyError, TypeError, FileNotFoundError,
+                 ImportError, NotImplementedError, SyntaxError, AssertionError)
+
+
+def resolve(path: str) -> str:
+    """A config path, ``pkg::path`` (an installed package's config, as in
+    ``_base_``) resolved to its file."""
+    if '::' not in path:
+        if not osp.isfile(path):
+            raise FileNotFoundError(
+                f'config file {path} does not exist (an installed '
+                "package's config is named as in _base_: "
+                'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py)')
+        return path
+    from mmengine.config import Config
+
+    import olor_mm  # noqa: F401  (MMEngine's package lookup, fixed)
+    return Config._get_cfg_path(path, '')[0]
+
+
+def load(path: str, options: Optional[dict] = None):
+    """The config of ``path`` (a file or ``pkg::path``) with ``options``
+    (``--cfg-options``) merged."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(resolve(path))
+    if options:
+        cfg.merge_from_dict(options)
+    ow = cfg.get('optim_wrapper')
+    if ow is not None and ow.get('constructor') == \
+            'LayerwiseRollbackConstructor' and ow.get('paramwise_cfg') is None:
+        ow.paramwise_cfg = {}
+    return cfg
+
+
+def for_this_machine(cfg) -> Optional[str]:
+    """Check an ``AmpOptimWrapper`` config in float32 where there is no
+    GPU (MMEngine's AmpOptimWrapper needs one); returns the line that says
+    so, or None when nothing changed."""
+    from olor_mm.engine.constructors import has_accelerator
+    ow = cfg.get('optim_wrapper') or {}
+    if ow.get('type') != 'AmpOptimWrapper' or has_accelerator():
+        return None
+    ow.type = 'OptimWrapper'
+    for key in ('loss_scale', 'dtype', 'use_fsdp'):
+        ow.pop(key, None)
+    return ("NOTE optim_wrapper.type='AmpOptimWrapper' needs a GPU, and this "
+            "machine has none: checked in float32 under 'OptimWrapper' "
+            '(the layers, lam and rollback are the same; mixed precision is '
+            'not checked here)')
+
+
+def error_line(err: BaseException) -> str:
+    """The message of ``err`` on one line (a KeyError's without quotes)."""
+    text = err.args[0] if isinstance(err, KeyError) and err.args else err
+    text = ' '.join(str(text).split()) or type(err).__name__
+    return text
+
+
+@contextlib.contextmanager
+def one_line_errors(tool: str):
+    """Turn a config error into ``SystemExit('<tool>: error: ...')``."""
+    try:
+        yield
+    except CONFIG_ERRORS as err:
+        raise SystemExit(f'{tool}: error: {error_line(err)}') from None
