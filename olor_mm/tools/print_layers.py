@@ -3,11 +3,12 @@
 ``python -m olor_mm.tools.print_layers CONFIG [--cfg-options ...]``
 (``tools/analysis_tools/print_layers.py`` in a checkout; CONFIG a file or
 an installed package's, ``mmdet::...``) builds the config's model only (no
-weights are loaded or downloaded, no data, no optimizer) and prints what ``LayerwiseRollbackConstructor`` logs
-when training starts: where each pretrained prefix's numbering comes from,
-then one row per layer with ``lam_i`` (Eq. 8/9), its trainable tensors and
-parameters, its first and last parameter and the source of its numbering.
-A warning says when a numbering is coarser than the model's blocks.
+weights are loaded or downloaded, no data, no optimizer) and prints what
+``LayerwiseRollbackConstructor`` logs when training starts: where each
+pretrained prefix's numbering comes from, then one row per layer with
+``lam_i`` (Eq. 8/9), its trainable tensors and parameters, its first and
+last parameter and the source of its numbering. A warning says when a
+numbering is coarser than the model's blocks.
 
 Example::
 
