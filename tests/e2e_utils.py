@@ -151,3 +151,22 @@ def table_rows(text):
     rows = [[c.strip() for c in line.strip()[1:-1].split('|')]
             for line in text.splitlines() if line.startswith('|')]
     return [r for r in rows if not set(''.join(r)) <= set('-:')]
+
+
+def upstream_analyzer(package, monkeypatch):
+    """``tools/analysis_tools/analyze_logs.py`` of an installed OpenMMLab
+    package (its wheel's ``.mim/tools``), imported as a module; seaborn,
+    which only its plotting uses, is stubbed where it is not installed."""
+    import importlib.util
+    import types
+    root = osp.dirname(importlib.util.find_spec(package).origin)
+    path = osp.join(root, '.mim', 'tools', 'analysis_tools', 'analyze_logs.py')
+    if ('seaborn' not in sys.modules
+            and importlib.util.find_spec('seaborn') is None):
+        monkeypatch.setitem(sys.modules, 'seaborn',
+                            types.ModuleType('seaborn'))
+    spec = importlib.util.spec_from_file_location(f'{package}_analyze_logs',
+                                                  path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

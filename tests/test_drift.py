@@ -1,18 +1,17 @@
 """Drift groups, RollbackDriftHook against a direct computation, plot tool."""
 import glob
 import json
-import os.path as osp
-import sys
 
 import pytest
 import torch
+from e2e_utils import upstream_analyzer
 from mmengine.runner import Runner
 from toy import (TOY_LAYERS, olor_wrapper_cfg, resumed_runner, runner_cfg,
                  toy_runner)
 
 import olor_mm  # noqa: F401
 from olor_mm.core.drift import drift_groups, relative_drift
-from olor_mm.tools import plot_drift as plot_drift
+from olor_mm.tools import plot_drift
 
 
 def _model(backbone):
@@ -407,25 +406,6 @@ def test_plot_drift_tells_a_resume_from_a_new_run(tmp_path):
     assert fresh['drift.backbone.stem'] == ([2, 4], [0.5, 0.6])
 
 
-def _upstream_analyzer(package, monkeypatch):
-    """``tools/analysis_tools/analyze_logs.py`` of an installed OpenMMLab
-    package (its wheel's ``.mim/tools``), imported as a module; seaborn,
-    which only its plotting uses, is stubbed where it is not installed."""
-    import importlib.util
-    import types
-    root = osp.dirname(importlib.util.find_spec(package).origin)
-    path = osp.join(root, '.mim', 'tools', 'analysis_tools', 'analyze_logs.py')
-    if ('seaborn' not in sys.modules
-            and importlib.util.find_spec('seaborn') is None):
-        monkeypatch.setitem(sys.modules, 'seaborn',
-                            types.ModuleType('seaborn'))
-    spec = importlib.util.spec_from_file_location(f'{package}_analyze_logs',
-                                                  path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_upstream_log_analyzers_read_every_logged_point(
         tmp_path, toy_pretrained, monkeypatch):
     """MMDetection's ``analyze_logs.py`` reads a key holding ``/`` as a
@@ -450,7 +430,7 @@ def test_upstream_log_analyzers_read_every_logged_point(
     log, = glob.glob(str(tmp_path / 'run' / '*' / 'vis_data' / '2*.json'))
     rows = [json.loads(line) for line in open(log)]
     assert [r['step'] for r in rows if 'loss' in r] == [2, 4, 6, 8, 10]
-    det = _upstream_analyzer('mmdet', monkeypatch).load_json_logs([log])[0]
+    det = upstream_analyzer('mmdet', monkeypatch).load_json_logs([log])[0]
     series = det[1]  # MMDetection's epoch key of an iteration-based run
     for key in ('step', 'loss', 'drift.backbone.stem',
                 'lam_eff.backbone.stem'):
@@ -460,7 +440,7 @@ def test_upstream_log_analyzers_read_every_logged_point(
         r['drift.backbone.stem'] for r in rows if 'loss' in r
     ]
     assert series['lam_eff.backbone.stem'] != series['drift.backbone.stem']
-    seg = _upstream_analyzer('mmseg', monkeypatch).load_json_logs([log])[0]
+    seg = upstream_analyzer('mmseg', monkeypatch).load_json_logs([log])[0]
     assert sorted(seg) == [2, 4, 6, 8, 10]
     assert all(
         len(seg[s]['drift.backbone.stem']) == 1 and len(seg[s]['loss']) == 1

@@ -11,7 +11,8 @@ import sys
 import pytest
 import torch
 from e2e_utils import (DEMO, ROOT, demo_fixtures, drift, kill_after_checkpoint,
-                       options, scalars, state, train, train_cmd)
+                       options, scalars, state, train, train_cmd,
+                       upstream_analyzer)
 
 from olor_mm.core.theta0 import saved_theta0
 
@@ -158,6 +159,62 @@ def test_upstream_mmdet_train_py_rolls_back(data, pretrained, tmp_path):
                         'backbone.')
     assert olor_drift < 0.8 * plain_drift, (olor_drift, plain_drift)
     assert logged_lam(tmp_path / 'olor') == pytest.approx(0.5)
+
+
+def readme_block(marker):
+    """The README's fenced Python block holding ``marker``, as printed."""
+    import re
+    text = open(osp.join(ROOT, 'README.md')).read()
+    for block in re.findall(r'```python\n(.*?)```', text, re.S):
+        if marker in block:
+            return block
+    raise AssertionError(f'no README block holds {marker!r}')
+
+
+def test_readme_inheriting_config_under_upstream_train_py(
+        data, pretrained, tmp_path, monkeypatch):
+    """The README's "In a config" inheriting block, as printed but for its
+    base (the demo's tiny Mask R-CNN in place of the R50 one, which trains
+    for minutes on a CPU), in a directory of the user's, through
+    MMDetection's own tools/train.py: it parses, rolls back (the layer
+    table and the drift in the log) and its json log is read by
+    MMDetection's analyze_logs.py with every logged point."""
+    block = readme_block('from olor_mm.configs.olor import')
+    first, rest = block.split('\n', 1)
+    assert first.startswith("_base_ = 'mmdet::mask_rcnn/")
+    user = tmp_path / 'my_project'
+    user.mkdir()
+    (user / 'my_config.py').write_text(f'_base_ = {PLAIN!r}\n' + rest)
+    work = tmp_path / 'run'
+    opts = options(data['downstream'], 4) + [f'load_from={pretrained}']
+    out = subprocess.run([
+        sys.executable,
+        upstream_train_py('mmdet'), 'my_config.py', '--work-dir',
+        str(work), '--cfg-options', *opts
+    ],
+                         cwd=user,
+                         capture_output=True,
+                         text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    (log, ) = glob.glob(str(work / '*' / '*.log'))
+    text = open(log).read()
+    assert 'OLOR layer-wise rollback' in text
+    assert 'RollbackDriftHook [4] drift.backbone.stem: ' in text
+    optim = state(work / 'iter_4.pth')['optimizer']
+    assert torch.equal(
+        saved_theta0(optim)[0],
+        state(pretrained)['state_dict']['backbone.conv1.weight'])
+    (json_log, ) = glob.glob(str(work / '*' / 'vis_data' / '2*.json'))
+    analyzer = upstream_analyzer('mmdet', monkeypatch)
+    series = analyzer.load_json_logs([json_log])[0][1]
+    counts = {
+        k: len(series[k])
+        for k in ('step', 'loss', 'drift.backbone.stem',
+                  'lam_eff.backbone.stem')
+    }
+    assert counts == dict.fromkeys(counts, 4), counts  # logged every iter
+    assert series['step'] == [1, 2, 3, 4]
 
 
 def logged_lam(work_dir):

@@ -1,5 +1,7 @@
 """olor_mm.tools.forgetting: any pair of configs, end to end on
 the demo's tiny Mask R-CNN; its suggestion rule by hand."""
+import contextlib
+import io
 import json
 import os.path as osp
 
@@ -51,8 +53,14 @@ def sweep(tmp_path_factory):
         '--upstream-cfg-options', *up_opts
     ]
     tool = _tool()
+    planned = io.StringIO()
+    with contextlib.redirect_stdout(planned):
+        tool.main(argv + ['--plan', '--plan-iters', '3'])
     tool.main(argv)
     first = json.loads((work / 'forgetting.json').read_text())
+    replanned = io.StringIO()
+    with contextlib.redirect_stdout(replanned):
+        tool.main(argv + ['--plan'])
     logs = {
         p: osp.getmtime(p)
         for p in map(str, work.glob('runs/*/train.log'))
@@ -65,6 +73,8 @@ def sweep(tmp_path_factory):
         first=first,
         second=second,
         logs=logs,
+        plan=planned.getvalue(),
+        replan=replanned.getvalue(),
         text=(work / 'forgetting.md').read_text())
 
 
@@ -106,6 +116,27 @@ def test_lp_stage_leaves_the_trunk_bit_identical(sweep):
     # LP-FT's second stage starts from the probe and trains the trunk
     lpft = sweep['work'] / 'runs' / 'lpft_s0' / 'config.py'
     assert 'frozen_s0/weights.pth' in lpft.read_text()
+
+
+def test_plan_lists_the_runs_and_estimates_their_time(sweep):
+    """--plan: every run of the sweep with its method, strength and
+    start, and an estimate from one short timing run, within 2x of what
+    the runs then took (their result.json); after the sweep, nothing is
+    left to run."""
+    import re
+    plan = sweep['plan']
+    rows = {r[0]: r for r in table_rows(plan)[1:]}  # [0]: the header
+    assert set(rows) == {'plain', 'frozen', 'olor_0.1', 'ewc_1', 'lpft'}
+    assert rows['olor_0.1'][1:3] == ['OLOR', '0.1']
+    assert rows['lpft'][4].endswith('frozen_s0/weights.pth')
+    found = re.search(
+        r'estimate: 5 runs to go \(5 trainings\), ([\d.]+) '
+        r'run-minutes', plan)
+    assert found, plan
+    estimate = 60 * float(found.group(1))
+    took = sum(r['total_s'] for r in sweep['first']['results'])
+    assert took / 2 <= estimate <= 2 * took, (estimate, took)
+    assert 'nothing left to run' in sweep['replan']
 
 
 def test_report_and_resume(sweep):

@@ -134,6 +134,91 @@ def test_an_installed_wheel_serves_its_configs_as_olor_mm_bases(
     assert built == 'LayerwiseRollbackConstructor 0.01'
 
 
+def test_the_wheel_installs_olor_mm_alone(metadata):
+    """One top-level package: the tools users run are olor_mm.tools; the
+    demo's and benchmarks' own modules (tools/olor_mm_tools) stay in the
+    repository."""
+    _, files, _ = metadata
+    top = {f.split('/')[0] for f in files}
+    assert {t for t in top if not t.endswith('.dist-info')} == {'olor_mm'}
+    for tool in ('train', 'test', 'print_layers', 'smoke_train', 'forgetting',
+                 'publish_model', 'plot_drift', 'wise_ft'):
+        assert f'olor_mm/tools/{tool}.py' in files, tool
+    assert 'olor_mm/configs/olor.py' in files
+
+
+def test_installed_tools_and_config_block_work_without_a_checkout(
+        metadata, tmp_path):
+    """From the installed wheel, in a directory of the user's, with no
+    checkout on the path: a config inherits OLOR's block by import, parsed
+    as MMDetection's own tools/train.py parses it (olor_mm not imported
+    first), and the check tools run as ``python -m olor_mm.tools.<tool>``
+    on an upstream config."""
+    _, _, wheel = metadata
+    site = tmp_path / 'site'
+    install = subprocess.run([
+        sys.executable, '-m', 'pip', 'install', '-q', '--no-deps', '--target',
+        str(site),
+        str(wheel)
+    ],
+                             capture_output=True,
+                             text=True,
+                             timeout=300)
+    assert install.returncode == 0, install.stderr[-3000:]
+    user = tmp_path / 'my_project'
+    user.mkdir()
+    (user / 'my_config.py').write_text(
+        "_base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'\n"
+        'from olor_mm.configs.olor import *  # noqa: F401,F403\n'
+        'optim_wrapper = olor_optim_wrapper\n')
+    env = dict(os.environ, PYTHONPATH=str(site))
+    code = ('import sys\n'
+            'from mmengine.config import Config\n'
+            'cfg = Config.fromfile("my_config.py")\n'
+            'print(sys.modules["olor_mm"].__file__)\n'
+            'print(cfg.optim_wrapper.type, cfg.optim_wrapper.constructor, '
+            'cfg.optim_wrapper.optimizer.type, '
+            'cfg.optim_wrapper.paramwise_cfg.rollback_max, '
+            'cfg.custom_hooks[0].type, cfg.custom_imports.imports)\n')
+    out = subprocess.run([sys.executable, '-c', code],
+                         cwd=user,
+                         env=env,
+                         capture_output=True,
+                         text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    where, built = out.stdout.strip().splitlines()[-2:]
+    assert where.startswith(str(site))
+    # merged into the upstream block: its SGD stays
+    assert built == ("OptimWrapper LayerwiseRollbackConstructor SGD 0.01 "
+                     "RollbackDriftHook ['olor_mm']")
+    layers = subprocess.run([
+        sys.executable, '-m', 'olor_mm.tools.print_layers',
+        'mmdet::yolo/yolov3_d53_8xb8-amp-ms-608-273e_coco.py', '--cfg-options',
+        'optim_wrapper.constructor=LayerwiseRollback'
+        'Constructor'
+    ],
+                            cwd=user,
+                            env=env,
+                            capture_output=True,
+                            text=True,
+                            timeout=300)
+    assert layers.returncode == 0, layers.stderr[-3000:]
+    assert "checked in float32 under 'OptimWrapper'" in layers.stdout
+    assert 'Darknet' in layers.stdout and '0.010000' in layers.stdout
+    for tool in ('forgetting', 'smoke_train', 'publish_model', 'plot_drift',
+                 'train', 'wise_ft'):
+        helped = subprocess.run(
+            [sys.executable, '-m', f'olor_mm.tools.{tool}', '--help'],
+            cwd=user,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120)
+        assert helped.returncode == 0, (tool, helped.stderr[-2000:])
+        assert 'usage:' in helped.stdout, tool
+
+
 def test_import_needs_neither_mmdet_nor_mmseg_nor_mmcv():
     code = '''
 import sys

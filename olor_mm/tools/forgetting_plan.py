@@ -6,16 +6,15 @@ scored as a real run (downstream and retention evaluations). From it:
 
     t_iter   median time of an iteration (MMEngine's ``time``, iterations
              2..k: the first one warms up)
-    t_eval   one evaluation: half of the run's scoring (it evaluates twice)
     t_start  the rest of the timing run's training: start-up, loading,
-             saving, and its one validation (MMEngine validates at the end)
-             less t_eval
+             saving (the runs do not validate: the tool scores their last
+             checkpoint)
+    t_eval   one evaluation: half of the run's scoring (downstream, and
+             retention on the upstream test set)
 
-and each training run of ``N`` iterations with ``V`` validations takes
-
-    t_start + N * t_iter + (V - 1) * t_eval + 2 * t_eval
-
-a WiSE-FT point ``2 * t_eval`` (an interpolation and its scoring). Runs
+and each training run of ``N`` iterations takes ``t_start + N * t_iter +
+2 * t_eval``, a WiSE-FT point ``2 * t_eval`` (an interpolation and its
+scoring). Runs
 that finished before (their ``result.json``) count 0. With ``--jobs J``
 the runs are spread over ``J`` workers, each on one thread, as the timing
 run was.
@@ -32,24 +31,20 @@ from olor_mm.tools.tables import markdown_table
 
 
 def schedule(config: str, options: dict):
-    """``(iterations, validations)`` of a run of ``config`` with
-    ``options``; None where the length of an epoch is not known without
-    the data (an epoch-based loop over a dataset without ``indices``)."""
+    """The iterations of a run of ``config`` with ``options``; None where
+    the length of an epoch is not known without the data (an epoch-based
+    loop over a dataset without ``indices``)."""
     from mmengine.config import Config
     cfg = Config.fromfile(config)
     cfg.merge_from_dict(options)
     loop = cfg.train_cfg
-    val = loop.get('val_interval', 1)
     if 'max_iters' in loop:
-        n = loop.max_iters
-        return n, max(1, math.ceil(n / val))
-    epochs = loop.get('max_epochs')
-    dataset = cfg.train_dataloader.dataset
-    indices = dataset.get('indices')
-    if epochs is None or not isinstance(indices, int):
+        return loop.max_iters
+    indices = cfg.train_dataloader.dataset.get('indices')
+    if loop.get('max_epochs') is None or not isinstance(indices, int):
         return None
-    per_epoch = math.ceil(indices / cfg.train_dataloader.batch_size)
-    return epochs * per_epoch, max(1, math.ceil(epochs / val))
+    return loop.max_epochs * math.ceil(
+        indices / cfg.train_dataloader.batch_size)
 
 
 def timing_job(job: dict, iters: int, work: str, threads) -> dict:
@@ -66,8 +61,8 @@ def timing_job(job: dict, iters: int, work: str, threads) -> dict:
         opts['train_cfg.max_epochs'] = 1
         opts['train_dataloader.dataset.indices'] = \
             iters * cfg.train_dataloader.batch_size
-    opts['default_hooks.logger.interval'] = 1
     probe.update(
+        log_interval=1,
         options=opts,
         work_dir=osp.join(work, 'plan', f'timing_{iters}'),
         keep_weights=False)
@@ -130,18 +125,17 @@ def plan(first, second, n_workers: int, iters: int, work: str) -> str:
     result = run_job(probe)
     t_iter = iteration_time(probe['work_dir'])
     t_eval = (result['total_s'] - result['train_s']) / 2
-    t_start = max(0.0, result['train_s'] - iters * t_iter - t_eval)
+    t_start = max(0.0, result['train_s'] - iters * t_iter)
     per_run, unknown = [], []
     for job in todo:
         if job.get('alpha') is not None:
             per_run.append(2 * t_eval)
             continue
-        length = schedule(job['config'], job['options'])
-        if length is None:
+        n = schedule(job['config'], job['options'])
+        if n is None:
             unknown.append(job['key']['method'])
             continue
-        n, validations = length
-        per_run.append(t_start + n * t_iter + (validations + 1) * t_eval)
+        per_run.append(t_start + n * t_iter + 2 * t_eval)
     total = sum(per_run)
     wall = total / min(n_workers, max(1, len(todo)))
     lines.append(
