@@ -251,8 +251,23 @@ def check_launcher(parser, launcher: str) -> None:
                      '--launcher out for one process.')
 
 
+def resolve_config(path: str) -> str:
+    """A config file, or an installed package's config named as in
+    ``_base_`` (``mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py``,
+    ``olor_mm::demo/...``) resolved to its file."""
+    if '::' in path:
+        return Config._get_cfg_path(path, '')[0]
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f'config file {path} does not exist (working directory '
+            f"{os.getcwd()}; an installed package's config is named as in "
+            '_base_: mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py).')
+    return path
+
+
 def load_config(args) -> Config:
-    """The config of ``args.config`` with the common command-line edits.
+    """The config of ``args.config`` (a file or ``pkg::path``) with the
+    common command-line edits.
 
     ``--cfg-options`` are merged, ``--launcher`` is set (on a machine
     without GPU, DDP then gets ``device_ids=None``:
@@ -260,10 +275,7 @@ def load_config(args) -> Config:
     ``--work-dir``, else the config's, else ``./work_dirs/<config name>``
     (MMDetection's order).
     """
-    if not osp.isfile(args.config):
-        raise FileNotFoundError(f'config file {args.config} does not exist '
-                                f'(working directory {os.getcwd()}).')
-    cfg = Config.fromfile(args.config)
+    cfg = Config.fromfile(resolve_config(args.config))
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)

@@ -14,7 +14,6 @@ forgetting): what users have, one clear line when it is wrong.
   of range) is one line: ``<tool>: error: <what and the fix>``.
 """
 import contextlib
-import os.path as osp
 from typing import Optional
 
 #: what a wrong config raises while it is read or its model and optimizer
@@ -26,17 +25,8 @@ CONFIG_ERRORS = (ValueError, KeyError, TypeError, FileNotFoundError,
 def resolve(path: str) -> str:
     """A config path, ``pkg::path`` (an installed package's config, as in
     ``_base_``) resolved to its file."""
-    if '::' not in path:
-        if not osp.isfile(path):
-            raise FileNotFoundError(
-                f'config file {path} does not exist (an installed '
-                "package's config is named as in _base_: "
-                'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py)')
-        return path
-    from mmengine.config import Config
-
-    import olor_mm  # noqa: F401  (MMEngine's package lookup, fixed)
-    return Config._get_cfg_path(path, '')[0]
+    from olor_mm.cli.common import resolve_config
+    return resolve_config(path)
 
 
 def load(path: str, options: Optional[dict] = None):
