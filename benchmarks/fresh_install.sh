@@ -14,8 +14,10 @@
 #      smoke_train on two upstream configs given only the constructor,
 #      forgetting --plan then its two smallest runs (plain, olor), and
 #      publish_model and plot_drift on step 1's run;
-#   4. `mim train mmdet` on the same config, where openmim installs without
-#      changing the stack (step 4 says what it would change otherwise).
+#   4. the README's AdamW block trained the same way, and the checkpoint
+#      sizes of both runs (benchmarks/checkpoint_size.py: docs/usage.md);
+#   5. `mim train mmdet` on the same config, after installing openmim (it
+#      says what that install changed of the environment).
 #
 #   bash benchmarks/fresh_install.sh [WORK]      # WORK: /tmp/olor_fresh
 #
@@ -143,18 +145,35 @@ step "3c. publish_model and plot_drift on step 1's run"
 "$V/python" -m olor_mm.tools.publish_model "$W/run/epoch_1.pth" "$W/published.pth"
 "$V/python" -m olor_mm.tools.plot_drift "$W/run" --out "$W/drift_stages.png"
 
-step "4. mim train mmdet"
-"$V/pip" install --dry-run -q --report "$W/mim.json" openmim > /dev/null 2>&1 || true
-"$V/python" - "$W/mim.json" <<'PY'
-import json, sys
-have = {'torch', 'mmengine', 'mmcv', 'mmdet', 'setuptools', 'numpy'}
-got = [(i['metadata']['name'].lower(), i['metadata']['version']) for i in json.load(open(sys.argv[1]))['install']]
-print('openmim would install:', ' '.join(f'{n}=={v}' for n, v in got))
-changed = [f'{n}=={v}' for n, v in got if n in have]
-print('of the stack it would change:', changed or 'nothing')
+step "4. checkpoint sizes: the README's AdamW block, trained the same way"
+"$V/python" - "$ROOT/README.md" my_config_adamw.py <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+block = next(b for b in re.findall(r'```python\n(.*?)```', text, re.S)
+             if "type='AdamW'" in b and '_delete_=True' in b)
+open(sys.argv[2], 'w').write(block + "custom_hooks = [dict(type='RollbackDriftHook')]\n")
 PY
-"$V/pip" install -q openmim
-"$V/pip" list 2>/dev/null | grep -iE '^(torch|mmengine|mmcv|mmdet|setuptools|numpy) '
+"$V/python" "$MMDET/.mim/tools/train.py" my_config_adamw.py --work-dir "$W/run_adamw" --cfg-options "${OPTS[@]}" > "$W/run_adamw.out" 2>&1 \
+  || { tail -40 "$W/run_adamw.out"; exit 1; }
+"$V/python" "$ROOT/benchmarks/checkpoint_size.py" "$W/run/epoch_1.pth" "$W/run_adamw/epoch_1.pth" \
+  --names "Mask R-CNN R50, SGD (momentum)" "Mask R-CNN R50, AdamW"
+
+step "5. mim train mmdet"
+"$V/pip" freeze > "$W/before_mim.txt"
+"$V/pip" install -q openmim 2> "$W/mim_install.err" || { cat "$W/mim_install.err"; exit 1; }
+"$V/pip" freeze > "$W/after_mim.txt"
+echo "what installing openmim changed of what was there:"
+"$V/python" - "$W/before_mim.txt" "$W/after_mim.txt" <<'PY'
+import sys
+def read(p):
+    return dict(l.strip().split('==', 1) for l in open(p) if '==' in l)
+before, after = read(sys.argv[1]), read(sys.argv[2])
+changed = {k: (v, after.get(k)) for k, v in before.items() if after.get(k) != v}
+for k, (old, new) in sorted(changed.items()):
+    print(f'  {k}: {old} -> {new}')
+print(f'  (and {len(set(after) - set(before))} packages added)')
+PY
+grep -i "conflict\|requires" "$W/mim_install.err" || true
 "$V/mim" train mmdet my_config.py --work-dir "$W/mim_run" --cfg-options "${OPTS[@]}" > "$W/mim.out" 2>&1 \
   || { tail -40 "$W/mim.out"; exit 1; }
 grep -m1 "OLOR layer-wise rollback" "$W"/mim_run/*/*.log

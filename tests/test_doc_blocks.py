@@ -110,7 +110,8 @@ COMMANDS = [(block_id(b), c) for b in BLOCKS if b[2] == 'bash'
 
 #: commands run here, each in seconds: pattern -> check in test_command_runs
 RUN = {
-    'print_layers': r'^python tools/analysis_tools/print_layers\.py ',
+    'print_layers': (r'^python (tools/analysis_tools/print_layers\.py'
+                     r'|-m olor_mm\.tools\.print_layers) '),
     'publish': r'^python tools/model_converters/publish_model\.py ',
     'make_demo_data': r'^python tools/make_demo_data\.py ',
 }
@@ -135,9 +136,9 @@ NOT_RUN = {
     'config: a GPU job (tests/test_e2e_mmdet.py runs it on a demo config)',
     r'^mim train ':
     'openmim is not installed here; a GPU job',
-    r'^(\S+=\S+ )*tools/(dist|slurm)_train\.sh ':
-    'a cluster job '
-    '(tests/test_distributed.py runs dist_train.sh on 2 CPU processes)',
+    r'^(\S+=\S* )*tools/(dist|slurm)_train\.sh ':
+    'a cluster job (tests/test_distributed.py runs dist_train.sh and '
+    'slurm_train.sh, with a stand-in srun, on 2 CPU processes)',
     r'^python tools/smoke_train\.py CONFIG':
     'a synopsis: every shipped '
     'config is smoke-trained by tests/test_smoke_configs.py',

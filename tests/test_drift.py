@@ -384,7 +384,7 @@ def test_plot_drift_joins_a_run_and_its_resume(tmp_path, toy_pretrained):
 def test_plot_drift_tells_a_resume_from_a_new_run(tmp_path):
     """Files in time order: a resume continues the curve (its values win
     where both logged), a new run in the same work dir replaces it. The
-    first run was logged by olor-mm before 0.3 (``drift/<group>``)."""
+    first run was logged by olor-mm 0.2 (``drift/<group>``)."""
 
     def write(name, rows, key='drift.backbone.stem'):
         path = tmp_path / name

@@ -20,7 +20,7 @@ MMDetection's ``analyze_logs.py`` reads a key with ``/`` as a validation
 metric, files it under the part after the ``/`` and skips the rest of the
 line (``step``, ``loss``...). ``tools/analysis_tools/plot_drift.py`` draws
 them; :func:`logged` reads a json log row, of this spelling and of the
-``drift/<group>`` one of olor-mm before 0.3.
+``drift/<group>`` one of olor-mm 0.2.
 """
 import logging
 from typing import Dict, List, Optional, Sequence
@@ -45,7 +45,7 @@ KINDS = ('drift', 'lam_eff')
 def logged(row: dict, kind: str = 'drift') -> Dict[str, float]:
     """``{group: value}`` of ``kind`` (``'drift'`` or ``'lam_eff'``) in one
     row of a json log (``scalars.json``): ``drift.<group>``, or the
-    ``drift/<group>`` of logs written before olor-mm 0.3."""
+    ``drift/<group>`` of logs written by olor-mm 0.2."""
     assert kind in KINDS, kind
     out = {}
     for key, value in row.items():

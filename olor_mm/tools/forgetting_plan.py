@@ -119,10 +119,14 @@ def plan(first, second, n_workers: int, iters: int, work: str) -> str:
     trainings = [j for j in todo if j.get('alpha') is None]
     if not todo:
         return '\n'.join(lines + ['nothing left to run.'])
-    base = next((j for j in first), None)
+    base = first[0]  # stage two chains to stage one: never empty
     threads = 1 if n_workers > 1 else None
     probe = timing_job(base, iters, work, threads)
+    print('\n'.join(lines), flush=True)
+    print(f"timing run: {iters} iterations of {base['key']['method']}, then "
+          f"its scoring, in {probe['work_dir']} ...", flush=True)
     result = run_job(probe)
+    lines = []
     t_iter = iteration_time(probe['work_dir'])
     t_eval = (result['total_s'] - result['train_s']) / 2
     t_start = max(0.0, result['train_s'] - iters * t_iter)
