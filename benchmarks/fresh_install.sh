@@ -159,9 +159,9 @@ PY
   --names "Mask R-CNN R50, SGD (momentum)" "Mask R-CNN R50, AdamW"
 
 step "5. mim train mmdet"
-"$V/pip" freeze > "$W/before_mim.txt"
+"$V/pip" list --format=freeze > "$W/before_mim.txt"
 "$V/pip" install -q openmim 2> "$W/mim_install.err" || { cat "$W/mim_install.err"; exit 1; }
-"$V/pip" freeze > "$W/after_mim.txt"
+"$V/pip" list --format=freeze > "$W/after_mim.txt"
 echo "what installing openmim changed of what was there:"
 "$V/python" - "$W/before_mim.txt" "$W/after_mim.txt" <<'PY'
 import sys

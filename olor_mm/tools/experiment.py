@@ -1,5 +1,6 @@
-"""The experiment harness shared by ``tools/demo.py`` and the forgetting
-benchmark (:mod:`olor_mm_tools.forgetting_experiment`): the steps of a
+"""The experiment harness shared by the forgetting tool, the repository's
+``tools/demo.py`` and its forgetting benchmark
+(``tools/olor_mm_tools/forgetting_experiment.py``): the steps of a
 forgetting measurement.
 
     pre-train upstream -> strip_heads (the class-specific layers) ->

@@ -1,7 +1,7 @@
 """Resumable fine-tuning runs and what each forgot: the engine of
-``tools/analysis_tools/forgetting.py`` (any pair of configs) and
-``benchmarks/forgetting.py`` (the digits; its jobs are
-:mod:`olor_mm_tools.forgetting_experiment`'s).
+:mod:`olor_mm.tools.forgetting` (any pair of configs) and the
+repository's ``benchmarks/forgetting.py`` (the digits; its jobs are those
+of ``tools/olor_mm_tools/forgetting_experiment.py``).
 
 A *job* is one fine-tuning (or one WiSE-FT interpolation) and its
 measures:
