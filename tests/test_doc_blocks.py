@@ -217,8 +217,11 @@ def test_config_block_builds(block, tmp_path):
 #: README config blocks that inherit a shipped config's OLOR block
 #: unchanged: they build to that config, which tests/test_smoke_configs.py
 #: smoke-trains (test_readme_block_is_the_shipped_config checks the match)
+#: README config blocks that are a shipped config in another spelling: the
+#: block imports olor_mm/configs/olor.py, the shipped config inherits
+#: configs/_base_/olor.py; the test holds the two blocks equal
 SHIPPED_AS = {
-    "'olor_mm::_base_/olor.py'":
+    'from olor_mm.configs.olor import':
     osp.join(ROOT, 'configs', 'mmdet', 'mask-rcnn_r50_fpn_olor_1x_coco.py')
 }
 
@@ -242,7 +245,8 @@ def test_readme_block_is_the_shipped_config(block, tmp_path):
 
     mine = Config.fromfile(write_config(block, str(tmp_path))).to_dict()
     shipped = Config.fromfile(_shipped(block)).to_dict()
-    for key in ('model', 'optim_wrapper', 'custom_hooks', 'param_scheduler'):
+    for key in ('model', 'optim_wrapper', 'custom_hooks', 'param_scheduler',
+                'custom_imports', 'olor_optim_wrapper'):
         assert plain(mine[key]) == plain(shipped[key]), key
 
 
@@ -317,9 +321,11 @@ def test_every_code_block_is_run():
 # ---------------------------------------------------------- commands
 def tool(script: str, *args, cwd: str = ROOT, timeout: int = 300):
     """``python SCRIPT ARGS`` (a path relative to the repository, or
-    absolute) with this interpreter, its output captured."""
+    absolute; or ``-m`` and a module) with this interpreter, its output
+    captured."""
+    target = [script] if script == '-m' else [osp.join(ROOT, script)]
     return subprocess.run(
-        [sys.executable, osp.join(ROOT, script), *args],
+        [sys.executable, *target, *args],
         cwd=cwd,
         env=ENV,
         capture_output=True,

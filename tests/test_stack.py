@@ -85,7 +85,10 @@ FIX_ATTRIBUTES = {
         'mmengine.runner.checkpoint.CheckpointLoader._schemes',
         "mmengine.runner.checkpoint.CheckpointLoader._schemes['']"
     },
-    'dist': {'mmengine.dist.utils._init_dist_pytorch'},
+    'dist': {
+        'mmengine.dist.utils._init_dist_pytorch',
+        'mmengine.dist.utils._init_dist_slurm'
+    },
     'fsdp_resume':
     {'mmengine._strategy.fsdp.FSDPStrategy.load_optim_state_dict'},
     'config_bases': {
