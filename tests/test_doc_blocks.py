@@ -112,8 +112,10 @@ COMMANDS = [(block_id(b), c) for b in BLOCKS if b[2] == 'bash'
 RUN = {
     'print_layers': (r'^python (tools/analysis_tools/print_layers\.py'
                      r'|-m olor_mm\.tools\.print_layers) '),
-    'publish': r'^python tools/model_converters/publish_model\.py ',
-    'make_demo_data': r'^python tools/make_demo_data\.py ',
+    'publish':
+    r'^python tools/model_converters/publish_model\.py ',
+    'make_demo_data':
+    r'^python tools/make_demo_data\.py ',
 }
 #: commands not run by the suite: pattern -> why; each is checked without
 #: running (test_a_command_not_run_is_still_right)
@@ -324,13 +326,12 @@ def tool(script: str, *args, cwd: str = ROOT, timeout: int = 300):
     absolute; or ``-m`` and a module) with this interpreter, its output
     captured."""
     target = [script] if script == '-m' else [osp.join(ROOT, script)]
-    return subprocess.run(
-        [sys.executable, *target, *args],
-        cwd=cwd,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=timeout)
+    return subprocess.run([sys.executable, *target, *args],
+                          cwd=cwd,
+                          env=ENV,
+                          capture_output=True,
+                          text=True,
+                          timeout=timeout)
 
 
 def run(cmd: str, cwd: str, timeout: int = 300) -> subprocess.CompletedProcess:

@@ -123,8 +123,10 @@ def plan(first, second, n_workers: int, iters: int, work: str) -> str:
     threads = 1 if n_workers > 1 else None
     probe = timing_job(base, iters, work, threads)
     print('\n'.join(lines), flush=True)
-    print(f"timing run: {iters} iterations of {base['key']['method']}, then "
-          f"its scoring, in {probe['work_dir']} ...", flush=True)
+    print(
+        f"timing run: {iters} iterations of {base['key']['method']}, then "
+        f"its scoring, in {probe['work_dir']} ...",
+        flush=True)
     result = run_job(probe)
     lines = []
     t_iter = iteration_time(probe['work_dir'])
