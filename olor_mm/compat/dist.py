@@ -73,13 +73,10 @@ def _slurm_environment(port=None) -> None:
 
 
 def apply() -> bool:
-    """Let ``init_dist('pytorch')`` start CPU processes (gloo). Idempotent.
-
-    Wraps ``mmengine.dist.utils._init_dist_pytorch``: without any
-    accelerator it initialises the process group from torchrun's
-    environment with ``gloo`` (``nccl`` needs CUDA; the request is logged
-    and replaced) and no ``set_device``; otherwise MMEngine's function runs.
-    """
+    """Let ``init_dist('pytorch')`` and ``init_dist('slurm')`` start CPU
+    processes (gloo): each of MMEngine's two functions is wrapped where its
+    probe finds the bug (:func:`_fix_pytorch`, :func:`_fix_slurm`).
+    Idempotent."""
     if not has_bug():
         return False
     import mmengine.dist.utils as dist_utils
@@ -111,6 +108,11 @@ def _fix_slurm(dist_utils) -> None:
 
 
 def _fix_pytorch(dist_utils) -> None:
+    """Wraps ``mmengine.dist.utils._init_dist_pytorch``: without any
+    accelerator it initialises the process group from torchrun's
+    environment with ``gloo`` (``nccl`` needs CUDA; the request is logged
+    and replaced) and no ``set_device``; otherwise MMEngine's function runs.
+    """
     original = dist_utils._init_dist_pytorch
 
     @functools.wraps(original)

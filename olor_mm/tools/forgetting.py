@@ -6,7 +6,7 @@ result twice: downstream (``D``'s evaluator) and retention (the upstream
 config ``U``'s evaluator on its own test set, with ``U``'s heads on the
 fine-tuned trunk). Writes a table, the Pareto fronts (retention against
 downstream), the hypervolume of every method's front with its seed spread
-and a suggested ``rollback_max``::
+and one recommended ``rollback_max`` with its reason::
 
     python -m olor_mm.tools.forgetting \\
         --upstream-config U.py --upstream-checkpoint U.pth \\
@@ -155,7 +155,7 @@ def parse_args(argv=None):
         '--tolerance',
         type=float,
         default=1.0,
-        help='suggested rollback_max: the most retention whose downstream '
+        help='recommended rollback_max: the most retention whose downstream '
         'score is within this many points of plain fine-tuning')
     p.add_argument(
         '--cfg-options',
@@ -404,10 +404,10 @@ def make_jobs(args, work, paths, metrics, olor_max, prefixes):
 
 
 def suggest(results, olor_max, tolerance):
-    """The suggested rollback_max: from the front (the most retention whose
-    downstream is within ``tolerance`` of plain) and from the early drift
-    (the README's rule: the stem's drift at the first log line over
-    plain's)."""
+    """The candidates for rollback_max (:func:`recommend` picks one): from
+    the front (the most retention whose downstream is within ``tolerance``
+    of plain) and from the early drift (the README's rule: the stem's drift
+    at the first log line over plain's)."""
 
     def mean(rs, key):
         return statistics.mean(r[key] for r in rs)
