@@ -268,3 +268,25 @@ def test_unknown_compat_switch_names_the_variable(monkeypatch):
 
 def test_there_are_at_least_25_rows():
     assert len(CASES) >= 25
+
+
+@pytest.mark.parametrize('tool', ['print_layers', 'smoke_train'])
+def test_check_tools_say_a_misspelt_olor_key_in_one_line(tool, tmp_path):
+    """An upstream config (by its mmdet:: name) given the constructor and a
+    misspelt OLOR key: one line naming the key and the right one, before
+    any model is built or data generated."""
+    import importlib
+    main = importlib.import_module(f'olor_mm.tools.{tool}').main
+    argv = [
+        'mmdet::rtmdet/rtmdet-ins_s_8xb32-300e_coco.py', '--cfg-options',
+        'optim_wrapper.constructor=LayerwiseRollbackConstructor',
+        'optim_wrapper.paramwise_cfg.rollback_mx=0.1'
+    ]
+    if tool == 'smoke_train':
+        argv += ['--work-dir', str(tmp_path / 'smoke')]
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    said = str(stop.value)
+    assert said.startswith(f'{tool}: error: ') and '\n' not in said
+    assert "'rollback_mx' (did you mean 'rollback_max'?)" in said
+    assert not (tmp_path / 'smoke' / 'data').exists()

@@ -43,6 +43,18 @@ def load(path: str, options: Optional[dict] = None):
     return cfg
 
 
+def rollback_constructor(cfg):
+    """The config's ``LayerwiseRollbackConstructor``, built from its
+    ``optim_wrapper``: every OLOR key is checked here, before any model
+    (an unknown key names the closest known one)."""
+    from olor_mm.engine.constructors import LayerwiseRollbackConstructor
+    ow = cfg.optim_wrapper
+    ow = ow.to_dict() if hasattr(ow, 'to_dict') else dict(ow)
+    paramwise = dict(ow.pop('paramwise_cfg', None) or {})
+    ow.pop('constructor', None)
+    return LayerwiseRollbackConstructor(ow, paramwise)
+
+
 def for_this_machine(cfg) -> Optional[str]:
     """Check an ``AmpOptimWrapper`` config in float32 where there is no
     GPU (MMEngine's AmpOptimWrapper needs one); returns the line that says

@@ -38,8 +38,8 @@ class _Echo(logging.Handler):
 
 def layer_report(cfg) -> str:
     """The numbering notes and the layer table of ``cfg``'s model."""
-    from olor_mm.engine.constructors import LayerwiseRollbackConstructor
     from olor_mm.layers.layer_table import layer_table
+    from olor_mm.tools.config_input import rollback_constructor
     from olor_mm.tools.pretrained import build_model
     wrapper = cfg.get('optim_wrapper') or {}
     if wrapper.get('constructor') != 'LayerwiseRollbackConstructor':
@@ -47,14 +47,8 @@ def layer_report(cfg) -> str:
             f'{cfg.filename}: optim_wrapper.constructor is '
             f'{wrapper.get("constructor")!r}, not '
             "'LayerwiseRollbackConstructor': nothing is numbered for OLOR.")
+    constructor = rollback_constructor(cfg)  # the keys, before the model
     model = build_model(cfg)
-    paramwise = dict(wrapper.get('paramwise_cfg') or {})
-    wrapper_cfg = {
-        k: v
-        for k, v in wrapper.items()
-        if k not in ('constructor', 'paramwise_cfg')
-    }
-    constructor = LayerwiseRollbackConstructor(wrapper_cfg, paramwise)
     handler = _Echo(level=logging.WARNING)
     logging.getLogger('olor_mm').addHandler(handler)
     try:

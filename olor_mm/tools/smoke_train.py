@@ -485,7 +485,8 @@ def trainings(cfg, args):
 
 def run(args) -> int:
     from olor_mm.tools.config_input import (for_this_machine, load,
-                                            one_line_errors)
+                                            one_line_errors,
+                                            rollback_constructor)
     start = time.time()
     report = Report()
     with one_line_errors('smoke_train'):
@@ -496,6 +497,7 @@ def run(args) -> int:
                              "'LayerwiseRollbackConstructor': there is no "
                              'rollback to check in this config.')
         note = for_this_machine(cfg)
+        rollback_constructor(cfg)  # every OLOR key, before any training
         print(
             f'smoke_train: {args.config} ({cfg.default_scope}, scale '
             f'{args.scale}, {args.iters} iterations, work dir '
