@@ -11,9 +11,11 @@ forgetting): what users have, one clear line when it is wrong.
   check the optimizer set-up and the rollback, which are the same under
   both wrappers (the rollback is on the optimizer), not mixed precision;
 - a config error (an unknown or misspelt key, a missing file, a value out
-  of range) is one line: ``<tool>: error: <what and the fix>``.
+  of range) is one line: ``<tool>: error: <what and the fix>``
+  (``OLOR_MM_TRACEBACK=1`` shows the traceback).
 """
 import contextlib
+import os
 from typing import Optional
 
 #: what a wrong config raises while it is read or its model and optimizer
@@ -81,8 +83,12 @@ def error_line(err: BaseException) -> str:
 
 @contextlib.contextmanager
 def one_line_errors(tool: str):
-    """Turn a config error into ``SystemExit('<tool>: error: ...')``."""
+    """Turn a config error into ``SystemExit('<tool>: error: ...')``; with
+    ``OLOR_MM_TRACEBACK=1`` in the environment the error keeps its
+    traceback (to debug the tool rather than the config)."""
     try:
         yield
     except CONFIG_ERRORS as err:
+        if os.environ.get('OLOR_MM_TRACEBACK') == '1':
+            raise
         raise SystemExit(f'{tool}: error: {error_line(err)}') from None
