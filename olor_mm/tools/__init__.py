@@ -17,9 +17,12 @@ plot_drift      the drift RollbackDriftHook logged, per stage
 wise_ft         WiSE-FT: a weight-space interpolation of two checkpoints
 ==============  ===========================================================
 
-What they share: :mod:`.experiment` (configs, training, evaluation of a
-checkpoint), :mod:`.forgetting_runs` (resumable fine-tunings and their
-retention), :mod:`.fronts` (Pareto fronts, hypervolumes),
+What they share: :mod:`.config_input` (a config as the check tools take
+it: ``pkg::`` names, AMP configs on the CPU, errors in one line),
+:mod:`.experiment` (configs, training, evaluation of a checkpoint),
+:mod:`.forgetting_runs` (resumable fine-tunings and their retention),
+:mod:`.forgetting_plan` (``forgetting --plan``), :mod:`.fronts` (Pareto
+fronts, hypervolumes),
 :mod:`.pretrained` (a config's model, stand-in pretrained weights),
 :mod:`.upstream_layouts` and :mod:`.drawing` (generated data in the
 upstream datasets' layouts), :mod:`.progress`, :mod:`.tables`.
