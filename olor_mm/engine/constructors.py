@@ -82,12 +82,14 @@ def _check_amp_device(wrapper_cls: type) -> None:
     after the OLOR table), with the way to mixed precision on the CPU."""
     if wrapper_cls is AmpOptimWrapper and not has_accelerator():
         raise RuntimeError(
-            "optim_wrapper.type='AmpOptimWrapper' (what MMDetection's and "
-            "MMSegmentation's tools/train.py --amp write) needs a GPU, and "
-            "this machine has none. On the CPU set optim_wrapper.type="
-            "'AmpOLOROptimWrapper' (mixed precision in bfloat16; what "
-            "olor-mm's tools/train.py --amp makes of an OLOR config there), "
-            'or train without --amp.')
+            "optim_wrapper.type='AmpOptimWrapper' (the config's, or what "
+            "MMDetection's and MMSegmentation's tools/train.py --amp "
+            'write) needs a GPU, and this machine has none. On the CPU set '
+            "optim_wrapper.type='AmpOLOROptimWrapper' (mixed precision in "
+            "bfloat16; what olor-mm's tools/train.py --amp makes of an OLOR "
+            "config there) or 'OptimWrapper' (float32), and train without "
+            'upstream --amp. To check the set-up only, print_layers and '
+            'smoke_train read such a config in float32.')
 
 
 def _check_engine(kind) -> None:
