@@ -79,9 +79,15 @@ def main(argv=None) -> int:
         note = for_this_machine(cfg)
         if note:
             print(note)
-        # the notes come back in the report; MMEngine's INFO lines stay quiet
-        MMLogger.get_current_instance().setLevel(logging.ERROR)
-        print(layer_report(cfg))
+        # the notes come back in the report; MMEngine's INFO lines stay
+        # quiet meanwhile
+        logger = MMLogger.get_current_instance()
+        level = logger.level
+        logger.setLevel(logging.ERROR)
+        try:
+            print(layer_report(cfg))
+        finally:
+            logger.setLevel(level)
     return 0
 
 
