@@ -20,7 +20,8 @@ from olor_mm.tools.experiment import schedule_options, strip_heads
 from olor_mm.tools.forgetting_runs import (chain, coco_map, quiet,
                                            train_in_process)
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+#: the repository (this module is tools/olor_mm_tools/forgetting_experiment.py)
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 CONFIGS = osp.join(ROOT, 'configs', 'bench')
 PREFIX = 'mask-rcnn_r18-tiny_digits'
