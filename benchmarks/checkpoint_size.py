@@ -15,16 +15,12 @@ olor_mm.tools.smoke_train configs/mmdet/mask-rcnn_r50_fpn_olor_1x_coco.py``
 import argparse
 import os
 import os.path as osp
-import sys
 
 import torch
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.append(osp.join(ROOT, 'tools'))  # tools/olor_mm_tools
-
-from olor_mm.core.theta0 import saved_theta0  # noqa: E402
-from olor_mm.engine.hooks import DRIFT_KEY  # noqa: E402
-from olor_mm.tools.tables import markdown_table  # noqa: E402
+from olor_mm.core.theta0 import saved_theta0
+from olor_mm.engine.hooks import DRIFT_KEY
+from olor_mm.tools.tables import markdown_table
 
 MIB = 2**20
 
