@@ -250,31 +250,31 @@ def test_unused_parameters_on_one_rank_keep_the_replicas_identical(tmp_path):
 
 def test_fsdp_saves_complete_every_time_and_stale_parts_break_nothing(
         tmp_path):
-    """Ten consecutive two-process FSDP runs, each resuming the last and
-    saving every 3 iterations (max_keep_ckpts=1), through olor-mm's
-    tools/train.py: every rank's part is written before rank 0 renames it
-    (before, rank 0 renamed while rank 1 still wrote: incomplete
-    checkpoints, IsADirectoryError); a stale .part folder and file left in
-    the work dir are removed at the first save."""
+    """Thirty FSDP saves in three consecutive two-process runs, each
+    resuming the last and saving at every iteration (max_keep_ckpts=1),
+    through olor-mm's tools/train.py: every rank's part is written before
+    rank 0 renames it (before, rank 0 renamed while rank 1 still wrote:
+    incomplete checkpoints, IsADirectoryError); a stale .part folder and
+    file left in the work dir are removed at the first save."""
     import zipfile
     path, _ = _pretrained(tmp_path)
     work = tmp_path / 'fsdp'
     (work / 'iter_3.pth.part').mkdir(parents=True)
     (work / 'iter_3.pth.part' / 'rank0.pth').write_text('killed')
     (work / 'iter_9.pth.part').write_text('killed')
-    for k in range(1, 11):
-        cfg = _fsdp_cfg(work, 3 * k, path)
-        cfg['default_hooks']['checkpoint'].update(interval=3, max_keep_ckpts=1)
+    for k in range(1, 4):
+        n = 10 * k
+        cfg = _fsdp_cfg(work, n, path)
+        cfg['default_hooks']['checkpoint'].update(interval=1, max_keep_ckpts=1)
         config = tmp_path / f'fsdp_{k}.py'
         Config(cfg).dump(str(config))
         dist_train(config, work, 2, '--resume')
         assert not list(work.glob('*.part')), k
         last = (work / 'last_checkpoint').read_text().strip()
-        assert last == str(work / f'iter_{3 * k}.pth'), k
-        ranks = sorted(p.name for p in (work / f'iter_{3 * k}.pth').iterdir())
+        assert last == str(work / f'iter_{n}.pth'), k
+        ranks = sorted(p.name for p in (work / f'iter_{n}.pth').iterdir())
         assert ranks == ['rank0.pth', 'rank1.pth'], k
         assert all(
-            zipfile.is_zipfile(work / f'iter_{3 * k}.pth' / r)
-            for r in ranks), k
+            zipfile.is_zipfile(work / f'iter_{n}.pth' / r) for r in ranks), k
         assert sorted(p.name
-                      for p in work.glob('iter_*')) == [f'iter_{3 * k}.pth'], k
+                      for p in work.glob('iter_*')) == [f'iter_{n}.pth'], k

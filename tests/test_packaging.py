@@ -206,17 +206,28 @@ def test_installed_tools_and_config_block_work_without_a_checkout(
     assert layers.returncode == 0, layers.stderr[-3000:]
     assert "checked in float32 under 'OptimWrapper'" in layers.stdout
     assert 'Darknet' in layers.stdout and '0.010000' in layers.stdout
-    for tool in ('forgetting', 'smoke_train', 'publish_model', 'plot_drift',
-                 'train', 'wise_ft'):
-        helped = subprocess.run(
-            [sys.executable, '-m', f'olor_mm.tools.{tool}', '--help'],
-            cwd=user,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120)
-        assert helped.returncode == 0, (tool, helped.stderr[-2000:])
-        assert 'usage:' in helped.stdout, tool
+    # every other tool's command line, in one process: its --help
+    code = ('import contextlib, importlib, io\n'
+            'for tool in ("forgetting", "smoke_train", "publish_model", '
+            '"plot_drift", "train", "test", "wise_ft"):\n'
+            '    out = io.StringIO()\n'
+            '    module = importlib.import_module(f"olor_mm.tools.{tool}")\n'
+            '    assert module.__file__.startswith(%r), module.__file__\n'
+            '    try:\n'
+            '        with contextlib.redirect_stdout(out):\n'
+            '            module.parse_args(["--help"])\n'
+            '    except SystemExit as stop:\n'
+            '        assert stop.code == 0, (tool, stop.code)\n'
+            '    assert "usage:" in out.getvalue(), tool\n'
+            '    print(tool, "ok")\n') % str(site)
+    helped = subprocess.run([sys.executable, '-c', code],
+                            cwd=user,
+                            env=env,
+                            capture_output=True,
+                            text=True,
+                            timeout=300)
+    assert helped.returncode == 0, helped.stderr[-3000:]
+    assert helped.stdout.count(' ok') == 7, helped.stdout
 
 
 def test_import_needs_neither_mmdet_nor_mmseg_nor_mmcv():
