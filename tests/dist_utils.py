@@ -66,6 +66,11 @@ def dist_train(config,
     if not expect_ok:
         assert out.returncode != 0
         return out.stdout + out.stderr
+    return _replicas(out, work_dir, nproc)
+
+
+def _replicas(out, work_dir, nproc):
+    """The ranks' dumps of a launch that must have succeeded."""
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return [
         torch.load(
@@ -135,11 +140,6 @@ def slurm_train(config, work_dir, ntasks, *args, tmp):
                          capture_output=True,
                          text=True,
                          timeout=300)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    replicas = _replicas(out, work_dir, ntasks)
     with open(env['SRUN_LOG']) as f:
-        options = f.read()
-    return [
-        torch.load(
-            osp.join(work_dir, f'replica_rank{r}.pth'), weights_only=False)
-        for r in range(ntasks)
-    ], options
+        return replicas, f.read()

@@ -93,14 +93,9 @@ def test_no_exact_pins_and_the_stacks_only_in_extras(metadata):
     assert any(f.endswith('LICENSE') for f in files)
 
 
-def test_an_installed_wheel_serves_its_configs_as_olor_mm_bases(
-        metadata, tmp_path):
-    """The configs ship inside the package (olor_mm/.mim/configs), so a
-    config outside the repository inherits them as OpenMMLab's are."""
-    _, files, wheel = metadata
-    assert 'olor_mm/.mim/configs/_base_/olor.py' in files
-    assert 'olor_mm/.mim/configs/mmdet/mask-rcnn_r50_fpn_olor_1x_coco.py' \
-        in files
+def _install(wheel, tmp_path):
+    """The wheel installed (no dependencies) into ``tmp_path/site``, and an
+    empty folder of the user's, ``tmp_path/my_project``."""
     site = tmp_path / 'site'
     install = subprocess.run([
         sys.executable, '-m', 'pip', 'install', '-q', '--no-deps', '--target',
@@ -113,6 +108,18 @@ def test_an_installed_wheel_serves_its_configs_as_olor_mm_bases(
     assert install.returncode == 0, install.stderr[-3000:]
     user = tmp_path / 'my_project'
     user.mkdir()
+    return site, user
+
+
+def test_an_installed_wheel_serves_its_configs_as_olor_mm_bases(
+        metadata, tmp_path):
+    """The configs ship inside the package (olor_mm/.mim/configs), so a
+    config outside the repository inherits them as OpenMMLab's are."""
+    _, files, wheel = metadata
+    assert 'olor_mm/.mim/configs/_base_/olor.py' in files
+    assert 'olor_mm/.mim/configs/mmdet/mask-rcnn_r50_fpn_olor_1x_coco.py' \
+        in files
+    site, user = _install(wheel, tmp_path)
     (user / 'my_config.py').write_text(
         "_base_ = ['olor_mm::_base_/olor_optim_wrapper.py']\n"
         'optim_wrapper = {{_base_.olor_optim_wrapper}}\n')
@@ -155,18 +162,7 @@ def test_installed_tools_and_config_block_work_without_a_checkout(
     first), and the check tools run as ``python -m olor_mm.tools.<tool>``
     on an upstream config."""
     _, _, wheel = metadata
-    site = tmp_path / 'site'
-    install = subprocess.run([
-        sys.executable, '-m', 'pip', 'install', '-q', '--no-deps', '--target',
-        str(site),
-        str(wheel)
-    ],
-                             capture_output=True,
-                             text=True,
-                             timeout=300)
-    assert install.returncode == 0, install.stderr[-3000:]
-    user = tmp_path / 'my_project'
-    user.mkdir()
+    site, user = _install(wheel, tmp_path)
     (user / 'my_config.py').write_text(
         "_base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'\n"
         'from olor_mm.configs.olor import *  # noqa: F401,F403\n'
