@@ -121,7 +121,7 @@ def test_every_path_gives_bit_identical_weights(optimizer, impl):
 
 def test_groups_carry_rollback_and_layer_id():
     model = ToyClassifier(blocks=(1, 2))
-    model.backbone.layer1.requires_grad_(False)  # frozen: keeps its place
+    model.backbone.layer1.requires_grad_(False)  # frozen: takes no depth
     groups = layerwise_rollback_groups(
         model, ('backbone', ),
         rollback_max=0.4,
@@ -129,10 +129,11 @@ def test_groups_carry_rollback_and_layer_id():
         rollback_power=2.0,
         layer_patterns=TOY_LAYERS,
         pretrained_options=dict(weight_decay=0.0))
-    # layers 0 (stem), 2, 3 are trainable; lam_i = 0.1 + (1 - i/3)^2 * 0.3
-    assert [g['layer_id'] for g in groups] == [0, 2, 3, None]
+    # stem, layer2.0, layer2.1 are layers 0..2 (layer1 is frozen);
+    # lam_i = 0.1 + (1 - i/2)^2 * 0.3
+    assert [g['layer_id'] for g in groups] == [0, 1, 2, None]
     assert [g['rollback']
-            for g in groups] == pytest.approx([0.4, 0.1 + 0.3 / 9, 0.1, 0.0])
+            for g in groups] == pytest.approx([0.4, 0.1 + 0.3 / 4, 0.1, 0.0])
     assert [len(g['params']) for g in groups] == [3, 2, 2, 2]
     assert all(g['weight_decay'] == 0.0 for g in groups[:3])
     assert 'weight_decay' not in groups[3]

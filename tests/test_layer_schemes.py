@@ -92,17 +92,20 @@ def test_resnet50_stem_then_blocks(build, cfg):
     })
 
 
-def test_frozen_stem_changes_no_other_lam():
-    free = _groups(
-        Detector(_det(dict(type='ResNet', depth=50, frozen_stages=-1))))
+def test_frozen_stages_take_no_depth():
+    """frozen_stages=1 freezes the stem and stage 1: they take no depth,
+    so the first trainable block is layer 0 with rollback_max and the
+    deepest keeps rollback_min (n = 16 - 4 = 12)."""
     frozen = _groups(
         Detector(_det(dict(type='ResNet', depth=50, frozen_stages=1))))
-    assert 'backbone.conv1.weight' not in frozen  # not in the optimizer
-    assert 'backbone.layer1.0.conv1.weight' not in frozen
+    for name in ('backbone.conv1.weight', 'backbone.layer1.0.conv1.weight'):
+        assert name not in frozen or frozen[name]['rollback'] == 0.0, name
+    assert frozen['backbone.layer2.0.conv1.weight']['layer_id'] == 0
+    assert frozen['backbone.layer4.2.conv1.weight']['layer_id'] == 12
     for name, g in frozen.items():
-        assert g['rollback'] == free[name]['rollback'], name
-        assert g['layer_id'] == free[name]['layer_id'], name
-    assert frozen['backbone.layer2.0.conv1.weight']['layer_id'] == 4
+        if name.startswith('backbone.') and g['layer_id'] is not None:
+            assert g['rollback'] == pytest.approx(
+                0.2 * (1 - g['layer_id'] / 12)), name
 
 
 def _swin_expected(name, depths):
@@ -272,15 +275,17 @@ def test_registered_scheme_numbers_its_class(convnext_scheme, mm_log):
 def test_param_unit_matches_reference_numbering():
     model = Detector(_det(dict(type='ResNet', depth=50, frozen_stages=1)))
     groups = _groups(model, layer_unit='param', rollback_max=0.01)
+    # every trainable tensor a layer, in order; the frozen stem and stage
+    # 1 (frozen_stages=1) take no depth
     names = [
-        n for n, _ in model.named_parameters() if n.startswith('backbone.')
+        n for n, p in model.named_parameters()
+        if n.startswith('backbone.') and p.requires_grad
     ]
     n = len(names) - 1
     for k, name in enumerate(names):
-        if name in groups:  # frozen ones are numbered but not optimized
-            assert groups[name]['layer_id'] == k
-            assert groups[name]['rollback'] == pytest.approx(
-                0.01 * (1 - k / n), abs=1e-15)
+        assert groups[name]['layer_id'] == k
+        assert groups[name]['rollback'] == pytest.approx(
+            0.01 * (1 - k / n), abs=1e-15)
 
 
 def test_unknown_backbone_is_numbered_by_its_blocks(mm_log):

@@ -15,7 +15,7 @@ olor_optim_wrapper = dict(
     # learning rate (the reference code's); --cfg-options
     # optim_wrapper.paramwise_cfg.scale_with_lr=False turns it off.
     paramwise_cfg=dict(
-        rollback_max=0.01,  # iota1: lam of the stem, the shallowest layer
+        rollback_max=0.01,  # iota1: lam of the shallowest trained layer
         rollback_min=0.0,  # iota2: lam of the deepest pretrained layer
         rollback_power=1.0,  # gamma: lam decays linearly with depth
         # only the pretrained backbone rolls back; neck and heads start

@@ -39,7 +39,7 @@ olor_optim_wrapper = dict(
     # scale_with_lr is left at its default, True: lam_eff = lam_i * lr_t /
     # lr_0, so warm-up and decay apply to the rollback as to the lr
     paramwise_cfg=dict(
-        rollback_max=0.01,  # iota1: lam of the stem, the shallowest layer
+        rollback_max=0.01,  # iota1: lam of the shallowest trained layer
         rollback_min=0.0,  # iota2: lam of the deepest pretrained layer
         rollback_power=1.0,  # gamma: lam decays linearly with depth
         # only the pretrained backbone rolls back; neck and heads start

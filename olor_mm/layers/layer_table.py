@@ -2,9 +2,11 @@
 ``tools/analysis_tools/print_layers.py`` prints.
 
 One row per pretrained layer ``i``: ``lam_i`` (Eq. 8/9), its trainable
-tensors and parameters (a frozen layer keeps its place with 0 tensors), the
-first and last parameter name, and the source of its numbering
-(:mod:`olor_mm.layers.numbering`); then one line of totals.
+tensors and parameters (a layer with an lr of 0 keeps its place with 0
+tensors), the first and last parameter name, and the source of its
+numbering (:mod:`olor_mm.layers.numbering`); a frozen layer (every tensor
+``requires_grad=False``, e.g. ``frozen_stages``) takes no depth and is
+listed where it sits as ``frozen``; then one line of totals.
 
 This module imports nothing of MMEngine.
 """
@@ -31,7 +33,12 @@ def layer_table(model: nn.Module,
     header = ('layer', 'lam_i', 'tensors', 'params', 'first parameter',
               'last parameter', 'source')
     lines, rolled, seen = [], [0, 0], set()
+    stiff = {}
+    for position, names, source in numbering.frozen:
+        stiff.setdefault(position, []).append(
+            ('-', 'frozen', '0', '0', names[0], names[-1], source))
     for i, names in enumerate(rows):
+        lines += stiff.pop(i, [])
         trainable = []
         for n in names:  # a tied tensor counts once
             p = params[n]
@@ -44,6 +51,8 @@ def layer_table(model: nn.Module,
             rolled[1] += count
         lines.append((str(i), f'{lams[i]:.6f}', str(len(trainable)),
                       f'{count:,}', names[0], names[-1], numbering.sources[i]))
+    for after in stiff.values():
+        lines += after
     # the cells are formatted above: no number parsing; numbers right-aligned
     table = tabulate(
         lines,
@@ -53,5 +62,7 @@ def layer_table(model: nn.Module,
         colalign=('right', ) * 4 + ('left', ) * 3)
     return '\n'.join([line.rstrip() for line in table.splitlines()] + [
         f'OLOR rolls back {rolled[1]:,} parameters in {rolled[0]} tensors; '
-        f'{numbering.count} pretrained layers.'
+        f'{numbering.count} pretrained layers' +
+        (f'; {len(numbering.frozen)} frozen layers take no depth.'
+         if numbering.frozen else '.')
     ])

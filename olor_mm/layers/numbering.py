@@ -184,6 +184,23 @@ def check_prefixes(prefixes) -> Tuple[str, ...]:
     return tuple(prefixes)
 
 
+#: why a prefix holds no parameter under FSDP without ``use_orig_params``
+_FLAT_HINT = (
+    ': the model is wrapped by FSDP without use_orig_params=True, which '
+    'replaces its parameters by flat ones (_flat_param), so no parameter '
+    "keeps its name. Set use_orig_params=True in the FSDP wrapper's "
+    "arguments (FlexibleRunner: strategy=dict(type='FSDPStrategy', "
+    'model_wrapper=dict(use_orig_params=True))).')
+
+
+def _flattened(params: Dict[str, nn.Parameter]) -> bool:
+    """Whether FSDP flattened the model's parameters (no
+    ``use_orig_params``)."""
+    return any(
+        n.endswith('_flat_param') or type(p).__name__ == 'FlatParameter'
+        for n, p in params.items())
+
+
 def _under(name: str, prefix: str) -> bool:
     return prefix == '' or name == prefix or name.startswith(prefix + '.')
 
@@ -229,11 +246,16 @@ class LayerNumbering(NamedTuple):
         notes: One line per numbered module: prefixes, class, layers and
             the source of the numbering.
         sources: The source of each layer's numbering (``count`` entries).
+        frozen: The frozen layers (every tensor ``requires_grad=False``
+            when numbered, e.g. ``frozen_stages``), which take no depth:
+            ``(position, names, source)``, listed before layer
+            ``position`` (``count`` for after the last).
     """
     layer_of: Dict[str, int]
     count: int
     notes: List[str]
     sources: List[str]
+    frozen: Tuple[Tuple[int, List[str], str], ...] = ()
 
 
 def _root_of(model: nn.Module, prefix: str, modules: dict, params: dict,
@@ -263,6 +285,12 @@ def number_pretrained(model: nn.Module,
                       layer_patterns: Optional[Sequence[Rule]] = None,
                       exclude=None) -> LayerNumbering:
     """Layer id of every pretrained parameter of ``model``.
+
+    Only what is fine-tuned is numbered: a layer whose every tensor is
+    frozen (``requires_grad=False`` now, e.g. a backbone's
+    ``frozen_stages``) takes no depth and is listed in
+    :attr:`LayerNumbering.frozen`, so the shallowest trainable pretrained
+    layer is ``i = 0`` and gets ``rollback_max``.
 
     Args:
         model: The model.
@@ -303,8 +331,9 @@ def number_pretrained(model: nn.Module,
             raise ValueError(
                 f'pretrained_prefixes entry {prefix!r} holds no parameter' +
                 (' that exclude leaves in' if excluded else '') +
-                "; name the pretrained module, e.g. 'backbone', or '' for "
-                'the whole model.')
+                (_FLAT_HINT if _flattened(params) else
+                 "; name the pretrained module, e.g. 'backbone', or '' for "
+                 'the whole model.'))
         chosen[prefix] = names
     search = layer_unit == 'block' and layer_patterns is None
     roots: Dict[str, List[str]] = OrderedDict()
@@ -314,30 +343,39 @@ def number_pretrained(model: nn.Module,
     layer_of: Dict[str, int] = {}
     notes: List[str] = []
     sources: List[str] = []
+    frozen: List[Tuple[int, List[str], str]] = []
     offset = 0
     for root, members in roots.items():
         module = modules[root]
         numbered = number_module(module, layer_unit, layer_patterns)
         dot = f'{root}.' if root else ''
         wanted = {n for p in members for n in chosen[p]}
-        layers, kept = [], []
+        layers, kept, stiff = [], [], 0
         for i, layer in enumerate(numbered.layers):
             names = [dot + n for n in layer if dot + n in wanted]
-            if names:
-                layers.append(names)
-                kept.append(numbered.source_of(i))
+            if not names:
+                continue
+            if not any(params[n].requires_grad for n in names):
+                frozen.append(
+                    (offset + len(layers), names, numbered.source_of(i)))
+                stiff += 1
+                continue
+            layers.append(names)
+            kept.append(numbered.source_of(i))
         for i, layer in enumerate(layers):
             layer_of.update((n, offset + i) for n in layer)
         offset += len(layers)
         what = ', '.join(repr(p) for p in members)
         if members != [root]:
             what += f' (numbered within {root or "the model"!r})'
-        notes.append(f'{what} ({type(module).__name__}): {len(layers)} '
-                     f'layers, numbered by {numbered.source}')
+        notes.append(
+            f'{what} ({type(module).__name__}): {len(layers)} '
+            f'layers, numbered by {numbered.source}' +
+            (f'; {stiff} frozen layers take no depth' if stiff else ''))
         sources += kept
         if members == [root] and layer_unit == 'block':
-            _warn_if_coarse(module, root, numbered, len(layers))
-    return LayerNumbering(layer_of, offset, notes, sources)
+            _warn_if_coarse(module, root, numbered, len(layers) + stiff)
+    return LayerNumbering(layer_of, offset, notes, sources, tuple(frozen))
 
 
 def tensor_layers(model: nn.Module, layer_of: Dict[str,
