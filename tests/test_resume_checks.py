@@ -64,7 +64,7 @@ def test_plain_api_without_setup_still_checks_theta0():
     with pytest.raises(
             ValueError,
             match='param groups.*the model, the '
-            'pretrained prefixes or the param-group options'):
+            'pretrained prefixes, the param-group options'):
         opt.load_state_dict(state)
 
 

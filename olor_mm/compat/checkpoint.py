@@ -149,8 +149,22 @@ def damaged(filename: str, err: Exception) -> RuntimeError:
 
     A run killed while it saved leaves a truncated file; MMEngine writes
     ``last_checkpoint`` only after a complete save, so ``--resume`` (auto)
-    picks the last complete one. The message names it.
+    picks the last complete one. The message names it. A sharded
+    checkpoint (FSDP's local state dict) read by another number of
+    processes is named as that, not as damaged.
     """
+    sharded = re.search(
+        r'(?:Local|Global) (rank|world size) at save time was (\d+), '
+        r'but at load time was (\d+)', str(err))
+    if sharded:
+        what, saved, now = sharded.groups()
+        return RuntimeError(
+            f'{filename} holds sharded tensors (FSDP\'s local state dict, '
+            'in which theta0 is sharded like the parameters) written at '
+            f'{what} {saved}, and this process has {what} {now} (torch: '
+            f'{err}). A sharded checkpoint resumes only on the number of '
+            'processes that saved it: launch the resume with the same '
+            'number of processes (--launcher pytorch, nproc_per_node).')
     folder = osp.dirname(osp.abspath(filename))
     last = osp.join(folder, 'last_checkpoint')
     hint = ''

@@ -9,7 +9,7 @@ whose param groups carry ``rollback`` (``lam_i``, e.g. from
   first update, unless ``load_state_dict()`` restored it (the weights are
   loaded by then, whatever the order a runner loaded them in);
 - a step post-hook that, after every real update ``theta_hat_t``, pulls
-  each anchored tensor that got a gradient back toward ``theta0``::
+  each anchored tensor the optimizer updated back toward ``theta0``::
 
       theta_t = theta_hat_t + lam_eff * (theta0 - theta_hat_t)   (Eq. 6)
       lam_eff = lam_i * lr_t / lr_0      (scale_with_lr=True, the default)
@@ -22,7 +22,13 @@ whose param groups carry ``rollback`` (``lam_i``, e.g. from
   group as ``rollback_lr_peak``). So ``lam_eff <= lam_i <= 1`` for every
   schedule: Eq. 6 stays a lerp toward theta0 and never throws a weight past
   it. Warm-up from below ``initial_lr`` and decay scale the rollback down;
-  while the lr rises above every lr before it, ``lam_eff = lam_i``;
+  while the lr rises above every lr before it, ``lam_eff = lam_i``.
+  "Updated" is torch's notion: a tensor without a gradient is skipped; one
+  whose step may leave it unchanged (an all-zero gradient, as
+  ``zero_grad(set_to_none=False)`` leaves on a frozen layer; a sparse
+  gradient; ``requires_grad=False``) rolls back only where the step
+  changed it. bfloat16 / float16 weights roll back with their rounding
+  carried (:func:`~olor_mm.core.rollback.rollback_`);
 - state-dict hooks that save ``theta0`` in ``optimizer.state_dict()`` as
   per-parameter state (``'olor_rollback.theta0'``, beside the moments, so
   engines that shard or gather the optimizer state carry it too) and
@@ -46,12 +52,13 @@ Example:
     >>> handle.remove()                 # back to the plain optimizer
 """
 import logging
+import weakref
 from typing import List, Optional, Union
 
 import torch
 
 from .resume_checks import TUNABLE_KEYS, edited_keys
-from .rollback import as_real, rollback_
+from .rollback import as_real, is_low_precision, rollback_
 from .theta0 import Anchor, find_anchor
 
 logger = logging.getLogger(__name__)  # forwarded to MMEngine's, if there
@@ -100,6 +107,13 @@ class RollbackHandle(Anchor):
                 f'scale_with_lr={scale_with_lr!r} must be True or False '
                 '(whether the rollback follows lr_t / lr_0).')
         self.scale_with_lr = scale_with_lr
+        #: id(param) -> float32 rounding carried for low-precision weights
+        self._residual = {}
+        #: per bucket of this step, ``{k: value before the step}`` of the
+        #: tensors the step may leave unchanged (set by the pre-hook)
+        self._unsure = None
+        #: id(param) -> weak reference to its gradient at the last step
+        self._grads = {}
         check_groups(optimizer.param_groups)
         super().__init__(
             optimizer,
@@ -137,6 +151,53 @@ class RollbackHandle(Anchor):
             'warm-up of lam from a small value, e.g. 1e-6, rather than '
             'from 0).')
 
+    @torch.no_grad()
+    def _before_update(self, layout, kwargs: dict) -> None:
+        """Keep the value before the step of each tensor the step may leave
+        unchanged (:meth:`rollback` compares): a sparse gradient, a tensor
+        with ``requires_grad=False``, an all-zero gradient. Only a gradient
+        kept across steps (``zero_grad(set_to_none=False)``: the same
+        tensor as at the last step) can be all zero while a backward ran;
+        those get one norm pass, a fresh gradient none."""
+        unsure = []
+        kept_grads = self._grads
+        for b in layout.buckets:
+            keep, dense = [], []
+            for k, p in enumerate(b.params):
+                if p.shape != b.anchors[k].shape:
+                    self._reshaped(p, b.anchors[k], b.groups[k])
+                g = p.grad
+                if g is None:
+                    continue
+                if g.is_sparse or not p.requires_grad:
+                    keep.append(k)
+                    continue
+                ref = kept_grads.get(id(p))
+                if ref is not None and ref() is g:
+                    dense.append(k)
+                kept_grads[id(p)] = weakref.ref(g)
+            if dense:
+                # a norm that underflows to 0 only sends the tensor to the
+                # comparison, which is exact either way
+                norms = torch._foreach_norm([b.params[k].grad for k in dense])
+                zero = torch.stack(norms).eq(0).nonzero().flatten().tolist()
+                keep += [dense[z] for z in zero]
+            unsure.append({k: b.params[k].detach().clone() for k in keep})
+        self._unsure = unsure
+
+    def _reshaped(self, p: torch.Tensor, theta0: torch.Tensor,
+                  gi: int) -> None:
+        name = (self.param_names
+                or {}).get(id(p), f'a rolled-back tensor of param group {gi}')
+        raise RuntimeError(
+            f'{self.owner}: {name} has shape {tuple(p.shape)} now and its '
+            f'theta0 {tuple(theta0.shape)}: its shape changed after theta0 '
+            'was taken (p.data = ..., set_, a resize), so it has no '
+            'pretrained value to roll back to; nothing was updated in this '
+            'step. Keep its shape, or make the new weight a new '
+            'nn.Parameter and add it with add_param_group(..., '
+            'rollback=lam), which anchors it to its values when it joins.')
+
     def _post_step(self, optimizer, args, kwargs) -> None:
         layout = self._current
         if layout is None or not layout.buckets:
@@ -158,6 +219,21 @@ class RollbackHandle(Anchor):
         entry = super().state_entry()
         entry['scale_with_lr'] = self.scale_with_lr
         return entry
+
+    def saved_with_theta0(self):
+        """The rounding carried for low-precision weights (``residual``),
+        so that a resume continues bit for bit."""
+        live = {
+            pid: r
+            for pid, r in self._residual.items() if pid in self._entries
+        }
+        return dict(residual=live) if live else {}
+
+    def _restore_extras(self, loaded) -> None:
+        self._residual = {
+            id(p): extra['residual'].to(device=p.device, dtype=torch.float32)
+            for p, extra in loaded if 'residual' in extra
+        }
 
     def _load_post_hook(self, optimizer) -> None:
         """Commit theta0; the checkpoint's hyper-parameters win.
@@ -203,7 +279,15 @@ class RollbackHandle(Anchor):
 
     def _warn_lifted(self, gi: int, lr: float) -> None:
         """A group built with lr 0 (``lr_mult=0``: listed frozen) that a
-        schedule lifted above 0: it trains after all."""
+        schedule (or the user) lifted above 0: it trains after all."""
+        if self.built_by is None:  # plain PyTorch: no config keys apply
+            logger.warning(
+                'param group %d had lr 0 when theta0 was taken and has lr '
+                '%.3g now: its weights train from this step and roll back '
+                'toward theta0 with lr_0 = %.3g (lam_eff = lam_i at this '
+                'lr). If lr 0 was meant to keep them still, keep it at 0 or '
+                'freeze them with requires_grad_(False).', gi, lr, lr)
+            return
         logger.warning(
             'param group %d was built with lr 0 (custom_keys lr_mult=0: '
             'listed frozen) but its lr is %.3g now: a schedule that anneals '
@@ -237,25 +321,65 @@ class RollbackHandle(Anchor):
 
     @torch.no_grad()
     def rollback(self) -> None:
-        """``p <- p + lam_eff * (theta0 - p)`` on tensors that got a gradient.
+        """``p <- p + lam_eff * (theta0 - p)`` on what the step updated.
 
         One multi-tensor pass per (device, dtype) bucket of the groups
-        being stepped (see :func:`olor_mm.core.rollback.rollback_`). "Got a
-        gradient" means ``p.grad is not None``: zeroing with
+        being stepped (see :func:`olor_mm.core.rollback.rollback_`). A
+        tensor without a gradient is skipped: zeroing with
         ``set_to_none=True`` (torch's and MMEngine's default) leaves a
-        tensor outside this step's graph without one.
+        tensor outside this step's graph without one, and torch's
+        optimizers skip it too. A tensor the step may have left unchanged
+        (kept by the pre-hook) rolls back only in the elements the step
+        changed, as torch's optimizers leave the others.
         """
         if self._current is None:
             self._current = self._layout()
+        unsure, self._unsure = self._unsure, None
         lam = self.lam_effs()
-        for b in self._current.buckets:
-            sel = [k for k, p in enumerate(b.params) if p.grad is not None]
-            if len(sel) == len(b.params):
-                rollback_(b.params, b.anchors, [lam[g] for g in b.groups])
-            elif sel:
-                rollback_([b.params[k] for k in sel],
-                          [b.anchors[k] for k in sel],
-                          [lam[b.groups[k]] for k in sel])
+        for bi, b in enumerate(self._current.buckets):
+            kept = unsure[bi] if unsure and bi < len(unsure) else {}
+            low = is_low_precision(b.params[0].dtype)
+            sel = [
+                k for k, p in enumerate(b.params)
+                if p.grad is not None and k not in kept
+            ]
+            if sel:
+                whole = len(sel) == len(b.params)
+                rollback_(b.params if whole else [b.params[k] for k in sel],
+                          b.anchors if whole else [b.anchors[k] for k in sel],
+                          [lam[b.groups[k]] for k in sel],
+                          [self._residual_of(b.params[k])
+                           for k in sel] if low else None)
+            for k, before in kept.items():
+                self._rollback_changed(b.params[k], before, b.anchors[k],
+                                       lam[b.groups[k]], low)
+
+    def snapshot(self) -> None:
+        self._residual = {}
+        super().snapshot()
+
+    def _residual_of(self, p: torch.Tensor) -> torch.Tensor:
+        """The float32 rounding carried for low-precision ``p``."""
+        r = self._residual.get(id(p))
+        if r is None or r.shape != p.shape or r.device != p.device:
+            r = self._residual[id(p)] = torch.zeros_like(
+                p, dtype=torch.float32)
+        return r
+
+    def _rollback_changed(self, p, before, anchor, lam, low) -> None:
+        """The rollback of ``p`` where the step changed it (``before``: its
+        value before the step), nowhere else."""
+        changed = p != before
+        if not bool(changed.any()):
+            return
+        target = p.detach().clone()
+        residual = self._residual_of(p).clone() if low else None
+        rollback_([target], [anchor], [lam],
+                  None if residual is None else [residual])
+        p.copy_(torch.where(changed, target, p))
+        if low:
+            r = self._residual_of(p)
+            r.copy_(torch.where(changed, residual, r))
 
 
 def lr_0(group: dict, current: bool = True) -> float:
@@ -330,9 +454,10 @@ def attach_rollback(optimizer: torch.optim.Optimizer,
             or was anchored before and no theta0 was loaded (see
             ``from_current_weights``).
         TypeError: for anything but a ``torch.optim.Optimizer``.
-        ValueError: for a ``rollback`` outside [0, 1], a bad
-            ``anchor_dtype``, or a rolled-back group with lr 0 under
-            ``scale_with_lr``.
+        ValueError: for a ``rollback`` outside [0, 1] or a bad
+            ``anchor_dtype``. (A group with lr 0 is accepted: it does not
+            roll back while its lr is 0, and a warning says so if its lr
+            rises later.)
     """
     return RollbackHandle(
         optimizer,

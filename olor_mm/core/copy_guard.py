@@ -12,8 +12,15 @@ The hook is installed by the first anchor made in the process
 (:func:`install`), never by ``import olor_mm``: a process that uses no
 anchor keeps torch's optimizers exactly as they are.
 
+A ``copy.deepcopy`` of an anchored optimizer (``best =
+copy.deepcopy(optimizer)``) would also save a state dict without theta0,
+silently: the anchored optimizer gets ``__deepcopy__`` (an attribute of
+that one instance, removed with the anchor) that gives the copy a
+state-dict pre-hook refusing to save while no anchor is attached to it.
+
 This module imports nothing of MMEngine.
 """
+import copy
 import weakref
 
 from torch.optim.optimizer import register_optimizer_step_pre_hook
@@ -61,3 +68,52 @@ def install() -> None:
 def has_stepped(optimizer) -> bool:
     """Whether ``optimizer`` stepped while the guard was installed."""
     return bool(STEPPED.get(optimizer))
+
+
+def _refuse_unanchored_save(optimizer) -> None:
+    """A state-dict pre-hook of a copy: no theta0 to save, so no save."""
+    if ATTACHED.get(optimizer):
+        return
+    marked = [
+        gi for gi, g in enumerate(optimizer.param_groups)
+        if g.get(MARK_KEY) not in (None, DETACHED)
+    ]
+    if marked:
+        raise RuntimeError(
+            f'this {type(optimizer).__name__} is a copy.deepcopy of an '
+            f'optimizer with {optimizer.param_groups[marked[0]][MARK_KEY]!r} '
+            'attached; the copy has no anchor, so its state dict would '
+            'hold no theta0 and could never resume the run. Save the '
+            'state dict of the optimizer the anchor is attached to (to '
+            'keep a copy of it: copy.deepcopy(optimizer.state_dict())), or '
+            'attach the anchor to the copy and load the original\'s state '
+            'dict first.')
+
+
+class _CopyWithoutAnchor:
+    """``__deepcopy__`` of an anchored optimizer instance: torch's own
+    copy, plus :func:`_refuse_unanchored_save` on the copy."""
+
+    def __init__(self, optimizer):
+        self._optimizer = weakref.ref(optimizer)
+
+    def __call__(self, memo):
+        optimizer = self._optimizer()
+        own = optimizer.__dict__.pop('__deepcopy__')
+        try:
+            twin = copy.deepcopy(optimizer, memo)
+        finally:
+            optimizer.__dict__['__deepcopy__'] = own
+        twin.register_state_dict_pre_hook(_refuse_unanchored_save)
+        return twin
+
+
+def protect_copies(optimizer) -> None:
+    """Give ``optimizer`` (anchored) the ``__deepcopy__`` above."""
+    optimizer.__dict__['__deepcopy__'] = _CopyWithoutAnchor(optimizer)
+
+
+def release(optimizer) -> None:
+    """Take it back (the anchor is removed)."""
+    if isinstance(optimizer.__dict__.get('__deepcopy__'), _CopyWithoutAnchor):
+        del optimizer.__dict__['__deepcopy__']

@@ -14,6 +14,7 @@ are not pretrained, whose ``rollback`` is 0). MMEngine's
 
 This module imports nothing of MMEngine.
 """
+import logging
 from typing import Dict, List, Optional, Sequence
 
 import torch.nn as nn
@@ -22,6 +23,8 @@ from ..layers.layer_schemes import Rule
 from ..layers.numbering import number_pretrained, tensor_layers
 from .resume_checks import hashable_option
 from .rollback import as_real, check_rollback_range, layerwise_rollback
+
+logger = logging.getLogger(__name__)  # forwarded to MMEngine's, if there
 
 __all__ = [
     'layer_lams', 'layerwise_rollback_groups', 'merge_param_groups',
@@ -58,6 +61,13 @@ def layer_lams(count: int, rollback_max: float, rollback_min: float,
     rollback_max, rollback_min, rollback_power = (
         as_real(v) for v in (rollback_max, rollback_min, rollback_power))
     check_rollback_range(rollback_max, rollback_min, rollback_power)
+    if rollback_power == 0 and rollback_min != rollback_max and count > 1:
+        logger.warning(
+            'rollback_power=0 gives every layer lam = rollback_max=%s '
+            '((1 - i/n) ** 0 = 1, the deepest layer too), so rollback_min=%s '
+            'is not used. For lam decaying from rollback_max to rollback_min '
+            'with depth set rollback_power > 0 (1 is linear); for one lam '
+            'everywhere leave rollback_min out.', rollback_max, rollback_min)
     return [
         layerwise_rollback(
             i,
@@ -85,8 +95,9 @@ def layerwise_rollback_groups(model: nn.Module,
     ``named_parameters()`` order), each with ``rollback = lam_i`` and
     ``layer_id = i``, then one group of the other trainable parameters with
     ``rollback = 0.0`` and ``layer_id = None``. Frozen parameters
-    (``requires_grad=False``) are left out but keep their place in the
-    numbering; empty groups are left out.
+    (``requires_grad=False``) are left out; a layer whose every tensor is
+    frozen takes no depth, so the shallowest trainable pretrained layer
+    gets ``rollback_max``; empty groups are left out.
 
     Args:
         model (nn.Module): The model to fine-tune.
@@ -133,9 +144,9 @@ def layerwise_rollback_groups(model: nn.Module,
                 f'pretrained_options has {key!r}: that key is set by '
                 'layerwise_rollback_groups itself; use rollback_max / '
                 'rollback_min / rollback_power.')
-    layer_of, count, _, _ = number_pretrained(model, pretrained_prefixes,
-                                              layer_unit, layer_patterns,
-                                              exclude)
+    numbering = number_pretrained(model, pretrained_prefixes, layer_unit,
+                                  layer_patterns, exclude)
+    layer_of, count = numbering.layer_of, numbering.count
     lams = layer_lams(count, rollback_max, rollback_min, rollback_power)
     layer_of_tensor = tensor_layers(model, layer_of)
     layers: List[List[nn.Parameter]] = [[] for _ in range(count)]

@@ -95,8 +95,18 @@ def check_layout(state_dict: dict, optimizer, saved_setup: Optional[dict],
     elif was_merged is None and merged is False:
         was_merged = True
     edited = edited_keys(saved_setup, setup)
-    head = (f'the optimizer state to load has {len(saved)} param groups, '
-            f'this optimizer {len(here)}: ')
+    if len(saved) == len(here):
+        gi, (a, b) = next((gi, (len(sg['params']), len(g['params'])))
+                          for gi, (sg, g) in enumerate(zip(saved, here))
+                          if len(sg['params']) != len(g['params']))
+        layer = here[gi].get('layer_id')
+        head = (f'param group {gi} of the optimizer state to load holds {a} '
+                f'tensors, this optimizer\'s {b} (' +
+                ('the tensors that do not roll back'
+                 if layer is None else f'pretrained layer {layer}') + '): ')
+    else:
+        head = (f'the optimizer state to load has {len(saved)} param groups, '
+                f'this optimizer {len(here)}: ')
     if merged and was_merged is False:
         why = ('the checkpoint was written with one group per parameter; '
                f'set {key}=False to resume it.')
@@ -112,15 +122,20 @@ def check_layout(state_dict: dict, optimizer, saved_setup: Optional[dict],
                'groups. Resume with the checkpoint\'s values (on resume '
                'they apply anyway), or ' + NEW_FINE_TUNE + '.')
     else:
-        why = ('the model, the pretrained prefixes or the param-group '
-               'options changed since the checkpoint was written.')
+        why = ('the model, the pretrained prefixes, the param-group options '
+               'or which tensors are frozen (requires_grad) changed since '
+               'the checkpoint was written. Resume with the model and '
+               f'freezing it was written with, or {NEW_FINE_TUNE}.')
     raise ValueError(head + why)
 
 
-def check_theta0(owner: str, saved: Dict[int, torch.Tensor],
-                 want: Dict[int, torch.Tensor]) -> None:
+def check_theta0(owner: str,
+                 saved: Dict[int, torch.Tensor],
+                 want: Dict[int, torch.Tensor],
+                 names: Optional[Dict[int, str]] = None) -> None:
     """``saved`` (state index -> theta0) covers ``want`` (state index ->
-    anchored parameter) with the parameters' shapes and finite values."""
+    anchored parameter) with the parameters' shapes and finite values
+    (``names``: ``{id(param): name}`` for the messages)."""
     if set(saved) != set(want):
         raise ValueError(
             f'{owner}: the saved theta0 covers {len(saved)} tensors, this '
@@ -129,13 +144,62 @@ def check_theta0(owner: str, saved: Dict[int, torch.Tensor],
             'pretrained prefixes or the optimizer set-up changed since the '
             'checkpoint was written.')
     for k, p in want.items():
+        what = (names or {}).get(id(p)) or f'parameter #{k}'
         if saved[k].shape != p.shape:
             raise ValueError(
-                f'{owner}: the saved theta0 of parameter #{k} has shape '
+                f'{owner}: the saved theta0 of {what} has shape '
                 f"{tuple(saved[k].shape)}, the model's has "
                 f'{tuple(p.shape)}; the checkpoint is of another model (or '
                 'of a run sharded over another number of processes).')
         if not bool(torch.isfinite(saved[k]).all()):
             raise ValueError(
-                f'{owner}: the saved theta0 of parameter #{k} holds NaN or '
+                f'{owner}: the saved theta0 of {what} holds NaN or '
                 'inf; the checkpoint is damaged.')
+
+
+#: per-parameter optimizer state that torch's optimizers keep with the
+#: parameter's shape (Adam's moments, SGD's momentum, Adagrad's sum, ...)
+ELEMENTWISE_STATE = ('exp_avg', 'exp_avg_sq', 'max_exp_avg_sq',
+                     'momentum_buffer', 'sum', 'square_avg', 'acc_delta',
+                     'grad_avg', 'exp_inf', 'ax', 'prev', 'step_size')
+
+
+def check_state_shapes(state_dict: dict,
+                       optimizer,
+                       names: Optional[Dict[int, str]] = None) -> None:
+    """Every per-parameter state tensor to load has its parameter's shape.
+
+    torch's single-tensor kernels stop at the first step on a state of
+    another shape; its fused and foreach kernels do not check, and train on
+    (or write past the tensor's memory). A config edited since the
+    checkpoint (``num_classes``) is the usual cause. Checked for every
+    kernel, before torch loads anything.
+
+    Args:
+        state_dict: The optimizer state to load (torch's layout: ``state``
+            by index, ``param_groups`` listing the indices).
+        optimizer: The optimizer it is loaded into.
+        names: ``{id(param): name}`` for the message (else the group and
+            position are named).
+
+    Raises:
+        ValueError: naming the parameter, its shape and the state's.
+    """
+    state = state_dict.get('state') or {}
+    for gi, (saved, group) in enumerate(
+            zip(state_dict.get('param_groups') or [], optimizer.param_groups)):
+        for pos, (k, p) in enumerate(zip(saved['params'], group['params'])):
+            for key, value in (state.get(k) or {}).items():
+                if (key in ELEMENTWISE_STATE and torch.is_tensor(value)
+                        and value.shape != p.shape):
+                    what = (names or {}).get(
+                        id(p)) or (f'tensor {pos} of param group {gi}')
+                    raise ValueError(
+                        f'the optimizer state to load does not fit the '
+                        f'model: {what} has shape {tuple(p.shape)}, its '
+                        f'{key!r} in the checkpoint {tuple(value.shape)}. '
+                        'The model changed since the checkpoint was written '
+                        '(an edited num_classes, another backbone). Resume '
+                        'with the config it was written with, or ' +
+                        NEW_FINE_TUNE + ' (layers of another shape then '
+                        'start from their init).')

@@ -20,17 +20,25 @@ AAAI 2024):
   It runs as one multi-tensor ``torch._foreach_lerp_`` per (device, dtype)
   bucket, with one weight per tensor, so a per-layer ``lam`` costs no extra
   pass and no Python loop over the tensors' elements.
+
+  Weights in bfloat16 / float16 cannot hold a small pull: a bfloat16 weight
+  10 % from theta0 with ``lam = 0.01`` moves by a tenth of its spacing, and
+  the rounding undoes every step. For them the lerp runs in float32 with
+  the rounding error carried to the next step (compensated summation: a
+  float32 ``residual`` per element, ``r_t = target_t - round(target_t)``),
+  so that the pull applied over any number of steps is Eq. 6's within half
+  a spacing of the weight's dtype.
 """
 import math
 import numbers
 from collections import defaultdict
-from typing import Dict, Iterable, List, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
 import torch
 
 __all__ = [
     'layerwise_rollback', 'check_rollback_range', 'rollback_',
-    'group_by_device_and_dtype', 'is_real', 'as_real'
+    'group_by_device_and_dtype', 'is_real', 'as_real', 'is_low_precision'
 ]
 
 
@@ -132,9 +140,17 @@ def group_by_device_and_dtype(
     return dict(buckets)
 
 
+def is_low_precision(dtype: torch.dtype) -> bool:
+    """Whether weights of ``dtype`` (bfloat16, float16) round a small
+    rollback away, and so roll back with a carried residual."""
+    return dtype.is_floating_point and torch.finfo(dtype).bits <= 16
+
+
 @torch.no_grad()
-def rollback_(params: List[torch.Tensor], anchors: List[torch.Tensor],
-              weights: List[float]) -> None:
+def rollback_(params: List[torch.Tensor],
+              anchors: List[torch.Tensor],
+              weights: List[float],
+              residuals: Optional[List[torch.Tensor]] = None) -> None:
     """In place ``p <- p + w * (theta0 - p)`` for every (p, theta0, w).
 
     Anchors of the parameters' dtype: one ``torch._foreach_lerp_`` call;
@@ -144,14 +160,30 @@ def rollback_(params: List[torch.Tensor], anchors: List[torch.Tensor],
     ``d = theta0 - p`` in the parameters' dtype, ``d *= w``, ``p += d``
     (three multi-tensor passes and a transient copy of the bucket).
 
+    With ``residuals`` (low-precision weights, :func:`is_low_precision`):
+    in float32, ``q = p + r``, ``q <- q + w * (theta0 - q)``, ``p <-
+    round(q)``, ``r <- q - p``: the rounding error is carried, never lost,
+    so a pull smaller than the weights' spacing still adds up over steps;
+    ``w = 1`` still gives ``theta0`` exactly.
+
     Args:
         params: Weights after the optimizer step (``theta_hat_t``), all on one
             device and of one dtype.
         anchors: Their pretrained values ``theta0``, on the same device, all
             of one dtype.
         weights: One ``lam_eff`` per tensor.
+        residuals (list, optional): One float32 tensor per weight, the
+            rounding carried from the previous step (updated in place).
     """
     if not params:
+        return
+    if residuals is not None:
+        work = [p.float() for p in params]
+        torch._foreach_add_(work, residuals)
+        torch._foreach_lerp_(work, [a.float() for a in anchors], weights)
+        torch._foreach_copy_(params, work)
+        torch._foreach_sub_(work, [p.float() for p in params])
+        torch._foreach_copy_(residuals, work)
         return
     if anchors[0].dtype == params[0].dtype:
         torch._foreach_lerp_(params, anchors, weights)

@@ -45,7 +45,7 @@ import torch
 from . import copy_guard
 from .copy_guard import DETACHED, MARK_KEY
 from .resume_checks import (NEW_FINE_TUNE, check_layout, check_optimizer,
-                            check_setup, check_theta0)
+                            check_setup, check_state_shapes, check_theta0)
 from .rollback import group_by_device_and_dtype
 
 logger = logging.getLogger(__name__)
@@ -264,6 +264,12 @@ class Anchor:
         self.run_id: Optional[str] = None
         self.position: Optional[Callable[[], Optional[int]]] = None
         self.before_first_take: List[Callable] = []
+        #: ``{id(param): name}`` for messages (set by a framework that knows
+        #: the model)
+        self.param_names: Optional[Dict[int, str]] = None
+        #: what built the groups (a framework's constructor), or None for
+        #: the plain PyTorch API; chooses the advice of messages
+        self.built_by: Optional[str] = None
         self._handles = [
             optimizer.register_state_dict_post_hook(self._save_hook),
             optimizer.register_load_state_dict_pre_hook(self._load_pre_hook),
@@ -271,6 +277,7 @@ class Anchor:
             optimizer.register_step_pre_hook(self._pre_step),
         ]
         copy_guard.ATTACHED.setdefault(optimizer, {})[state_key] = self
+        copy_guard.protect_copies(optimizer)
 
     # ------------------------------------------------------------ what
     def selected_params(self) -> List[torch.Tensor]:
@@ -401,12 +408,33 @@ class Anchor:
                 'taken are anchored to their values now, before their first '
                 'update.', self.owner, len(params))
         self._on_take(groups)
-        for p in params:
-            self._entries[id(p)] = (p, p.detach().to(
-                self.anchor_dtype or p.dtype, copy=True))
+        taken = [(p, p.detach().to(self.anchor_dtype or p.dtype, copy=True))
+                 for p in params]
+        self._check_cast([(p, p, t) for p, t in taken if t.dtype != p.dtype])
+        for p, t in taken:
+            self._entries[id(p)] = (p, t)
         self._not_pretrained = None
         if self.run_id is None:
             self.run_id = uuid.uuid4().hex[:12]
+
+    def _check_cast(self, triples) -> None:
+        """theta0 kept in ``anchor_dtype`` must hold the weights' values:
+        a float16 theta0 of a weight above 65504 is inf, and the rollback
+        would pull the weight there. ``triples``: (parameter, the values
+        cast, theta0 after the cast)."""
+        bad = [(p, v, t) for p, v, t in triples
+               if not bool(torch.isfinite(t).all())]
+        if bad:
+            p, v, t = bad[0]
+            name = (self.param_names
+                    or {}).get(id(p), f'shape {tuple(p.shape)}')
+            raise ValueError(
+                f'{self.owner}: {len(bad)} weights do not fit '
+                f'anchor_dtype={t.dtype} (e.g. {name}, largest |value| '
+                f'{float(v.detach().abs().max()):.4g}, the dtype holds up to '
+                f'{torch.finfo(t.dtype).max:.4g}): theta0 would be inf and '
+                "the rollback would pull them there. Use anchor_dtype="
+                "'bfloat16' (float32's range) or None (the weights' dtype).")
 
     def _check_first_take(self) -> None:
         """Before theta0 is first taken from the weights: they must be the
@@ -599,13 +627,15 @@ class Anchor:
         saved_groups = state_dict.get('param_groups', [])
         groups = self.optimizer.param_groups
         if entry is None and not per_param and self.active:
-            raise self._no_entry()
+            raise self._no_entry(saved_groups)
         if [len(g['params'])
                 for g in saved_groups] != [len(g['params']) for g in groups]:
             if entry is not None:
                 check_optimizer(self.owner, entry, self.optimizer)
                 check_setup(self.owner, saved_setup, self.config)
             check_layout(state_dict, optimizer, saved_setup, self.config)
+        # torch's fused / foreach kernels never check the state's shapes
+        check_state_shapes(state_dict, self.optimizer, self.param_names)
         selected = [(sg, g) for sg, g in zip(saved_groups, groups)
                     if self._select(sg)]
         saved_theta0 = {
@@ -620,7 +650,7 @@ class Anchor:
                     self.owner)
             return state_dict
         if entry is None and not saved_theta0:
-            raise self._no_entry()
+            raise self._no_entry(saved_groups)
         if entry is not None:
             check_optimizer(self.owner, entry, self.optimizer)
             check_setup(self.owner, saved_setup, self.config)
@@ -639,12 +669,23 @@ class Anchor:
             if k not in saved_theta0 and (not p.requires_grad
                                           or p.numel() == 0):
                 saved_theta0[k] = p.detach()
-        check_theta0(self.owner, saved_theta0, want)
+        check_theta0(self.owner, saved_theta0, want, self.param_names)
         self._pending = [(p, saved_theta0[k], per_param.get(k, {}))
                          for k, p in want.items()]
         return state_dict
 
-    def _no_entry(self) -> KeyError:
+    def _no_entry(self, saved_groups=()) -> KeyError:
+        if any(g.get(MARK_KEY) for g in saved_groups):
+            return KeyError(
+                f'{self.owner}: the optimizer state to load holds no theta0, '
+                f'yet its param groups carry {MARK_KEY!r}: it was written by '
+                'an optimizer that had been anchored but had no anchor '
+                'attached when it saved (a copy.deepcopy or pickle of the '
+                'optimizer, which drops its hooks, or one after '
+                'handle.remove()), so theta0 was not saved. Save the state '
+                'dict of the optimizer the rollback is attached to (to keep '
+                'a copy: copy.deepcopy(optimizer.state_dict())); this one '
+                f'can only start a new fine-tune ({NEW_FINE_TUNE}).')
         return KeyError(
             f'{self.owner}: the optimizer state to load has no '
             f"'{self.state_key}' entry, so theta0 (the pretrained weights "
@@ -670,7 +711,7 @@ class Anchor:
                 '(anchor_dtype of the config): rounded on resume. Resume '
                 'with the anchor_dtype it was written with to keep it '
                 'exact.', self.owner, lossy[0][0], lossy[0][1])
-        self._entries = {
+        entries = {
             id(p): (p,
                     t.to(
                         device=p.device,
@@ -678,6 +719,11 @@ class Anchor:
                         copy=True))
             for p, t, _ in restored
         }
+        self._check_cast([(p, t0, t)
+                          for (p, t), (_, t0,
+                                       _) in zip(entries.values(), restored)
+                          if t.dtype != t0.dtype])
+        self._entries = entries
         self._restored = True
         self._not_pretrained = None
         # torch made new group dicts: they are seen again at the next step
@@ -699,6 +745,8 @@ class Anchor:
         attached = copy_guard.ATTACHED.get(self.optimizer, {})
         if attached.get(self.state_key) is self:
             del attached[self.state_key]
+        if not attached:
+            copy_guard.release(self.optimizer)
 
 
 def check_values(owner: str, params) -> None:

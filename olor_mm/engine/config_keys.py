@@ -148,3 +148,43 @@ def check_wrapper_keys(optim_wrapper_cfg: dict) -> None:
             raise ValueError(
                 f'optim_wrapper.{key} is not a key of the optimizer wrapper: '
                 'did you mean optim_wrapper.paramwise_cfg?')
+
+
+#: ``paramwise_cfg`` keys only olor-mm's constructor reads (an upstream
+#: constructor ignores them without a word)
+OWN_KEYS = tuple(['method'] + list(OLOR_DEFAULTS) + method_keys() +
+                 ['merge_groups', 'optimizer_impl'])
+
+CONSTRUCTOR = 'LayerwiseRollbackConstructor'
+
+
+def check_constructor(optim_wrapper_cfg) -> None:
+    """Refuse olor-mm's keys in the ``paramwise_cfg`` of another
+    constructor (MMDetection's ``LearningRateDecayOptimizerConstructor``
+    of its ConvNeXt configs, MMEngine's default one): it would build,
+    attach nothing and never roll back.
+
+    Raises:
+        ValueError: naming the constructor, the keys and the one-line fix.
+    """
+    if not isinstance(optim_wrapper_cfg, dict):
+        return
+    paramwise = optim_wrapper_cfg.get('paramwise_cfg') or {}
+    mine = [k for k in OWN_KEYS if k in paramwise]
+    kind = optim_wrapper_cfg.get('constructor')
+    name = getattr(kind, '__name__', kind) or 'DefaultOptimWrapperConstructor'
+    if not mine or str(name).split('.')[-1] == CONSTRUCTOR or (isinstance(
+            kind, type) and any(c.__name__ == CONSTRUCTOR
+                                for c in kind.__mro__)):
+        return
+    upstream = [
+        k for k in ('decay_rate', 'decay_type', 'num_layers') if k in paramwise
+    ]
+    raise ValueError(
+        f'optim_wrapper.paramwise_cfg has olor-mm\'s {mine} but '
+        f'optim_wrapper.constructor is {name!r}, which ignores them: nothing '
+        'would roll back. Set optim_wrapper.constructor='
+        f"'{CONSTRUCTOR}'" +
+        (f' (it reads {upstream} as {name} does: layer-wise lr decay over '
+         'the same layers)' if upstream else '') +
+        ', or remove the OLOR keys for a plain fine-tune.')

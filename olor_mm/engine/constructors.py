@@ -132,6 +132,29 @@ def _check_fsdp_state_dict(model: nn.Module) -> None:
             "strategy.state_dict_cfg='local' (MMEngine's default).")
 
 
+def _check_fsdp_orig_params(model: nn.Module) -> None:
+    """Refuse FSDP without ``use_orig_params``: it replaces the parameters
+    by flat ones, so none keeps the name the numbering and
+    ``pretrained_prefixes`` go by."""
+    try:
+        from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+    except ImportError:  # torch without distributed
+        return
+    flat = [
+        m for m in model.modules()
+        if isinstance(m, FSDP) and not getattr(m, '_use_orig_params', True)
+    ]
+    if flat:
+        raise ValueError(
+            'the model is wrapped by FSDP without use_orig_params=True, '
+            'which replaces its parameters by flat ones (_flat_param): no '
+            'parameter keeps its name, so pretrained_prefixes and the layer '
+            "numbering find none. Set use_orig_params=True in the FSDP "
+            "wrapper's arguments (FlexibleRunner: strategy=dict("
+            "type='FSDPStrategy', model_wrapper=dict(use_orig_params=True)"
+            ')).')
+
+
 def _kernel_notice(impl: str, requested: str):
     """A load post-hook saying when a resumed state brings another kernel.
 
@@ -334,6 +357,7 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
     # ------------------------------------------------------------- build
     def __call__(self, model: nn.Module):
         """Groups, optimizer, the method's anchor attached, the wrapper."""
+        _check_fsdp_orig_params(model)
         _check_fsdp_state_dict(model)
         wrapped = model
         if hasattr(model, 'module'):
@@ -349,6 +373,8 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
                      merge_groups=self.build_cfg['merge_groups'])
         anchor = anchors.attach(self.method, optimizer, self.method_cfg, setup,
                                 wrapped)
+        anchor.param_names = {id(p): n for n, p in model.named_parameters()}
+        anchor.built_by = type(self).__name__
         if self.method == 'olor' and not anchor.trainable:
             self._warn_nothing_rolls_back(model)
         wrapper_cfg = self.optim_wrapper_cfg.copy()

@@ -36,6 +36,7 @@ from ..core.attach import RollbackHandle
 from ..core.drift import drift_groups
 from ..core.norms import relative, relative_terms
 from ..core.theta0 import find_anchor
+from .config_keys import check_constructor
 
 DRIFT_KEY = 'olor_drift_theta0'
 #: the logged names: ``drift.<group>``, ``lam_eff.<group>``
@@ -171,6 +172,9 @@ class RollbackDriftHook(Hook):
         the line is written; any other is copied now (saved in the
         checkpoint, restored on resume).
         """
+        cfg = getattr(runner, 'cfg', None)
+        if cfg is not None:  # OLOR keys under another constructor: refused
+            check_constructor(cfg.get('optim_wrapper'))
         logger = next((h for h in runner.hooks if isinstance(h, LoggerHook)),
                       None)
         if self.interval is None:

@@ -38,6 +38,8 @@ def load(path: str, options: Optional[dict] = None):
     cfg = Config.fromfile(resolve(path))
     if options:
         cfg.merge_from_dict(options)
+    from olor_mm.engine.config_keys import check_constructor
+    check_constructor(cfg.get('optim_wrapper'))
     ow = cfg.get('optim_wrapper')
     if ow is not None and ow.get('constructor') == \
             'LayerwiseRollbackConstructor' and ow.get('paramwise_cfg') is None:

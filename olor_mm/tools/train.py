@@ -18,6 +18,7 @@ import sys
 import olor_mm  # noqa: F401  (registers the OLOR plug-ins)
 from olor_mm.cli import (add_common_arguments, build_runner, enable_amp,
                          load_config, parse_with_local_rank, resume_options)
+from olor_mm.engine.config_keys import check_constructor
 
 
 def parse_args(argv=None):
@@ -49,7 +50,9 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         cfg = load_config(args)
-    except FileNotFoundError as err:
+        # OLOR keys under another constructor would train without rollback
+        check_constructor(cfg.get('optim_wrapper'))
+    except (FileNotFoundError, ValueError) as err:
         sys.exit(f'tools/train.py: error: {err}')
 
     if args.amp:
