@@ -155,10 +155,14 @@ class RollbackHandle(Anchor):
     def _before_update(self, layout, kwargs: dict) -> None:
         """Keep the value before the step of each tensor the step may leave
         unchanged (:meth:`rollback` compares): a sparse gradient, a tensor
-        with ``requires_grad=False``, an all-zero gradient. Only a gradient
-        kept across steps (``zero_grad(set_to_none=False)``: the same
-        tensor as at the last step) can be all zero while a backward ran;
-        those get one norm pass, a fresh gradient none."""
+        with ``requires_grad=False``, an all-zero gradient kept across
+        steps. A gradient kept across steps (``zero_grad(set_to_none=
+        False)``: the same tensor as at the last step) is all zero when
+        the backward did not reach the tensor (a layer frozen mid-run, a
+        branch unused in this step): those get one norm pass. A fresh
+        gradient is one a backward wrote: its tensor takes part in the step
+        as torch's optimizers count it (they step every tensor with a
+        gradient)."""
         unsure = []
         kept_grads = self._grads
         for b in layout.buckets:
