@@ -52,6 +52,13 @@ def test_P4_F11_a_theta0_that_overflows_anchor_dtype_is_refused():
     assert "'bfloat16'" in text
     for n, p in model.named_parameters():  # refused before any update
         assert torch.equal(p, before[n]), n
+    # a float32 theta0 resumed with anchor_dtype='float16': refused on load
+    model = _Net(gain=1e5)
+    opt, _ = _setup(model)
+    _step(model, opt)
+    again, _ = _setup(_Net(gain=1e5), anchor_dtype='float16')
+    with pytest.raises(ValueError, match='do not fit anchor_dtype'):
+        again.load_state_dict(opt.state_dict())
 
 
 def test_P4_D12_a_copied_optimizer_refuses_to_save_without_theta0():

@@ -670,6 +670,14 @@ class Anchor:
                                           or p.numel() == 0):
                 saved_theta0[k] = p.detach()
         check_theta0(self.owner, saved_theta0, want, self.param_names)
+        # a theta0 the anchor's dtype cannot hold: refused before torch
+        # loads anything (kept in anchor_dtype by the post-hook)
+        self._check_cast([
+            (p, saved_theta0[k], saved_theta0[k].to(self.anchor_dtype))
+            for k, p in want.items()
+            if self.anchor_dtype is not None and torch.finfo(
+                self.anchor_dtype).max < torch.finfo(saved_theta0[k].dtype).max
+        ])
         self._pending = [(p, saved_theta0[k], per_param.get(k, {}))
                          for k, p in want.items()]
         return state_dict
@@ -711,7 +719,7 @@ class Anchor:
                 '(anchor_dtype of the config): rounded on resume. Resume '
                 'with the anchor_dtype it was written with to keep it '
                 'exact.', self.owner, lossy[0][0], lossy[0][1])
-        entries = {
+        self._entries = {
             id(p): (p,
                     t.to(
                         device=p.device,
@@ -719,11 +727,6 @@ class Anchor:
                         copy=True))
             for p, t, _ in restored
         }
-        self._check_cast([(p, t0, t)
-                          for (p, t), (_, t0,
-                                       _) in zip(entries.values(), restored)
-                          if t.dtype != t0.dtype])
-        self._entries = entries
         self._restored = True
         self._not_pretrained = None
         # torch made new group dicts: they are seen again at the next step
