@@ -111,15 +111,32 @@ def _check_engine(kind) -> None:
             "DeepSpeedStrategy, or MMEngine's Runner.")
 
 
-def _check_fsdp_state_dict(model: nn.Module) -> None:
-    """Refuse FSDP's ``full`` state dict: it gathers the optimizer state
-    to rank 0, whose param groups then carry rank 0's shard of theta0
-    only (each rank keeps theta0 sharded like its parameters)."""
+def _check_fsdp(model: nn.Module) -> None:
+    """Refuse what FSDP cannot anchor.
+
+    - Without ``use_orig_params`` FSDP replaces the parameters by flat
+      ones, so none keeps the name the numbering and
+      ``pretrained_prefixes`` go by.
+    - Its ``full`` state dict gathers the optimizer state to rank 0, whose
+      param groups then carry rank 0's shard of theta0 only (each rank
+      keeps theta0 sharded like its parameters).
+    """
     try:
         from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
         from torch.distributed.fsdp import StateDictType
     except ImportError:  # torch without distributed
         return
+    if any(
+            isinstance(m, FSDP) and not getattr(m, '_use_orig_params', True)
+            for m in model.modules()):
+        raise ValueError(
+            'the model is wrapped by FSDP without use_orig_params=True, '
+            'which replaces its parameters by flat ones (_flat_param): no '
+            'parameter keeps its name, so pretrained_prefixes and the layer '
+            "numbering find none. Set use_orig_params=True in the FSDP "
+            "wrapper's arguments (FlexibleRunner: strategy=dict("
+            "type='FSDPStrategy', model_wrapper=dict(use_orig_params=True)"
+            ')).')
     if not isinstance(model, FSDP):
         return
     kind = FSDP.get_state_dict_type(model).state_dict_type
@@ -130,29 +147,6 @@ def _check_fsdp_state_dict(model: nn.Module) -> None:
             "state dict only ('full' gathers the optimizer state to rank "
             "0, which holds its own shard of theta0 alone): set "
             "strategy.state_dict_cfg='local' (MMEngine's default).")
-
-
-def _check_fsdp_orig_params(model: nn.Module) -> None:
-    """Refuse FSDP without ``use_orig_params``: it replaces the parameters
-    by flat ones, so none keeps the name the numbering and
-    ``pretrained_prefixes`` go by."""
-    try:
-        from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
-    except ImportError:  # torch without distributed
-        return
-    flat = [
-        m for m in model.modules()
-        if isinstance(m, FSDP) and not getattr(m, '_use_orig_params', True)
-    ]
-    if flat:
-        raise ValueError(
-            'the model is wrapped by FSDP without use_orig_params=True, '
-            'which replaces its parameters by flat ones (_flat_param): no '
-            'parameter keeps its name, so pretrained_prefixes and the layer '
-            "numbering find none. Set use_orig_params=True in the FSDP "
-            "wrapper's arguments (FlexibleRunner: strategy=dict("
-            "type='FSDPStrategy', model_wrapper=dict(use_orig_params=True)"
-            ')).')
 
 
 def _kernel_notice(impl: str, requested: str):
@@ -357,8 +351,7 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
     # ------------------------------------------------------------- build
     def __call__(self, model: nn.Module):
         """Groups, optimizer, the method's anchor attached, the wrapper."""
-        _check_fsdp_orig_params(model)
-        _check_fsdp_state_dict(model)
+        _check_fsdp(model)
         wrapped = model
         if hasattr(model, 'module'):
             model = model.module

@@ -184,23 +184,6 @@ def check_prefixes(prefixes) -> Tuple[str, ...]:
     return tuple(prefixes)
 
 
-#: why a prefix holds no parameter under FSDP without ``use_orig_params``
-_FLAT_HINT = (
-    ': the model is wrapped by FSDP without use_orig_params=True, which '
-    'replaces its parameters by flat ones (_flat_param), so no parameter '
-    "keeps its name. Set use_orig_params=True in the FSDP wrapper's "
-    "arguments (FlexibleRunner: strategy=dict(type='FSDPStrategy', "
-    'model_wrapper=dict(use_orig_params=True))).')
-
-
-def _flattened(params: Dict[str, nn.Parameter]) -> bool:
-    """Whether FSDP flattened the model's parameters (no
-    ``use_orig_params``)."""
-    return any(
-        n.endswith('_flat_param') or type(p).__name__ == 'FlatParameter'
-        for n, p in params.items())
-
-
 def _under(name: str, prefix: str) -> bool:
     return prefix == '' or name == prefix or name.startswith(prefix + '.')
 
@@ -331,9 +314,8 @@ def number_pretrained(model: nn.Module,
             raise ValueError(
                 f'pretrained_prefixes entry {prefix!r} holds no parameter' +
                 (' that exclude leaves in' if excluded else '') +
-                (_FLAT_HINT if _flattened(params) else
-                 "; name the pretrained module, e.g. 'backbone', or '' for "
-                 'the whole model.'))
+                "; name the pretrained module, e.g. 'backbone', or '' for "
+                'the whole model.')
         chosen[prefix] = names
     search = layer_unit == 'block' and layer_patterns is None
     roots: Dict[str, List[str]] = OrderedDict()
