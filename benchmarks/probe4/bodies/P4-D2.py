@@ -1,12 +1,4 @@
 # one model split over two optimizers: backbone in an SGD with rollback, head in a separate Adam, also attached
-class M(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.backbone = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 6), nn.Tanh(), nn.Linear(6, 6), nn.Tanh())
-        self.head = nn.Linear(6, 2)
-
-    def forward(self, x):
-        return self.head(self.backbone(x))
 mA = M(); mB = copy.deepcopy(mA)
 g = layerwise_rollback_groups(mA, pretrained_prefixes=('backbone',), rollback_max=0.3)
 gb = [grp for grp in g if grp['layer_id'] is not None]

@@ -1,12 +1,4 @@
 # closure-based step: opt.step(closure) returns the closure's loss; the update is Eq. 6 of SGD's
-class M(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.backbone = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 6), nn.Tanh(), nn.Linear(6, 6), nn.Tanh())
-        self.head = nn.Linear(6, 2)
-
-    def forward(self, x):
-        return self.head(self.backbone(x))
 mA = M(); mB = copy.deepcopy(mA)
 g = layerwise_rollback_groups(mA, pretrained_prefixes=('backbone',), rollback_max=0.3)
 oA = torch.optim.SGD(g, lr=0.1, momentum=0.9)

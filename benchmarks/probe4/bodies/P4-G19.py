@@ -1,13 +1,5 @@
 # torch.func.functional_call + torch.func.grad to compute gradients, written into p.grad, then opt.step()
 from torch.func import functional_call, grad
-class M(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.backbone = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 6), nn.Tanh(), nn.Linear(6, 6), nn.Tanh())
-        self.head = nn.Linear(6, 2)
-
-    def forward(self, x):
-        return self.head(self.backbone(x))
 mA = M(); mB = copy.deepcopy(mA)
 g = layerwise_rollback_groups(mA, pretrained_prefixes=('backbone',), rollback_max=0.3)
 oA = torch.optim.AdamW(g, lr=1e-2)

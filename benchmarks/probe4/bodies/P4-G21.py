@@ -1,13 +1,5 @@
 # Adam(amsgrad=True, foreach=True) and Adagrad(fused=True, lr_decay) vs the explicit lerp; Adam(capturable=True)
 # on the CPU must fail exactly as torch fails without the rollback
-class M(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.backbone = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 6), nn.Tanh(), nn.Linear(6, 6), nn.Tanh())
-        self.head = nn.Linear(6, 2)
-
-    def forward(self, x):
-        return self.head(self.backbone(x))
 d = []
 for Opt, kw in ((torch.optim.Adam, dict(lr=1e-2, amsgrad=True, foreach=True)),
                 (torch.optim.Adagrad, dict(lr=1e-1, lr_decay=1e-2, fused=True))):

@@ -1,14 +1,6 @@
 # torch.amp.GradScaler('cpu') in a plain loop with a fused AdamW; one step with an inf gradient:
 # docs: "Under torch's GradScaler a fused optimizer is called even for a step with inf/NaN gradients (it updates
 # nothing); the rollback reads the scaler's found_inf and skips that step too."
-class M(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.backbone = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 6), nn.Tanh(), nn.Linear(6, 6), nn.Tanh())
-        self.head = nn.Linear(6, 2)
-
-    def forward(self, x):
-        return self.head(self.backbone(x))
 mA = M(); mB = copy.deepcopy(mA)
 g = layerwise_rollback_groups(mA, pretrained_prefixes=('backbone',), rollback_max=0.3)
 oA = torch.optim.AdamW(g, lr=1e-2, fused=True)

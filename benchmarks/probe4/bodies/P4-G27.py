@@ -1,12 +1,4 @@
 # lr given as a tensor (torch allows it for fused / capturable Adam(W)): AdamW(lr=torch.tensor(1e-2), fused=True)
-class M(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.backbone = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 6), nn.Tanh(), nn.Linear(6, 6), nn.Tanh())
-        self.head = nn.Linear(6, 2)
-
-    def forward(self, x):
-        return self.head(self.backbone(x))
 mA = M(); mB = copy.deepcopy(mA)
 g = layerwise_rollback_groups(mA, pretrained_prefixes=('backbone',), rollback_max=0.3)
 try:

@@ -18,14 +18,6 @@ class Lion(torch.optim.Optimizer):
                 u = (st['m'] * b1 + p.grad * (1 - b1)).sign_()
                 p.add_(u, alpha=-grp['lr'])
                 st['m'].mul_(b2).add_(p.grad, alpha=1 - b2)
-class M(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.backbone = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 6), nn.Tanh(), nn.Linear(6, 6), nn.Tanh())
-        self.head = nn.Linear(6, 2)
-
-    def forward(self, x):
-        return self.head(self.backbone(x))
 mA = M(); mB = copy.deepcopy(mA)
 g = layerwise_rollback_groups(mA, pretrained_prefixes=('backbone',), rollback_max=0.3)
 oA = Lion(g, lr=1e-2, weight_decay=0.1)

@@ -183,3 +183,49 @@ def judge_numbers(diffs, what, tol=1e-6, exact_expected=False):
     if d <= tol and not exact_expected:
         verdict('good', f'{what}: equal to optimizer + explicit Eq. 6 lerp within {d:.2e} (float rounding)')
     verdict('silent', f'{what}: differs from optimizer + explicit Eq. 6 lerp by {d:.3e} (per step {[float("%.2e" % v) for v in diffs]})')
+
+
+class M(nn.Module):
+    """The probe's usual model: a three-layer pretrained backbone and a new
+    head (a case that needs another one defines its own M)."""
+    def __init__(self):
+        super().__init__()
+        self.backbone = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 6), nn.Tanh(), nn.Linear(6, 6), nn.Tanh())
+        self.head = nn.Linear(6, 2)
+
+    def forward(self, x):
+        return self.head(self.backbone(x))
+
+
+def optimizer_case(name, **kwargs):
+    """torch.optim.<name>(**kwargs) with the rollback vs the same optimizer
+    + explicit Eq. 6 lerp for 5 steps, then its state dict round trip: a
+    copy resumed from it steps bit-identically to the original."""
+    cls = getattr(torch.optim, name)
+    what = f"{name}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})"
+    mA = M(); mB = copy.deepcopy(mA)
+    g = layerwise_rollback_groups(mA, pretrained_prefixes=('backbone',), rollback_max=0.3)
+    try:
+        oA = cls(g, **kwargs)
+        attach_rollback(oA, setup=g.setup)
+    except Exception as e:
+        verdict('poor', f'{type(e).__name__}: {str(e)[:200]}')
+    rB = Ref(cls(twin_groups(g, mA, mB), **kwargs))
+    try:
+        d = drive(mA, oA, mB, rB, [torch.randn(5, 4) for _ in range(5)])
+    except Exception as e:
+        verdict('poor', f'{type(e).__name__} at {os.path.basename(innermost(e))}: {str(e)[:200]}')
+    # the state dict round trip on this optimizer too
+    sd = copy.deepcopy(oA.state_dict())
+    mR = copy.deepcopy(mA); gR = layerwise_rollback_groups(mR, pretrained_prefixes=('backbone',), rollback_max=0.3)
+    oR = cls(gR, **kwargs); attach_rollback(oR, setup=gR.setup)
+    try:
+        oR.load_state_dict(sd)
+    except Exception as e:
+        verdict('poor', f'state round trip of {name}: {type(e).__name__}: {str(e)[:200]}')
+    x = torch.randn(5, 4)
+    for m, o in ((mA, oA), (mR, oR)):
+        o.zero_grad(); m(x).pow(2).mean().backward(); o.step()
+    if not exact(mA, mR):
+        verdict('silent', f'{name}: resumed copy differs from the original by {maxdiff(mA, mR):.3e}')
+    judge_numbers(d, what)
