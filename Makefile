@@ -50,8 +50,10 @@ $(STAMP): $(REQS)
 	  exit 1; }
 	touch $@
 
+# the whole suite, then its 25 slowest tests (--durations), so that the
+# cost of a slow test stays in sight
 test: setup
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q tests --durations=25
 
 # OpenMMLab's lint (settings in setup.cfg, hooks in .pre-commit-config.yaml):
 # flake8, isort and yapf in check mode over the tracked Python files (not

@@ -19,10 +19,10 @@ MMDET=${2:-3.2.0}
 VENV=${MATRIX_VENV:-.venv-matrix}
 PY=$VENV/bin/python
 PIPI="$PY -m pip install -q -c requirements/constraints-build.txt"
-CORE=(tests/test_attach.py tests/test_optim_wrapper.py
-      tests/test_wrapper_parity.py tests/test_rollback_math.py
-      tests/test_runner.py tests/test_amp.py tests/test_l2sp.py
-      tests/test_cli.py tests/test_version.py tests/test_compat.py)
+CORE=(tests/core/test_attach.py tests/engine/test_optim_wrappers.py
+      tests/engine/test_optim_wrappers_parity.py tests/core/test_rollback.py
+      tests/engine/test_runner.py tests/engine/test_amp.py tests/core/test_penalty.py
+      tests/cli/test_common.py tests/test_version.py tests/compat/test_compat.py)
 
 rm -rf "$VENV" dist
 python3 -m venv "$VENV"

@@ -1,6 +1,7 @@
 """Helpers of the end-to-end tests: tools/train.py as a subprocess."""
 import glob
 import json
+import os
 import os.path as osp
 import signal
 import subprocess
@@ -9,8 +10,10 @@ import time
 
 import pytest
 import torch
+from mmengine.config import Config
+from paths import ROOT, TESTS
+from toy import pretrained_checkpoint, runner_cfg, sgd_wrapper_cfg
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO = osp.join(ROOT, 'configs', 'demo')
 
 
@@ -170,3 +173,82 @@ def upstream_analyzer(package, monkeypatch):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+#: the environment of a tool run on the toy model: tests/ importable
+TOOL_ENV = dict(
+    os.environ,
+    PYTHONPATH=TESTS + os.pathsep + os.environ.get('PYTHONPATH', ''),
+    OMP_NUM_THREADS='1')
+
+
+def toy_config_file(tmp_path, **extra):
+    """A toy config file for tools/train.py, loading the toy 'pretrained'
+    checkpoint; returns (path, pretrained state dict)."""
+    path, pretrained = pretrained_checkpoint(tmp_path)
+    cfg = runner_cfg(
+        'unused',
+        sgd_wrapper_cfg(),
+        max_iters=6,
+        load_from=path,
+        custom_imports=dict(
+            imports=['olor_mm', 'toy'], allow_failed_imports=False))
+    cfg.pop('work_dir')
+    cfg.update(extra)
+    config = tmp_path / 'toy.py'
+    Config(cfg).dump(str(config))
+    return str(config), pretrained
+
+
+def train_tool(config, work, *extra, check=True, env=TOOL_ENV):
+    """olor-mm's tools/train.py on ``config`` in a subprocess."""
+    return subprocess.run([
+        sys.executable,
+        osp.join(ROOT, 'tools', 'train.py'), config, '--work-dir',
+        str(work), *extra
+    ],
+                          env=env,
+                          cwd=ROOT,
+                          capture_output=True,
+                          text=True,
+                          timeout=600,
+                          check=check)
+
+
+def fine_tuned_checkpoint(cfg, path):
+    """What MMEngine writes after an OLOR fine-tuning: the weights, an
+    AdamW state with theta0 (a copy of the weights), the message hub with
+    its HistoryBuffers, meta data."""
+    from mmengine.logging import HistoryBuffer, MessageHub
+
+    from olor_mm.tools.pretrained import build_model
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    state = model.state_dict()
+    params = [p for p in model.parameters()]
+    hub = MessageHub.get_instance('publish_test')
+    hub.update_scalar('train/loss', 1.5)
+    hub.update_info('iter', 6)
+    assert isinstance(hub.log_scalars['train/loss'], HistoryBuffer)
+    torch.save(
+        dict(
+            meta=dict(iter=6, epoch=0, mmengine_version='0.10.7'),
+            state_dict=state,
+            message_hub=hub.state_dict(),
+            param_schedulers=[dict(last_step=6)],
+            optimizer=dict(
+                state={
+                    k: dict(
+                        exp_avg=torch.zeros_like(p),
+                        exp_avg_sq=torch.zeros_like(p),
+                        step=torch.tensor(6.))
+                    for k, p in enumerate(params)
+                },
+                param_groups=[dict(lr=1e-4, params=list(range(len(params))))],
+                olor_rollback=dict(
+                    theta0={
+                        k: p.detach().clone()
+                        for k, p in enumerate(params)
+                    },
+                    config=None))), path)
+    return state

@@ -1,5 +1,5 @@
 """Small MMEngine trainings that use nothing of olor-mm, for the test that
-importing olor-mm changes none of their results (tests/test_stack.py).
+importing olor-mm changes none of their results (tests/test_import.py).
 
 ``python stack_probe.py OUT_DIR [--import-olor-mm]`` runs, in one process
 (importing olor_mm first with the flag):

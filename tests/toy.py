@@ -3,8 +3,9 @@ import itertools
 
 import torch
 import torch.nn as nn
+from mmengine.hooks import Hook
 from mmengine.model import BaseModel
-from mmengine.registry import DATASETS, MODELS
+from mmengine.registry import DATASETS, HOOKS, MODELS
 from mmengine.runner import Runner
 from torch.utils.data import Dataset
 
@@ -221,3 +222,102 @@ def param_copies(runner_or_model):
     """``{name: detached copy}`` of a model's (or a Runner's) parameters."""
     model = getattr(runner_or_model, 'model', runner_or_model)
     return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+
+def sgd_wrapper_cfg(**paramwise):
+    """OLOR with plain SGD (lr 0.1), rollback_max 0.2, the toy numbering."""
+    paramwise.setdefault('rollback_max', 0.2)
+    paramwise.setdefault('layer_patterns', TOY_LAYERS)
+    return olor_wrapper_cfg(dict(type='SGD', lr=0.1), **paramwise)
+
+
+def adamw_wrapper_cfg(**paramwise):
+    """OLOR with AdamW (lr 1e-2, no weight decay), rollback_max 0.2, the
+    toy numbering."""
+    paramwise.setdefault('rollback_max', 0.2)
+    paramwise.setdefault('layer_patterns', TOY_LAYERS)
+    return olor_wrapper_cfg(
+        dict(type='AdamW', lr=1e-2, weight_decay=0.0), **paramwise)
+
+
+def toy_groups(model, **kw):
+    """Layer-wise groups of ``model`` (rollback_max 0.2, toy numbering)."""
+    from olor_mm import layerwise_rollback_groups
+    kw.setdefault('rollback_max', 0.2)
+    kw.setdefault('layer_patterns', TOY_LAYERS)
+    return layerwise_rollback_groups(model, **kw)
+
+
+def toy_step(model, opt, seed=0):
+    """One cross-entropy step of a ToyClassifier on a seeded batch."""
+    torch.manual_seed(seed)
+    opt.zero_grad()
+    x = torch.rand(4, 3, 8, 8)
+    nn.functional.cross_entropy(model(x), torch.tensor([0, 1, 2,
+                                                        0])).backward()
+    opt.step()
+
+
+def toy_sgd(momentum=0.0, lam=0.3):
+    """A seeded ToyClassifier and SGD over its groups, lam on the whole
+    backbone."""
+    from olor_mm import layerwise_rollback_groups
+    torch.manual_seed(0)
+    model = ToyClassifier()
+    opt = torch.optim.SGD(
+        layerwise_rollback_groups(
+            model, ('backbone', ), rollback_max=lam, rollback_min=lam),
+        lr=0.1,
+        momentum=momentum)
+    return model, opt
+
+
+def nan_hook(name, target):
+    """Register (as ``name``) a hook that fills ``target`` (a dotted
+    attribute path of the model) with NaN after iteration 4; returns its
+    config."""
+
+    class NaNAt(Hook):
+
+        def after_train_iter(self,
+                             runner,
+                             batch_idx,
+                             data_batch=None,
+                             outputs=None):
+            if runner.iter == 4:
+                module = runner.model
+                for part in target.split('.'):
+                    module = getattr(module, part)
+                module.data.fill_(float('nan'))
+
+    HOOKS.register_module(name, module=NaNAt, force=True)
+    return dict(type=name)
+
+
+class ProbeNet(nn.Module):
+    """The fourth probe's model: a backbone with a free gain vector."""
+
+    def __init__(self, gain=1.0):
+        super().__init__()
+        self.backbone = nn.Sequential(
+            nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 6))
+        self.backbone.gain = nn.Parameter(torch.full((2, ), gain))
+        self.head = nn.Linear(6, 2)
+
+    def forward(self, x):
+        return self.head(self.backbone(x)) * self.backbone.gain.sum()
+
+
+def probe_setup(model, **kwargs):
+    """SGD over per-tensor groups of ``model.backbone``, rolled back."""
+    from olor_mm import attach_rollback, layerwise_rollback_groups
+    groups = layerwise_rollback_groups(
+        model, ('backbone', ), rollback_max=0.3, layer_unit='param')
+    opt = torch.optim.SGD(groups, lr=0.1)
+    return opt, attach_rollback(opt, setup=groups.setup, **kwargs)
+
+
+def probe_step(model, opt):
+    opt.zero_grad()
+    model(torch.randn(3, 4)).sum().backward()
+    opt.step()

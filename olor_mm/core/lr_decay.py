@@ -17,7 +17,7 @@ block j at j + 1) and the multipliers are the upstream ones; the final norm
 is OLOR's deepest layer ``n`` (multiplier 1), where upstream lumps it with
 the heads (also 1). For ConvNeXt upstream groups stage 3's blocks three by
 three and gives stage 4 one id; OLOR numbers every block, so the decay is
-finer (see ``tests/test_kernels.py``). ``num_layers`` is accepted for
+finer (see ``tests/core/test_kernels.py``). ``num_layers`` is accepted for
 compatibility and only checked against the numbering.
 
 This module imports nothing of MMEngine.
