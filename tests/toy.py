@@ -107,7 +107,9 @@ def runner_cfg(work_dir, optim_wrapper, max_iters=6, **kwargs):
         experiment_name=f'toy{next(_RUN_IDS)}',
         train_dataloader=dict(
             dataset=dict(type='ToyDataset'),
-            sampler=dict(type='DefaultSampler', shuffle=False),
+            # InfiniteSampler: the order of DefaultSampler(shuffle=False)
+            # without MMEngine's 2 s pause at every restart of the data
+            sampler=dict(type='InfiniteSampler', shuffle=False),
             collate_fn=dict(type='default_collate'),
             batch_size=4,
             num_workers=0),

@@ -46,7 +46,7 @@ def test_sigkill_after_a_checkpoint_then_resume_is_bit_identical(tmp_path):
     """tools/train.py killed with SIGKILL at a random point after its first
     checkpoint, restarted with --resume: the same final weights and theta0
     as a run never interrupted (a model without random sampling)."""
-    config = _toy_config(tmp_path, max_iters=400)
+    config = _toy_config(tmp_path, max_iters=1000)
     subprocess.run(
         _train_cmd(config, tmp_path / 'straight'),
         env=TOOL_ENV,
@@ -60,7 +60,7 @@ def test_sigkill_after_a_checkpoint_then_resume_is_bit_identical(tmp_path):
         work,
         delay=random.Random(0).uniform(0.0, 0.5),
         env=TOOL_ENV)
-    assert not (work / 'iter_400.pth').is_file(), 'killed too late'
+    assert not (work / 'iter_1000.pth').is_file(), 'killed too late'
     subprocess.run(
         _train_cmd(config, work, '--resume'),
         env=TOOL_ENV,
@@ -68,8 +68,8 @@ def test_sigkill_after_a_checkpoint_then_resume_is_bit_identical(tmp_path):
         check=True,
         capture_output=True,
         timeout=600)
-    a = state(tmp_path / 'straight' / 'iter_400.pth')
-    b = state(work / 'iter_400.pth')
+    a = state(tmp_path / 'straight' / 'iter_1000.pth')
+    b = state(work / 'iter_1000.pth')
     for k in a['state_dict']:
         assert torch.equal(a['state_dict'][k], b['state_dict'][k]), k
     ta = saved_theta0(a['optimizer'])
