@@ -1,4 +1,7 @@
-"""--amp's config edit (olor_mm.cli.enable_amp)."""
+"""olor_mm/cli/common.py: --amp's config edit (enable_amp), and what the
+command line gets wrong (a missing config, a broken last_checkpoint,
+--cfg-options without '=', --launcher without torchrun): one line naming
+the fix (``BAD_INPUTS``)."""
 import pytest
 import torch
 from bad_input import bad_input_cases, check_bad_input

@@ -7,7 +7,9 @@ by the constructor, OLOROptimWrapper, a hand-built torch optimizer with
 
 Attaching to what is not a torch optimizer, after a load, after
 ``remove()``, to Adagrad, with numpy / tensor lam, and groups added later
-(misuse probe A1, A6, A8, A12; the never-silent and third probes).
+(misuse probe A1, A6, A8, A12; the never-silent and third probes);
+attaching twice, a group's lam outside [0, 1], a model on the meta device
+(``BAD_INPUTS``).
 """
 import copy
 import logging

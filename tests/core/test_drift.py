@@ -1,4 +1,5 @@
-"""Drift groups, RollbackDriftHook against a direct computation, plot tool."""
+"""Drift groups, RollbackDriftHook against a direct computation, plot tool;
+the hook's bad arguments (``BAD_INPUTS``)."""
 import glob
 import json
 

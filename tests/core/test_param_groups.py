@@ -1,6 +1,6 @@
 """layerwise_rollback_groups (olor_mm/core/param_groups.py): what it
 takes, tied weights, numbers of any numeric type, and the warning of
-rollback_power=0."""
+rollback_power=0; its bad inputs (``BAD_INPUTS``)."""
 import numpy as np
 import pytest
 import torch

@@ -1,6 +1,12 @@
-"""OLOR keys under another constructor (olor_mm/engine/config_keys.py):
-refused by olor-mm's tools and by RollbackDriftHook before the first step
-(the third probe, issue 34)."""
+"""The config keys of OLOR's optim_wrapper block (olor_mm/engine/
+config_keys.py, read by the constructor and the wrappers).
+
+- OLOR keys under another constructor: refused by olor-mm's tools and by
+  RollbackDriftHook before the first step (the third probe, issue 34).
+- Every bad value or key of the block (out of range, mistyped, misspelt,
+  at the wrong level, of another method, prefixes and patterns matching
+  nothing, ...): an error naming the key and the fix (``BAD_INPUTS``).
+"""
 
 import pytest
 import torch
