@@ -323,3 +323,27 @@ def probe_step(model, opt):
     opt.zero_grad()
     model(torch.randn(3, 4)).sum().backward()
     opt.step()
+
+
+def adamw_checkpoints(tmp_path):
+    """A toy run with :func:`adamw_wrapper_cfg` from the toy 'pretrained'
+    checkpoint, saved at iterations 3 and 6; returns (work dir, pretrained
+    state dict)."""
+    path, pretrained = pretrained_checkpoint(tmp_path)
+    work = tmp_path / 'run'
+    toy_runner(work, adamw_wrapper_cfg(), load_from=path).train()
+    return work, pretrained
+
+
+def frozen_toy():
+    """A ToyClassifier with every parameter frozen."""
+    model = ToyClassifier()
+    model.requires_grad_(False)
+    return model
+
+
+def plain_toy_groups(**kwargs):
+    """``layerwise_rollback_groups`` of a fresh ToyClassifier with the
+    function's own defaults (unlike :func:`toy_groups`)."""
+    from olor_mm import layerwise_rollback_groups
+    return layerwise_rollback_groups(ToyClassifier(), **kwargs)

@@ -13,8 +13,7 @@ import pytest
 import torch
 from e2e_utils import TOOL_ENV, state, toy_config_file, train_tool
 from paths import ROOT
-from toy import (adamw_wrapper_cfg, pretrained_checkpoint, resumed_runner,
-                 toy_runner)
+from toy import adamw_checkpoints, adamw_wrapper_cfg, resumed_runner
 
 import olor_mm
 
@@ -103,17 +102,10 @@ def test_a_kill_while_saving_leaves_a_checkpoint_resume_finds(tmp_path):
     assert not glob.glob(str(work / '*.part'))
 
 
-def _two_checkpoints(tmp_path):
-    path, pretrained = pretrained_checkpoint(tmp_path)
-    work = tmp_path / 'run'
-    toy_runner(work, adamw_wrapper_cfg(), load_from=path).train()
-    return work, pretrained
-
-
 def test_killed_while_saving_resume_takes_the_last_complete(tmp_path):
     """A kill during the save of iter_6.pth leaves it truncated and
     last_checkpoint at iter_3.pth (MMEngine writes it after the save)."""
-    work, pretrained = _two_checkpoints(tmp_path)
+    work, pretrained = adamw_checkpoints(tmp_path)
     damaged = work / 'iter_6.pth'
     data = damaged.read_bytes()
     damaged.write_bytes(data[:len(data) // 2])

@@ -24,7 +24,8 @@ import torch.nn as nn
 from bad_input import bad_input_cases, check_bad_input
 from mmengine.optim import OptimWrapper, build_optim_wrapper
 from paths import ROOT
-from toy import TOY_LAYERS, ToyClassifier, toy_groups, toy_sgd, toy_step
+from toy import (TOY_LAYERS, ToyClassifier, plain_toy_groups, toy_groups,
+                 toy_sgd, toy_step)
 
 import olor_mm  # noqa: F401
 from olor_mm import attach_rollback, find_rollback, layerwise_rollback_groups
@@ -534,18 +535,14 @@ def test_an_lr_raised_by_hand_in_plain_pytorch_is_said_plainly(mm_log):
         assert foreign not in text
 
 
-def _groups(**kwargs):
-    return olor_mm.layerwise_rollback_groups(ToyClassifier(), **kwargs)
-
-
 def _attach_twice():
-    opt = torch.optim.SGD(_groups(rollback_max=0.1), lr=0.1)
+    opt = torch.optim.SGD(plain_toy_groups(rollback_max=0.1), lr=0.1)
     olor_mm.attach_rollback(opt)
     olor_mm.attach_rollback(opt)
 
 
 def _bad_group():
-    groups = _groups(rollback_max=0.1)
+    groups = plain_toy_groups(rollback_max=0.1)
     groups[0]['rollback'] = 1.5
     olor_mm.attach_rollback(torch.optim.SGD(groups, lr=0.1))
 

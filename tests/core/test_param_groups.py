@@ -7,7 +7,8 @@ import torch
 import torch.nn as nn
 from bad_input import bad_input_cases, check_bad_input
 from mmengine.optim import build_optim_wrapper
-from toy import TOY_LAYERS, ToyClassifier, sgd_wrapper_cfg
+from toy import (TOY_LAYERS, ToyClassifier, frozen_toy, plain_toy_groups,
+                 sgd_wrapper_cfg)
 
 import olor_mm  # noqa: F401
 from olor_mm import attach_rollback, layerwise_rollback_groups
@@ -89,25 +90,16 @@ def test_rollback_power_0_says_rollback_min_is_unused(mm_log):
     assert 'rollback_power > 0' in text
 
 
-def _frozen():
-    model = ToyClassifier()
-    model.requires_grad_(False)
-    return model
-
-
-def _groups(**kwargs):
-    return olor_mm.layerwise_rollback_groups(ToyClassifier(), **kwargs)
-
-
 # (id, call, exception, the key, the fix)
 BAD_INPUTS = [
-    ('plain API: rollback_max out of range', lambda: _groups(rollback_max=2.0),
-     ValueError, r'rollback_max=2\.0', r'set it in \[0, 1\]'),
+    ('plain API: rollback_max out of range',
+     lambda: plain_toy_groups(rollback_max=2.0), ValueError,
+     r'rollback_max=2\.0', r'set it in \[0, 1\]'),
     ('plain API: pretrained_options setting rollback',
-     lambda: _groups(pretrained_options=dict(rollback=0.5)), ValueError,
-     r"pretrained_options has 'rollback'", r'use rollback_max'),
+     lambda: plain_toy_groups(pretrained_options=dict(rollback=0.5)),
+     ValueError, r"pretrained_options has 'rollback'", r'use rollback_max'),
     ('plain API: every parameter frozen',
-     lambda: olor_mm.layerwise_rollback_groups(_frozen()), ValueError,
+     lambda: olor_mm.layerwise_rollback_groups(frozen_toy()), ValueError,
      r'requires_grad=False', r'no trainable parameter'),
 ]
 

@@ -15,9 +15,10 @@ import os.path as osp
 import pytest
 import torch
 from mmengine.optim import build_optim_wrapper
-from toy import (ProbeNet, ToyClassifier, adamw_wrapper_cfg, olor_wrapper_cfg,
-                 penalty_wrapper_cfg, pretrained_checkpoint, probe_setup,
-                 probe_step, resumed_runner, sgd_wrapper_cfg, toy_runner)
+from toy import (ProbeNet, ToyClassifier, adamw_checkpoints, adamw_wrapper_cfg,
+                 olor_wrapper_cfg, penalty_wrapper_cfg, pretrained_checkpoint,
+                 probe_setup, probe_step, resumed_runner, sgd_wrapper_cfg,
+                 toy_runner)
 
 import olor_mm  # noqa: F401
 from olor_mm import attach_rollback, layerwise_rollback_groups
@@ -312,15 +313,6 @@ def test_another_optimizer_on_resume_is_refused(tmp_path):
         resumed_runner(work, adamw, max_iters=9).train()
 
 
-def _adamw_checkpoints(tmp_path):
-    """A toy AdamW run from the toy 'pretrained' checkpoint, saved at
-    iterations 3 and 6; returns (work dir, pretrained state dict)."""
-    path, pretrained = pretrained_checkpoint(tmp_path)
-    work = tmp_path / 'run'
-    toy_runner(work, adamw_wrapper_cfg(), load_from=path).train()
-    return work, pretrained
-
-
 def test_a_plain_checkpoint_names_the_missing_theta0(tmp_path):
     """The error names the cause and the fix (MMEngine's line "Loads
     checkpoint ... from path" just before it names the file)."""
@@ -358,7 +350,7 @@ def test_a_checkpoint_of_another_model_names_the_shapes(tmp_path):
 @pytest.mark.parametrize('key, value', [('layer_unit', 'param'),
                                         ('pretrained_prefixes', ('', ))])
 def test_another_numbering_is_refused_naming_both_values(tmp_path, key, value):
-    work, _ = _adamw_checkpoints(tmp_path)
+    work, _ = adamw_checkpoints(tmp_path)
     edited = adamw_wrapper_cfg(**{key: value})
     if key in ('pretrained_prefixes', 'layer_unit'):
         # layer_unit='param' numbers tensors: no patterns with it
@@ -375,7 +367,7 @@ def test_edited_hyper_parameters_the_checkpoints_apply(tmp_path):
     """rollback_max, rollback_power, scale_with_lr edited between the run
     and its resume: the checkpoint's apply (as torch restores every
     group's values), in the Runner and in the plain API alike."""
-    work, _ = _adamw_checkpoints(tmp_path)
+    work, _ = adamw_checkpoints(tmp_path)
     edited = adamw_wrapper_cfg(
         rollback_max=0.5, rollback_power=2.0, scale_with_lr=False)
     resumed = resumed_runner(work, edited, max_iters=9)

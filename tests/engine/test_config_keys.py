@@ -7,13 +7,13 @@ config_keys.py, read by the constructor and the wrappers).
   at the wrong level, of another method, prefixes and patterns matching
   nothing, ...): an error naming the key and the fix (``BAD_INPUTS``).
 """
-
 import pytest
 import torch
 import torch.nn as nn
 from bad_input import bad_input_cases, check_bad_input
 from mmengine.optim import build_optim_wrapper
-from toy import TOY_LAYERS, ToyClassifier, runner_cfg
+from toy import (TOY_LAYERS, ToyClassifier, frozen_toy, plain_toy_groups,
+                 runner_cfg)
 
 import olor_mm  # noqa: F401
 
@@ -93,24 +93,14 @@ def _build(model=None, wrapper=None, **paramwise):
     return build_optim_wrapper(model or ToyClassifier(), cfg)
 
 
-def _frozen():
-    model = ToyClassifier()
-    model.requires_grad_(False)
-    return model
-
-
 def _empty():
     model = nn.Module()
     model.backbone = nn.Module()
     return model
 
 
-def _groups(**kwargs):
-    return olor_mm.layerwise_rollback_groups(ToyClassifier(), **kwargs)
-
-
 def _shell_contradicts():
-    opt = torch.optim.SGD(_groups(rollback_max=0.1), lr=0.1)
+    opt = torch.optim.SGD(plain_toy_groups(rollback_max=0.1), lr=0.1)
     olor_mm.attach_rollback(opt, scale_with_lr=True)
     olor_mm.OLOROptimWrapper(opt, scale_with_lr=False)
 
@@ -180,7 +170,7 @@ BAD_INPUTS = [
         wrapper=dict(optimizer=dict(type='SGD', lr=0.1, foreach=True)),
         optimizer_impl='fused'), ValueError, r"optimizer_impl='fused'",
      r'remove optimizer\.foreach'),
-    ('every parameter frozen', lambda: _build(model=_frozen()), ValueError,
+    ('every parameter frozen', lambda: _build(model=frozen_toy()), ValueError,
      r'requires_grad=False', r'Unfreeze'),
     ('model without parameters', lambda: _build(model=_empty()), ValueError,
      r"pretrained_prefixes entry 'backbone'", r'name the pretrained'),

@@ -4,8 +4,6 @@ good checkpoint (misuse probe B13, D1; the never-silent probe)."""
 import pytest
 import torch
 from e2e_utils import state
-from mmengine.hooks import Hook
-from mmengine.registry import HOOKS
 from mmengine.runner import Runner
 from toy import (TOY_LAYERS, nan_hook, olor_wrapper_cfg, pretrained_checkpoint,
                  runner_cfg, sgd_wrapper_cfg, toy_runner)
@@ -65,23 +63,6 @@ def test_D1_nan_outside_the_rollback_is_never_saved(tmp_path, target, guard):
         if v.is_floating_point())
 
 
-@HOOKS.register_module(force=True)
-class DivergeAt(Hook):
-    """Make a weight NaN after iteration ``at``: a diverged step."""
-
-    def __init__(self, at):
-        self.at = at
-
-    def after_train_iter(self,
-                         runner,
-                         batch_idx,
-                         data_batch=None,
-                         outputs=None):
-        if runner.iter == self.at:
-            with torch.no_grad():
-                runner.model.backbone.conv1.weight.fill_(float('nan'))
-
-
 def test_non_finite_weights_stop_the_run_keeping_the_last_checkpoint(tmp_path):
     """A diverged step (NaN weights) stops the run at the next checkpoint
     with an error pointing at the last good one, which max_keep_ckpts=1
@@ -100,7 +81,7 @@ def test_non_finite_weights_stop_the_run_keeping_the_last_checkpoint(tmp_path):
                 by_epoch=False,
                 max_keep_ckpts=1)),
         custom_hooks=[
-            dict(type='DivergeAt', at=4),
+            nan_hook('DivergeAt4', 'backbone.conv1.weight'),
             dict(type='RollbackDriftHook')
         ])
     with pytest.raises(FloatingPointError) as info:
