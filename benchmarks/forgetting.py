@@ -78,7 +78,9 @@ def parse_args(argv=None):
              ('--front-gamma', experiment.FRONT_GAMMA, 'rollback_power'),
              ('--front-wise', experiment.FRONT_WISE, 'WiSE-FT alpha'),
              ('--front-l2sp', experiment.FRONT_L2SP, 'L2-SP alpha'),
-             ('--front-ewc', experiment.FRONT_EWC, 'EWC alpha'))
+             ('--front-ewc', experiment.FRONT_EWC, 'EWC alpha'),
+             ('--front-iw', experiment.FRONT_IW,
+              'rollback_max of the importance-weighted rollback'))
     for flag, default, what in grids:
         p.add_argument(
             flag,
@@ -95,6 +97,16 @@ def parse_args(argv=None):
         help='--fronts: the OLOR run (rollback_max, '
         'rollback_power) that OLOR + WiSE-FT interpolates; '
         'trained even where the grid does not hold it')
+    p.add_argument(
+        '--front-iw-norm',
+        default=experiment.FRONT_IW_NORM,
+        choices=('mean', 'max'),
+        help='--fronts: importance_norm of the importance-weighted rollback')
+    p.add_argument(
+        '--front-iw-lpft',
+        type=float,
+        default=experiment.IW_LPFT,
+        help='--fronts: rollback_max of IW-OLOR + LP-FT')
     p.add_argument(
         '--front-families',
         nargs='+',
@@ -160,9 +172,11 @@ def main(argv=None):
     if args.fronts:
         jobs = experiment.first_stage_jobs(args, roots, shared)
         results = run_jobs(jobs, args.jobs, experiment.describe)
+        second = experiment.second_stage_jobs(args, roots, shared, jobs)
+        results += run_jobs(second, args.jobs, experiment.describe)
         results += run_jobs(
-            experiment.second_stage_jobs(args, roots, shared, jobs), args.jobs,
-            experiment.describe)
+            experiment.third_stage_jobs(args, roots, shared, second),
+            args.jobs, experiment.describe)
         if args.merge_results:
             results, merged = report.merge_committed(results,
                                                      args.merge_results,

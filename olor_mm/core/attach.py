@@ -224,6 +224,17 @@ class RollbackHandle(Anchor):
         entry['scale_with_lr'] = self.scale_with_lr
         return entry
 
+    def check_entry(self, entry: dict, per_param) -> None:
+        """Refuse the state of an importance-weighted rollback: its
+        ``w`` would be dropped and the run go on as another method."""
+        if any('importance' in v for v in per_param.values()):
+            raise ValueError(
+                f'{self.owner}: the optimizer state to load was written by '
+                "the importance-weighted rollback (it holds 'importance' "
+                'weights): resume it with paramwise_cfg.importance=\'fisher\' '
+                '(and its importance_norm), or start a new fine-tune with '
+                'load_from=<ckpt> and resume=False.')
+
     def saved_with_theta0(self):
         """The rounding carried for low-precision weights (``residual``),
         so that a resume continues bit for bit."""
@@ -353,10 +364,19 @@ class RollbackHandle(Anchor):
                           b.anchors if whole else [b.anchors[k] for k in sel],
                           [lam[b.groups[k]] for k in sel],
                           [self._residual_of(b.params[k])
-                           for k in sel] if low else None)
+                           for k in sel] if low else None,
+                          self._importance(bi, sel))
             for k, before in kept.items():
                 self._rollback_changed(b.params[k], before, b.anchors[k],
-                                       lam[b.groups[k]], low)
+                                       lam[b.groups[k]], low,
+                                       self._importance(bi, [k]))
+
+    def _importance(self, bucket: int,
+                    sel: List[int]) -> Optional[List[torch.Tensor]]:
+        """Per-element weights of the pull of bucket ``bucket``'s tensors
+        ``sel`` (None: every element alike, OLOR's rollback; the
+        importance-weighted rollback gives its ``w``)."""
+        return None
 
     def snapshot(self) -> None:
         self._residual = {}
@@ -370,7 +390,13 @@ class RollbackHandle(Anchor):
                 p, dtype=torch.float32)
         return r
 
-    def _rollback_changed(self, p, before, anchor, lam, low) -> None:
+    def _rollback_changed(self,
+                          p,
+                          before,
+                          anchor,
+                          lam,
+                          low,
+                          importance=None) -> None:
         """The rollback of ``p`` where the step changed it (``before``: its
         value before the step), nowhere else."""
         changed = p != before
@@ -379,7 +405,7 @@ class RollbackHandle(Anchor):
         target = p.detach().clone()
         residual = self._residual_of(p).clone() if low else None
         rollback_([target], [anchor], [lam],
-                  None if residual is None else [residual])
+                  None if residual is None else [residual], importance)
         p.copy_(torch.where(changed, target, p))
         if low:
             r = self._residual_of(p)

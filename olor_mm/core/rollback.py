@@ -28,6 +28,16 @@ AAAI 2024):
   float32 ``residual`` per element, ``r_t = target_t - round(target_t)``),
   so that the pull applied over any number of steps is Eq. 6's within half
   a spacing of the weight's dtype.
+
+  With a per-element importance ``w`` in [0, 1] (the importance-weighted
+  rollback, :mod:`olor_mm.core.importance`) the pull of element ``j`` is
+  ``lam_eff * w_j``::
+
+      theta_t[j] = theta_hat_t[j]
+                   + lam_eff * w_j * (theta0[j] - theta_hat_t[j])
+
+  the same lerp with a tensor of weights: one ``torch._foreach_mul`` makes
+  ``lam_eff * w`` of the bucket, one ``torch._foreach_lerp_`` applies it.
 """
 import math
 import numbers
@@ -150,7 +160,8 @@ def is_low_precision(dtype: torch.dtype) -> bool:
 def rollback_(params: List[torch.Tensor],
               anchors: List[torch.Tensor],
               weights: List[float],
-              residuals: Optional[List[torch.Tensor]] = None) -> None:
+              residuals: Optional[List[torch.Tensor]] = None,
+              importance: Optional[List[torch.Tensor]] = None) -> None:
     """In place ``p <- p + w * (theta0 - p)`` for every (p, theta0, w).
 
     Anchors of the parameters' dtype: one ``torch._foreach_lerp_`` call;
@@ -174,9 +185,16 @@ def rollback_(params: List[torch.Tensor],
         weights: One ``lam_eff`` per tensor.
         residuals (list, optional): One float32 tensor per weight, the
             rounding carried from the previous step (updated in place).
+        importance (list, optional): One tensor per weight, of its shape,
+            values in [0, 1]: element ``j`` of a weight moves by
+            ``w * importance[j]`` of the way to theta0 (float32 with
+            ``residuals``, else the weights' dtype).
     """
     if not params:
         return
+    if importance is not None:
+        # lam_eff * w_j per element: lerp takes a tensor of weights
+        weights = torch._foreach_mul(importance, weights)
     if residuals is not None:
         work = [p.float() for p in params]
         torch._foreach_add_(work, residuals)

@@ -4,7 +4,9 @@ torch optimizer the constructor built, with what MMEngine tells it
 
 - ``'olor'``: OLOR's rollback (:func:`olor_mm.attach_rollback`), after
   every update ``theta_t = theta_hat_t + lam_eff * (theta0 - theta_hat_t)``
-  on the groups with ``rollback = lam_i > 0``;
+  on the groups with ``rollback = lam_i > 0``; with ``importance='fisher'``
+  the pull of each element is ``lam_eff * w``, ``w`` from the upstream
+  Fisher (:mod:`olor_mm.core.importance`);
 - ``'l2sp'``: the L2-SP penalty (:class:`olor_mm.core.penalty.L2SPAnchor`),
   ``g_S += alpha (w_S - w0_S)``, ``g_new += beta w_new`` before every
   update;
@@ -20,6 +22,7 @@ import torch.nn as nn
 from mmengine.logging import print_log
 
 from ..core.attach import RollbackHandle
+from ..core.importance import ImportanceRollbackHandle
 from ..core.penalty import EWCAnchor, L2SPAnchor
 from .fisher_data import fisher_source
 from .mmengine_context import connect
@@ -40,7 +43,16 @@ def attach(method: str, optimizer, cfg: dict, setup: dict, model: nn.Module):
             saved with theta0 and compared on resume.
         model: The model being fine-tuned.
     """
-    if method == 'olor':
+    if method == 'olor' and cfg['importance'] is not None:
+        anchor = ImportanceRollbackHandle(
+            optimizer,
+            fisher_source(model, cfg, owner='importance-weighted rollback'),
+            importance_norm=cfg['importance_norm'],
+            scale_with_lr=cfg['scale_with_lr'],
+            anchor_dtype=cfg['anchor_dtype'],
+            warn_if_inert=False,
+            setup=setup)
+    elif method == 'olor':
         anchor = RollbackHandle(
             optimizer,
             scale_with_lr=cfg['scale_with_lr'],

@@ -4,7 +4,8 @@ any model is built (MMEngine's own constructor ignores unknown keys, so a
 misspelt key would silently train with the default)."""
 import difflib
 
-from .fisher_data import FISHER_DEFAULTS
+from ..core.importance import IMPORTANCES, check_importance_norm
+from .fisher_data import FISHER_DEFAULTS, check_fisher_cfg
 
 #: the anchored methods ``paramwise_cfg.method`` chooses from
 METHODS = ('olor', 'l2sp', 'ewc')
@@ -23,7 +24,18 @@ OLOR_DEFAULTS = dict(
 
 #: keys of each method's anchor (the method's defaults where it has any)
 METHOD_DEFAULTS = dict(
-    olor=dict(scale_with_lr=True, anchor_dtype=None),
+    # importance='fisher': the importance-weighted rollback
+    # (olor_mm.core.importance), w from the upstream Fisher of the fisher_*
+    # keys (EWC's, but for fisher_normalize: w is normalised per layer)
+    olor=dict(
+        scale_with_lr=True,
+        anchor_dtype=None,
+        importance=None,
+        importance_norm='mean',
+        **{
+            k: v
+            for k, v in FISHER_DEFAULTS.items() if k != 'fisher_normalize'
+        }),
     l2sp=dict(alpha=0.1, beta=0.01, anchor_dtype=None),
     ewc=dict(alpha=1.0, beta=0.0, anchor_dtype=None, **FISHER_DEFAULTS),
 )
@@ -110,6 +122,39 @@ def check_method_keys(method, paramwise_cfg: dict) -> None:
                                          for k in foreign) +
             f", not of method={method!r}: set paramwise_cfg.method to the "
             'method you mean, or remove the key.')
+
+
+def check_importance_keys(cfg: dict, given) -> None:
+    """OLOR's ``importance`` and the keys it needs: ``importance='fisher'``
+    (the importance-weighted rollback) needs the Fisher keys; without it
+    they would do nothing, and are refused.
+
+    Args:
+        cfg: OLOR's method keys, completed with the defaults.
+        given: The ``paramwise_cfg`` keys the config set.
+    """
+    importance = cfg['importance']
+    if importance is not None and importance not in IMPORTANCES:
+        raise ValueError(
+            f'paramwise_cfg.importance={importance!r} is unknown; use None '
+            "(OLOR's rollback, every weight of a layer alike) or one of "
+            f'{IMPORTANCES} (each weight pulled back by lam * w, w from the '
+            'upstream Fisher information).')
+    if importance is None:
+        unused = [
+            k for k in given if k == 'importance_norm' or k in FISHER_DEFAULTS
+        ]
+        if unused:
+            raise ValueError(
+                f'paramwise_cfg sets {unused} but importance=None, so '
+                "nothing reads them: set paramwise_cfg.importance='fisher' "
+                'for the importance-weighted rollback, or remove them.')
+        return
+    try:
+        check_importance_norm(cfg['importance_norm'])
+    except ValueError as e:
+        raise ValueError(f'paramwise_cfg.{e}') from None
+    check_fisher_cfg(cfg, who="importance='fisher'")
 
 
 def check_custom_keys(custom_keys) -> None:

@@ -35,8 +35,8 @@ from ..layers.numbering import (check_prefixes, number_pretrained,
                                 shared_names, stage_groups, tensor_layers)
 from . import anchors, deprecations
 from .config_keys import (BUILD_DEFAULTS, METHOD_DEFAULTS, OLOR_DEFAULTS,
-                          check_method_keys, check_unknown_keys,
-                          check_wrapper_keys)
+                          check_importance_keys, check_method_keys,
+                          check_unknown_keys, check_wrapper_keys)
 from .fisher_data import check_fisher_cfg
 
 
@@ -229,9 +229,18 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
     - ``alpha``, ``beta`` (float, L2-SP and EWC): the weights of the pull
       toward theta0 and of the L2 penalty on the new weights. L2-SP 0.1 and
       0.01, EWC 1.0 and 0.
+    - ``importance`` (str, OLOR): None, every weight of a layer pulled
+      back alike (the paper's rollback); ``'fisher'``, the
+      importance-weighted rollback, ``theta_t = theta_hat_t + lam_eff * w *
+      (theta0 - theta_hat_t)`` with ``w`` in [0, 1] per element from the
+      upstream diagonal Fisher (:mod:`olor_mm.core.importance`). None.
+    - ``importance_norm`` (str, OLOR with ``importance``): ``w = F / (F +
+      mean F)`` (``'mean'``) or ``F / max F`` (``'max'``) within each
+      layer. ``'mean'``.
     - ``fisher_dataloader``, ``fisher_batches``, ``fisher_model``,
-      ``fisher_checkpoint``, ``fisher_normalize`` (EWC): where the
-      upstream Fisher comes from (:mod:`olor_mm.engine.fisher_data`).
+      ``fisher_checkpoint`` (EWC, and OLOR with ``importance``),
+      ``fisher_normalize`` (EWC): where the upstream Fisher comes from
+      (:mod:`olor_mm.engine.fisher_data`).
     - ``merge_groups`` (bool): one group per distinct set of options
       instead of one per parameter (torch's fused / foreach kernels batch
       within a group). True.
@@ -269,6 +278,7 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
         optim_wrapper_cfg, paramwise_cfg = deprecations.translate(
             optim_wrapper_cfg, paramwise_cfg or {})
         check_unknown_keys(paramwise_cfg)
+        given = list(paramwise_cfg)
         self.method = paramwise_cfg.pop('method', 'olor')
         check_method_keys(self.method, paramwise_cfg)
         self.olor_cfg = {
@@ -300,6 +310,8 @@ class LayerwiseRollbackConstructor(DefaultOptimWrapperConstructor):
                                   anchors.NAMES[self.method])
         if self.method == 'ewc':
             check_fisher_cfg(self.method_cfg)
+        if self.method == 'olor':
+            check_importance_keys(self.method_cfg, given)
         if self.method == 'olor' and not isinstance(
                 self.method_cfg['scale_with_lr'], bool):
             raise TypeError(

@@ -33,8 +33,9 @@ FISHER_DEFAULTS = dict(
     fisher_normalize=True)
 
 
-def check_fisher_cfg(cfg: dict) -> None:
-    """Validate the Fisher keys before any model is built."""
+def check_fisher_cfg(cfg: dict, who: str = "method='ewc'") -> None:
+    """Validate the Fisher keys before any model is built (``who``: what
+    needs them, in messages)."""
     batches = cfg['fisher_batches']
     if (isinstance(batches, bool) or not is_real(batches) or batches < 1
             or int(batches) != batches):
@@ -48,7 +49,7 @@ def check_fisher_cfg(cfg: dict) -> None:
             "(fisher_checkpoint='upstream.pth').")
     if cfg['fisher_dataloader'] is None:
         raise ValueError(
-            "paramwise_cfg.method='ewc' needs the upstream data to estimate "
+            f'paramwise_cfg.{who} needs the upstream data to estimate '
             'the Fisher information: set paramwise_cfg.fisher_dataloader '
             "(e.g. the upstream config's train_dataloader) and "
             'fisher_batches.')
@@ -71,12 +72,15 @@ def _upstream_model(model_cfg: Union[str, dict], checkpoint: str,
     return model
 
 
-def fisher_source(model: nn.Module, cfg: dict):
-    """``source(anchor) -> ({id(param): F}, scale)`` for the EWC anchor.
+def fisher_source(model: nn.Module, cfg: dict, owner: str = 'EWC'):
+    """``source(anchor) -> ({id(param): F}, scale)`` for the EWC anchor
+    or the importance-weighted rollback.
 
     Args:
         model: The fine-tuned model (the constructor's).
-        cfg: The Fisher keys (:data:`FISHER_DEFAULTS`).
+        cfg: The Fisher keys (:data:`FISHER_DEFAULTS`; without
+            ``fisher_normalize``, ``F`` is not divided by its mean).
+        owner: Who asks, in messages.
     """
     model = model.module if is_model_wrapper(model) else model
 
@@ -86,10 +90,11 @@ def fisher_source(model: nn.Module, cfg: dict):
         want = {names[id(p)]: p for p in anchored if id(p) in names}
         if len(want) != len(anchored):
             raise ValueError(
-                'EWC: the optimizer steps tensors that are not the '
+                f'{owner}: the optimizer steps tensors that are not the '
                 "model's parameters (DeepSpeed's ZeRO steps flat "
                 'partitions): the Fisher is estimated per parameter. Use '
-                "paramwise_cfg.method='olor' or 'l2sp' under this engine.")
+                "plain paramwise_cfg.method='olor' or 'l2sp' under this "
+                'engine.')
         dataloader = Runner.build_dataloader(cfg['fisher_dataloader'], seed=0)
         device = next(iter(want.values())).device
         upstream = model if cfg['fisher_model'] is None else \
@@ -104,18 +109,18 @@ def fisher_source(model: nn.Module, cfg: dict):
         ]
         if missing:
             raise ValueError(
-                f'EWC: {len(missing)} pretrained tensors of the fine-tuned '
-                'model have no tensor of the same name and shape in '
-                f'fisher_model (e.g. {missing[:3]}): narrow '
+                f'{owner}: {len(missing)} pretrained tensors of the '
+                'fine-tuned model have no tensor of the same name and shape '
+                f'in fisher_model (e.g. {missing[:3]}): narrow '
                 'paramwise_cfg.pretrained_prefixes to the layers both '
                 'models share, or set fisher_model=None to estimate F with '
                 'the fine-tuned model itself.')
         fisher = [by_name.get(n, torch.zeros_like(p)) for n, p in want.items()]
-        scale: Optional[float] = normalize_fisher(
-            fisher) if cfg['fisher_normalize'] else None
+        scale: Optional[float] = normalize_fisher(fisher) if cfg.get(
+            'fisher_normalize') else None
         fmt = f'{scale:.3g}' if scale is not None else 'not normalised'
         print_log(
-            f'EWC: Fisher information of {len(fisher)} pretrained tensors '
+            f'{owner}: Fisher information of {len(fisher)} pretrained tensors '
             f'estimated on {cfg["fisher_batches"]} upstream batches (raw '
             f'mean {fmt}{"; divided by it" if scale else ""}).',
             logger='current',

@@ -74,13 +74,19 @@ def dominance(a: Dict[int, List[Point]],
         dominated_share=covered / total if total else float('nan'))
 
 
+#: the families that start from the linear probe: each a front of its run
+#: interpolated from the probe's weights (alpha 0: the probe, 1: the run)
+LPFT_FAMILIES = ('LP-FT', 'OLOR + LP-FT', 'IW-OLOR + LP-FT')
 #: the families besides OLOR's (``'OLOR'`` or one per rollback_power,
-#: ``'OLOR gamma=G'``), each ending at zero regularisation in the run it
-#: starts from (alpha 1.0 of WiSE-FT is the run it interpolates)
-OTHER_FAMILIES = ('WiSE-FT', 'OLOR + WiSE-FT', 'L2-SP', 'EWC')
+#: ``'OLOR gamma=G'``) and the importance-weighted rollback's (``'IW-OLOR
+#: gamma=G'``), each ending at zero regularisation in the run it starts
+#: from (alpha 1.0 of WiSE-FT is the run it interpolates; alpha 0 of an
+#: LP-FT family is the linear probe)
+OTHER_FAMILIES = ('WiSE-FT', 'OLOR + WiSE-FT', 'L2-SP', 'EWC') + LPFT_FAMILIES
 #: methods of one point each (no hyper-parameter): in the tables and plots,
-#: compared with OLOR's front point by point
-SINGLE_POINTS = ('frozen backbone', 'linear probe', 'LP-FT', 'OLOR + LP-FT')
+#: compared with OLOR's front point by point; also an LP-FT family's run
+#: without interpolations (``param`` None, the results of olor-mm <= 0.9)
+SINGLE_POINTS = ('frozen backbone', 'linear probe') + LPFT_FAMILIES
 
 
 def down(r) -> float:
@@ -98,13 +104,25 @@ def is_olor_family(family) -> bool:
     return family == 'OLOR' or str(family).startswith('OLOR gamma=')
 
 
+def is_iw_family(family) -> bool:
+    """The importance-weighted rollback's family, one per gamma."""
+    return family == 'IW-OLOR' or str(family).startswith('IW-OLOR gamma=')
+
+
+def _single(r) -> bool:
+    fam = r.get('family') or r.get('method')
+    return fam in SINGLE_POINTS and not (fam in LPFT_FAMILIES
+                                         and r.get('param') is not None)
+
+
 def families(results) -> List[str]:
-    """OLOR's families (sorted), then the others present in ``results``."""
-    olor = sorted(
-        {r['family']
-         for r in results if is_olor_family(r.get('family'))})
-    present = {r.get('family') for r in results}
-    return olor + [f for f in OTHER_FAMILIES if f in present]
+    """OLOR's families (sorted), the importance-weighted rollback's, then
+    the others present in ``results`` (an LP-FT family once it has its
+    interpolations)."""
+    fams = {r.get('family') for r in results if not _single(r)}
+    olor = sorted(f for f in fams if is_olor_family(f))
+    iw = sorted(f for f in fams if is_iw_family(f))
+    return olor + iw + [f for f in OTHER_FAMILIES if f in fams]
 
 
 def single_points(results, setting) -> Dict[str, list]:
@@ -112,9 +130,24 @@ def single_points(results, setting) -> Dict[str, list]:
     out = {}
     for r in results:
         fam = r.get('family') or r.get('method')
-        if r['setting'] == setting and fam in SINGLE_POINTS:
+        if r['setting'] == setting and _single(r):
             out.setdefault(fam, []).append(r)
     return out
+
+
+def on_pooled_front(fam: Dict[str, tuple]) -> Dict[str, str]:
+    """``{family: 'k of n'}``: in how many seeds one of the family's
+    points is on the front of every family's points pooled (no point of
+    any family dominates it)."""
+    seeds = sorted({s for by_seed, _ in fam.values() for s in by_seed})
+    hits = {f: 0 for f in fam}
+    for seed in seeds:
+        front = set(
+            pareto(p for by_seed, _ in fam.values()
+                   for p in by_seed.get(seed, ())))
+        for f, (by_seed, _) in fam.items():
+            hits[f] += any(p in front for p in by_seed.get(seed, ()))
+    return {f: f'{k} of {len(seeds)}' for f, k in hits.items()}
 
 
 def dominated_by(front: Dict[int, List[Point]], records) -> str:
@@ -132,6 +165,8 @@ def dominated_by(front: Dict[int, List[Point]], records) -> str:
 
 
 def _zero_end(family: str, olor_default: str) -> str:
+    if family in LPFT_FAMILIES:
+        return 'linear probe'
     return olor_default if family == 'OLOR + WiSE-FT' else 'plain'
 
 
@@ -231,7 +266,9 @@ def write_fronts(results,
         'the area of the (downstream, retention) plane a family\'s points '
         'dominate above (0, 0), in score^2 / 100, per seed; every family '
         'includes its zero-regularisation end (plain fine-tuning; the OLOR '
-        'run for OLOR + WiSE-FT). Early drift: ||theta - theta0|| / '
+        'run for OLOR + WiSE-FT; the linear probe, alpha 0, for the LP-FT '
+        'families, whose points interpolate their run from the probe\'s '
+        'weights). Early drift: ||theta - theta0|| / '
         '||theta0|| of the shallowest and deepest backbone group that '
         'RollbackDriftHook logs at the first log line, mean over seeds.', ''
     ]
@@ -275,6 +312,12 @@ def write_fronts(results,
             ]
             cmp['reverse_dominated_share'] = back['dominated_share']
             cmp['olor_family'] = best
+        front = on_pooled_front(fam)
+        lines += [
+            '', 'On the pooled front (seeds in which a point of the family '
+            'is dominated by no point of any family): ' +
+            ', '.join(f'{f} {v}' for f, v in front.items()) + '.'
+        ]
         beaten = {}
         if best:
             for f, rs in singles.items():
@@ -289,6 +332,7 @@ def write_fronts(results,
         summary[setting] = dict(
             hypervolume={f: v
                          for f, v in hv.items()},
+            on_pooled_front=front,
             olor_vs_wise=cmp,
             single_points_dominated_by_olor=beaten)
         plot_setting(fam, singles, pretrained, setting,

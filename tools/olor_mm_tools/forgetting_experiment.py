@@ -51,6 +51,12 @@ FRONT_L2SP = (0.1, 1.0)
 #: EWC's alpha (its Fisher divided by its mean: L2-SP's scale; the
 #: committed EWC rows, benchmarks/results/forgetting_ewc-lpft_fronts.md)
 FRONT_EWC = (0.3, 3.0)
+#: the importance-weighted rollback (configs/bench/...-downstream_olor-fisher):
+#: its rollback_max grid, how F becomes w, and its rollback_max after the
+#: linear probe (IW-OLOR + LP-FT)
+FRONT_IW = (0.1, 0.3, 1.0)
+FRONT_IW_NORM = 'mean'
+IW_LPFT = 0.3
 #: the OLOR run WiSE-FT is also applied to: a grid point, so that it costs
 #: no training of its own (--front-wise-olor 0.01 1.0: the paper's defaults)
 OLOR_DEFAULT = (0.03, 0.5)
@@ -64,9 +70,12 @@ LP_TRUNK = ('backbone.', 'neck.', 'rpn_head.',
             'roi_head.bbox_head.shared_fcs.', 'roi_head.mask_head.convs.',
             'roi_head.mask_head.upsample.')
 #: --front-families: every family of --fronts (the one-point methods too)
-FRONT_FAMILIES = ('plain', 'frozen backbone', 'OLOR', 'L2-SP', 'EWC',
-                  'linear probe', 'LP-FT', 'OLOR + LP-FT', 'WiSE-FT',
-                  'OLOR + WiSE-FT')
+FRONT_FAMILIES = ('plain', 'frozen backbone', 'OLOR', 'IW-OLOR', 'L2-SP',
+                  'EWC', 'linear probe', 'LP-FT', 'OLOR + LP-FT',
+                  'IW-OLOR + LP-FT', 'WiSE-FT', 'OLOR + WiSE-FT')
+#: the families that start from the linear probe's weights; each is a front
+#: of its interpolations from the probe (alpha 0) to its run (alpha 1)
+LPFT_FAMILIES = ('LP-FT', 'OLOR + LP-FT', 'IW-OLOR + LP-FT')
 
 
 def config(suffix):
@@ -97,11 +106,14 @@ def pretrain(args, roots):
         with open(stamp) as f:
             done = f.read() == sig
     if not (osp.isfile(ckpt) and (args.reuse_pretrained or done)):
-        ckpt = train_in_process(
+        trained = train_in_process(
             config('upstream'),
             up_opts,
             work,
             progress='pre-training on upstream')
+        # the same path whether trained now or kept: the runs' signatures
+        # hold it, and a resumed benchmark must find them equal
+        assert osp.samefile(trained, ckpt), (trained, ckpt)
         with open(stamp, 'w') as f:
             f.write(sig)
     print(
@@ -202,7 +214,7 @@ def _wanted(args):
     """--front-families with what they need: plain is every family's zero
     end; LP-FT starts from the linear probe."""
     wanted = set(args.front_families) | {'plain'}
-    if wanted & {'LP-FT', 'OLOR + LP-FT'}:
+    if wanted & set(LPFT_FAMILIES):
         wanted.add('linear probe')
     return wanted
 
@@ -234,6 +246,12 @@ def front_variants(args):
             'optim_wrapper.paramwise_cfg.rollback_power': g
         }, dict(
             family=f'OLOR gamma={g}', param=m, keep_weights=(m, g) == wise)))
+    for m in args.front_iw if 'IW-OLOR' in wanted else ():
+        for g in args.front_gamma:
+            out.append((f'iw-olor max={m} gamma={g} norm={args.front_iw_norm}',
+                        config('downstream_olor-fisher'),
+                        iw_options(m, g, args.front_iw_norm),
+                        dict(family=f'IW-OLOR gamma={g}', param=m)))
     for a in args.front_l2sp if 'L2-SP' in wanted else ():
         out.append((f'l2sp alpha={a}', config(METHODS['l2sp']), {
             'optim_wrapper.paramwise_cfg.alpha': a
@@ -243,6 +261,17 @@ def front_variants(args):
             'optim_wrapper.paramwise_cfg.alpha': a
         }, dict(family='EWC', param=a)))
     return out
+
+
+def iw_options(rollback_max, gamma, norm):
+    """The importance-weighted rollback's options (its Fisher inputs are
+    :func:`ewc_options`)."""
+    key = 'optim_wrapper.paramwise_cfg.'
+    return {
+        key + 'rollback_max': rollback_max,
+        key + 'rollback_power': gamma,
+        key + 'importance_norm': norm
+    }
 
 
 def ewc_options(roots, shared):
@@ -267,9 +296,13 @@ def first_stage_jobs(args, roots, shared):
                 for m, path, extra, more in front_variants(args)]
     jobs = make_jobs(args, roots, shared, variants)
     for job in jobs:
-        if job['key'].get('family') == 'EWC':
+        if _needs_fisher(job):
             job['options'].update(ewc_options(roots, shared))
     return jobs
+
+
+def _needs_fisher(job) -> bool:
+    return str(job['key'].get('family')).startswith(('EWC', 'IW-OLOR'))
 
 
 def second_stage_jobs(args, roots, shared, first):
@@ -295,16 +328,22 @@ def second_stage_jobs(args, roots, shared, first):
                       ('OLOR + LP-FT', config(METHODS['olor']), {
                           'optim_wrapper.paramwise_cfg.rollback_max': m,
                           'optim_wrapper.paramwise_cfg.rollback_power': g
-                      }))
+                      }), ('IW-OLOR + LP-FT', config('downstream_olor-fisher'),
+                           dict(
+                               iw_options(args.front_iw_lpft, g,
+                                          args.front_iw_norm),
+                               **ewc_options(roots, shared))))
             for family, path, extra in stages:
                 if family in wanted:
+                    # alpha 1.0 of the family's interpolations from the probe
                     then(
                         probe,
                         family,
                         path,
                         dict(schedule_options(args.iters), **extra),
                         family=family,
-                        param=None,
+                        param=1.0,
+                        keep_weights=True,
                         load_from=_weights(probe))
             for source, family in (('plain', 'WiSE-FT'),
                                    (f'olor max={m} gamma={g}',
@@ -321,6 +360,35 @@ def second_stage_jobs(args, roots, shared, first):
                         param=alpha,
                         alpha=alpha,
                         finetuned=_weights(src))
+    return jobs
+
+
+def third_stage_jobs(args, roots, shared, second):
+    """The fronts of the LP-FT families: their runs interpolated from the
+    linear probe's weights (WiSE-FT from the probe), every alpha of
+    ``--front-wise``."""
+    jobs = []
+    for run in second:
+        family = run['key'].get('family')
+        if family not in LPFT_FAMILIES:
+            continue
+        setting, seed = run['key']['setting'], run['seed']
+        for alpha in args.front_wise:
+            jobs.append(
+                chain(
+                    _job(
+                        args,
+                        roots,
+                        shared,
+                        setting,
+                        f'{family} alpha={alpha}',
+                        seed,
+                        config(METHODS['plain']), {},
+                        family=family,
+                        param=alpha,
+                        alpha=alpha,
+                        load_from=run['load_from'],
+                        finetuned=_weights(run)), run))
     return jobs
 
 
