@@ -311,6 +311,43 @@ def bench_set(name, device, reps):
     return rows, memory
 
 
+def importance_cost(name, device, reps):
+    """The importance-weighted rollback's step against OLOR's (AdamW,
+    merged groups, the same groups and implementation): its one extra
+    multi-tensor pass (``lam_eff * w``), and the memory ``w`` holds."""
+    from olor_mm.core.importance import attach_importance_rollback
+    model = build_model(name).to(device)
+    set_grads(model)
+    opt = dict(type='AdamW', lr=1e-4, weight_decay=0.05)
+    plain, olor = wrappers(model, opt, 'merged', device)
+    impl = dict(fused=True) if device.type == 'cuda' else dict(foreach=True)
+    rolled = torch.optim.AdamW([
+        dict(g, params=list(g['params'])) for g in plain.optimizer.param_groups
+    ],
+                               lr=opt['lr'],
+                               weight_decay=opt['weight_decay'],
+                               **impl)
+    handle = attach_importance_rollback(rolled)
+    handle.snapshot()
+    g = torch.Generator(device='cpu').manual_seed(1)
+    handle.set_fisher({
+        id(p): torch.rand(p.shape, generator=g).to(device)**4
+        for p in handle.anchored_params
+    })
+    iw = OptimWrapper(rolled)
+    t_olor, t_iw = time_pair(olor.step, iw.step, device, reps)
+    w_bytes = sum(w.numel() * w.element_size()
+                  for w in handle.importance.values())
+    return dict(
+        set=name,
+        olor_ms=t_olor * 1e3,
+        iw_ms=t_iw * 1e3,
+        ratio=t_iw / t_olor,
+        w_mib=w_bytes / 2**20,
+        theta0_mib=sum(t.numel() * t.element_size()
+                       for t in handle.theta0) / 2**20)
+
+
 #: the upstream configs' paramwise_cfg of each set (what users run today)
 UPSTREAM_PARAMWISE = {
     'Swin-T UperNet':
@@ -562,6 +599,19 @@ def markdown(result):
         lines.append('')
     if result['steps']:
         lines += _rollback_tables(result)
+    if result.get('importance'):
+        rows = [(r['set'], f"{r['olor_ms']:.1f}", f"{r['iw_ms']:.1f}",
+                 f"{r['ratio']:.3f}", f"{r['theta0_mib']:.1f}",
+                 f"{r['w_mib']:.1f}") for r in result['importance']]
+        lines += [
+            "The importance-weighted rollback (paramwise_cfg.importance="
+            "'fisher') against OLOR's, AdamW, merged groups, the same "
+            'groups and implementation:', '',
+            markdown_table(
+                rows,
+                ('parameter set', 'OLOR (ms)', 'importance-weighted (ms)',
+                 'ratio', 'theta0 MiB', 'w MiB'), 'lrrrrr'), ''
+        ]
     a = result.get('anchor_dtype')
     if a:
         lines += [
@@ -606,10 +656,11 @@ def main(argv=None):
     parser.add_argument(
         '--parts',
         nargs='+',
-        default=['stock', 'rollback', 'anchor', 'e2e'],
-        choices=['stock', 'rollback', 'anchor', 'e2e'],
+        default=['stock', 'rollback', 'importance', 'anchor', 'e2e'],
+        choices=['stock', 'rollback', 'importance', 'anchor', 'e2e'],
         help='stock: the stock MMEngine set-up vs olor-mm; '
-        'rollback: OLOR vs plain per layout; anchor: '
+        'rollback: OLOR vs plain per layout; importance: the '
+        "importance-weighted rollback vs OLOR's; anchor: "
         'bfloat16 theta0; e2e: a demo training iteration')
     parser.add_argument('--drift-steps', type=int, default=1000)
     parser.add_argument(
@@ -651,9 +702,10 @@ def main(argv=None):
         reps=args.reps,
         steps=[],
         memory=[],
-        stock=[])
+        stock=[],
+        importance=[])
     from olor_mm.tools.progress import bar
-    todo = [(part, name) for part in ('stock', 'rollback')
+    todo = [(part, name) for part in ('stock', 'rollback', 'importance')
             if part in args.parts for name in args.sets]
     progress = bar(
         len(todo) + ('anchor' in args.parts) + ('e2e' in args.parts),
@@ -668,6 +720,12 @@ def main(argv=None):
                     f"{r['set']:20s} {r['optimizer']:13s} stock "
                     f"{r['stock_ms']:8.1f} ms  olor-mm {r['olormm_ms']:8.1f}"
                     f" ms ({r['olormm_kernel']})  x{r['ratio']:.3f}")
+        elif part == 'importance':
+            r = importance_cost(name, device, args.reps)
+            result['importance'].append(r)
+            progress.write(f"{r['set']:20s} AdamW merged OLOR "
+                           f"{r['olor_ms']:8.1f} ms  importance-weighted "
+                           f"{r['iw_ms']:8.1f} ms  x{r['ratio']:.3f}")
         else:
             rows, memory = bench_set(name, device, args.reps)
             result['steps'] += rows

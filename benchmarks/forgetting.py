@@ -28,9 +28,11 @@ with ``pip install -e .[bench]``), in one command::
 ``--sweep`` instead fine-tunes OLOR on the downstream set (full data, one
 seed) over ``rollback_max`` x ``rollback_power`` and writes
 ``--out``_sweep.{md,json,png}. ``--fronts`` trains the families of
-``--front-families`` over their grids (OLOR, L2-SP, EWC, WiSE-FT of the
-plain and of one OLOR run, and the one-point linear probe, LP-FT, OLOR +
-LP-FT and frozen backbone) and writes the fronts (olor_mm/tools/fronts.py).
+``--front-families`` over their grids (by default OLOR, the
+importance-weighted rollback IW-OLOR, EWC, WiSE-FT of the plain run, the
+linear probe, and LP-FT, OLOR + LP-FT and IW-OLOR + LP-FT interpolated
+from the probe; also L2-SP, OLOR + WiSE-FT and the frozen backbone) and
+writes the fronts (olor_mm/tools/fronts.py).
 
 This is one use of ``tools/analysis_tools/forgetting.py``'s machinery
 (``olor_mm/tools/forgetting_runs.py``): every fine-tuning is a
@@ -71,9 +73,8 @@ def parse_args(argv=None):
     p.add_argument(
         '--fronts',
         action='store_true',
-        help='retention-vs-downstream fronts of OLOR, WiSE-FT, '
-        'OLOR + WiSE-FT, L2-SP and EWC, and the linear probe, LP-FT and '
-        'OLOR + LP-FT points, in every setting')
+        help='retention-vs-downstream fronts of the families of '
+        '--front-families, in every setting')
     grids = (('--front-max', experiment.FRONT_MAX, 'rollback_max'),
              ('--front-gamma', experiment.FRONT_GAMMA, 'rollback_power'),
              ('--front-wise', experiment.FRONT_WISE, 'WiSE-FT alpha'),
@@ -110,7 +111,7 @@ def parse_args(argv=None):
     p.add_argument(
         '--front-families',
         nargs='+',
-        default=list(experiment.FRONT_FAMILIES),
+        default=list(experiment.DEFAULT_FRONT_FAMILIES),
         choices=experiment.FRONT_FAMILIES,
         metavar='FAMILY',
         help='--fronts: the families to train (plain, every family\'s '

@@ -6,7 +6,9 @@ result twice: downstream (``D``'s evaluator) and retention (the upstream
 config ``U``'s evaluator on its own test set, with ``U``'s heads on the
 fine-tuned trunk). Writes a table, the Pareto fronts (retention against
 downstream), the hypervolume of every method's front with its seed spread
-and one recommended ``rollback_max`` with its reason::
+and one recommended ``rollback_max`` with its reason (and
+``importance='fisher'`` where the importance-weighted rollback, when
+measured, keeps more within the same downstream tolerance)::
 
     python -m olor_mm.tools.forgetting \\
         --upstream-config U.py --upstream-checkpoint U.pth \\
@@ -23,6 +25,9 @@ plain       the rollback off (``rollback_max=rollback_min=0``); D's
             optimizer and ``paramwise_cfg`` otherwise (where D turns weight
             decay off on the pretrained layers, so does plain)
 olor        D, over the grid of ``rollback_max``
+olor-iw     D with ``paramwise_cfg.importance='fisher'`` (the
+            importance-weighted rollback), grid of ``rollback_max``; the
+            Fisher as for ewc
 l2sp        D with ``paramwise_cfg.method='l2sp'``, grid of alpha
 ewc         D with ``paramwise_cfg.method='ewc'``, grid of alpha; the Fisher on
             ``--fisher-batches`` batches of U's ``train_dataloader``, with
@@ -55,12 +60,14 @@ import warnings
 
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
-METHODS = ('plain', 'olor', 'l2sp', 'ewc', 'frozen', 'lpft', 'olor-lpft',
-           'wise-ft', 'wise-olor')
+METHODS = ('plain', 'olor', 'olor-iw', 'l2sp', 'ewc', 'frozen', 'lpft',
+           'olor-lpft', 'wise-ft', 'wise-olor')
 #: method -> (family in the report, the grid's key, default grid)
 GRIDS = {
     'olor': ('OLOR', 'optim_wrapper.paramwise_cfg.rollback_max', (0.01, 0.03,
                                                                   0.1, 0.3)),
+    'olor-iw':
+    ('IW-OLOR', 'optim_wrapper.paramwise_cfg.rollback_max', (0.1, 0.3, 1.0)),
     'l2sp': ('L2-SP', 'optim_wrapper.paramwise_cfg.alpha', (0.1, 1.0)),
     'ewc': ('EWC', 'optim_wrapper.paramwise_cfg.alpha', (0.1, 1.0, 10.0)),
     'wise-ft': ('WiSE-FT', None, (0.2, 0.4, 0.6, 0.8)),
@@ -239,18 +246,24 @@ def method_configs(args, work):
             sched.pop('eta_min_ratio', None)
             sched['eta_min'] = 0.
     write('frozen', frozen)
-    for name in ('l2sp', 'ewc'):  # the same wrapper, another method
+    fisher = {}  # the upstream Fisher's keys (EWC, importance-weighted)
+    for name in ('olor-iw', 'l2sp', 'ewc'):  # the same wrapper, one change
         cfg = copy.deepcopy(d)
-        cfg.optim_wrapper.paramwise_cfg.method = name
-        if name == 'ewc':
-            up = _load(args.upstream_config, args.upstream_cfg_options)
-            up_path = osp.join(work, 'configs', 'upstream.py')
-            up.dump(up_path)
-            cfg.optim_wrapper.paramwise_cfg.update(
-                fisher_dataloader=up.train_dataloader,
-                fisher_batches=args.fisher_batches,
-                fisher_model=up_path,
-                fisher_checkpoint=osp.abspath(args.upstream_checkpoint))
+        if name == 'olor-iw':
+            cfg.optim_wrapper.paramwise_cfg.importance = 'fisher'
+        else:
+            cfg.optim_wrapper.paramwise_cfg.method = name
+        if name != 'l2sp':
+            if not fisher:
+                up = _load(args.upstream_config, args.upstream_cfg_options)
+                up_path = osp.join(work, 'configs', 'upstream.py')
+                up.dump(up_path)
+                fisher = dict(
+                    fisher_dataloader=up.train_dataloader,
+                    fisher_batches=args.fisher_batches,
+                    fisher_model=up_path,
+                    fisher_checkpoint=osp.abspath(args.upstream_checkpoint))
+            cfg.optim_wrapper.paramwise_cfg.update(fisher)
         write(name, cfg)
     return paths, float(pw.get('rollback_max', 0.01)), prefixes
 
@@ -300,7 +313,7 @@ def make_jobs(args, work, paths, metrics, olor_max, prefixes):
         options=_options(args.upstream_cfg_options),
         checkpoint=osp.abspath(args.upstream_checkpoint))
     wants = set(args.methods)
-    need_plain = wants & {'plain', 'wise-ft', 'l2sp', 'ewc', 'olor'}
+    need_plain = wants & {'plain', 'wise-ft', 'l2sp', 'ewc', 'olor', 'olor-iw'}
     need_frozen = wants & {'frozen', 'lpft', 'olor-lpft'}
     need_olor = wants & {'olor', 'wise-olor'}
 
@@ -356,7 +369,7 @@ def make_jobs(args, work, paths, metrics, olor_max, prefixes):
                     seed,
                     paths['olor'], {GRIDS['olor'][1]: m},
                     keep_weights=m == olor_max and 'wise-olor' in wants))
-        for method in ('l2sp', 'ewc'):
+        for method in ('olor-iw', 'l2sp', 'ewc'):
             for a in args.grid[method] if method in wants else ():
                 first.append(
                     job(method, GRIDS[method][0], a, seed, paths[method],
@@ -403,29 +416,44 @@ def make_jobs(args, work, paths, metrics, olor_max, prefixes):
     return first, second
 
 
+def _mean(rs, key):
+    return statistics.mean(r[key] for r in rs)
+
+
+def _by_param(results, family):
+    out = {}
+    for r in results:
+        if r['family'] == family:
+            out.setdefault(r['param'], []).append(r)
+    return out
+
+
+def _most_retention(grid, floor):
+    """The value of ``grid`` ({param: runs}) that retains the most among
+    those whose mean downstream score is ``floor`` or more, or None."""
+    within = {
+        m: rs
+        for m, rs in grid.items() if _mean(rs, 'down_score') >= floor
+    }
+    return max(
+        within, key=lambda m: _mean(within[m], 'up_score'), default=None)
+
+
 def suggest(results, olor_max, tolerance):
     """The candidates for rollback_max (:func:`recommend` picks one): from
     the front (the most retention whose downstream is within ``tolerance``
-    of plain) and from the early drift (the README's rule: the stem's drift
+    of plain), the same for the importance-weighted rollback when it was
+    measured, and from the early drift (the README's rule: the stem's drift
     at the first log line over plain's)."""
-
-    def mean(rs, key):
-        return statistics.mean(r[key] for r in rs)
-
+    mean = _mean
     plain = [r for r in results if r['family'] == 'plain']
-    olor = {}
-    for r in results:
-        if r['family'] == 'OLOR':
-            olor.setdefault(r['param'], []).append(r)
+    olor = _by_param(results, 'OLOR')
     if not plain or not olor:
         return None
     floor = mean(plain, 'down_score') - tolerance
-    within = {
-        m: rs
-        for m, rs in olor.items() if mean(rs, 'down_score') >= floor
-    }
-    front = max(
-        within, key=lambda m: mean(within[m], 'up_score'), default=None)
+    front = _most_retention(olor, floor)
+    iw = _by_param(results, 'IW-OLOR')
+    iw_front = _most_retention(iw, floor)
     ratios = {}
     from olor_mm.tools.fronts import early_groups
     base = [r['early_drift'] for r in plain if r.get('early_drift')]
@@ -445,6 +473,11 @@ def suggest(results, olor_max, tolerance):
         plain_down=mean(plain, 'down_score'),
         tolerance=tolerance,
         from_front=front,
+        front_retention=None if front is None else mean(
+            olor[front], 'up_score'),
+        iw_from_front=iw_front,
+        iw_front_retention=None if iw_front is None else mean(
+            iw[iw_front], 'up_score'),
         early_drift_ratio=ratios,
         regime=regime,
         from_early_drift=middle[0] if middle else None)
@@ -454,9 +487,26 @@ def recommend(suggestion):
     """One ``rollback_max`` and why. The front is measured (downstream and
     retention of every grid value) and decides; the early-drift rule is a
     prediction from the first log lines, for a grid that ran no value in
-    the tolerance (then it says where to look)."""
+    the tolerance (then it says where to look). Where the
+    importance-weighted rollback was measured and one of its values keeps
+    more within the same tolerance, that value is recommended, with
+    ``importance='fisher'`` (``suggestion['recommended_importance']``)."""
     front, early = suggestion['from_front'], suggestion['from_early_drift']
     tol, plain = suggestion['tolerance'], suggestion['plain_down']
+    iw, iw_keeps = suggestion.get('iw_from_front'), suggestion.get(
+        'iw_front_retention')
+    suggestion['recommended_importance'] = None
+    if iw is not None and (front is None
+                           or iw_keeps > suggestion['front_retention']):
+        suggestion['recommended_importance'] = 'fisher'
+        than = ('' if front is None else
+                f" (OLOR's best there, rollback_max={front:g}, retains "
+                f"{suggestion['front_retention']:.1f})")
+        return iw, ('of every measured value whose downstream score is '
+                    'within '
+                    f"{tol:g} of plain fine-tuning's ({plain:.1f}), the "
+                    f'importance-weighted rollback at this rollback_max '
+                    f'retains the most, {iw_keeps:.1f}{than}')
     if front is not None:
         reason = (f'of the grid values whose downstream score is within '
                   f'{tol:g} of plain fine-tuning\'s ({plain:.1f}), it '
@@ -500,8 +550,10 @@ def report(args, results, pretrained, suggestion, wall, out):
         suggestion['recommended'] = value
         lines += [
             '## Recommended rollback_max', '',
-            (f'**{value:g}**: ' if value is not None else '**none**: ') +
-            reason, ''
+            (f'**{value:g}**' +
+             (" with paramwise_cfg.importance='fisher'"
+              if suggestion['recommended_importance'] else '') +
+             ': ' if value is not None else '**none**: ') + reason, ''
         ]
         if suggestion['early_drift_ratio']:
             ratios = ', '.join(

@@ -1,4 +1,5 @@
-"""benchmarks/bench_step.py's stock-vs-olor-mm part on the CPU, tiny."""
+"""benchmarks/bench_step.py's stock-vs-olor-mm and importance-weighted
+parts on the CPU, tiny."""
 import json
 import os.path as osp
 import subprocess
@@ -12,7 +13,7 @@ def test_stock_vs_olormm_runs_and_records(tmp_path):
         sys.executable,
         osp.join(ROOT, 'benchmarks',
                  'bench_step.py'), '--device', 'cpu', '--parts', 'stock',
-        '--sets', 'ResNet-18 backbone', '--reps', '2', '--out',
+        'importance', '--sets', 'ResNet-18 backbone', '--reps', '2', '--out',
         str(tmp_path)
     ],
                          cwd=ROOT,
@@ -31,3 +32,7 @@ def test_stock_vs_olormm_runs_and_records(tmp_path):
         assert r['olormm_kernel'] == 'fused'
         assert r['stock_ms'] > 0 and r['olormm_ms'] > 0
     assert 'olor-mm / stock' in (tmp_path / 'bench_step_cpu.md').read_text()
+    # the importance-weighted rollback: w costs what theta0 does (float32)
+    (iw, ) = result['importance']
+    assert iw['iw_ms'] > 0 and iw['olor_ms'] > 0
+    assert iw['w_mib'] == iw['theta0_mib'] > 0

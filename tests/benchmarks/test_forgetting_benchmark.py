@@ -12,7 +12,8 @@ from olor_mm.tools.forgetting_runs import signature
 from olor_mm_tools.digit_data import (DOWNSTREAM, UPSTREAM, load_digits,
                                       make_digit_sets)
 from olor_mm_tools.forgetting_experiment import (first_stage_jobs,
-                                                 second_stage_jobs)
+                                                 second_stage_jobs,
+                                                 third_stage_jobs)
 from olor_mm_tools.forgetting_report import merge_committed
 
 
@@ -95,15 +96,35 @@ def test_fronts_jobs_and_merge_without_training(tmp_path):
     shared = ('upstream.pth', 'shared.pth', {})
     first = first_stage_jobs(args, roots, shared)
     second = second_stage_jobs(args, roots, shared, first)
-    families = [j['key']['family'] for j in first + second]
-    assert len(first) == 13 and len(second) == 10
-    olor = {'OLOR gamma=0.5', 'OLOR gamma=1.0'}
-    assert set(families) == set(
-        forgetting.experiment.FRONT_FAMILIES) - {'OLOR'} | olor
-    ewc = [j for j in first if j['key']['family'] == 'EWC']
-    assert all(
+    third = third_stage_jobs(args, roots, shared, second)
+    families = [j['key']['family'] for j in first + second + third]
+    # plain, the probe, OLOR, IW-OLOR and EWC x 3; LP-FT, OLOR + LP-FT,
+    # IW-OLOR + LP-FT, WiSE-FT x 3; the LP-FT families x 3 alphas
+    assert (len(first), len(second), len(third)) == (11, 6, 9)
+    gamma = {'OLOR': 'OLOR gamma=1.0', 'IW-OLOR': 'IW-OLOR gamma=1.0'}
+    assert set(families) == {
+        gamma.get(f, f)
+        for f in forgetting.experiment.DEFAULT_FRONT_FAMILIES
+    }
+    fisher = [
+        j for j in first + second
+        if str(j['key']['family']).startswith(('EWC', 'IW-OLOR'))
+    ]
+    assert len(fisher) == 7 and all(
         j['options']['optim_wrapper.paramwise_cfg.fisher_checkpoint'].endswith(
-            'upstream.pth') for j in ewc)
+            'upstream.pth') for j in fisher)
+    iw = [j for j in first if j['key']['family'] == 'IW-OLOR gamma=1.0']
+    assert [
+        j['options']['optim_wrapper.paramwise_cfg.importance_norm'] for j in iw
+    ] == ['mean'] * 3
+    # every LP-FT family's front interpolates its run from the probe
+    for j in third:
+        run = next(r for r in second
+                   if r['key']['family'] == j['key']['family']
+                   and r['key']['param'] == 1.0)
+        assert j['source'] == signature(run)
+        assert j['finetuned'] == osp.join(run['work_dir'], 'weights.pth')
+        assert j['load_from'] == run['load_from']
     probe = next(j for j in first if j['key']['method'] == 'linear probe')
     lpft = next(j for j in second if j['key']['method'] == 'LP-FT')
     assert lpft['source'] == signature(probe)
@@ -152,18 +173,20 @@ def test_the_benchmark_command_runs_end_to_end(tmp_path):
 
 
 def test_fronts_run_end_to_end_and_resume(tmp_path):
-    """A tiny --fronts: trainings (EWC and the linear probe among them),
-    LP-FT from the probe, WiSE-FT of the kept runs, fronts, plots; a second
-    call reads every finished run instead of training it again."""
+    """A tiny --fronts: trainings (EWC, the importance-weighted rollback
+    and the linear probe among them), LP-FT from the probe and its
+    interpolation from the probe, WiSE-FT of the kept runs, fronts, plots;
+    a second call reads every finished run instead of training it again."""
     forgetting = load_script('benchmarks/forgetting.py', 'forgetting')
     out = tmp_path / 'results' / 'forgetting'
     argv = [
         '--fronts', '--iters', '3', '--pretrain-iters', '3', '--seeds', '1',
         '--settings', 'digits 5-9, low-data', '--front-families', 'OLOR',
-        'EWC', 'LP-FT', 'WiSE-FT', 'OLOR + WiSE-FT', '--front-max', '0.1',
-        '--front-gamma', '1.0', '--front-wise', '0.5', '--front-wise-olor',
-        '0.1', '1.0', '--front-ewc', '1.0', '--num-train', '6', '--num-low',
-        '4', '--num-val', '3', '--jobs', '2', '--data-root',
+        'IW-OLOR', 'EWC', 'LP-FT', 'WiSE-FT', 'OLOR + WiSE-FT', '--front-max',
+        '0.1', '--front-iw', '0.1', '--front-gamma', '1.0', '--front-wise',
+        '0.5', '--front-wise-olor', '0.1', '1.0', '--front-ewc', '1.0',
+        '--num-train', '6', '--num-low', '4', '--num-val', '3', '--jobs', '2',
+        '--data-root',
         str(tmp_path / 'data'), '--work-dir',
         str(tmp_path / 'work'), '--out',
         str(out)
@@ -173,16 +196,18 @@ def test_fronts_run_end_to_end_and_resume(tmp_path):
         (tmp_path / 'results' / 'forgetting_fronts.json').read_text())
     methods = sorted(r['method'] for r in runs['results'])
     assert methods == sorted([
-        'plain', 'linear probe', 'olor max=0.1 gamma=1.0', 'ewc alpha=1.0',
-        'LP-FT', 'WiSE-FT alpha=0.5', 'OLOR + WiSE-FT alpha=0.5'
+        'plain', 'linear probe', 'olor max=0.1 gamma=1.0',
+        'iw-olor max=0.1 gamma=1.0 norm=mean', 'ewc alpha=1.0', 'LP-FT',
+        'LP-FT alpha=0.5', 'WiSE-FT alpha=0.5', 'OLOR + WiSE-FT alpha=0.5'
     ])
     summary = runs['summary']['digits 5-9, low-data']
-    assert set(summary['hypervolume']) == {
-        'OLOR gamma=1.0', 'WiSE-FT', 'OLOR + WiSE-FT', 'EWC'
+    fams = {
+        'OLOR gamma=1.0', 'IW-OLOR gamma=1.0', 'WiSE-FT', 'OLOR + WiSE-FT',
+        'EWC', 'LP-FT'
     }
-    assert set(summary['single_points_dominated_by_olor']) == {
-        'linear probe', 'LP-FT'
-    }
+    assert set(summary['hypervolume']) == set(summary['on_pooled_front'])
+    assert set(summary['hypervolume']) == fams
+    assert set(summary['single_points_dominated_by_olor']) == {'linear probe'}
     # LP-FT started from the probe's weights; the probe kept the trunk
     by = {r['method']: r for r in runs['results']}
     lpft = (tmp_path / 'work' / 'runs' / 'digits-5-9_low-data_LP-FT_s0' /
@@ -193,7 +218,10 @@ def test_fronts_run_end_to_end_and_resume(tmp_path):
     text = (tmp_path / 'results' / 'forgetting_fronts.md').read_text()
     assert 'vs WiSE-FT: hypervolume difference' in text
     rows = [r[:2] for r in table_rows(text)]
-    assert ['EWC', '1.0'] in rows and ['LP-FT', '-'] in rows
+    assert ['EWC', '1.0'] in rows and ['IW-OLOR gamma=1.0', '0.1'] in rows
+    # LP-FT is a front: its run (1.0), interpolated from the probe (0.5)
+    assert ['LP-FT', '1.0'] in rows and ['LP-FT', '0.5'] in rows
+    assert 'On the pooled front' in text
     with open(str(out) + '_fronts_digits-5-9_low-data.png', 'rb') as f:
         assert f.read(8) == b'\x89PNG\r\n\x1a\n'
     # stopped and restarted: nothing trains again, pre-training included

@@ -10,6 +10,7 @@ from paths import ROOT
 
 import olor_mm
 from olor_mm import find_rollback
+from olor_mm.core.importance import ImportanceRollbackHandle
 from olor_mm.core.penalty import EWCAnchor, L2SPAnchor
 from olor_mm.core.theta0 import find_anchor
 
@@ -62,6 +63,11 @@ def test_config_builds(path):
         handle = find_rollback(ow.optimizer)
         assert handle is not None and handle.active
         assert handle.scale_with_lr is True
+        # importance='fisher': the importance-weighted rollback, w from the
+        # config's upstream data (estimated at the first step)
+        importance = cfg.optim_wrapper.paramwise_cfg.get('importance')
+        assert isinstance(handle, ImportanceRollbackHandle) == bool(
+            importance)
         rolled = [g for g in groups if g['rollback'] > 0]
         assert rolled, 'nothing rolls back'
         # rollback replaces weight decay on the pretrained groups only

@@ -203,6 +203,40 @@ def test_suggestion_rule_by_hand():
     assert value == 0.03 and 'measure values around it' in reason
 
 
+def test_recommendation_takes_the_importance_weighted_rollback():
+    """Within 1 point of plain's 70.0 downstream, OLOR's best keeps 45.0
+    (0.03); the importance-weighted rollback at 0.3 keeps 52.0 at 69.4
+    (its 1.0 keeps more but loses 6 points): it is recommended, with
+    importance='fisher'. Where it keeps less, OLOR's value is."""
+    tool = _tool()
+
+    def r(family, param, down, up):
+        return dict(
+            family=family,
+            param=param,
+            seed=0,
+            down_score=down,
+            up_score=up)
+
+    results = [
+        r('plain', None, 70.0, 30.0),
+        r('OLOR', 0.03, 69.2, 45.0),
+        r('OLOR', 0.1, 66.0, 60.0),
+        r('IW-OLOR', 0.1, 69.8, 38.0),
+        r('IW-OLOR', 0.3, 69.4, 52.0),
+        r('IW-OLOR', 1.0, 64.0, 70.0),
+    ]
+    s = tool.suggest(results, 0.01, tolerance=1.0)
+    assert (s['from_front'], s['iw_from_front']) == (0.03, 0.3)
+    value, reason = tool.recommend(s)
+    assert value == 0.3 and s['recommended_importance'] == 'fisher'
+    assert 'retains the most, 52.0' in reason and 'retains 45.0' in reason
+    weaker = [x for x in results if x['param'] != 0.3]
+    s = tool.suggest(weaker, 0.01, tolerance=1.0)
+    assert tool.recommend(s)[0] == 0.03
+    assert s['recommended_importance'] is None
+
+
 def test_bad_inputs_are_named(tmp_path):
     tool = _tool()
     base = [

@@ -40,26 +40,28 @@ SETTINGS = {  # name -> (data set, training annotation file)
     'shifted, full': ('downstream_shift', 'instances_train.json'),
     'shifted, low-data': ('downstream_shift', 'instances_train_low.json'),
 }
-#: --fronts: the grid of each family (WiSE-FT's alpha 1.0 is the run it
-#: interpolates; every family also holds plain fine-tuning, its zero end).
-#: Why this grid, what it leaves out and its time: docs/benchmarks.md,
-#: "The default grid, its time, and what it leaves out".
-FRONT_MAX = (0.03, 0.1, 0.3)
-FRONT_GAMMA = (0.5, 1.0)
-FRONT_WISE = (0.2, 0.4, 0.6, 0.8)
+#: --fronts: the grid of each family, every family spanning the same
+#: retention range (from plain fine-tuning's to about the linear probe's)
+#: with at least four points (WiSE-FT's alpha 1.0 is the run it
+#: interpolates; every family also holds plain fine-tuning, its zero end;
+#: the LP-FT families are their runs interpolated from the probe at
+#: FRONT_WISE's alphas). Why this grid, what it leaves out and its time:
+#: docs/benchmarks.md, "Fair fronts".
+FRONT_MAX = (0.1, 0.3, 1.0)
+FRONT_GAMMA = (1.0, )
+FRONT_WISE = (0.25, 0.5, 0.75)
 FRONT_L2SP = (0.1, 1.0)
-#: EWC's alpha (its Fisher divided by its mean: L2-SP's scale; the
-#: committed EWC rows, benchmarks/results/forgetting_ewc-lpft_fronts.md)
-FRONT_EWC = (0.3, 3.0)
+#: EWC's alpha (its Fisher divided by its mean: L2-SP's scale)
+FRONT_EWC = (0.3, 3.0, 30.0)
 #: the importance-weighted rollback (configs/bench/...-downstream_olor-fisher):
-#: its rollback_max grid, how F becomes w, and its rollback_max after the
-#: linear probe (IW-OLOR + LP-FT)
+#: its rollback_max grid, how F becomes w (importance_norm), and its
+#: rollback_max after the linear probe (IW-OLOR + LP-FT)
 FRONT_IW = (0.1, 0.3, 1.0)
 FRONT_IW_NORM = 'mean'
 IW_LPFT = 0.3
-#: the OLOR run WiSE-FT is also applied to: a grid point, so that it costs
-#: no training of its own (--front-wise-olor 0.01 1.0: the paper's defaults)
-OLOR_DEFAULT = (0.03, 0.5)
+#: the OLOR run of OLOR + LP-FT and OLOR + WiSE-FT (rollback_max, gamma):
+#: a grid point, so that OLOR + WiSE-FT costs no training of its own
+OLOR_DEFAULT = (0.3, 1.0)
 SWEEP_MAX = (0.003, 0.01, 0.03, 0.1)
 SWEEP_POWER = (0.5, 1.0, 3.0)
 #: the scores of a run: COCO bbox, then segm mAP (bbox first: the fronts')
@@ -73,6 +75,10 @@ LP_TRUNK = ('backbone.', 'neck.', 'rpn_head.',
 FRONT_FAMILIES = ('plain', 'frozen backbone', 'OLOR', 'IW-OLOR', 'L2-SP',
                   'EWC', 'linear probe', 'LP-FT', 'OLOR + LP-FT',
                   'IW-OLOR + LP-FT', 'WiSE-FT', 'OLOR + WiSE-FT')
+#: the families --fronts trains by default (the fair fronts' families)
+DEFAULT_FRONT_FAMILIES = ('plain', 'OLOR', 'IW-OLOR', 'EWC', 'linear probe',
+                          'LP-FT', 'OLOR + LP-FT', 'IW-OLOR + LP-FT',
+                          'WiSE-FT')
 #: the families that start from the linear probe's weights; each is a front
 #: of its interpolations from the probe (alpha 0) to its run (alpha 1)
 LPFT_FAMILIES = ('LP-FT', 'OLOR + LP-FT', 'IW-OLOR + LP-FT')
