@@ -183,10 +183,15 @@ class ImportanceRollbackHandle(RollbackHandle):
                              f'{tuple(bad[0][0].shape)}.')
         layers = self._layers(params)
         ws = normalize_importance(fs, layers, self.importance_norm)
+        alive = {
+            layer
+            for layer, w, p in zip(layers, ws, params)
+            if p.requires_grad and bool(w.any())
+        }
         dead = sorted({
             str(layer)
-            for layer, w, p in zip(layers, ws, params)
-            if p.requires_grad and not bool(w.any())
+            for layer, p in zip(layers, params)
+            if p.requires_grad and layer not in alive
         })
         if dead:
             logger.warning(
@@ -248,6 +253,10 @@ class ImportanceRollbackHandle(RollbackHandle):
         super()._before_update(layout, kwargs)
 
     def _importance(self, bucket: int, sel: List[int]) -> List[torch.Tensor]:
+        if self.importance is None:
+            raise RuntimeError(
+                f'{self.owner}: rollback() before the first step: no '
+                'importance weights yet (call set_fisher(...) first).')
         layout = self._current
         if self._layout_importance[0] is not layout:
             self._layout_importance = (layout, [[

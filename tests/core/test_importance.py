@@ -64,12 +64,13 @@ class Two(nn.Module):
 PATTERNS = [r'^(\d+)\.']  # backbone.0 -> layer 0, backbone.1 -> layer 1
 
 
-def _sgd_setup(dtype=torch.float64, lr=0.1, rollback_max=0.6):
+def _sgd_setup(dtype=torch.float64, lr=0.1, rollback_max=0.6, **kwargs):
     model = Two(dtype)
     groups = layerwise_rollback_groups(
         model, ('backbone', ),
         rollback_max=rollback_max,
-        layer_patterns=PATTERNS)
+        layer_patterns=PATTERNS,
+        **kwargs)
     opt = torch.optim.SGD(groups, lr=lr)
     return model, opt
 
@@ -327,3 +328,22 @@ def test_build_refuses_fisher_keys_without_importance_and_bad_values():
     ):
         with pytest.raises(ValueError, match=match):
             build_optim_wrapper(ToyClassifier(), _wrapper(**extra))
+
+
+def test_a_layer_no_upstream_loss_reaches_is_named(caplog):
+    """F = 0 on every weight of the stem: w = 0 there and one warning names
+    its layer; a zero F on one tensor of a layer with others is no such
+    layer."""
+    model, opt = _sgd_setup(rollback_min=0.1)  # both layers roll back
+    handle = attach_importance_rollback(opt)
+    names = dict(model.named_parameters())
+    fisher = _fisher(model)
+    fisher['backbone.0.weight'].zero_()
+    fisher['backbone.0.bias'].zero_()
+    fisher['backbone.1.bias'].zero_()
+    with caplog.at_level('WARNING', logger='olor_mm.core.importance'):
+        handle.set_fisher({id(names[n]): f for n, f in fisher.items()})
+    (record, ) = [r for r in caplog.records if 'zero on every' in r.message]
+    assert 'layer(s) 0:' in record.getMessage()
+    assert not bool(handle.importance[id(names['backbone.0.weight'])].any())
+    assert bool(handle.importance[id(names['backbone.1.weight'])].any())
