@@ -136,17 +136,21 @@ def single_points(results, setting) -> Dict[str, list]:
 
 
 def on_pooled_front(fam: Dict[str, tuple]) -> Dict[str, str]:
-    """``{family: 'k of n'}``: in how many seeds one of the family's
-    points is on the front of every family's points pooled (no point of
-    any family dominates it)."""
+    """``{family: 'k of n'}``: in how many seeds one of the family's own
+    points (not its zero end, plain fine-tuning or the linear probe, which
+    families share) is on the front of every family's points pooled: no
+    point of any family dominates it."""
     seeds = sorted({s for by_seed, _ in fam.values() for s in by_seed})
     hits = {f: 0 for f in fam}
     for seed in seeds:
         front = set(
             pareto(p for by_seed, _ in fam.values()
                    for p in by_seed.get(seed, ())))
-        for f, (by_seed, _) in fam.items():
-            hits[f] += any(p in front for p in by_seed.get(seed, ()))
+        for f, (_, by_param) in fam.items():
+            own = [(down(r), up(r)) for records in by_param.values()
+                   for r in records
+                   if r.get('family') == f and r['seed'] == seed]
+            hits[f] += any(p in front for p in own)
     return {f: f'{k} of {len(seeds)}' for f, k in hits.items()}
 
 
@@ -314,8 +318,9 @@ def write_fronts(results,
             cmp['olor_family'] = best
         front = on_pooled_front(fam)
         lines += [
-            '', 'On the pooled front (seeds in which a point of the family '
-            'is dominated by no point of any family): ' +
+            '', 'On the pooled front (seeds in which one of the family\'s own '
+            'points, not the plain run or the linear probe it shares, is '
+            'dominated by no point of any family): ' +
             ', '.join(f'{f} {v}' for f, v in front.items()) + '.'
         ]
         beaten = {}

@@ -5,7 +5,8 @@ import random
 
 import pytest
 
-from olor_mm.tools.fronts import dominance, hypervolume, pareto
+from olor_mm.tools.fronts import (dominance, family_points, hypervolume,
+                                  on_pooled_front, pareto)
 
 # (downstream, retention): three on the front, two under it
 POINTS = [(1, 5), (2, 4), (3, 1), (1, 3), (2, 2)]
@@ -55,3 +56,31 @@ def test_dominance_per_seed_by_hand():
     back = dominance(b, a)
     assert back['hv_diff_mean'] == pytest.approx(-1.0)
     assert back['dominated_share'] == 0
+
+
+def test_pooled_front_counts_a_family_s_own_points_only():
+    """Seed 0: plain (70, 30) is every rollback family's zero end and on the
+    pooled front; OLOR's own (60, 50) is beaten by EWC's (62, 55): OLOR is
+    on the front only through plain, which does not count. Seed 1: OLOR's
+    (65, 52) is beaten by nothing."""
+
+    def r(family, method, seed, down, up, param=None):
+        return dict(
+            setting='s',
+            family=family,
+            method=method,
+            seed=seed,
+            param=param,
+            down_score=down,
+            up_score=up)
+
+    results = [
+        r('plain', 'plain', 0, 70, 30),
+        r('plain', 'plain', 1, 70, 30),
+        r('OLOR', 'olor 0.1', 0, 60, 50, 0.1),
+        r('OLOR', 'olor 0.1', 1, 65, 52, 0.1),
+        r('EWC', 'ewc 1', 0, 62, 55, 1.0),
+        r('EWC', 'ewc 1', 1, 62, 55, 1.0)
+    ]
+    fam = {f: family_points(results, 's', f, 'none') for f in ('OLOR', 'EWC')}
+    assert on_pooled_front(fam) == {'OLOR': '1 of 2', 'EWC': '2 of 2'}
