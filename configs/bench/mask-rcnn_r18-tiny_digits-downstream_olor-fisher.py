@@ -16,7 +16,9 @@ optim_wrapper = dict(
         importance_norm='mean',  # w = F / (F + mean F) within each layer
         fisher_batches={{_base_.optim_wrapper.paramwise_cfg.fisher_batches}},
         fisher_dataloader={{
-            _base_.optim_wrapper.paramwise_cfg.fisher_dataloader}},
+            _base_.optim_wrapper.paramwise_cfg.fisher_dataloader
+        }},
         fisher_model={{_base_.optim_wrapper.paramwise_cfg.fisher_model}},
         fisher_checkpoint={{
-            _base_.optim_wrapper.paramwise_cfg.fisher_checkpoint}}))
+            _base_.optim_wrapper.paramwise_cfg.fisher_checkpoint
+        }}))

@@ -66,8 +66,7 @@ def test_config_builds(path):
         # importance='fisher': the importance-weighted rollback, w from the
         # config's upstream data (estimated at the first step)
         importance = cfg.optim_wrapper.paramwise_cfg.get('importance')
-        assert isinstance(handle, ImportanceRollbackHandle) == bool(
-            importance)
+        assert isinstance(handle, ImportanceRollbackHandle) == bool(importance)
         rolled = [g for g in groups if g['rollback'] > 0]
         assert rolled, 'nothing rolls back'
         # rollback replaces weight decay on the pretrained groups only

@@ -212,11 +212,7 @@ def test_recommendation_takes_the_importance_weighted_rollback():
 
     def r(family, param, down, up):
         return dict(
-            family=family,
-            param=param,
-            seed=0,
-            down_score=down,
-            up_score=up)
+            family=family, param=param, seed=0, down_score=down, up_score=up)
 
     results = [
         r('plain', None, 70.0, 30.0),
