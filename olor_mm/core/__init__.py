@@ -7,9 +7,12 @@ optimizer. Imports nothing of MMEngine.
   optimizer's state dict; :mod:`.resume_checks`, what a load is checked
   for; :mod:`.copy_guard`, an anchored optimizer that lost its anchor;
 - :mod:`.attach`: the rollback as the optimizer's step hooks;
+- :mod:`.importance`: the importance-weighted rollback (each element's
+  pull ``lam_eff * w``, ``w`` from the upstream Fisher);
 - :mod:`.penalty`: the L2-SP and EWC penalties, anchors too;
 - :mod:`.param_groups`: layer-wise param groups carrying ``rollback``;
 - :mod:`.lr_decay`: layer-wise learning-rate decay;
 - :mod:`.drift`, :mod:`.norms`: distance to theta0;
-- :mod:`.fisher`: EWC's diagonal Fisher.
+- :mod:`.fisher`: EWC's (and the importance-weighted rollback's) diagonal
+  Fisher.
 """
