@@ -97,6 +97,29 @@ def diagonal_fisher(params: Sequence[torch.Tensor],
     return fisher
 
 
+def check_fisher_covers(owner: str, params: Sequence[torch.Tensor],
+                        fisher: dict) -> None:
+    """``fisher`` (``{id(param): F}``) has an ``F`` of its shape for every
+    trainable tensor of ``params`` (a frozen one may lack it: it never
+    moves).
+
+    Raises:
+        ValueError: naming the count and shapes missing, or the first
+            shape that differs.
+    """
+    missing = [p for p in params if id(p) not in fisher and p.requires_grad]
+    if missing:
+        raise ValueError(f'{owner}: no Fisher information for {len(missing)} '
+                         f'anchored tensors (shapes '
+                         f'{[tuple(p.shape) for p in missing[:3]]}...).')
+    bad = [(p, fisher[id(p)]) for p in params
+           if id(p) in fisher and fisher[id(p)].shape != p.shape]
+    if bad:
+        raise ValueError(f'{owner}: a Fisher tensor has shape '
+                         f"{tuple(bad[0][1].shape)}, its parameter's is "
+                         f'{tuple(bad[0][0].shape)}.')
+
+
 def normalize_fisher(fisher: List[torch.Tensor]) -> float:
     """Divide ``fisher`` in place by its mean over all entries; returns
     that mean (the raw scale, for the log).

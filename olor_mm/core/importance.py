@@ -37,6 +37,7 @@ from typing import Callable, Dict, Hashable, List, Optional
 import torch
 
 from .attach import RollbackHandle
+from .fisher import check_fisher_covers
 from .rollback import is_low_precision
 
 logger = logging.getLogger(__name__)
@@ -163,24 +164,12 @@ class ImportanceRollbackHandle(RollbackHandle):
         per layer (a frozen tensor without ``F`` gets zeros: it never
         moves)."""
         params = self.anchored_params
-        missing = [
-            p for p in params if id(p) not in fisher and p.requires_grad
-        ]
-        if missing:
-            raise ValueError(
-                f'{self.owner}: no Fisher information for {len(missing)} '
-                f'anchored tensors (shapes '
-                f'{[tuple(p.shape) for p in missing[:3]]}...).')
+        check_fisher_covers(self.owner, params, fisher)
         fs = [
             fisher[id(p)].detach().to(device=p.device, dtype=_wide(p.dtype))
             if id(p) in fisher else torch.zeros_like(p, dtype=_wide(p.dtype))
             for p in params
         ]
-        bad = [(p, f) for p, f in zip(params, fs) if f.shape != p.shape]
-        if bad:
-            raise ValueError(f'{self.owner}: a Fisher tensor has shape '
-                             f"{tuple(bad[0][1].shape)}, its parameter's is "
-                             f'{tuple(bad[0][0].shape)}.')
         layers = self._layers(params)
         ws = normalize_importance(fs, layers, self.importance_norm)
         alive = {

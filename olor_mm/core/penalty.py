@@ -34,6 +34,7 @@ from typing import Callable, Dict, List, Optional, Union
 
 import torch
 
+from .fisher import check_fisher_covers
 from .norms import squared_distance, squared_norm
 from .rollback import is_real
 from .theta0 import Anchor, _Layout
@@ -210,20 +211,7 @@ class EWCAnchor(L2SPAnchor):
         """``{id(param): F}`` of the anchored tensors (a missing frozen one
         gets zeros: it never moves)."""
         params = self.anchored_params
-        missing = [
-            p for p in params if id(p) not in fisher and p.requires_grad
-        ]
-        if missing:
-            raise ValueError(
-                f'{self.owner}: no Fisher information for {len(missing)} '
-                f'anchored tensors (shapes '
-                f'{[tuple(p.shape) for p in missing[:3]]}...).')
-        bad = [(p, fisher[id(p)]) for p in params
-               if id(p) in fisher and fisher[id(p)].shape != p.shape]
-        if bad:
-            raise ValueError(f'{self.owner}: a Fisher tensor has shape '
-                             f"{tuple(bad[0][1].shape)}, its parameter's is "
-                             f'{tuple(bad[0][0].shape)}.')
+        check_fisher_covers(self.owner, params, fisher)
         self.fisher = {
             id(p): fisher[id(p)].to(p.device)
             if id(p) in fisher else torch.zeros_like(p)
