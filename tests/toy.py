@@ -347,3 +347,12 @@ def plain_toy_groups(**kwargs):
     function's own defaults (unlike :func:`toy_groups`)."""
     from olor_mm import layerwise_rollback_groups
     return layerwise_rollback_groups(ToyClassifier(), **kwargs)
+
+
+#: the upstream data of the toy runs (ToyDataset of another seed)
+FISHER_DATA = dict(
+    dataset=dict(type='ToyDataset', seed=5),
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    collate_fn=dict(type='default_collate'),
+    batch_size=4,
+    num_workers=0)

@@ -5,8 +5,8 @@ import pytest
 import torch
 import torch.nn as nn
 from mmengine.optim import build_optim_wrapper
-from toy import (TOY_LAYERS, ToyClassifier, ToyDataset, param_copies,
-                 penalty_wrapper_cfg, resumed_runner, toy_runner)
+from toy import (FISHER_DATA, TOY_LAYERS, ToyClassifier, ToyDataset,
+                 param_copies, penalty_wrapper_cfg, resumed_runner, toy_runner)
 
 import olor_mm  # noqa: F401
 from olor_mm.core.fisher import (diagonal_fisher, fisher_by_name,
@@ -67,15 +67,6 @@ class Tiny(nn.Module):
         torch.manual_seed(0)
         self.backbone = nn.Linear(3, 2)
         self.head = nn.Linear(2, 1)
-
-
-#: the upstream data of the toy runs (ToyDataset of another seed)
-FISHER_DATA = dict(
-    dataset=dict(type='ToyDataset', seed=5),
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='default_collate'),
-    batch_size=4,
-    num_workers=0)
 
 
 def ewc_cfg(optimizer, alpha=0.7, beta=0.3, **kwargs):

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn as nn
 from mmengine.optim import build_optim_wrapper
-from toy import (TOY_LAYERS, ToyClassifier, ToyDataset, param_copies,
-                 resumed_runner, toy_runner)
+from toy import (FISHER_DATA, TOY_LAYERS, ToyClassifier, ToyDataset,
+                 param_copies, resumed_runner, toy_runner)
 
 import olor_mm  # noqa: F401
 from olor_mm import attach_rollback, layerwise_rollback_groups
@@ -224,15 +224,6 @@ def test_resumes_that_would_change_the_method_are_refused():
     attach_importance_rollback(iw)
     with pytest.raises(KeyError, match='no importance weights'):
         iw.load_state_dict(plain_opt.state_dict())
-
-
-#: the upstream data of the toy runs (ToyDataset of another seed)
-FISHER_DATA = dict(
-    dataset=dict(type='ToyDataset', seed=5),
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='default_collate'),
-    batch_size=4,
-    num_workers=0)
 
 
 def _wrapper(**kwargs):
