@@ -356,3 +356,25 @@ FISHER_DATA = dict(
     collate_fn=dict(type='default_collate'),
     batch_size=4,
     num_workers=0)
+
+
+def fisher_by_hand(pretrained) -> dict:
+    """{name: F} of the pretrained ToyClassifier's backbone on FISHER_DATA
+    (batches 0-2 of ToyDataset(seed 5), each a cross-entropy gradient
+    squared, averaged), unnormalised: written out, not olor_mm's code."""
+    model = ToyClassifier()
+    model.load_state_dict(pretrained)
+    model.train()
+    data = ToyDataset(seed=5)
+    params = {
+        n: p
+        for n, p in model.named_parameters() if n.startswith('backbone')
+    }
+    total = {n: torch.zeros_like(p) for n, p in params.items()}
+    for k in range(3):
+        x, y = data.x[4 * k:4 * k + 4], data.y[4 * k:4 * k + 4]
+        loss = nn.functional.cross_entropy(model(x), y)
+        grads = torch.autograd.grad(loss, list(params.values()))
+        for n, g in zip(params, grads):
+            total[n] += g * g / 3
+    return total

@@ -14,12 +14,15 @@ image). :func:`normalize_fisher` divides ``F`` by its mean over the
 anchored weights, so that EWC's ``alpha`` reads like L2-SP's (EWC with
 ``F = 1`` everywhere is L2-SP).
 """
+import logging
 import random
 from contextlib import contextmanager
 from typing import Callable, Iterable, List, Sequence
 
 import torch
 from torch import nn
+
+logger = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -118,6 +121,31 @@ def check_fisher_covers(owner: str, params: Sequence[torch.Tensor],
         raise ValueError(f'{owner}: a Fisher tensor has shape '
                          f"{tuple(bad[0][1].shape)}, its parameter's is "
                          f'{tuple(bad[0][0].shape)}.')
+
+
+def zeros_for_joined(owner: str,
+                     params: Sequence[torch.Tensor],
+                     table: dict,
+                     symbol: str,
+                     dtype_of: Callable = lambda p: p.dtype) -> bool:
+    """Zeros in ``table`` (``{id(param): tensor}``, made from the Fisher at
+    the first step) for the tensors of ``params`` that joined the optimizer
+    later (``add_param_group``): the upstream Fisher was estimated without
+    them, so they get no pull toward theta0; one warning says how many.
+
+    Returns:
+        bool: whether any tensor joined (the caller drops what it cached
+        per bucket).
+    """
+    joined = [p for p in params if id(p) not in table]
+    for p in joined:
+        table[id(p)] = torch.zeros_like(p, dtype=dtype_of(p))
+    if joined:
+        logger.warning(
+            '%s: %d tensors joined after the Fisher information was '
+            'estimated: %s = 0 for them (no pull toward theta0).', owner,
+            len(joined), symbol)
+    return bool(joined)
 
 
 def normalize_fisher(fisher: List[torch.Tensor]) -> float:

@@ -37,7 +37,7 @@ from typing import Callable, Dict, Hashable, List, Optional
 import torch
 
 from .attach import RollbackHandle
-from .fisher import check_fisher_covers
+from .fisher import check_fisher_covers, zeros_for_joined
 from .rollback import is_low_precision
 
 logger = logging.getLogger(__name__)
@@ -106,6 +106,12 @@ def normalize_importance(fisher: List[torch.Tensor], layers: List[Hashable],
             else:
                 out[k] = (f / ref).clamp_(max=1.0)
     return out
+
+
+def _importance_dtype(p: torch.Tensor) -> torch.dtype:
+    """The dtype ``w`` is held in: float32 for bfloat16 / float16 weights
+    (their spacing would round ``lam_eff * w`` away), else the weight's."""
+    return torch.float32 if is_low_precision(p.dtype) else p.dtype
 
 
 def _wide(dtype: torch.dtype) -> torch.dtype:
@@ -207,8 +213,8 @@ class ImportanceRollbackHandle(RollbackHandle):
                 raise ValueError(
                     f'{self.owner}: importance weights must lie in [0, 1] '
                     '(a fraction of lam_eff); got values outside.')
-            dtype = torch.float32 if is_low_precision(p.dtype) else p.dtype
-            out[id(p)] = w.detach().to(device=p.device, dtype=dtype)
+            out[id(p)] = w.detach().to(
+                device=p.device, dtype=_importance_dtype(p))
         self.importance = out
         self._layout_importance = (None, None)
 
@@ -225,20 +231,10 @@ class ImportanceRollbackHandle(RollbackHandle):
             with torch.enable_grad():
                 fisher, _ = self.fisher_source(self)
             self.set_fisher(fisher)
-        joined = [] if len(self.importance) == len(self._entries) else [
-            p for p in self.anchored_params if id(p) not in self.importance
-        ]
-        if joined:
-            for p in joined:
-                self.importance[id(p)] = torch.zeros_like(
-                    p,
-                    dtype=torch.float32
-                    if is_low_precision(p.dtype) else p.dtype)
+        if len(self.importance) != len(self._entries) and zeros_for_joined(
+                self.owner, self.anchored_params, self.importance, 'w',
+                _importance_dtype):
             self._layout_importance = (None, None)
-            logger.warning(
-                '%s: %d tensors joined after the Fisher information was '
-                'estimated: w = 0 for them (no pull toward theta0).',
-                self.owner, len(joined))
         super()._before_update(layout, kwargs)
 
     def _importance(self, bucket: int, sel: List[int]) -> List[torch.Tensor]:

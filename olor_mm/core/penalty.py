@@ -34,7 +34,7 @@ from typing import Callable, Dict, List, Optional, Union
 
 import torch
 
-from .fisher import check_fisher_covers
+from .fisher import check_fisher_covers, zeros_for_joined
 from .norms import squared_distance, squared_norm
 from .rollback import is_real
 from .theta0 import Anchor, _Layout
@@ -231,17 +231,9 @@ class EWCAnchor(L2SPAnchor):
             with torch.enable_grad():
                 fisher, scale = self.fisher_source(self)
             self.set_fisher(fisher, scale)
-        joined = [] if len(self.fisher) == len(self._entries) else [
-            p for p in self.anchored_params if id(p) not in self.fisher
-        ]
-        if joined:
-            for p in joined:
-                self.fisher[id(p)] = torch.zeros_like(p)
+        if len(self.fisher) != len(self._entries) and zeros_for_joined(
+                self.owner, self.anchored_params, self.fisher, 'F'):
             self._layout_fisher = (None, None)
-            logger.warning(
-                '%s: %d tensors joined after the Fisher information was '
-                'estimated: F = 0 for them (no pull toward theta0).',
-                self.owner, len(joined))
         super()._before_update(layout, kwargs)
 
     def _weights(self, layout: _Layout, bucket: int, sel: List[int]):

@@ -6,11 +6,13 @@ import torch
 import torch.nn as nn
 from mmengine.optim import build_optim_wrapper
 from toy import (FISHER_DATA, TOY_LAYERS, ToyClassifier, ToyDataset,
-                 param_copies, penalty_wrapper_cfg, resumed_runner, toy_runner)
+                 fisher_by_hand, param_copies, penalty_wrapper_cfg,
+                 resumed_runner, toy_runner)
 
 import olor_mm  # noqa: F401
 from olor_mm.core.fisher import (diagonal_fisher, fisher_by_name,
                                  normalize_fisher)
+from olor_mm.core.importance import attach_importance_rollback
 from olor_mm.core.penalty import EWCAnchor
 from olor_mm.core.theta0 import find_anchor
 from olor_mm.engine import fisher_data
@@ -137,6 +139,42 @@ def test_a_plain_torch_step_without_fisher_says_how_to_get_one():
         opt.step()
 
 
+@pytest.mark.parametrize('method', ['ewc', 'importance'])
+def test_a_tensor_that_joins_after_f_moves_as_the_plain_step(method, caplog):
+    """A group added after F was estimated (add_param_group) gets F = 0
+    (EWC) or w = 0 (the importance-weighted rollback): no pull toward its
+    theta0; it moves as plain SGD moves a twin; one warning says so."""
+    model = Tiny()
+    groups = olor_mm.layerwise_rollback_groups(model, rollback_max=0.1)
+    opt = torch.optim.SGD(groups, lr=0.1)
+
+    def ones(handle):  # F = 1 on every tensor anchored at the first step
+        return {id(p): torch.ones_like(p) for p in handle.anchored_params}, 1.
+
+    handle = (
+        EWCAnchor(opt, ones, alpha=1.0, beta=0.0) if method == 'ewc' else
+        attach_importance_rollback(opt, fisher_source=ones))
+    model.backbone.weight.sum().backward()
+    opt.step()
+    extra = nn.Parameter(torch.ones(3))
+    twin = nn.Parameter(torch.ones(3))
+    opt.add_param_group(dict(params=[extra], rollback=0.5, layer_id=1))
+    plain = torch.optim.SGD([twin], lr=0.1)
+    with caplog.at_level('WARNING', logger='olor_mm.core.fisher'):
+        for _ in range(2):  # the 2nd: extra is off its theta0, F would pull
+            for o, p in ((opt, extra), (plain, twin)):
+                o.zero_grad()
+                (p * torch.arange(3.)).sum().backward()
+                o.step()
+    assert torch.equal(extra, twin) and not torch.equal(twin, torch.ones(3))
+    table = handle.fisher if method == 'ewc' else handle.importance
+    assert torch.equal(table[id(extra)], torch.zeros(3))
+    symbol = 'F' if method == 'ewc' else 'w'
+    (record, ) = [r for r in caplog.records if 'joined' in r.message]
+    assert f'1 tensors joined after the Fisher information was estimated: ' \
+        f'{symbol} = 0' in record.getMessage()
+
+
 @pytest.mark.parametrize('key,value', [('fisher_batches', 0),
                                        ('fisher_batches', 2.5),
                                        ('alpha', -1.0),
@@ -169,27 +207,13 @@ def _fisher(runner):
 
 
 def _fisher_by_hand(pretrained):
-    """F of the pretrained ToyClassifier on batches 0-2 of ToyDataset(seed
-    5), each a cross-entropy gradient squared, then divided by the mean."""
-    model = ToyClassifier()
-    model.load_state_dict(pretrained)
-    model.train()
-    data = ToyDataset(seed=5)
-    names = [
-        n for n, _ in model.named_parameters() if n.startswith('backbone')
-    ]
-    params = dict(model.named_parameters())
-    total = {n: torch.zeros_like(params[n]) for n in names}
-    for k in range(3):
-        x, y = data.x[4 * k:4 * k + 4], data.y[4 * k:4 * k + 4]
-        loss = nn.functional.cross_entropy(model(x), y)
-        grads = torch.autograd.grad(loss, [params[n] for n in names])
-        for n, g in zip(names, grads):
-            total[n] += g * g / 3
+    """F of the pretrained ToyClassifier on FISHER_DATA, divided by its
+    mean over every entry."""
+    total = fisher_by_hand(pretrained)
     mean = sum(float(t.sum())
                for t in total.values()) / sum(t.numel()
                                               for t in total.values())
-    return [total[n] / mean for n in names]
+    return [t / mean for t in total.values()]
 
 
 @pytest.mark.exact_resume

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn as nn
 from mmengine.optim import build_optim_wrapper
-from toy import (FISHER_DATA, TOY_LAYERS, ToyClassifier, ToyDataset,
+from toy import (FISHER_DATA, TOY_LAYERS, ToyClassifier, fisher_by_hand,
                  param_copies, resumed_runner, toy_runner)
 
 import olor_mm  # noqa: F401
@@ -242,24 +242,9 @@ def _wrapper(**kwargs):
 
 
 def _w_by_hand(pretrained, layer_of):
-    """w of the pretrained ToyClassifier: F on batches 0-2 of
-    ToyDataset(seed 5) (cross-entropy gradients squared, averaged), then
+    """w of the pretrained ToyClassifier: F on FISHER_DATA, then
     F / (F + mean F) within each layer."""
-    model = ToyClassifier()
-    model.load_state_dict(pretrained)
-    model.train()
-    data = ToyDataset(seed=5)
-    params = {
-        n: p
-        for n, p in model.named_parameters() if n.startswith('backbone')
-    }
-    total = {n: torch.zeros_like(p) for n, p in params.items()}
-    for k in range(3):
-        x, y = data.x[4 * k:4 * k + 4], data.y[4 * k:4 * k + 4]
-        loss = nn.functional.cross_entropy(model(x), y)
-        for n, g in zip(params, torch.autograd.grad(loss,
-                                                    list(params.values()))):
-            total[n] += g * g / 3
+    total = fisher_by_hand(pretrained)
     out = {}
     for n, f in total.items():
         layer = [m for m in total if layer_of[m] == layer_of[n]]
