@@ -22,6 +22,7 @@ PIPI="$PY -m pip install -q -c requirements/constraints-build.txt"
 CORE=(tests/core/test_attach.py tests/engine/test_optim_wrappers.py
       tests/engine/test_optim_wrappers_parity.py tests/core/test_rollback.py
       tests/engine/test_runner.py tests/engine/test_amp.py tests/core/test_penalty.py
+      tests/core/test_fisher.py tests/core/test_importance.py
       tests/cli/test_common.py tests/test_version.py tests/compat/test_compat.py)
 
 rm -rf "$VENV" dist
