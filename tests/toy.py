@@ -1,6 +1,7 @@
 """Small models and data for the tests: fast, deterministic, no downloads."""
 import itertools
 
+import pytest
 import torch
 import torch.nn as nn
 from mmengine.hooks import Hook
@@ -145,6 +146,23 @@ def resumed_runner(work_dir, optim_wrapper, load_from=None, **kwargs):
     if load_from is not None:
         kwargs['load_from'] = str(load_from)
     return toy_runner(work_dir, optim_wrapper, resume=True, **kwargs)
+
+
+def resumed_with_saved_fisher(work_dir, make_wrapper, load_from, monkeypatch):
+    """Train 3 iterations from ``load_from`` in ``work_dir``, then resume
+    from ``iter_3.pth`` to the end; estimating the Fisher again on the
+    resume fails the test (it must come from the checkpoint). Returns the
+    resumed Runner, trained. ``make_wrapper()`` gives a fresh
+    ``optim_wrapper`` config per run."""
+    from olor_mm.engine import fisher_data
+    toy_runner(
+        work_dir, make_wrapper(), max_iters=3, load_from=load_from).train()
+    monkeypatch.setattr(
+        fisher_data, 'fisher_by_name',
+        lambda *a, **k: pytest.fail('F estimated again on resume'))
+    runner = resumed_runner(work_dir, make_wrapper(), work_dir / 'iter_3.pth')
+    runner.train()
+    return runner
 
 
 #: Depth rules of ToyBackbone for paramwise_cfg.layer_patterns: the stem is

@@ -7,7 +7,7 @@ import torch.nn as nn
 from mmengine.optim import build_optim_wrapper
 from toy import (FISHER_DATA, TOY_LAYERS, ToyClassifier, ToyDataset,
                  fisher_by_hand, param_copies, penalty_wrapper_cfg,
-                 resumed_runner, toy_runner)
+                 resumed_runner, resumed_with_saved_fisher, toy_runner)
 
 import olor_mm  # noqa: F401
 from olor_mm.core.fisher import (diagonal_fisher, fisher_by_name,
@@ -245,16 +245,9 @@ def test_runner_estimates_f_at_the_first_step_saves_it_and_resume_restores(
     assert torch.equal(zero.model.backbone.bn1.running_mean,
                        plain.model.backbone.bn1.running_mean)
 
-    first = toy_runner(
-        tmp_path / 'split', _wrapper(), max_iters=3, load_from=path)
-    first.train()
     # a resume restores F from the checkpoint: estimating it is an error
-    monkeypatch.setattr(
-        fisher_data, 'fisher_by_name',
-        lambda *a, **k: pytest.fail('F estimated again on resume'))
-    second = resumed_runner(tmp_path / 'split', _wrapper(),
-                            tmp_path / 'split' / 'iter_3.pth')
-    second.train()
+    second = resumed_with_saved_fisher(tmp_path / 'split', _wrapper, path,
+                                       monkeypatch)
     for got, want in zip(_fisher(second), expected):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)
     a, b = param_copies(straight), param_copies(second)

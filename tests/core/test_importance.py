@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 from mmengine.optim import build_optim_wrapper
 from toy import (FISHER_DATA, TOY_LAYERS, ToyClassifier, fisher_by_hand,
-                 param_copies, resumed_runner, toy_runner)
+                 param_copies, resumed_with_saved_fisher, toy_runner)
 
 import olor_mm  # noqa: F401
 from olor_mm import attach_rollback, layerwise_rollback_groups
@@ -15,7 +15,6 @@ from olor_mm.core.importance import (ImportanceRollbackHandle,
                                      attach_importance_rollback,
                                      normalize_importance)
 from olor_mm.core.theta0 import find_anchor
-from olor_mm.engine import fisher_data
 
 
 def test_w_per_layer_by_hand():
@@ -276,15 +275,8 @@ def test_runner_estimates_w_once_saves_it_and_resume_restores(
         torch.testing.assert_close(
             handle.importance[id(p)], want[names[id(p)]], rtol=1e-5, atol=1e-7)
 
-    first = toy_runner(
-        tmp_path / 'split', _wrapper(), max_iters=3, load_from=path)
-    first.train()
-    monkeypatch.setattr(
-        fisher_data, 'fisher_by_name',
-        lambda *a, **k: pytest.fail('F estimated again on resume'))
-    second = resumed_runner(tmp_path / 'split', _wrapper(),
-                            tmp_path / 'split' / 'iter_3.pth')
-    second.train()
+    second = resumed_with_saved_fisher(tmp_path / 'split', _wrapper, path,
+                                       monkeypatch)
     a, b = param_copies(straight), param_copies(second)
     for n in a:
         assert torch.equal(a[n], b[n]), n
